@@ -1,0 +1,201 @@
+"""The ``trajscope`` command: thin subcommands over the rooms."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from typing import Any
+
+import tyro
+
+from . import store
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+    """Show a run: metadata, model and a table of captures."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder or fsspec URL."""
+    json: bool = False
+    """Print one JSON object instead of tables."""
+    checksums: bool = False
+    """Read every array file whole and check its checksum (slow for big runs)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ls:
+    """List the runs under a root folder or URL with their last capture."""
+
+    root: tyro.conf.Positional[str | None] = None
+    """Default: $TRAJSCOPE_DIR, else ./trajscope_runs."""
+    json: bool = False
+    """Print JSON instead of a table."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    """Write a demo run and print its info."""
+
+    root: str | None = None
+    """Where runs go. Default: $TRAJSCOPE_DIR, else ./trajscope_runs."""
+    name: str | None = None
+    """Run name; default a fresh unique one."""
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def info_json(run: store.Run, problems: list[store.CaptureProblem]) -> dict[str, Any]:
+    meta = run.metadata
+    return {
+        "path": run.url,
+        "name": run.name,
+        "format_version": run.format_version,
+        "env_name": meta.get("env_name"),
+        "algorithm": meta.get("algorithm"),
+        "created_iso": meta.get("created_iso"),
+        "config": meta.get("config", {}),
+        "tags": meta.get("tags", []),
+        "versions": meta.get("versions", {}),
+        "control_dt_s": meta.get("control_dt_s"),
+        "model": run.model_info,
+        "captures": [c.to_json() for c in run.captures],
+        "problems": [p.to_json() for p in problems],
+    }
+
+
+def cmd_info(args: Info) -> int:
+    try:
+        run = store.open_run(args.run)
+    except store.FormatError as e:
+        print(f"trajscope info: {e}", file=sys.stderr)
+        return 2
+    problems = {p.id: p for p in run.problems}
+    for p in run.check(checksums=args.checksums):
+        problems[p.id] = p
+    plist = sorted(problems.values(), key=lambda p: p.id)
+    if args.json:
+        print(json.dumps(info_json(run, plist), indent=2))
+        return 1 if any(not p.incomplete for p in plist) else 0
+    meta = run.metadata
+    print(f"run       {run.name}")
+    print(f"path      {run.url}")
+    print(f"format    {run.format_version}")
+    print(f"env       {meta.get('env_name') or '-'}    algorithm {meta.get('algorithm') or '-'}")
+    print(f"created   {meta.get('created_iso') or '-'}")
+    if meta.get("tags"):
+        print(f"tags      {', '.join(meta['tags'])}")
+    versions = meta.get("versions") or {}
+    if versions:
+        print("versions  " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    m = run.model_info
+    if m:
+        print(
+            f"model     nq={m['nq']} nv={m['nv']} nu={m['nu']} nbody={m['nbody']} ngeom={m.get('ngeom')} "
+            f"nmocap={m.get('nmocap', 0)} geoms: {', '.join(m.get('geom_types', []))}"
+        )
+    else:
+        print("model     (none stored)")
+    caps = run.captures
+    print(f"\n{len(caps)} capture(s)")
+    if caps:
+        rows = [
+            [
+                str(c.index),
+                str(c.step),
+                c.kind,
+                str(c.num_envs),
+                str(c.num_steps),
+                _fmt(c.mean_return),
+                ("NaN at t=%d " % min(v["t"] for v in c.summary.get("first_nonfinite", {}).values()))
+                if c.summary.get("first_nonfinite")
+                else "",
+                ", ".join(c.metric_keys) if len(c.metric_keys) <= 6 else f"{len(c.metric_keys)} keys: " + ", ".join(c.metric_keys[:5]) + ", ...",
+            ]
+            for c in caps
+        ]
+        print(_table(rows, ["index", "step", "kind", "E", "T", "mean_return", "nonfinite", "metric_keys"]))
+    if plist:
+        print(f"\n{len(plist)} problem(s)")
+        for p in plist:
+            print(f"  {p.path}: {p.problem}")
+    return 1 if any(not p.incomplete for p in plist) else 0
+
+
+def cmd_ls(args: Ls) -> int:
+    runs = store.list_runs(args.root)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "path": r.path,
+                        "env_name": r.env_name,
+                        "algorithm": r.algorithm,
+                        "created_iso": r.created_iso,
+                        "num_captures": r.num_captures,
+                        "last_capture": r.last_capture.to_json() if r.last_capture else None,
+                        "problem": r.problem,
+                    }
+                    for r in runs
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not runs:
+        print(f"no runs under {args.root or store._fs.default_root()}")
+        return 0
+    rows = []
+    for r in runs:
+        last = r.last_capture
+        rows.append(
+            [
+                r.name,
+                r.env_name or "-",
+                r.algorithm or "-",
+                str(r.num_captures),
+                f"step {last.step} ({last.kind}) return {_fmt(last.mean_return)}" if last else (r.problem or "-"),
+            ]
+        )
+    print(_table(rows, ["run", "env", "algorithm", "captures", "last capture"]))
+    return 0
+
+
+def cmd_demo(args: Demo) -> int:
+    from ._demo import write_demo_run
+
+    path = write_demo_run(root=args.root, name=args.name)
+    print(f"wrote {path}\n")
+    return cmd_info(Info(run=path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cmd = tyro.extras.subcommand_cli_from_dict(
+        {
+            "info": Info,
+            "ls": Ls,
+            "demo": Demo,
+        },
+        prog="trajscope",
+        description="Capture, store and replay rollouts of JAX RL training.",
+        args=argv,
+    )
+    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, Demo: cmd_demo}
+    sys.exit(handlers[type(cmd)](cmd))
+

@@ -1,0 +1,15 @@
+"""The run-directory format: schema, writer, reader. numpy and fsspec only, never JAX."""
+
+from ._errors import FormatError as FormatError
+from ._errors import TrajscopeWarning as TrajscopeWarning
+from ._errors import UnsupportedVersionError as UnsupportedVersionError
+from ._reader import Capture as Capture
+from ._reader import CaptureInfo as CaptureInfo
+from ._reader import CaptureProblem as CaptureProblem
+from ._reader import Run as Run
+from ._reader import RunListing as RunListing
+from ._reader import list_runs as list_runs
+from ._reader import open_run as open_run
+from ._schema import FORMAT_VERSION as FORMAT_VERSION
+from ._writer import RunWriter as RunWriter
+from ._writer import WriterStats as WriterStats

@@ -1,0 +1,149 @@
+"""From caller arrays to files: validation, image encoding, summaries, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import _schema
+
+
+def to_json(obj: Any) -> Any:
+    """Plain JSON of configs and summaries: numpy scalars unwrapped, NaN/inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_json(dataclasses.asdict(obj))
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, np.ndarray) and obj.size <= 64:
+        return to_json(obj.tolist())
+    return str(obj)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings, lists and dataclass-like objects to ``'a/b/0/c' -> leaf``."""
+    out: dict[str, Any] = {}
+    if isinstance(tree, Mapping):
+        items = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    elif hasattr(tree, "_fields"):  # NamedTuple
+        items = [(f, getattr(tree, f)) for f in tree._fields]
+    elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        items = [(f.name, getattr(tree, f.name)) for f in dataclasses.fields(tree)]
+    else:
+        return {prefix: tree} if prefix else {"value": tree}
+    for k, v in items:
+        key = f"{prefix}/{k}" if prefix else k
+        if v is None:
+            continue
+        if isinstance(v, (Mapping, list, tuple)) or (
+            dataclasses.is_dataclass(v) and not isinstance(v, type)
+        ):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+@dataclasses.dataclass
+class ImageEncoding:
+    """A float image stored as uint8: ``value = stored * scale + offset``."""
+
+    value_range: tuple[float, float]
+    source_dtype: str
+    lossless: bool
+
+    @property
+    def scale(self) -> float:
+        lo, hi = self.value_range
+        return (hi - lo) / 255.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "affine_uint8",
+            "value_range": list(self.value_range),
+            "scale": self.scale,
+            "offset": self.value_range[0],
+            "source_dtype": self.source_dtype,
+            "lossless": self.lossless,
+        }
+
+
+def encode_image(x: np.ndarray, *, lossless_only: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """uint8 pixels and how to read them back as the values the policy saw.
+
+    uint8 input is stored as is. Float input is mapped from its value range (the first of
+    ``IMAGE_RANGES`` holding every finite value, else the data's min and max) to 0..255.
+    ``lossless`` records whether decoding gives back exactly the input; with
+    ``lossless_only`` a lossy image is stored unchanged instead.
+    """
+    if x.dtype == np.uint8:
+        return x, {"kind": "raw", "value_range": [0, 255], "source_dtype": "uint8", "lossless": True}
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        return x, {"kind": "raw", "source_dtype": str(x.dtype), "lossless": True}
+    finite = np.isfinite(x)
+    if not finite.all():
+        # Non-finite pixels cannot be put into uint8; keep them as given.
+        return x, {"kind": "raw", "source_dtype": str(x.dtype), "lossless": True}
+    lo_d, hi_d = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+    rng = next(((lo, hi) for lo, hi in _schema.IMAGE_RANGES if lo <= lo_d and hi_d <= hi), None)
+    if rng is None:
+        rng = (lo_d, hi_d if hi_d > lo_d else lo_d + 1.0)
+    enc = ImageEncoding(rng, str(x.dtype), lossless=False)
+    q = np.clip(np.rint((x.astype(np.float64) - rng[0]) / enc.scale), 0, 255).astype(np.uint8)
+    back = (q.astype(np.float64) * enc.scale + rng[0]).astype(x.dtype)
+    enc.lossless = bool(np.array_equal(back, x))
+    if lossless_only and not enc.lossless:
+        return x, {"kind": "raw", "source_dtype": str(x.dtype), "lossless": True}
+    return q, enc.to_json()
+
+
+def decode_image(q: np.ndarray, encoding: Mapping[str, Any]) -> np.ndarray:
+    """The values the policy saw, from stored pixels."""
+    if encoding.get("kind") != "affine_uint8":
+        return q
+    dtype = np.dtype(encoding["source_dtype"])
+    return (q.astype(np.float64) * float(encoding["scale"]) + float(encoding["offset"])).astype(dtype)
+
+
+def episode_returns(reward: np.ndarray, done: np.ndarray | None) -> np.ndarray:
+    """Per-environment return of the first episode: rewards up to and including the first done.
+
+    ``reward``, ``done``: ``(T, E)``. Returns ``(E,)``.
+    """
+    r = np.asarray(reward, dtype=np.float64)
+    if done is None:
+        return r.sum(axis=0)
+    d = np.asarray(done).astype(bool)
+    # Steps after the first done belong to later episodes (or to an auto-reset).
+    after = np.cumsum(d, axis=0) - d > 0
+    return np.where(after, 0.0, r).sum(axis=0)
+
+
+def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
+    """``(t, e)`` of the earliest step with a non-finite value in a ``(T, E, ...)`` array."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return None
+    bad = ~np.isfinite(x)
+    if bad.ndim > 2:
+        bad = bad.reshape(bad.shape[0], bad.shape[1], -1).any(axis=2)
+    if not bad.any():
+        return None
+    t = int(np.argmax(bad.any(axis=1)))
+    e = int(np.argmax(bad[t]))
+    return t, e

@@ -1,0 +1,72 @@
+"""Paths and URLs: local folders and fsspec filesystems behind one small interface."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+ENV_ROOT = "TRAJSCOPE_DIR"
+DEFAULT_ROOT = "./trajscope_runs"
+
+
+def default_root() -> str:
+    """``$TRAJSCOPE_DIR`` if set, else ``./trajscope_runs``."""
+    return os.environ.get(ENV_ROOT) or DEFAULT_ROOT
+
+
+def resolve(path_or_url: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and the path inside it; local paths become absolute."""
+    text = os.fspath(path_or_url)
+    if "://" not in text:
+        return LocalFileSystem(), Path(text).expanduser().resolve().as_posix()
+    fs, path = fsspec.core.url_to_fs(text)
+    return fs, path.rstrip("/") or path
+
+
+def join(*parts: str) -> str:
+    return posixpath.join(*parts)
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` so that readers see the old file or the whole new one, never part.
+
+    Locally: a temporary file in the same folder, fsync, then ``os.replace``. Object
+    stores replace a whole object in one request already.
+    """
+    if is_local(fs):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return
+    tmp = f"{path}.tmp"
+    fs.pipe_file(tmp, data)
+    fs.mv(tmp, path)
+
+
+def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write a whole file (no atomicity: the manifest written last commits it)."""
+    if is_local(fs):
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return
+    fs.pipe_file(path, data)
+
+
+def makedirs(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    if is_local(fs):
+        os.makedirs(path, exist_ok=True)
+    else:
+        fs.makedirs(path, exist_ok=True)

@@ -1,0 +1,464 @@
+"""Reading runs: list captures from their manifests, load arrays lazily.
+
+A capture exists once its ``capture.json`` exists; the writer writes it last and
+atomically. Folders without one are being written, or were cut off by a crash: they are
+reported as incomplete, never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import _encode, _fs, _model, _npy, _schema
+from ._errors import FormatError, UnsupportedVersionError
+
+
+def _check_version(path: str, doc: Mapping[str, Any]) -> str:
+    version = doc.get("format_version")
+    if not isinstance(version, str) or not version.split(".")[0].isdigit():
+        raise FormatError(path, f"missing or malformed format_version {version!r}")
+    if int(version.split(".")[0]) != _schema.FORMAT_MAJOR:
+        raise UnsupportedVersionError(
+            path,
+            f"format version {version} is not supported by this trajscope, which reads "
+            f"{_schema.FORMAT_MAJOR}.x; install a trajscope that reads version {version}",
+        )
+    return version
+
+
+def _load_json(path: str, data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(path, f"corrupt or truncated JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(path, "expected a JSON object")
+    return doc
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureInfo:
+    """One capture as listed, without its arrays."""
+
+    index: int
+    id: str
+    step: int
+    kind: str
+    num_envs: int
+    num_steps: int
+    wall_time_unix_s: float
+    deterministic: bool | None
+    mean_return: float | None
+    metric_keys: tuple[str, ...]
+    array_names: tuple[str, ...]
+    summary: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "step": self.step,
+            "kind": self.kind,
+            "num_envs": self.num_envs,
+            "num_steps": self.num_steps,
+            "wall_time_unix_s": self.wall_time_unix_s,
+            "deterministic": self.deterministic,
+            "mean_return": self.mean_return,
+            "metric_keys": list(self.metric_keys),
+            "first_nonfinite": dict(self.summary.get("first_nonfinite", {})),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureProblem:
+    """A capture folder that cannot be read, and why."""
+
+    id: str
+    path: str
+    problem: str
+    incomplete: bool
+    """True when the manifest is missing: still being written, or its writer was cut off."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "problem": self.problem, "incomplete": self.incomplete}
+
+
+def _name(group: str, key: str) -> str:
+    return f"{group}/{key}" if group else key
+
+
+class Capture:
+    """One rollout: ``E`` environments over ``T`` steps. Arrays load on demand.
+
+    Names: ``qpos``, ``reward``, ... and ``<group>/<key>`` for keyed groups, e.g.
+    ``metrics/reward/upright``, ``obs/pixels/view_0``, ``params/policy/hidden_0/kernel``.
+    """
+
+    def __init__(self, run: Run, info: CaptureInfo, manifest: Mapping[str, Any]) -> None:
+        self.run = run
+        self.info = info
+        self.manifest = manifest
+        self.dir = _fs.join(run.path, _schema.CAPTURES_DIR, info.id)
+        self._entries = {_name(e["group"], e["key"]): e for e in manifest["arrays"]}
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"Capture(#{i.index} step={i.step} kind={i.kind} E={i.num_envs} T={i.num_steps})"
+
+    def names(self, group: str | None = None) -> list[str]:
+        """Array names, all or of one group (``""`` for the fixed arrays)."""
+        return [n for n, e in self._entries.items() if group is None or e["group"] == group]
+
+    def keys(self, group: str) -> list[str]:
+        """Keys of a keyed group, e.g. ``keys("metrics")`` gives ``["reward/upright", ...]``."""
+        return [e["key"] for e in self._entries.values() if e["group"] == group]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def entry(self, name: str) -> Mapping[str, Any]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"capture {self.info.id} has no array {name!r}; it has {sorted(self._entries)}") from None
+
+    def load(self, name: str, *, env: int | None = None, decode: bool = True) -> np.ndarray:
+        """An array by name, in its logical layout.
+
+        ``env=None``: the whole array, ``(T, E, ...)`` for per-step arrays. ``env=i``: one
+        environment's slice ``(T, ...)`` (or ``(...)`` for per-environment arrays), read
+        from disk without reading the other environments. ``decode``: images as the values
+        the policy saw (False: the stored uint8 pixels).
+        """
+        e = self.entry(name)
+        path = _fs.join(self.dir, e["file"])
+        fs = self.run.fs
+        layout = e["layout"]
+        if env is None:
+            try:
+                data = fs.cat_file(path)
+            except FileNotFoundError:
+                raise FormatError(path, "array file is missing") from None
+            if len(data) != e["nbytes"]:
+                raise FormatError(path, f"truncated: {len(data)} of {e['nbytes']} bytes")
+            a = _npy.decode(path, data, expect_crc=e.get("crc32"))
+            if layout == "time_env":
+                a = np.swapaxes(a, 0, 1)
+        else:
+            if layout == "free":
+                raise ValueError(f"{name} is not per environment")
+            if not 0 <= env < self.info.num_envs:
+                raise IndexError(f"env {env} out of range: capture has {self.info.num_envs} environments")
+            try:
+                size = fs.size(path)
+                with fs.open(path, "rb") as f:
+                    a = _npy.read_leading(path, f, env, file_size=size)
+            except FileNotFoundError:
+                raise FormatError(path, "array file is missing") from None
+        self._check_shape(path, e, a, env)
+        if decode and "encoding" in e:
+            a = _encode.decode_image(a, e["encoding"])
+        return a
+
+    def _check_shape(self, path: str, e: Mapping[str, Any], a: np.ndarray, env: int | None) -> None:
+        want = tuple(e["shape"])
+        if env is not None:
+            want = (want[0],) + want[2:] if e["layout"] == "time_env" else want[1:]
+        if a.shape != want or str(a.dtype) != e.get("stored_dtype", e["dtype"]):
+            raise FormatError(path, f"array is {a.dtype}{a.shape}, manifest says {e.get('stored_dtype')}{want}")
+
+    def group(self, group: str, *, env: int | None = None) -> dict[str, np.ndarray]:
+        """All arrays of a keyed group, by key."""
+        return {k: self.load(_name(group, k), env=env) for k in self.keys(group)}
+
+    def obs(self, *, env: int | None = None) -> np.ndarray | dict[str, np.ndarray] | None:
+        """Observations as given to the writer: one array or a flat dict."""
+        obs = self.group("obs", env=env)
+        if not obs:
+            return None
+        return obs if self.manifest.get("obs_is_dict") else obs["obs"]
+
+    def trajectory(self, env: int) -> dict[str, Any]:
+        """Every per-step array of one environment, ``(T, ...)``, by name."""
+        return {n: self.load(n, env=env) for n, e in self._entries.items() if e["layout"] == "time_env"}
+
+    def verify(self) -> None:
+        """Read every array file whole and check its size, header and checksum."""
+        for name in self._entries:
+            self.load(name, decode=False)
+
+
+class Run:
+    """A run directory: metadata, model and captures. Use :func:`open_run`."""
+
+    def __init__(self, path_or_url: str | os.PathLike[str]) -> None:
+        self.url = os.fspath(path_or_url)
+        self.fs, self.path = _fs.resolve(self.url)
+        run_file = _fs.join(self.path, _schema.RUN_FILE)
+        try:
+            data = self.fs.cat_file(run_file)
+        except FileNotFoundError:
+            raise FormatError(run_file, "no run here (run.json is missing)") from None
+        except IsADirectoryError:
+            raise FormatError(run_file, "run.json is a folder") from None
+        self.metadata = _load_json(run_file, data)
+        self.format_version = _check_version(run_file, self.metadata)
+        self._lock = threading.Lock()
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._problems: dict[str, CaptureProblem] = {}
+        self._captures: list[CaptureInfo] = []
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"Run({self.url!r}, captures={len(self._captures)})"
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or self.path.rsplit("/", 1)[-1])
+
+    @property
+    def model_info(self) -> dict[str, Any] | None:
+        """Model sizes and geom types recorded at write time (no MuJoCo needed)."""
+        m = self.metadata.get("model")
+        return dict(m) if isinstance(m, dict) else None
+
+    @property
+    def captures(self) -> list[CaptureInfo]:
+        """Captures as of the last :meth:`refresh`, ordered by step, then wall time."""
+        return list(self._captures)
+
+    @property
+    def problems(self) -> list[CaptureProblem]:
+        """Capture folders that could not be listed, as of the last :meth:`refresh`."""
+        return list(self._problems.values())
+
+    def __len__(self) -> int:
+        return len(self._captures)
+
+    def __iter__(self) -> Iterator[CaptureInfo]:
+        return iter(self.captures)
+
+    def refresh(self) -> list[CaptureInfo]:
+        """Pick up captures completed since the last call; return the new ones."""
+        cdir = _fs.join(self.path, _schema.CAPTURES_DIR)
+        try:
+            names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(cdir, detail=False))
+        except FileNotFoundError:
+            names = []
+        with self._lock:
+            todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
+            paths = {n: _fs.join(cdir, n, _schema.MANIFEST_FILE) for n in todo}
+            blobs: dict[str, Any] = self.fs.cat(list(paths.values()), on_error="return") if paths else {}
+            new: list[str] = []
+            for n in todo:
+                p = paths[n]
+                blob = blobs.get(p, blobs.get(self.fs._strip_protocol(p)))
+                if blob is None or isinstance(blob, FileNotFoundError):
+                    self._problems[n] = CaptureProblem(
+                        n, p, "incomplete: no capture.json (still being written, or the writer was interrupted)", True
+                    )
+                    continue
+                if isinstance(blob, BaseException):
+                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {blob}", False)
+                    continue
+                try:
+                    self._manifests[n] = self._parse_manifest(p, blob)
+                    self._problems.pop(n, None)
+                    new.append(n)
+                except FormatError as e:
+                    self._problems[n] = CaptureProblem(n, e.path, e.problem, False)
+            for n in list(self._problems):
+                if n not in names:
+                    del self._problems[n]
+            if new:
+                order = sorted(self._manifests.values(), key=lambda m: (m["step"], m["wall_time_unix_s"], m["capture_id"]))
+                self._captures = [self._info(i, m) for i, m in enumerate(order)]
+            return [c for c in self._captures if c.id in new]
+
+    def _parse_manifest(self, path: str, blob: bytes) -> dict[str, Any]:
+        m = _load_json(path, blob)
+        _check_version(path, m)
+        for k, t in (("capture_id", str), ("step", int), ("kind", str), ("num_envs", int), ("num_steps", int), ("arrays", list)):
+            if not isinstance(m.get(k), t):
+                raise FormatError(path, f"missing or malformed field {k!r}")
+        m.setdefault("wall_time_unix_s", 0.0)
+        names = set()
+        for e in m["arrays"]:
+            if not isinstance(e, dict) or not all(k in e for k in ("group", "key", "file", "shape", "dtype", "layout", "nbytes")):
+                raise FormatError(path, f"malformed array entry {e!r}")
+            if "/" in e["file"] or e["file"].startswith("."):
+                raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
+            names.add(_name(e["group"], e["key"]))
+        for spec in _schema.FIXED_ARRAYS:
+            if spec.required and spec.name not in names:
+                raise FormatError(path, f"required array {spec.name!r} is missing")
+        self._check_model_dims(path, m)
+        return m
+
+    def _check_model_dims(self, path: str, m: Mapping[str, Any]) -> None:
+        T, E = m["num_steps"], m["num_envs"]
+        sizes = self.model_info or {}
+        for e in m["arrays"]:
+            shape = tuple(e["shape"])
+            name = _name(e["group"], e["key"])
+            if e["layout"] == "time_env" and shape[:2] != (T, E):
+                raise FormatError(path, f"{name} has shape {shape}, expected to start with (T, E) = {(T, E)}")
+            spec = _schema.FIXED_BY_NAME.get(name) if not e["group"] else None
+            if spec is None:
+                continue
+            if len(shape) != len(spec.dims):
+                raise FormatError(path, f"{name} has shape {shape}, expected ({', '.join(spec.dims)})")
+            for d, n in zip(spec.dims[2:], shape[2:]):
+                want = int(d) if d.isdigit() else sizes.get(d)
+                if want is not None and n != want:
+                    raise FormatError(path, f"{name} has {n} entries on its {d} axis but the run's model has {d}={want}")
+
+    @staticmethod
+    def _info(index: int, m: Mapping[str, Any]) -> CaptureInfo:
+        summary = m.get("summary") or {}
+        mean = summary.get("mean_return")
+        return CaptureInfo(
+            index=index,
+            id=m["capture_id"],
+            step=m["step"],
+            kind=m["kind"],
+            num_envs=m["num_envs"],
+            num_steps=m["num_steps"],
+            wall_time_unix_s=float(m["wall_time_unix_s"]),
+            deterministic=m.get("deterministic"),
+            mean_return=float(mean) if isinstance(mean, (int, float)) else None,
+            metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
+            array_names=tuple(_name(e["group"], e["key"]) for e in m["arrays"]),
+            summary=summary,
+        )
+
+    def capture(self, which: int | str | CaptureInfo) -> Capture:
+        """A capture by index in :attr:`captures`, by id, or by its :class:`CaptureInfo`."""
+        if isinstance(which, CaptureInfo):
+            info = which
+        elif isinstance(which, str):
+            matches = [c for c in self._captures if c.id == which]
+            if not matches:
+                raise KeyError(f"no capture {which!r} in {self.url}")
+            info = matches[0]
+        else:
+            info = self._captures[which]
+        return Capture(self, info, self._manifests[info.id])
+
+    def check(self, *, checksums: bool = False) -> list[CaptureProblem]:
+        """Problems of listed captures: missing or truncated array files; with
+        ``checksums``, every file read whole and its checksum checked. Adds to
+        :attr:`problems`."""
+        found = []
+        for info in self._captures:
+            cap = self.capture(info)
+            try:
+                if checksums:
+                    cap.verify()
+                else:
+                    sizes = {
+                        d["name"].rstrip("/").rsplit("/", 1)[-1]: d.get("size")
+                        for d in self.fs.ls(cap.dir, detail=True)
+                    }
+                    for e in cap.manifest["arrays"]:
+                        p = _fs.join(cap.dir, e["file"])
+                        if e["file"] not in sizes:
+                            raise FormatError(p, "array file is missing")
+                        if sizes[e["file"]] != e["nbytes"]:
+                            raise FormatError(p, f"truncated or altered: {sizes[e['file']]} of {e['nbytes']} bytes")
+            except FormatError as err:
+                problem = CaptureProblem(info.id, err.path, err.problem, False)
+                found.append(problem)
+                with self._lock:
+                    self._problems[info.id] = problem
+        return found
+
+    def load_model(self) -> Any:
+        """The ``mujoco.MjModel`` as trained (from ``model.mjb``; MJCF as fallback)."""
+        mjb = _fs.join(self.path, _schema.MODEL_MJB)
+        xml = _fs.join(self.path, _schema.MODEL_XML)
+        errors = []
+        if self.fs.exists(mjb):
+            try:
+                return _model.from_bytes(self.fs.cat_file(mjb))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"model.mjb: {e}")
+        if self.fs.exists(xml):
+            import mujoco
+
+            try:
+                return mujoco.MjModel.from_xml_string(self.fs.cat_file(xml).decode(), self._assets())
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"model.xml: {e}")
+        if not errors:
+            raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "the run holds no model")
+        raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors))
+
+    def _assets(self) -> dict[str, bytes]:
+        adir = _fs.join(self.path, _schema.MODEL_ASSETS_DIR)
+        if not self.fs.exists(adir):
+            return {}
+        out = {}
+        for p in self.fs.find(adir):
+            out[p[len(adir) + 1 :]] = self.fs.cat_file(p)
+        return out
+
+
+def open_run(path_or_url: str | os.PathLike[str]) -> Run:
+    """Open a run folder or URL for reading; it may still be being written."""
+    return Run(path_or_url)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunListing:
+    name: str
+    path: str
+    env_name: str | None
+    algorithm: str | None
+    created_iso: str | None
+    num_captures: int
+    last_capture: CaptureInfo | None
+    problem: str | None = None
+
+
+def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
+    """The runs directly under ``root`` (default ``$TRAJSCOPE_DIR`` or ``./trajscope_runs``)."""
+    root_s = os.fspath(root) if root is not None else _fs.default_root()
+    fs, path = _fs.resolve(root_s)
+    out = []
+    try:
+        entries = sorted(fs.ls(path, detail=True), key=lambda d: d["name"])
+    except FileNotFoundError:
+        return []
+    for d in entries:
+        if d.get("type") != "directory":
+            continue
+        sub = d["name"].rstrip("/")
+        if not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
+            continue
+        url = sub if _fs.is_local(fs) else fs.unstrip_protocol(sub)
+        try:
+            run = Run(url)
+        except FormatError as e:
+            out.append(RunListing(sub.rsplit("/", 1)[-1], url, None, None, None, 0, None, str(e)))
+            continue
+        caps = run.captures
+        out.append(
+            RunListing(
+                run.name,
+                url,
+                run.metadata.get("env_name"),
+                run.metadata.get("algorithm"),
+                run.metadata.get("created_iso"),
+                len(caps),
+                max(caps, key=lambda c: c.wall_time_unix_s) if caps else None,
+            )
+        )
+    return out

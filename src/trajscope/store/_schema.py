@@ -1,0 +1,114 @@
+"""The run-directory format: its one definition in code.
+
+Everything a reader or writer needs to know about names, shapes, groups and the version
+lives here. ``docs/format.md`` describes the same things for people; a test checks that
+the two do not drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Literal
+
+FORMAT_VERSION = "1.0"
+"""``MAJOR.MINOR``. Readers accept any minor version of their major version and reject
+other major versions. Minor versions only ever add optional fields."""
+
+FORMAT_MAJOR = int(FORMAT_VERSION.split(".")[0])
+
+RUN_FILE = "run.json"
+MODEL_DIR = "model"
+MODEL_MJB = "model/model.mjb"
+MODEL_XML = "model/model.xml"
+MODEL_ASSETS_DIR = "model/assets"
+CAPTURES_DIR = "captures"
+MANIFEST_FILE = "capture.json"
+MANIFEST_TMP = "capture.json.tmp"
+
+CAPTURE_KINDS = ("eval", "live")
+
+Layout = Literal["time_env", "env", "free"]
+"""How an array's leading axes are laid out.
+
+- ``time_env``: logical shape ``(T, E, ...)``; stored environment-major ``(E, T, ...)`` so
+  that one environment is one contiguous byte range on disk.
+- ``env``: one entry per environment, ``(E, ...)``, stored as is.
+- ``free``: any shape, stored as is (policy parameters).
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """A fixed, named array of a capture."""
+
+    name: str
+    dims: tuple[str, ...]
+    """Logical shape; ``T`` steps, ``E`` environments, model sizes by MuJoCo's names."""
+    dtype: str
+    """numpy dtype kind stored: ``float`` (float16/32/64 kept as given), ``bool``."""
+    doc: str
+    required: bool = False
+
+
+FIXED_ARRAYS: tuple[ArraySpec, ...] = (
+    ArraySpec("qpos", ("T", "E", "nq"), "float", "Joint positions after each step.", True),
+    ArraySpec("qvel", ("T", "E", "nv"), "float", "Joint velocities after each step."),
+    ArraySpec("act", ("T", "E", "na"), "float", "Actuator activations (models with na > 0)."),
+    ArraySpec("mocap_pos", ("T", "E", "nmocap", "3"), "float", "Mocap body positions, world frame."),
+    ArraySpec("mocap_quat", ("T", "E", "nmocap", "4"), "float", "Mocap body orientations (w, x, y, z)."),
+    ArraySpec("action", ("T", "E", "nu"), "float", "Action the policy took at each step."),
+    ArraySpec("reward", ("T", "E"), "float", "Reward received at each step."),
+    ArraySpec("done", ("T", "E"), "bool", "True where the episode ended at this step."),
+    ArraySpec("value", ("T", "E"), "float", "Critic's value prediction for the state the action was taken in."),
+)
+FIXED_BY_NAME = {s.name: s for s in FIXED_ARRAYS}
+
+Group = Literal["", "metrics", "obs", "info", "model_fields", "params"]
+GROUP_LAYOUT: dict[str, Layout] = {
+    "": "time_env",
+    "metrics": "time_env",
+    "obs": "time_env",
+    "info": "time_env",
+    "model_fields": "env",
+    "params": "free",
+}
+GROUP_DOCS = {
+    "metrics": "Every scalar metric per step, ``(T, E)``: for MuJoCo Playground each ``reward/<term>``.",
+    "obs": "Observations ``(T, E, ...)``; a single array is stored under the key ``obs``.",
+    "info": "Selected ``state.info`` entries ``(T, E, ...)``.",
+    "model_fields": "Per-environment randomised MjModel fields ``(E, ...)``, by MjModel attribute name.",
+    "params": "The checkpoint's parameters as named arrays; key is the '/'-joined pytree path.",
+}
+
+IMAGE_PREFIX = "pixels/"
+
+# Dimensions of model-sized axes checked against the run's model summary.
+MODEL_DIMS = ("nq", "nv", "na", "nu", "nmocap")
+
+_KEY_RE = re.compile(r"^[^\x00-\x1f]{1,256}$")
+
+
+def valid_key(key: str) -> bool:
+    """Keys of keyed groups: printable, 1 to 256 characters."""
+    return bool(_KEY_RE.match(key))
+
+
+def is_image_key(key: str, shape: tuple[int, ...]) -> bool:
+    """Observations shown and stored as images.
+
+    Keys under ``pixels/`` (MuJoCo Playground's vision environments), or any observation
+    of logical shape ``(T, E, H, W, C)`` with ``C`` in 1, 3, 4.
+    """
+    if key.startswith(IMAGE_PREFIX):
+        return len(shape) >= 4
+    return len(shape) == 5 and shape[-1] in (1, 3, 4)
+
+
+# Named value ranges tried, in order, when a float image is stored as uint8.
+IMAGE_RANGES: tuple[tuple[float, float], ...] = (
+    (0.0, 1.0),
+    (-0.5, 0.5),
+    (-1.0, 1.0),
+    (0.0, 255.0),
+)

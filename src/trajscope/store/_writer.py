@@ -1,0 +1,558 @@
+"""RunWriter: the one door into a run directory.
+
+Training code calls :meth:`RunWriter.add_capture`, which checks shapes, starts device to
+host copies and returns at once. A background thread turns arrays into files. A failure
+there (disk full, read-only, vanished folder) drops that capture, counts it and warns
+once; it never raises into training unless ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import _encode, _fs, _model, _npy, _schema
+from ._errors import TrajscopeWarning, UnsupportedVersionError
+
+
+@dataclasses.dataclass
+class WriterStats:
+    """Counters of a :class:`RunWriter`; read them at any time."""
+
+    queued: int = 0
+    written: int = 0
+    dropped_queue_full: int = 0
+    dropped_invalid: int = 0
+    dropped_write_error: int = 0
+    bytes_written: int = 0
+    last_error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_invalid + self.dropped_write_error
+
+
+@dataclasses.dataclass
+class _Job:
+    capture_id: str
+    header: dict[str, Any]
+    arrays: list[tuple[str, str, Any]]  # (group, key, array-like)
+    done: threading.Event | None = None
+
+
+_VERSIONED_PACKAGES = ("trajscope", "numpy", "mujoco", "mujoco-mjx", "jax", "jaxlib", "brax", "playground", "flax")
+
+
+def library_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _default_name(env_name: str | None) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = "".join(c if c.isalnum() or c in "-_." else "-" for c in (env_name or "run"))
+    return f"{base}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class RunWriter:
+    """Writes one run: its metadata, model and captures.
+
+    Args:
+        root: folder or fsspec URL holding runs; default ``$TRAJSCOPE_DIR`` or
+            ``./trajscope_runs``.
+        name: the run's folder name; default ``<env_name>-<date>-<time>-<random>``. An
+            existing run of that name is appended to.
+        model: ``mujoco.MjModel``, or the path of an MJCF file.
+        env_name, algorithm: shown by the viewer and ``trajscope info``.
+        config: the training configuration, stored as plain JSON.
+        tags: free-form labels.
+        control_dt_s: seconds between captured steps (the environment's control step);
+            replay speed uses it. Default: the model's timestep.
+        strict: raise errors instead of warning and counting (for tests).
+        max_queue: captures waiting to be written before new ones are dropped.
+        lossless_images: keep float images whose uint8 encoding would lose precision as
+            floats instead.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        model: Any = None,
+        env_name: str | None = None,
+        algorithm: str | None = None,
+        config: Mapping[str, Any] | Any = None,
+        tags: list[str] | tuple[str, ...] = (),
+        control_dt_s: float | None = None,
+        strict: bool = False,
+        max_queue: int = 16,
+        lossless_images: bool = False,
+    ) -> None:
+        self.name = name or _default_name(env_name)
+        if "/" in self.name or self.name in ("", ".", ".."):
+            raise ValueError(f"run name {self.name!r} must be a plain folder name")
+        root_s = os.fspath(root) if root is not None else _fs.default_root()
+        self._fs, root_path = _fs.resolve(root_s)
+        self.path = _fs.join(root_path, self.name)
+        self.url = self.path if _fs.is_local(self._fs) else self._fs.unstrip_protocol(self.path)
+        self.strict = strict
+        self.lossless_images = lossless_images
+        self.stats = WriterStats()
+        self._warned: set[str] = set()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+        xml: str | None = None
+        assets: dict[str, bytes] = {}
+        if isinstance(model, (str, os.PathLike)):
+            model, xml, assets = _model.load_xml_path(model)
+        self._model_summary = _model.summarize(model) if model is not None else None
+        self._model_bytes = _model.to_bytes(model) if model is not None else None
+        self._model_xml = xml
+        self._model_assets = assets
+        self._metadata = {
+            "format_version": _schema.FORMAT_VERSION,
+            "name": self.name,
+            "created_unix_s": time.time(),
+            "created_iso": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "env_name": env_name,
+            "algorithm": algorithm,
+            "config": _encode.to_json(config) if config is not None else {},
+            "tags": [str(t) for t in tags],
+            "versions": library_versions(),
+            "model": self._model_summary,
+            "control_dt_s": control_dt_s
+            if control_dt_s is not None
+            else (self._model_summary or {}).get("timestep_s"),
+            "writer": {"host": socket.gethostname(), "pid": os.getpid()},
+        }
+        self._ready = False
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
+        self._closed = False
+        if strict:
+            self._setup()
+        self._thread = threading.Thread(target=self._run, name=f"trajscope-writer-{self.name}", daemon=True)
+        self._thread.start()
+        ref = weakref.ref(self)
+        self._atexit = lambda: (w := ref()) is not None and w.close(timeout=30.0)
+        atexit.register(self._atexit)
+
+    # ----------------------------------------------------------------- public API
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_capture(
+        self,
+        *,
+        step: int,
+        qpos: Any,
+        kind: str = "eval",
+        qvel: Any = None,
+        act: Any = None,
+        mocap_pos: Any = None,
+        mocap_quat: Any = None,
+        action: Any = None,
+        reward: Any = None,
+        done: Any = None,
+        value: Any = None,
+        metrics: Mapping[str, Any] | None = None,
+        obs: Any = None,
+        info: Mapping[str, Any] | None = None,
+        model_fields: Mapping[str, Any] | None = None,
+        params: Any = None,
+        deterministic: bool | None = None,
+        wall_time: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Queue one rollout of ``E`` environments over ``T`` steps; return at once.
+
+        Arrays may be numpy or JAX arrays; JAX arrays start copying to the host here and
+        are converted on the writer thread. numpy arrays are copied, so the caller may
+        reuse its buffers.
+
+        Args:
+            step: environment steps of training at this checkpoint.
+            qpos: ``(T, E, nq)``; the only required array.
+            kind: ``"eval"`` (a rollout of the checkpoint's policy) or ``"live"`` (the
+                training environments themselves).
+            qvel: ``(T, E, nv)``. act: ``(T, E, na)``.
+            mocap_pos: ``(T, E, nmocap, 3)``. mocap_quat: ``(T, E, nmocap, 4)``.
+            action: ``(T, E, nu)``. reward, done, value: ``(T, E)``.
+            metrics: name to ``(T, E)``, e.g. ``{"reward/upright": ...}``.
+            obs: ``(T, E, ...)`` or a dict of them; ``pixels/*`` keys are images.
+            info: selected ``state.info`` entries, name to ``(T, E, ...)``.
+            model_fields: randomised MjModel fields per environment, name to ``(E, ...)``.
+            params: the checkpoint's parameters, any pytree of arrays.
+            deterministic: whether the policy acted deterministically.
+            wall_time: seconds since the epoch; default now.
+            attrs: extra JSON-able facts about this capture.
+
+        Returns:
+            True if queued; False if dropped (invalid, queue full, writer closed).
+        """
+        try:
+            job = self._make_job(
+                step=step,
+                kind=kind,
+                fixed={
+                    "qpos": qpos,
+                    "qvel": qvel,
+                    "act": act,
+                    "mocap_pos": mocap_pos,
+                    "mocap_quat": mocap_quat,
+                    "action": action,
+                    "reward": reward,
+                    "done": done,
+                    "value": value,
+                },
+                metrics=metrics,
+                obs=obs,
+                info=info,
+                model_fields=model_fields,
+                params=params,
+                deterministic=deterministic,
+                wall_time=wall_time,
+                attrs=attrs,
+            )
+        except (ValueError, TypeError) as e:
+            if self.strict:
+                raise
+            with self._lock:
+                self.stats.dropped_invalid += 1
+            self._warn("invalid", f"trajscope: capture dropped: {e}")
+            return False
+        if self.strict and self._error is not None:
+            raise self._error
+        if self._closed:
+            self._warn("closed", "trajscope: capture dropped: the writer is closed")
+            return False
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            with self._lock:
+                self.stats.dropped_queue_full += 1
+            self._warn("full", "trajscope: capture dropped: the write queue is full (writing is slower than capturing)")
+            return False
+        with self._lock:
+            self.stats.queued += 1
+        return True
+
+    def set_metadata(self, **fields: Any) -> None:
+        """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order."""
+        self._metadata.update(_encode.to_json(fields))
+        try:
+            self._queue.put_nowait(_Job("", {"metadata": True}, []))
+        except queue.Full:
+            pass  # the next capture's write also rewrites run.json
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written or dropped. True if it was."""
+        ev = threading.Event()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                self._queue.put(_Job("", {}, [], done=ev), timeout=0.1)
+                break
+            except queue.Full:
+                if not self._thread.is_alive() or (deadline is not None and time.monotonic() > deadline):
+                    return False
+        ok = ev.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self.strict and self._error is not None:
+            raise self._error
+        return ok
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+        atexit.unregister(self._atexit)
+        if self.strict and self._error is not None:
+            raise self._error
+
+    # ------------------------------------------------------------ caller thread
+
+    def _make_job(
+        self,
+        *,
+        step: int,
+        kind: str,
+        fixed: dict[str, Any],
+        metrics: Mapping[str, Any] | None,
+        obs: Any,
+        info: Mapping[str, Any] | None,
+        model_fields: Mapping[str, Any] | None,
+        params: Any,
+        deterministic: bool | None,
+        wall_time: float | None,
+        attrs: Mapping[str, Any] | None,
+    ) -> _Job:
+        if kind not in _schema.CAPTURE_KINDS:
+            raise ValueError(f"kind must be one of {_schema.CAPTURE_KINDS}, not {kind!r}")
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        q_shape = tuple(np.shape(fixed["qpos"]))
+        if len(q_shape) != 3:
+            raise ValueError(f"qpos must be (T, E, nq), got shape {q_shape}")
+        T, E = q_shape[:2]
+        if T < 1 or E < 1:
+            raise ValueError(f"qpos has no steps or no environments: shape {q_shape}")
+        sizes = dict(self._model_summary or {})
+        arrays: list[tuple[str, str, Any]] = []
+        for name, x in fixed.items():
+            if x is None:
+                continue
+            spec = _schema.FIXED_BY_NAME[name]
+            shape = tuple(np.shape(x))
+            if len(shape) != len(spec.dims) or shape[:2] != (T, E):
+                raise ValueError(f"{name} must be {_dims(spec.dims)}, got shape {shape} (T={T}, E={E})")
+            for d, n in zip(spec.dims[2:], shape[2:]):
+                want = int(d) if d.isdigit() else sizes.get(d)
+                if want is not None and n != want:
+                    raise ValueError(f"{name} has {n} entries on its {d} axis but the model has {d}={want}")
+            arrays.append(("", name, x))
+        obs_is_dict = isinstance(obs, Mapping)
+        keyed: list[tuple[str, Mapping[str, Any] | None]] = [
+            ("metrics", metrics),
+            ("obs", _encode.flatten(obs) if obs_is_dict else ({"obs": obs} if obs is not None else None)),
+            ("info", _encode.flatten(info) if info is not None else None),
+            ("model_fields", model_fields),
+            ("params", _encode.flatten(params) if params is not None else None),
+        ]
+        for group, items in keyed:
+            for key, x in (items or {}).items():
+                key = str(key)
+                if not _schema.valid_key(key):
+                    raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
+                shape = tuple(np.shape(x))
+                layout = _schema.GROUP_LAYOUT[group]
+                if layout == "time_env" and shape[:2] != (T, E):
+                    raise ValueError(f"{group}/{key} must start with (T, E) = {(T, E)}, got {shape}")
+                if layout == "env" and shape[:1] != (E,):
+                    raise ValueError(f"{group}/{key} must start with E = {E}, got {shape}")
+                arrays.append((group, key, x))
+        # Start device-to-host copies now (JAX arrays), copy host buffers the caller may reuse.
+        out: list[tuple[str, str, Any]] = []
+        for group, key, x in arrays:
+            if hasattr(x, "copy_to_host_async"):
+                try:
+                    x.copy_to_host_async()
+                except Exception:  # noqa: BLE001 - deleted or donated buffers fail later, on the writer thread
+                    pass
+            elif isinstance(x, np.ndarray):
+                x = x.copy()
+            elif not isinstance(x, (int, float, bool, np.generic, list, tuple)):
+                if not hasattr(x, "__array__"):
+                    raise TypeError(f"{group}/{key}: {type(x).__name__} is not an array")
+            out.append((group, key, x))
+        header = {
+            "step": step,
+            "kind": kind,
+            "num_steps": T,
+            "num_envs": E,
+            "deterministic": deterministic,
+            "wall_time_unix_s": float(wall_time) if wall_time is not None else time.time(),
+            "obs_is_dict": obs_is_dict,
+            "attrs": _encode.to_json(dict(attrs or {})),
+        }
+        cid = f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}"
+        return _Job(cid, header, out)
+
+    def _warn(self, what: str, message: str) -> None:
+        with self._lock:
+            self.stats.last_error = message
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        warnings.warn(message + " (further such warnings are counted in RunWriter.stats)", TrajscopeWarning, stacklevel=3)
+
+    # ------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job.done is not None:
+                job.done.set()
+                continue
+            try:
+                if not self._ready:
+                    self._setup()
+                if job.header.get("metadata"):
+                    self._write_metadata()
+                    continue
+                nbytes = self._write_capture(job)
+                with self._lock:
+                    self.stats.written += 1
+                    self.stats.bytes_written += nbytes
+            except Exception as e:  # noqa: BLE001 - nothing may escape into training
+                if job.capture_id:
+                    with self._lock:
+                        self.stats.dropped_write_error += 1
+                    self._cleanup(job)
+                if self._error is None:
+                    self._error = e
+                self._warn(f"write:{type(e).__name__}", f"trajscope: capture not written to {self.url}: {type(e).__name__}: {e}")
+
+    def _setup(self) -> None:
+        fs = self._fs
+        _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
+        run_file = _fs.join(self.path, _schema.RUN_FILE)
+        if fs.exists(run_file):
+            existing = json.loads(fs.cat_file(run_file))
+            version = str(existing.get("format_version", "?"))
+            if version.split(".")[0] != str(_schema.FORMAT_MAJOR):
+                raise UnsupportedVersionError(run_file, f"run has format version {version}; this writer writes {_schema.FORMAT_VERSION}")
+            # Appending to a run: keep its identity, update what this writer knows.
+            keep = {k: existing[k] for k in ("created_unix_s", "created_iso") if k in existing}
+            for k, v in existing.items():
+                if self._metadata.get(k) in (None, {}, []):
+                    self._metadata[k] = v
+            self._metadata.update(keep)
+        if self._model_bytes is not None:
+            _fs.makedirs(fs, _fs.join(self.path, _schema.MODEL_DIR))
+            mjb = _fs.join(self.path, _schema.MODEL_MJB)
+            if not fs.exists(mjb):
+                _fs.write_atomic(fs, mjb, self._model_bytes)
+            if self._model_xml is not None:
+                _fs.write_atomic(fs, _fs.join(self.path, _schema.MODEL_XML), self._model_xml.encode())
+            for rel, data in self._model_assets.items():
+                p = _fs.join(self.path, _schema.MODEL_ASSETS_DIR, rel)
+                _fs.makedirs(fs, p.rsplit("/", 1)[0])
+                _fs.write_atomic(fs, p, data)
+        self._write_metadata()
+        self._ready = True
+
+    def _write_metadata(self) -> None:
+        data = json.dumps(self._metadata, indent=2, allow_nan=False).encode()
+        _fs.write_atomic(self._fs, _fs.join(self.path, _schema.RUN_FILE), data)
+
+    def _write_capture(self, job: _Job) -> int:
+        fs = self._fs
+        cdir = _fs.join(self.path, _schema.CAPTURES_DIR, job.capture_id)
+        _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
+        _fs.makedirs(fs, cdir)
+        entries: list[dict[str, Any]] = []
+        host: dict[tuple[str, str], np.ndarray] = {}
+        counters: dict[str, int] = {}
+        total = 0
+        for group, key, x in job.arrays:
+            a = np.asarray(x)
+            if a.dtype.hasobject:
+                raise TypeError(f"{group}/{key}: object arrays cannot be stored")
+            host[(group, key)] = a
+            layout = _schema.GROUP_LAYOUT[group]
+            stored = np.swapaxes(a, 0, 1) if layout == "time_env" else a
+            encoding = None
+            if group == "obs" and _schema.is_image_key(key, a.shape):
+                stored, encoding = _encode.encode_image(stored, lossless_only=self.lossless_images)
+            if group:
+                i = counters.get(group, 0)
+                counters[group] = i + 1
+                fname = f"{group}.{i:03d}.npy"
+            else:
+                fname = f"{key}.npy"
+            data = _npy.encode(stored)
+            _fs.write_file(fs, _fs.join(cdir, fname), data)
+            total += len(data)
+            entry: dict[str, Any] = {
+                "group": group,
+                "key": key,
+                "file": fname,
+                "shape": list(a.shape),
+                "dtype": str(a.dtype),
+                "stored_dtype": str(stored.dtype),
+                "layout": layout,
+                "nbytes": len(data),
+                "crc32": _npy.crc32(data),
+            }
+            if encoding is not None:
+                entry["encoding"] = encoding
+            entries.append(entry)
+        manifest = {
+            "format_version": _schema.FORMAT_VERSION,
+            "capture_id": job.capture_id,
+            **job.header,
+            "arrays": entries,
+            "summary": _summary(host),
+        }
+        data = json.dumps(manifest, indent=1, allow_nan=False).encode()
+        _fs.write_atomic(fs, _fs.join(cdir, _schema.MANIFEST_FILE), data)
+        return total + len(data)
+
+    def _cleanup(self, job: _Job) -> None:
+        try:
+            cdir = _fs.join(self.path, _schema.CAPTURES_DIR, job.capture_id)
+            if self._fs.exists(cdir) and not self._fs.exists(_fs.join(cdir, _schema.MANIFEST_FILE)):
+                self._fs.rm(cdir, recursive=True)
+        except Exception:  # noqa: BLE001 - best effort; readers ignore manifest-less folders
+            pass
+
+
+def _dims(dims: tuple[str, ...]) -> str:
+    return "(" + ", ".join(dims) + ")"
+
+
+def _summary(host: dict[tuple[str, str], np.ndarray]) -> dict[str, Any]:
+    """Per-capture figures that listings show without loading arrays."""
+    out: dict[str, Any] = {}
+    reward = host.get(("", "reward"))
+    done = host.get(("", "done"))
+    if reward is not None:
+        returns = _encode.episode_returns(reward, done)
+        out["returns"] = _encode.to_json(returns.tolist())
+        out["mean_return"] = _encode.to_json(float(returns.mean()))
+    if done is not None:
+        d = np.asarray(done).astype(bool)
+        ended = d.any(axis=0)
+        out["episode_length"] = _encode.to_json(np.where(ended, d.argmax(axis=0) + 1, d.shape[0]).tolist())
+    means = {}
+    for (group, key), a in host.items():
+        if group == "metrics" and a.ndim == 2 and np.issubdtype(a.dtype, np.number):
+            with np.errstate(all="ignore"):
+                means[key] = _encode.to_json(float(np.mean(a)))
+    if means:
+        out["metric_means"] = means
+    nonfinite = {}
+    for (group, key), a in host.items():
+        if _schema.GROUP_LAYOUT[group] != "time_env":
+            continue
+        hit = _encode.first_nonfinite(a)
+        if hit is not None:
+            nonfinite[f"{group}/{key}" if group else key] = {"t": hit[0], "env": hit[1]}
+    out["first_nonfinite"] = nonfinite
+    return out
+
