@@ -6,6 +6,8 @@ that ``trajscope demo`` works on a fresh machine in seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .store import RunWriter
@@ -34,7 +36,7 @@ CARTPOLE_XML = """
 """
 
 
-def rollout(model, gain: float, *, num_envs: int, num_steps: int, frame_skip: int, seed: int) -> dict:
+def rollout(model: Any, gain: float, *, num_envs: int, num_steps: int, frame_skip: int, seed: int) -> dict[str, Any]:
     """Roll out a noisy PD balance controller of strength ``gain`` in ``num_envs`` copies."""
     import mujoco
 
@@ -44,7 +46,9 @@ def rollout(model, gain: float, *, num_envs: int, num_steps: int, frame_skip: in
         d.qpos[:] = rng.uniform(-0.15, 0.15, size=model.nq)
         mujoco.mj_forward(model, d)
     T, E = num_steps, num_envs
-    out = {k: np.zeros((T, E, n), np.float32) for k, n in (("qpos", model.nq), ("qvel", model.nv), ("action", model.nu))}
+    out: dict[str, Any] = {
+        k: np.zeros((T, E, n), np.float32) for k, n in (("qpos", model.nq), ("qvel", model.nv), ("action", model.nu))
+    }
     reward, done = np.zeros((T, E), np.float32), np.zeros((T, E), bool)
     upright, ctrl_cost, centered = (np.zeros((T, E), np.float32) for _ in range(3))
     alive = np.ones(E, bool)
@@ -58,7 +62,7 @@ def rollout(model, gain: float, *, num_envs: int, num_steps: int, frame_skip: in
                 mujoco.mj_step(model, d)
             out["qpos"][t, e], out["qvel"][t, e], out["action"][t, e] = d.qpos, d.qvel, a
             upright[t, e] = np.cos(d.qpos[1])
-            centered[t, e] = np.exp(-d.qpos[0] ** 2)
+            centered[t, e] = np.exp(-(d.qpos[0] ** 2))
             ctrl_cost[t, e] = -0.01 * a * a
             fell = abs(d.qpos[1]) > 0.8
             reward[t, e] = (upright[t, e] + 0.5 * centered[t, e] + ctrl_cost[t, e]) * alive[e]

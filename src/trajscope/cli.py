@@ -121,10 +121,12 @@ def cmd_info(args: Info) -> int:
                 str(c.num_envs),
                 str(c.num_steps),
                 _fmt(c.mean_return),
-                ("NaN at t=%d " % min(v["t"] for v in c.summary.get("first_nonfinite", {}).values()))
+                f"NaN at t={min(v['t'] for v in c.summary['first_nonfinite'].values())}"
                 if c.summary.get("first_nonfinite")
                 else "",
-                ", ".join(c.metric_keys) if len(c.metric_keys) <= 6 else f"{len(c.metric_keys)} keys: " + ", ".join(c.metric_keys[:5]) + ", ...",
+                ", ".join(c.metric_keys)
+                if len(c.metric_keys) <= 6
+                else f"{len(c.metric_keys)} keys: " + ", ".join(c.metric_keys[:5]) + ", ...",
             ]
             for c in caps
         ]
@@ -159,7 +161,7 @@ def cmd_ls(args: Ls) -> int:
         )
         return 0
     if not runs:
-        print(f"no runs under {args.root or store._fs.default_root()}")
+        print(f"no runs under {args.root or store.default_root()}")
         return 0
     rows = []
     for r in runs:
@@ -198,4 +200,3 @@ def main(argv: list[str] | None = None) -> None:
     )
     handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, Demo: cmd_demo}
     sys.exit(handlers[type(cmd)](cmd))
-

@@ -3,6 +3,7 @@
 from ._errors import FormatError as FormatError
 from ._errors import TrajscopeWarning as TrajscopeWarning
 from ._errors import UnsupportedVersionError as UnsupportedVersionError
+from ._fs import default_root as default_root
 from ._reader import Capture as Capture
 from ._reader import CaptureInfo as CaptureInfo
 from ._reader import CaptureProblem as CaptureProblem

@@ -37,12 +37,13 @@ def to_json(obj: Any) -> Any:
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Nested mappings, lists and dataclass-like objects to ``'a/b/0/c' -> leaf``."""
     out: dict[str, Any] = {}
+    fields = getattr(tree, "_fields", None)  # NamedTuple
     if isinstance(tree, Mapping):
         items = [(str(k), v) for k, v in tree.items()]
-    elif isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+    elif fields is not None:
+        items = [(f, getattr(tree, f)) for f in fields]
+    elif isinstance(tree, (list, tuple)):
         items = [(str(i), v) for i, v in enumerate(tree)]
-    elif hasattr(tree, "_fields"):  # NamedTuple
-        items = [(f, getattr(tree, f)) for f in tree._fields]
     elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
         items = [(f.name, getattr(tree, f.name)) for f in dataclasses.fields(tree)]
     else:
@@ -51,9 +52,7 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}/{k}" if prefix else k
         if v is None:
             continue
-        if isinstance(v, (Mapping, list, tuple)) or (
-            dataclasses.is_dataclass(v) and not isinstance(v, type)
-        ):
+        if isinstance(v, (Mapping, list, tuple)) or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
             out.update(flatten(v, key))
         else:
             out[key] = v
@@ -139,11 +138,9 @@ def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
     """``(t, e)`` of the earliest step with a non-finite value in a ``(T, E, ...)`` array."""
     if not np.issubdtype(x.dtype, np.floating):
         return None
-    bad = ~np.isfinite(x)
-    if bad.ndim > 2:
-        bad = bad.reshape(bad.shape[0], bad.shape[1], -1).any(axis=2)
+    bad = np.asarray(np.logical_not(np.isfinite(x)).reshape(x.shape[0], x.shape[1], -1).any(axis=2))
     if not bad.any():
         return None
-    t = int(np.argmax(bad.any(axis=1)))
+    t = int(np.argmax(np.any(bad, axis=1)))
     e = int(np.argmax(bad[t]))
     return t, e

@@ -27,6 +27,17 @@ def resolve(path_or_url: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSys
     return fs, path.rstrip("/") or path
 
 
+def cat(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
+    """A whole file's bytes."""
+    data = fs.cat_file(path)
+    assert isinstance(data, bytes)
+    return data
+
+
+def size(fs: fsspec.AbstractFileSystem, path: str) -> int:
+    return int(fs.size(path) or 0)
+
+
 def join(*parts: str) -> str:
     return posixpath.join(*parts)
 

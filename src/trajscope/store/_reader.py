@@ -143,7 +143,7 @@ class Capture:
         layout = e["layout"]
         if env is None:
             try:
-                data = fs.cat_file(path)
+                data = _fs.cat(fs, path)
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
             if len(data) != e["nbytes"]:
@@ -157,9 +157,9 @@ class Capture:
             if not 0 <= env < self.info.num_envs:
                 raise IndexError(f"env {env} out of range: capture has {self.info.num_envs} environments")
             try:
-                size = fs.size(path)
+                size = _fs.size(fs, path)
                 with fs.open(path, "rb") as f:
-                    a = _npy.read_leading(path, f, env, file_size=size)
+                    a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
         self._check_shape(path, e, a, env)
@@ -170,7 +170,7 @@ class Capture:
     def _check_shape(self, path: str, e: Mapping[str, Any], a: np.ndarray, env: int | None) -> None:
         want = tuple(e["shape"])
         if env is not None:
-            want = (want[0],) + want[2:] if e["layout"] == "time_env" else want[1:]
+            want = (want[0], *want[2:]) if e["layout"] == "time_env" else want[1:]
         if a.shape != want or str(a.dtype) != e.get("stored_dtype", e["dtype"]):
             raise FormatError(path, f"array is {a.dtype}{a.shape}, manifest says {e.get('stored_dtype')}{want}")
 
@@ -203,7 +203,7 @@ class Run:
         self.fs, self.path = _fs.resolve(self.url)
         run_file = _fs.join(self.path, _schema.RUN_FILE)
         try:
-            data = self.fs.cat_file(run_file)
+            data = _fs.cat(self.fs, run_file)
         except FileNotFoundError:
             raise FormatError(run_file, "no run here (run.json is missing)") from None
         except IsADirectoryError:
@@ -255,7 +255,7 @@ class Run:
         with self._lock:
             todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
             paths = {n: _fs.join(cdir, n, _schema.MANIFEST_FILE) for n in todo}
-            blobs: dict[str, Any] = self.fs.cat(list(paths.values()), on_error="return") if paths else {}
+            blobs: Any = self.fs.cat(list(paths.values()), on_error="return") if paths else {}
             new: list[str] = []
             for n in todo:
                 p = paths[n]
@@ -278,20 +278,31 @@ class Run:
                 if n not in names:
                     del self._problems[n]
             if new:
-                order = sorted(self._manifests.values(), key=lambda m: (m["step"], m["wall_time_unix_s"], m["capture_id"]))
+                order = sorted(
+                    self._manifests.values(), key=lambda m: (m["step"], m["wall_time_unix_s"], m["capture_id"])
+                )
                 self._captures = [self._info(i, m) for i, m in enumerate(order)]
             return [c for c in self._captures if c.id in new]
 
     def _parse_manifest(self, path: str, blob: bytes) -> dict[str, Any]:
         m = _load_json(path, blob)
         _check_version(path, m)
-        for k, t in (("capture_id", str), ("step", int), ("kind", str), ("num_envs", int), ("num_steps", int), ("arrays", list)):
+        for k, t in (
+            ("capture_id", str),
+            ("step", int),
+            ("kind", str),
+            ("num_envs", int),
+            ("num_steps", int),
+            ("arrays", list),
+        ):
             if not isinstance(m.get(k), t):
                 raise FormatError(path, f"missing or malformed field {k!r}")
         m.setdefault("wall_time_unix_s", 0.0)
         names = set()
         for e in m["arrays"]:
-            if not isinstance(e, dict) or not all(k in e for k in ("group", "key", "file", "shape", "dtype", "layout", "nbytes")):
+            if not isinstance(e, dict) or not all(
+                k in e for k in ("group", "key", "file", "shape", "dtype", "layout", "nbytes")
+            ):
                 raise FormatError(path, f"malformed array entry {e!r}")
             if "/" in e["file"] or e["file"].startswith("."):
                 raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
@@ -318,7 +329,9 @@ class Run:
             for d, n in zip(spec.dims[2:], shape[2:]):
                 want = int(d) if d.isdigit() else sizes.get(d)
                 if want is not None and n != want:
-                    raise FormatError(path, f"{name} has {n} entries on its {d} axis but the run's model has {d}={want}")
+                    raise FormatError(
+                        path, f"{name} has {n} entries on its {d} axis but the run's model has {d}={want}"
+                    )
 
     @staticmethod
     def _info(index: int, m: Mapping[str, Any]) -> CaptureInfo:
@@ -387,14 +400,14 @@ class Run:
         errors = []
         if self.fs.exists(mjb):
             try:
-                return _model.from_bytes(self.fs.cat_file(mjb))
+                return _model.from_bytes(_fs.cat(self.fs, mjb))
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(f"model.mjb: {e}")
         if self.fs.exists(xml):
             import mujoco
 
             try:
-                return mujoco.MjModel.from_xml_string(self.fs.cat_file(xml).decode(), self._assets())
+                return mujoco.MjModel.from_xml_string(_fs.cat(self.fs, xml).decode(), self._assets())
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(f"model.xml: {e}")
         if not errors:
@@ -407,7 +420,7 @@ class Run:
             return {}
         out = {}
         for p in self.fs.find(adir):
-            out[p[len(adir) + 1 :]] = self.fs.cat_file(p)
+            out[p[len(adir) + 1 :]] = _fs.cat(self.fs, p)
         return out
 
 

@@ -142,9 +142,7 @@ class RunWriter:
             "tags": [str(t) for t in tags],
             "versions": library_versions(),
             "model": self._model_summary,
-            "control_dt_s": control_dt_s
-            if control_dt_s is not None
-            else (self._model_summary or {}).get("timestep_s"),
+            "control_dt_s": control_dt_s if control_dt_s is not None else (self._model_summary or {}).get("timestep_s"),
             "writer": {"host": socket.gethostname(), "pid": os.getpid()},
         }
         self._ready = False
@@ -396,11 +394,20 @@ class RunWriter:
             if what in self._warned:
                 return
             self._warned.add(what)
-        warnings.warn(message + " (further such warnings are counted in RunWriter.stats)", TrajscopeWarning, stacklevel=3)
+        warnings.warn(
+            message + " (further such warnings are counted in RunWriter.stats)", TrajscopeWarning, stacklevel=3
+        )
 
     # ------------------------------------------------------------ writer thread
 
     def _run(self) -> None:
+        if not self._ready:
+            try:
+                self._setup()
+            except Exception as e:  # noqa: BLE001 - retried at the next capture
+                self._warn(
+                    f"setup:{type(e).__name__}", f"trajscope: cannot create run {self.url}: {type(e).__name__}: {e}"
+                )
         while True:
             job = self._queue.get()
             if job is None:
@@ -409,8 +416,8 @@ class RunWriter:
                 job.done.set()
                 continue
             try:
-                if not self._ready:
-                    self._setup()
+                if not self._ready or not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
+                    self._setup()  # first use, an earlier failure, or the run folder vanished
                 if job.header.get("metadata"):
                     self._write_metadata()
                     continue
@@ -425,17 +432,22 @@ class RunWriter:
                     self._cleanup(job)
                 if self._error is None:
                     self._error = e
-                self._warn(f"write:{type(e).__name__}", f"trajscope: capture not written to {self.url}: {type(e).__name__}: {e}")
+                self._warn(
+                    f"write:{type(e).__name__}",
+                    f"trajscope: capture not written to {self.url}: {type(e).__name__}: {e}",
+                )
 
     def _setup(self) -> None:
         fs = self._fs
         _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
         run_file = _fs.join(self.path, _schema.RUN_FILE)
         if fs.exists(run_file):
-            existing = json.loads(fs.cat_file(run_file))
+            existing = json.loads(_fs.cat(fs, run_file))
             version = str(existing.get("format_version", "?"))
             if version.split(".")[0] != str(_schema.FORMAT_MAJOR):
-                raise UnsupportedVersionError(run_file, f"run has format version {version}; this writer writes {_schema.FORMAT_VERSION}")
+                raise UnsupportedVersionError(
+                    run_file, f"run has format version {version}; this writer writes {_schema.FORMAT_VERSION}"
+                )
             # Appending to a run: keep its identity, update what this writer knows.
             keep = {k: existing[k] for k in ("created_unix_s", "created_iso") if k in existing}
             for k, v in existing.items():
@@ -555,4 +567,3 @@ def _summary(host: dict[tuple[str, str], np.ndarray]) -> dict[str, Any]:
             nonfinite[f"{group}/{key}" if group else key] = {"t": hit[0], "env": hit[1]}
     out["first_nonfinite"] = nonfinite
     return out
-

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's checks, as CI runs them: lint, types, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+$PY -m ruff check src tests benchmarks examples
+$PY -m ruff format --check src tests benchmarks examples
+$PY -m pyright src
+$PY -m pytest -q "$@"

@@ -1,0 +1,88 @@
+"""Tiny, real fixtures: inline MJCF models and arrays made from them."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+# A free-floating body, a hinge, a filtered actuator (na=1) and a mocap target.
+XML = """
+<mujoco model="fixture">
+  <option timestep="0.005"/>
+  <worldbody>
+    <geom type="plane" size="2 2 0.1"/>
+    <body name="target" mocap="true" pos="1 0 0.5"><geom type="sphere" size="0.05" contype="0" conaffinity="0"/></body>
+    <body name="torso" pos="0 0 0.5">
+      <freejoint/>
+      <geom type="box" size="0.1 0.1 0.1"/>
+      <body name="arm" pos="0.1 0 0">
+        <joint name="elbow" type="hinge" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <general joint="elbow" dyntype="filter" dynprm="0.05" gainprm="1"/>
+    <motor joint="elbow" gear="2"/>
+  </actuator>
+</mujoco>
+"""
+
+
+@pytest.fixture
+def model() -> mujoco.MjModel:
+    return mujoco.MjModel.from_xml_string(XML)
+
+
+def simulate(model: mujoco.MjModel, *, T: int, E: int, seed: int = 0) -> dict:
+    """A real rollout of E environments under random actions: every fixed array of the format."""
+    rng = np.random.default_rng(seed)
+    out = {
+        "qpos": np.zeros((T, E, model.nq)),
+        "qvel": np.zeros((T, E, model.nv)),
+        "act": np.zeros((T, E, model.na)),
+        "mocap_pos": np.zeros((T, E, model.nmocap, 3)),
+        "mocap_quat": np.zeros((T, E, model.nmocap, 4)),
+        "action": rng.uniform(-1, 1, (T, E, model.nu)).astype(np.float32),
+    }
+    for e in range(E):
+        d = mujoco.MjData(model)
+        d.mocap_pos[0] = [1.0, 0.1 * e, 0.5]
+        for t in range(T):
+            d.ctrl[:] = out["action"][t, e]
+            mujoco.mj_step(model, d)
+            for k in ("qpos", "qvel", "act", "mocap_pos", "mocap_quat"):
+                out[k][t, e] = getattr(d, k)
+    out["reward"] = rng.normal(size=(T, E)).astype(np.float32)
+    done = np.zeros((T, E), bool)
+    done[T // 2, 0] = True
+    out["done"] = done
+    out["value"] = rng.normal(size=(T, E)).astype(np.float32)
+    return out
+
+
+def all_kinds(model: mujoco.MjModel, *, T: int = 7, E: int = 3, seed: int = 0) -> dict:
+    """Arguments of add_capture covering every array kind of the format."""
+    rng = np.random.default_rng(seed)
+    kw = simulate(model, T=T, E=E, seed=seed)
+    kw["metrics"] = {"reward/alive": rng.normal(size=(T, E)).astype(np.float32), "height": rng.normal(size=(T, E))}
+    kw["obs"] = {
+        "state": rng.normal(size=(T, E, 11)).astype(np.float32),
+        "pixels/rgb_u8": rng.integers(0, 256, (T, E, 8, 6, 3), dtype=np.uint8),
+        # Rendered images as vision environments give them: k/255 floats, plain or centred.
+        "pixels/rgb_unit": (rng.integers(0, 256, (T, E, 8, 6, 3)) / 255.0).astype(np.float32),
+        "pixels/depth_centred": (rng.integers(0, 256, (T, E, 8, 6, 1)) / 255.0 - 0.5).astype(np.float32),
+    }
+    kw["info"] = {"command": rng.normal(size=(T, E, 3)).astype(np.float32), "level": rng.integers(0, 5, (T, E))}
+    kw["model_fields"] = {
+        "geom_rgba": rng.uniform(size=(E, model.ngeom, 4)).astype(np.float32),
+        "body_mass": rng.uniform(1, 2, size=(E, model.nbody)),
+    }
+    kw["params"] = {
+        "normalizer": {"mean": rng.normal(size=11).astype(np.float32)},
+        "policy": {
+            "hidden_0": {"kernel": rng.normal(size=(11, 4)).astype(np.float32), "bias": np.zeros(4, np.float32)}
+        },
+    }
+    return kw

@@ -1,0 +1,98 @@
+"""Full, read-only and vanished disks: training-side calls keep returning, drops are counted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import trajscope
+from conftest import simulate
+from trajscope.store import TrajscopeWarning
+
+
+def _mount_tmpfs(path, options):
+    path.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.strip()}")
+    return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    path = _mount_tmpfs(tmp_path / "small", "size=256k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def readonly_disk(tmp_path):
+    path = _mount_tmpfs(tmp_path / "ro", "ro,size=64k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _call_times(w, kw, n):
+    times = []
+    for step in range(n):
+        t0 = time.perf_counter()
+        w.add_capture(step=step, **kw)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def test_disk_full_drops_and_counts(small_disk, model):
+    kw = simulate(model, T=50, E=16)  # about 150 kB a capture
+    w = trajscope.RunWriter(small_disk, name="full", model=model)
+    with pytest.warns(TrajscopeWarning, match="No space left on device") as rec:
+        _call_times(w, kw, 6)
+        w.close()
+    assert len([r for r in rec if "No space" in str(r.message)]) == 1  # warned once
+    assert w.stats.written >= 1 and w.stats.dropped_write_error >= 1
+    assert w.stats.written + w.stats.dropped == 6
+    run = trajscope.open_run(small_disk / "full")
+    assert len(run.captures) == w.stats.written and not run.check()
+    assert not run.problems  # partial captures were cleaned up where possible
+
+
+def test_readonly_directory_never_raises_into_training(readonly_disk, model):
+    kw = simulate(model, T=5, E=2)
+    with pytest.warns(TrajscopeWarning, match="Read-only file system"):
+        w = trajscope.RunWriter(readonly_disk, name="ro", model=model)
+        assert all(isinstance(t, float) for t in _call_times(w, kw, 5))
+        w.close()
+    assert w.stats.written == 0 and w.stats.dropped_write_error == 5
+    with pytest.raises(OSError):
+        trajscope.RunWriter(readonly_disk, name="ro2", model=model, strict=True)
+
+
+def test_vanished_run_directory_is_recreated(tmp_path, model):
+    kw = simulate(model, T=5, E=2)
+    with trajscope.RunWriter(tmp_path / "root", name="v", model=model) as w:
+        w.add_capture(step=0, **kw)
+        w.flush()
+        shutil.rmtree(tmp_path / "root")
+        w.add_capture(step=1, **kw)
+        w.add_capture(step=2, **kw)
+    assert w.stats.written == 3 and w.stats.dropped == 0
+    # The run is whole again: metadata, model and the captures written after the loss.
+    run = trajscope.open_run(tmp_path / "root" / "v")
+    assert [c.step for c in run.captures] == [1, 2] and run.load_model().nq == model.nq
+
+
+def test_queue_full_drops_instead_of_blocking(tmp_path, model):
+    kw = simulate(model, T=5, E=2)
+    big = dict(kw, obs=np.ones((5, 2, 5_000_000), np.float32))  # 200 MB keep the writer busy
+    w = trajscope.RunWriter(tmp_path, name="q", model=model, max_queue=1)
+    with pytest.warns(TrajscopeWarning, match="write queue is full"):
+        w.add_capture(step=0, **big)
+        del big
+        # While the big one is written, one small capture waits and the rest are dropped.
+        _call_times(w, kw, 4)
+    w.close()
+    assert w.stats.dropped_queue_full >= 1
+    assert w.stats.written + w.stats.dropped_queue_full == 5
