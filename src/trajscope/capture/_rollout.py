@@ -1,0 +1,139 @@
+"""Evaluation rollouts of a policy checkpoint, compiled once per run.
+
+rscope traces and compiles its rollout again at every dump; here the jitted rollout takes
+the policy parameters as an argument, so XLA compiles it at the first checkpoint and every
+later checkpoint reuses that executable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _state
+
+
+def base_model(env: Any) -> tuple[str, Any]:
+    """Which attribute holds the model randomisation replaces, and its value.
+
+    MuJoCo Playground environments keep an ``mjx.Model`` in ``_mjx_model``; brax
+    environments a ``System`` in ``sys``.
+    """
+    u = getattr(env, "unwrapped", env)
+    if hasattr(u, "_mjx_model"):
+        return "_mjx_model", u._mjx_model
+    if hasattr(u, "sys"):
+        return "sys", u.sys
+    raise TypeError(f"{type(env).__name__}: cannot find the model to randomise (no _mjx_model or sys)")
+
+
+def mj_model(env: Any) -> Any:
+    """The ``mujoco.MjModel`` an environment simulates."""
+    u = getattr(env, "unwrapped", env)
+    for obj in (u, getattr(u, "sys", None)):
+        m = getattr(obj, "mj_model", None) if obj is not None else None
+        if m is not None:
+            return m
+    raise TypeError(f"{type(env).__name__} exposes no mj_model")
+
+
+def _with_model(env: Any, attr: str, model: Any) -> Any:
+    setattr(getattr(env, "unwrapped", env), attr, model)
+    return env
+
+
+def randomized_fields(model_v: Any, in_axes: Any) -> dict[str, jax.Array]:
+    """Top-level model fields that randomisation made per-environment, ``(E, ...)``."""
+    out = {}
+    for f in dataclasses.fields(model_v):
+        ax = getattr(in_axes, f.name, None)
+        v = getattr(model_v, f.name, None)
+        if ax == 0 and isinstance(v, jax.Array):
+            out[f.name] = v
+    return out
+
+
+@dataclasses.dataclass
+class RolloutConfig:
+    num_envs: int
+    num_steps: int
+    action_repeat: int = 1
+    deterministic: bool = True
+    info_keys: Sequence[str] = ()
+    randomization_fn: Callable[..., Any] | None = None
+
+
+def make_rollout(
+    env: Any,
+    make_policy: Callable[..., Any],
+    cfg: RolloutConfig,
+    *,
+    value_fn: Callable[[Any, Any], jax.Array] | None = None,
+) -> Callable[[Any, jax.Array], dict[str, Any]]:
+    """A jitted ``rollout(params, key) -> capture arrays`` of ``num_envs`` environments.
+
+    Each environment runs one episode of up to ``num_steps`` control steps. An environment
+    whose episode ends stays at its final state: later steps repeat it with zero reward
+    and ``done`` False, so replay shows where it ended. ``obs`` and ``value`` are those the
+    action was chosen from; ``qpos`` and the rest are after the step.
+    """
+    E, T = cfg.num_envs, cfg.num_steps
+
+    def rollout(params: Any, key: jax.Array) -> dict[str, Any]:
+        policy = make_policy(params, deterministic=cfg.deterministic)
+        k_reset, k_rand, k_act = jax.random.split(key, 3)
+        fields: dict[str, jax.Array] = {}
+        if cfg.randomization_fn is not None:
+            attr, model = base_model(env)
+            model_v, in_axes = cfg.randomization_fn(model, jax.random.split(k_rand, E))
+            fields = randomized_fields(model_v, in_axes)
+            reset = jax.vmap(lambda m, k: _with_model(env, attr, m).reset(k), in_axes=(in_axes, 0))
+            step1 = jax.vmap(lambda m, s, a: _with_model(env, attr, m).step(s, a), in_axes=(in_axes, 0, 0))
+            try:
+                state0 = reset(model_v, jax.random.split(k_reset, E))
+            finally:
+                _with_model(env, attr, model)
+
+            def env_step(s: Any, a: jax.Array) -> Any:
+                try:
+                    return step1(model_v, s, a)
+                finally:
+                    _with_model(env, attr, model)
+        else:
+            state0 = jax.vmap(env.reset)(jax.random.split(k_reset, E))
+            env_step = jax.vmap(env.step)
+
+        def body(carry: tuple[Any, jax.Array], k: jax.Array) -> tuple[tuple[Any, jax.Array], dict[str, Any]]:
+            state, ended = carry
+            action, extras = policy(state.obs, k)
+            nstate, reward = state, jnp.zeros_like(state.reward)
+            for _ in range(cfg.action_repeat):
+                nstate = env_step(nstate, action)
+                reward = reward + nstate.reward
+            keep = ended
+
+            def hold(new: Any, old: Any) -> Any:
+                if not hasattr(new, "shape") or new.ndim == 0 or new.shape[0] != E:
+                    return new
+                return jnp.where(keep.reshape((E,) + (1,) * (new.ndim - 1)), old, new)
+
+            nstate = jax.tree_util.tree_map(hold, nstate, state)
+            rec = _state.extract(nstate, action=action, obs=state.obs, info_keys=cfg.info_keys)
+            rec["reward"] = jnp.where(ended, 0.0, reward)
+            rec["done"] = jnp.logical_and(~ended, nstate.done.astype(bool))
+            if "value" in extras:
+                rec["value"] = extras["value"]
+            elif value_fn is not None:
+                rec["value"] = value_fn(params, state.obs)
+            return (nstate, jnp.logical_or(ended, nstate.done.astype(bool))), rec
+
+        (_, _), traj = jax.lax.scan(body, (state0, jnp.zeros(E, bool)), jax.random.split(k_act, T))
+        if fields:
+            traj["model_fields"] = fields
+        return traj
+
+    return jax.jit(rollout)

@@ -1,0 +1,79 @@
+"""What one step of a batched environment state holds, as arrays named like the format.
+
+Works on brax states (``pipeline_state`` with ``q``/``qd`` or ``qpos``/``qvel``) and MuJoCo
+Playground states (``data``: an ``mjx.Data``). Pure JAX: call it inside ``jit``, ``scan``
+and ``vmap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def physics(state: Any) -> Any:
+    """The physics state: playground's ``state.data`` or brax's ``state.pipeline_state``."""
+    data = getattr(state, "data", None)
+    if data is None:
+        data = getattr(state, "pipeline_state", None)
+    if data is None:
+        raise TypeError(f"{type(state).__name__} has neither .data nor .pipeline_state")
+    return data
+
+
+def _first(obj: Any, *names: str) -> Any:
+    for n in names:
+        v = getattr(obj, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+def extract(
+    state: Any,
+    *,
+    action: jax.Array | None = None,
+    info_keys: Sequence[str] = (),
+    obs: Any = None,
+) -> dict[str, Any]:
+    """One step of a batched state (leading axis ``E``) as ``RunWriter.add_capture`` arrays.
+
+    Returns a pytree of arrays: ``qpos (E, nq)``, ``qvel (E, nv)``, ``mocap_pos``,
+    ``mocap_quat``, ``act`` where the model has them, ``reward (E,)``, ``done (E,)``,
+    ``metrics`` (every ``state.metrics`` entry), ``obs`` (``obs`` if given, else
+    ``state.obs``), ``info`` (the named ``state.info`` entries) and ``action`` if given.
+
+    Use it in your own jitted rollout and stack the steps with ``lax.scan``: the stacked
+    pytree, ``(T, E, ...)``, can be passed straight to ``add_capture(step=..., **stacked)``.
+    """
+    d = physics(state)
+    out: dict[str, Any] = {"qpos": _first(d, "qpos", "q"), "qvel": _first(d, "qvel", "qd")}
+    if out["qpos"] is None:
+        raise TypeError(f"{type(d).__name__} has no qpos/q")
+    for name in ("mocap_pos", "mocap_quat", "act"):
+        v = getattr(d, name, None)
+        if v is not None and v.ndim >= 2 and v.shape[1] > 0:
+            out[name] = v
+    out["reward"] = state.reward
+    out["done"] = state.done.astype(bool)
+    metrics = dict(getattr(state, "metrics", {}) or {})
+    if metrics:
+        out["metrics"] = {k: jnp.asarray(v) for k, v in metrics.items() if jnp.ndim(v) == 1}
+    out["obs"] = state.obs if obs is None else obs
+    if info_keys:
+        info = state.info
+        missing = [k for k in info_keys if k not in info]
+        if missing:
+            raise KeyError(f"state.info has no {missing}; it has {sorted(info)}")
+        out["info"] = {k: info[k] for k in info_keys}
+    if action is not None:
+        out["action"] = action
+    return out
+
+
+def drop_empty(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """Remove empty dicts (no metrics, no info) so add_capture sees only real groups."""
+    return {k: v for k, v in tree.items() if not (isinstance(v, Mapping) and not v)}
