@@ -335,7 +335,8 @@ class EvalTap:
     def reset(self, rng: jax.Array) -> Any:
         state = self.env.reset(rng)
         action = jnp.zeros((state.reward.shape[0], self.env.action_size))
-        frame = self._frame(state, action, state.obs)
+        # The buffer holds frames as step() makes them (steps may add metrics reset lacks).
+        frame = jax.eval_shape(lambda s, a: self._frame(self.env.step(s, a), a, s.obs), state, action)
         buf = jax.tree_util.tree_map(lambda x: jnp.zeros((self._steps, *x.shape), x.dtype), frame)
         info = {**state.info, self._T: jnp.zeros((), jnp.int32), self._BUF: buf}
         return state.replace(info=info)
@@ -345,7 +346,7 @@ class EvalTap:
         buf = state.info[self._BUF]
         inner = state.replace(info={k: v for k, v in state.info.items() if k not in (self._T, self._BUF)})
         nstate = self.env.step(inner, action)
-        frame = self._frame(nstate, action, state.obs)
+        frame = _conform(self._frame(nstate, action, state.obs), buf)
         buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t, self._steps - 1)].set(x), buf, frame)
 
         def send(b: Any) -> None:
@@ -354,3 +355,20 @@ class EvalTap:
         jax.lax.cond(t == self._steps - 1, send, lambda b: None, buf)
         info = {**nstate.info, self._T: t + 1, self._BUF: buf}
         return nstate.replace(info=info)
+
+
+def _conform(frame: dict[str, Any], buf: dict[str, Any]) -> dict[str, Any]:
+    """``frame`` with exactly the keys of one step of ``buf``.
+
+    Outer wrappers (brax's EvalWrapper) add metrics to the state after ``reset`` returns,
+    so a step may carry keys the buffer was not made with; those are left out, and keys
+    the step lacks are zeros.
+    """
+    out: dict[str, Any] = {}
+    for k, b in buf.items():
+        v = frame.get(k)
+        if isinstance(b, dict):
+            out[k] = _conform(v if isinstance(v, dict) else {}, b)
+        else:
+            out[k] = jnp.zeros(b.shape[1:], b.dtype) if v is None else v
+    return out

@@ -52,7 +52,7 @@ def randomized_fields(model_v: Any, in_axes: Any) -> dict[str, jax.Array]:
     for f in dataclasses.fields(model_v):
         ax = getattr(in_axes, f.name, None)
         v = getattr(model_v, f.name, None)
-        if ax == 0 and isinstance(v, jax.Array):
+        if isinstance(ax, int) and not isinstance(ax, bool) and ax == 0 and isinstance(v, jax.Array):
             out[f.name] = v
     return out
 
