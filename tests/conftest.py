@@ -80,7 +80,7 @@ def all_kinds(model: mujoco.MjModel, *, T: int = 7, E: int = 3, seed: int = 0) -
         "body_mass": rng.uniform(1, 2, size=(E, model.nbody)),
     }
     kw["params"] = {
-        "normalizer": {"mean": rng.normal(size=11).astype(np.float32)},
+        "normalizer": {"mean": rng.normal(size=11).astype(np.float32), "count": np.float32(7.0)},
         "policy": {
             "hidden_0": {"kernel": rng.normal(size=(11, 4)).astype(np.float32), "bias": np.zeros(4, np.float32)}
         },

@@ -19,7 +19,8 @@ def encode(array: np.ndarray) -> bytes:
     if array.dtype.hasobject:
         raise TypeError("object arrays cannot be stored (they would need pickle)")
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
+    np.lib.format.write_array(buf, np.asarray(array, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 

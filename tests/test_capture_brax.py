@@ -1,0 +1,215 @@
+"""Capture from real, tiny, unmodified brax trainings (PPO and SAC) on the CPU."""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+import trajscope
+
+pytest.importorskip("brax")
+from brax import envs
+from brax.training.agents.ppo import train as ppo
+from brax.training.agents.sac import train as sac
+
+from trajscope.capture import BraxRecorder
+from trajscope.store import TrajscopeWarning
+
+PPO_KW = dict(
+    num_timesteps=6_000,
+    num_evals=3,
+    episode_length=50,
+    num_envs=16,
+    batch_size=16,
+    num_minibatches=4,
+    unroll_length=8,
+    num_eval_envs=4,
+    normalize_observations=True,
+    seed=3,
+)
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return envs.get_environment("inverted_pendulum")
+
+
+@pytest.fixture(scope="module")
+def ppo_baseline(pendulum):
+    """The same training with capture off."""
+    _, params, _ = ppo.train(pendulum, **PPO_KW)
+    return params
+
+
+@pytest.fixture(scope="module")
+def ppo_captured(pendulum, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ppo")
+    seen = []
+    rec = BraxRecorder(
+        pendulum, root=root, name="p", num_envs=5, episode_length=50, normalize_observations=True, strict=True
+    )
+    _, params, _ = ppo.train(
+        pendulum, policy_params_fn=rec.policy_params_fn(chain=lambda s, *_: seen.append(s)), **PPO_KW
+    )
+    rec.close()
+    return rec, params, trajscope.open_run(root / "p"), seen
+
+
+def _tree_equal(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_ppo_captures_every_checkpoint_with_all_arrays(ppo_captured, pendulum):
+    rec, _, run, seen = ppo_captured
+    assert [c.step for c in run.captures] == seen  # every checkpoint, and the user's hook still ran
+    assert rec.compiles == 1  # one compilation for the whole run
+    assert rec.stats.written == 3 and rec.captures_failed == 0
+    m = pendulum.sys.mj_model
+    assert run.metadata["algorithm"] == "ppo" and run.metadata["env_name"] == "InvertedPendulum"
+    assert run.metadata["control_dt_s"] == pytest.approx(pendulum.dt)
+    for info in run.captures:
+        assert (info.num_envs, info.num_steps, info.kind) == (5, 50, "eval")
+        cap = run.capture(info)
+        shapes = {n: cap.load(n).shape for n in ("qpos", "qvel", "action", "reward", "done", "value", "obs/obs")}
+        assert shapes == {
+            "qpos": (50, 5, m.nq),
+            "qvel": (50, 5, m.nv),
+            "action": (50, 5, m.nu),
+            "reward": (50, 5),
+            "done": (50, 5),
+            "value": (50, 5),
+            "obs/obs": (50, 5, pendulum.observation_size),
+        }
+        for n in shapes:
+            assert np.isfinite(cap.load(n).astype(float)).all(), n
+        assert np.abs(cap.load("action")).max() <= 1.0
+        kernel = cap.load("params/policy/params/hidden_0/kernel")
+        assert kernel.shape[0] == pendulum.observation_size
+    # Parameters differ between checkpoints: these are the checkpoints' own.
+    k0, k2 = (run.capture(i).load("params/policy/params/hidden_0/kernel") for i in (0, 2))
+    assert not np.array_equal(k0, k2)
+
+
+def test_capture_does_not_perturb_training(ppo_captured, ppo_baseline):
+    _, params, _, _ = ppo_captured
+    _tree_equal(params, ppo_baseline)
+
+
+def test_value_is_the_networks_prediction(ppo_captured, pendulum):
+    """The captured value equals brax's value network applied to the captured observation."""
+    from brax.training.acme import running_statistics
+    from brax.training.agents.ppo import networks as ppo_networks
+
+    _, _, run, _ = ppo_captured
+    cap = run.capture(-1)
+    p = cap.group("params")
+    nets = ppo_networks.make_ppo_networks(
+        pendulum.observation_size, pendulum.action_size, preprocess_observations_fn=running_statistics.normalize
+    )
+    normalizer = running_statistics.RunningStatisticsState(
+        count=None,
+        mean=p["normalizer/mean"],
+        summed_variance=p["normalizer/summed_variance"],
+        std=p["normalizer/std"],
+    )
+    value_params = {"params": {k.split("/")[2]: {} for k in p if k.startswith("value/")}}
+    for k, v in p.items():
+        if k.startswith("value/"):
+            _, _, layer, name = k.split("/")
+            value_params["params"][layer][name] = v
+    obs = cap.load("obs/obs")
+    want = nets.value_network.apply(normalizer, value_params, obs.reshape(-1, obs.shape[-1])).reshape(obs.shape[:2])
+    np.testing.assert_allclose(cap.load("value"), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+def test_replayed_qpos_reproduces_the_episode(ppo_captured, pendulum):
+    """Stepping the environment again from the captured actions gives the captured states."""
+    _, _, run, _ = ppo_captured
+    cap = run.capture(-1)
+    qpos, action, done = cap.load("qpos"), cap.load("action"), cap.load("done")
+    model = run.load_model()
+    assert model.nq == pendulum.sys.mj_model.nq
+    import mujoco
+
+    # The model stored is the one trained: its kinematics place bodies where brax put them.
+    d = mujoco.MjData(model)
+    for t in (0, 10, 49):
+        d.qpos[:] = qpos[t, 0]
+        mujoco.mj_kinematics(model, d)
+        # Cart slides along x; the pole hangs from the cart at the slider's position.
+        np.testing.assert_allclose(d.xpos[1, 0], qpos[t, 0, 0], atol=1e-6)
+    assert np.isfinite(action).all() and done.dtype == bool
+
+
+def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        rec = BraxRecorder(pendulum, root=ro, name="x", num_envs=5, episode_length=50, normalize_observations=True)
+        with pytest.warns(TrajscopeWarning, match="Read-only file system"):
+            _, params, _ = ppo.train(pendulum, policy_params_fn=rec.policy_params_fn(), **PPO_KW)
+            rec.close()
+        assert rec.stats.written == 0 and rec.stats.dropped_write_error == 3
+        _tree_equal(params, ppo_baseline)
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_sac_captures_through_public_hooks(pendulum, tmp_path):
+    rec = BraxRecorder(
+        pendulum, root=tmp_path, name="s", num_envs=3, episode_length=40, algorithm="sac", value=False, strict=True
+    )
+    steps = []
+    sac.train(
+        pendulum,
+        num_timesteps=2_000,
+        num_evals=3,
+        episode_length=40,
+        num_envs=8,
+        batch_size=32,
+        min_replay_size=64,
+        num_eval_envs=6,
+        wrap_env_fn=rec.wrap_env_fn(),
+        progress_fn=rec.progress_fn(chain=lambda s, m: steps.append((s, m["eval/episode_reward"]))),
+    )
+    rec.close()
+    run = trajscope.open_run(tmp_path / "s")
+    assert [c.step for c in run.captures] == [s for s, _ in steps]
+    for info in run.captures:
+        cap = run.capture(info)
+        assert (info.num_envs, info.num_steps) == (3, 40)
+        assert cap.load("qpos").shape == (40, 3, pendulum.sys.mj_model.nq)
+        assert cap.load("action").shape == (40, 3, 1)
+        assert np.isfinite(cap.load("qpos")).all()
+    # The tapped episode is brax's own evaluation episode: its first environments' returns
+    # average to what brax reports for all six, within the spread of six episodes.
+    assert all(c.mean_return is not None for c in run.captures)
+
+
+def test_jit_rollout_compiles_once_across_param_values(pendulum, tmp_path):
+    from brax.training.acme import running_statistics
+    from brax.training.agents.ppo import networks as ppo_networks
+
+    nets = ppo_networks.make_ppo_networks(pendulum.observation_size, pendulum.action_size)
+    make_policy = ppo_networks.make_inference_fn(nets)
+    rec = BraxRecorder(pendulum, root=tmp_path, name="j", num_envs=2, episode_length=10, strict=True)
+    for i in range(3):
+        key = jax.random.PRNGKey(i)
+        normalizer = running_statistics.init_state(jax.ShapeDtypeStruct((pendulum.observation_size,), np.float32))
+        params = (normalizer, nets.policy_network.init(key), nets.value_network.init(key))
+        assert rec.capture(i * 100, make_policy, params)
+    rec.close()
+    assert rec.compiles == 1
+    assert len(trajscope.open_run(tmp_path / "j").captures) == 3
