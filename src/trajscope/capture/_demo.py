@@ -1,0 +1,73 @@
+"""The demo: PPO learns brax's inverted pendulum on the CPU with capture on.
+
+About a minute and a half on 2 cores: the captured evaluation return climbs from about 6
+to 1000 (the pendulum stays up for the whole 1000-step episode).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from ._brax import BraxRecorder
+
+PPO_CONFIG: dict[str, Any] = dict(
+    num_evals=8,
+    episode_length=1000,
+    num_envs=128,
+    batch_size=512,
+    num_minibatches=8,
+    unroll_length=10,
+    num_updates_per_batch=4,
+    normalize_observations=True,
+    reward_scaling=10.0,
+    discounting=0.97,
+    learning_rate=3e-4,
+    entropy_cost=1e-2,
+    num_eval_envs=16,
+    seed=0,
+)
+
+
+def train_demo(
+    root: str | None = None, *, name: str | None = None, num_timesteps: int = 600_000, capture_envs: int = 16
+) -> str:
+    """Train PPO on ``inverted_pendulum`` with capture at every checkpoint; return the run's path."""
+    from brax import envs
+    from brax.training.agents.ppo import train as ppo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # brax's notice that its own pipelines are unmaintained
+        env = envs.get_environment("inverted_pendulum")
+    rec = BraxRecorder(
+        env,
+        root=root,
+        name=name,
+        num_envs=capture_envs,
+        episode_length=PPO_CONFIG["episode_length"],
+        normalize_observations=PPO_CONFIG["normalize_observations"],
+        env_name="inverted_pendulum",
+        config={"num_timesteps": num_timesteps, **PPO_CONFIG},
+        tags=["demo"],
+    )
+    t0 = time.perf_counter()
+
+    def progress(step: int, metrics: dict[str, Any]) -> None:
+        r = metrics.get("eval/episode_reward")
+        print(f"  {time.perf_counter() - t0:6.1f}s  step {step:>8}  brax eval return {float(r):8.1f}", flush=True)
+
+    print(f"training PPO on inverted_pendulum for {num_timesteps} steps, capturing into {rec.writer.url}")
+    with rec:
+        ppo.train(
+            env,
+            num_timesteps=num_timesteps,
+            progress_fn=progress,
+            policy_params_fn=rec.policy_params_fn(),
+            **PPO_CONFIG,
+        )
+    print(
+        f"done in {time.perf_counter() - t0:.1f}s: {rec.stats.written} captures written, {rec.stats.dropped} dropped, "
+        f"rollout compiled {rec.compiles}x"
+    )
+    return rec.writer.url
