@@ -52,7 +52,14 @@ def ppo_captured(pendulum, tmp_path_factory):
     root = tmp_path_factory.mktemp("ppo")
     seen = []
     rec = BraxRecorder(
-        pendulum, root=root, name="p", num_envs=5, episode_length=50, normalize_observations=True, strict=True
+        pendulum,
+        root=root,
+        name="p",
+        num_envs=5,
+        episode_length=50,
+        normalize_observations=True,
+        store_params="all",
+        strict=True,
     )
     _, params, _ = ppo.train(
         pendulum, policy_params_fn=rec.policy_params_fn(chain=lambda s, *_: seen.append(s)), **PPO_KW

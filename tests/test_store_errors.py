@@ -52,10 +52,10 @@ def test_corrupt_manifest_is_listed_as_a_problem(run_dir):
 
 def test_truncated_array_file(run_dir):
     d = _cap_dir(run_dir, 0)
-    f = d / "qvel.npy"
+    f = d / "qvel.zs"
     f.write_bytes(f.read_bytes()[:-7])
     cap = trajscope.open_run(run_dir).capture(0)
-    with pytest.raises(FormatError, match=r"qvel\.npy: truncated") as e:
+    with pytest.raises(FormatError, match=r"qvel\.zs: truncated") as e:
         cap.load("qvel")
     assert e.value.path == str(f)
     with pytest.raises(FormatError, match="truncated"):
@@ -66,7 +66,7 @@ def test_truncated_array_file(run_dir):
 
 
 def test_flipped_bytes_fail_the_checksum(run_dir):
-    f = _cap_dir(run_dir, 2) / "qpos.npy"
+    f = _cap_dir(run_dir, 2) / "qpos.zs"
     data = bytearray(f.read_bytes())
     data[-3] ^= 0xFF
     f.write_bytes(bytes(data))
@@ -78,12 +78,29 @@ def test_flipped_bytes_fail_the_checksum(run_dir):
     assert p.returncode == 1 and f"{f}: checksum mismatch" in p.stdout
 
 
-def test_corrupt_npy_header(run_dir):
-    f = _cap_dir(run_dir, 0) / "reward.npy"
+def test_corrupt_npy_header(tmp_path, model):
+    with trajscope.RunWriter(tmp_path, name="n", model=model, compress=False, strict=True) as w:
+        w.add_capture(step=0, **simulate(model, T=5, E=2))
+    f = _cap_dir(tmp_path / "n", 0) / "reward.npy"
     data = f.read_bytes()
     f.write_bytes(data[:10] + b"{'descr': <garbage" + data[28:])
     with pytest.raises(FormatError, match=r"reward\.npy: corrupt \.npy header"):
-        trajscope.open_run(run_dir).capture(0).load("reward", env=0)
+        trajscope.open_run(tmp_path / "n").capture(0).load("reward", env=0)
+
+
+def test_corrupt_compressed_stream(run_dir):
+    f = _cap_dir(run_dir, 1) / "qvel.zs"
+    data = bytearray(f.read_bytes())
+    data[3:9] = b"garbag"  # same length: only decompression or the checksum can tell
+    f.write_bytes(bytes(data))
+    cap = trajscope.open_run(run_dir).capture(1)
+    with pytest.raises(FormatError, match=r"qvel\.zs: corrupt compressed data"):
+        cap.load("qvel", env=0)
+    with pytest.raises(FormatError, match=r"qvel\.zs: checksum mismatch"):
+        cap.load("qvel")
+    np.testing.assert_array_equal(
+        cap.load("qvel", env=1), simulate(trajscope.open_run(run_dir).load_model(), T=5, E=2)["qvel"][:, 1]
+    )
 
 
 def test_unknown_major_version(run_dir):
@@ -124,7 +141,7 @@ def test_unknown_capture_version_missing_array_and_wrong_shapes(run_dir):
 def test_missing_run_and_missing_array_file(tmp_path, run_dir):
     with pytest.raises(FormatError, match=r"run\.json: no run here"):
         trajscope.open_run(tmp_path / "nothing")
-    (_cap_dir(run_dir, 0) / "done.npy").unlink()
+    (_cap_dir(run_dir, 0) / "done.zs").unlink()
     with pytest.raises(FormatError, match="array file is missing"):
         trajscope.open_run(run_dir).capture(0).load("done")
     with pytest.raises(KeyError, match="has no array 'nope'"):
@@ -169,3 +186,11 @@ def test_invalid_captures_are_dropped_with_a_warning_or_raised_in_strict_mode(tm
     assert w.add_capture(step=1, **kw) is True
     w.close()
     assert (w.stats.dropped_invalid, w.stats.written) == (2, 1)
+
+
+def test_damaged_model_file(run_dir):
+    (run_dir / "model" / "model.mjb.z").write_bytes(b"not a model")
+    run = trajscope.open_run(run_dir)
+    assert len(run.captures) == 3  # the captures stay readable
+    with pytest.raises(FormatError, match=r"model cannot be loaded: model\.mjb\.z: .*incorrect header"):
+        run.load_model()

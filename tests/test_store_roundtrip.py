@@ -20,11 +20,12 @@ def _write(root, model, captures, **kw):
     return w
 
 
+@pytest.mark.parametrize("compress", [True, False], ids=["zlib-shuffle", "npy"])
 @pytest.mark.parametrize("url_kind", ["local", "file", "memory"])
-def test_every_array_kind_round_trips(tmp_path, model, url_kind):
+def test_every_array_kind_round_trips(tmp_path, model, url_kind, compress):
     root = {"local": str(tmp_path), "file": f"file://{tmp_path}", "memory": f"memory://ts-{tmp_path.name}"}[url_kind]
     kw = all_kinds(model)
-    _write(root, model, [(1000, kw)])
+    _write(root, model, [(1000, kw)], compress=compress)
     run = trajscope.open_run(f"{root}/r")
     (info,) = run.captures
     assert (info.step, info.kind, info.num_steps, info.num_envs) == (1000, "eval", 7, 3)
@@ -59,9 +60,10 @@ def test_every_array_kind_round_trips(tmp_path, model, url_kind):
     assert run.model_info["geom_types"] == ["plane", "sphere", "capsule", "box"]
 
 
-def test_one_environment_reads_only_its_slice(tmp_path, model):
+@pytest.mark.parametrize("compress", [True, False], ids=["zlib-shuffle", "npy"])
+def test_one_environment_reads_only_its_slice(tmp_path, model, compress):
     kw = all_kinds(model, T=5, E=4)
-    _write(tmp_path, model, [(0, kw)])
+    _write(tmp_path, model, [(0, kw)], compress=compress)
     cap = trajscope.open_run(tmp_path / "r").capture(0)
     for e in range(4):
         traj = cap.trajectory(e)

@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +50,10 @@ class BraxRecorder:
             randomised model, and the fields randomised are stored per environment.
         normalize_observations, network_factory: as passed to PPO's ``train``; used to
             evaluate the value network at every captured step. ``value=False`` skips that.
+        store_params: which checkpoint parameters each capture keeps: ``"policy"`` (the
+            observation normaliser and the policy network: enough to run the policy again,
+            for saliency and the like), ``"all"`` (also the value network, often much the
+            largest), or ``"none"``.
         algorithm, env_name, config, tags: run metadata.
         seed: seed of the capture rollouts, independent of training's.
         strict: raise instead of warning (for tests).
@@ -71,6 +75,7 @@ class BraxRecorder:
         normalize_observations: bool = False,
         network_factory: Callable[..., Any] | None = None,
         value: bool = True,
+        store_params: Literal["policy", "all", "none"] = "policy",
         algorithm: str = "ppo",
         env_name: str | None = None,
         config: Mapping[str, Any] | None = None,
@@ -92,6 +97,7 @@ class BraxRecorder:
         self.normalize_observations = normalize_observations
         self.network_factory = network_factory
         self.value = value
+        self.store_params = store_params
         self.strict = strict
         self.seed = seed
         dt = float(getattr(env, "dt", 0.0)) * action_repeat or None
@@ -153,7 +159,7 @@ class BraxRecorder:
                 step=int(step),
                 kind="eval",
                 deterministic=self.cfg.deterministic,
-                params=_params_tree(params),
+                params=_params_tree(params, self.store_params),
                 **_state.drop_empty(traj),
             )
         except Exception as e:
@@ -187,7 +193,7 @@ class BraxRecorder:
             def identity(x: Any, _: Any) -> Any:
                 return x
 
-            normalize = running_statistics.normalize if self.normalize_observations else identity
+            normalize: Any = running_statistics.normalize if self.normalize_observations else identity
             nets = factory(obs_shape, self.env.action_size, preprocess_observations_fn=normalize)
         except Exception as e:  # noqa: BLE001 - value is optional
             self._warn("value", f"trajscope: value predictions not captured: {type(e).__name__}: {e}")
@@ -289,12 +295,15 @@ def _strong(tree: Any) -> Any:
     )
 
 
-def _params_tree(params: Any) -> dict[str, Any]:
-    """PPO's ``(normalizer, policy, value)`` params as a named tree."""
-    if isinstance(params, tuple) and len(params) == 3:
-        return {"normalizer": params[0], "policy": params[1], "value": params[2]}
-    if isinstance(params, tuple) and len(params) == 2:
-        return {"normalizer": params[0], "policy": params[1]}
+def _params_tree(params: Any, which: str) -> dict[str, Any] | None:
+    """PPO's ``(normalizer, policy, value)`` params as a named tree, as much as asked for."""
+    if which == "none":
+        return None
+    if isinstance(params, tuple) and len(params) in (2, 3):
+        tree = {"normalizer": params[0], "policy": params[1]}
+        if which == "all" and len(params) == 3:
+            tree["value"] = params[2]
+        return tree
     return {"params": params}
 
 

@@ -53,9 +53,9 @@ def train_demo(
     )
     t0 = time.perf_counter()
 
-    def progress(step: int, metrics: dict[str, Any]) -> None:
-        r = metrics.get("eval/episode_reward")
-        print(f"  {time.perf_counter() - t0:6.1f}s  step {step:>8}  brax eval return {float(r):8.1f}", flush=True)
+    def progress(step: int, metrics: Any) -> None:
+        r = float(metrics.get("eval/episode_reward", float("nan")))
+        print(f"  {time.perf_counter() - t0:6.1f}s  step {step:>8}  brax eval return {r:8.1f}", flush=True)
 
     print(f"training PPO on inverted_pendulum for {num_timesteps} steps, capturing into {rec.writer.url}")
     with rec:

@@ -27,9 +27,9 @@ def resolve(path_or_url: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSys
     return fs, path.rstrip("/") or path
 
 
-def cat(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
-    """A whole file's bytes."""
-    data = fs.cat_file(path)
+def cat(fs: fsspec.AbstractFileSystem, path: str, start: int | None = None, end: int | None = None) -> bytes:
+    """A file's bytes, whole or ``[start, end)``."""
+    data = fs.cat_file(path, start=start, end=end)
     assert isinstance(data, bytes)
     return data
 

@@ -85,3 +85,70 @@ def read_leading(path: str, f: IO[bytes], index: int, *, file_size: int) -> np.n
     if len(data) != row:
         raise FormatError(path, "truncated while reading")
     return np.frombuffer(data, dtype=dtype).reshape(shape[1:])
+
+
+# ---------------------------------------------------------------------------- zlib-shuffle
+# Per-step arrays compress well once the bytes of each float are grouped by significance
+# (exponents together, mantissas together), and better still where environments sit still
+# after their episode ended. Each leading index (environment) is its own zlib stream, so one
+# environment is still one byte range.
+
+CODEC_NPY = "npy"
+CODEC_ZS = "zlib-shuffle"
+
+
+def _shuffle(a: np.ndarray) -> bytes:
+    it = a.dtype.itemsize
+    raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    return raw.reshape(-1, it).T.tobytes() if it > 1 else raw.tobytes()
+
+
+def _unshuffle(data: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    it = dtype.itemsize
+    b = np.frombuffer(data, dtype=np.uint8)
+    if it > 1:
+        b = b.reshape(it, -1).T
+    return np.ascontiguousarray(b).view(dtype).reshape(shape)
+
+
+def encode_zs(stored: np.ndarray, *, chunked: bool, level: int = 1) -> tuple[bytes, list[int]]:
+    """Concatenated zlib streams, one per leading index if ``chunked`` (else one), and
+    their byte offsets (streams + 1)."""
+    if stored.dtype.hasobject:
+        raise TypeError("object arrays cannot be stored (they would need pickle)")
+    if chunked and stored.ndim >= 1 and stored.shape[0] > 0:
+        parts = [stored[i] for i in range(stored.shape[0])]
+    else:
+        parts = [stored]
+    blobs = [zlib.compress(_shuffle(np.asarray(p)), level) for p in parts]
+    offsets = [0]
+    for b in blobs:
+        offsets.append(offsets[-1] + len(b))
+    return b"".join(blobs), offsets
+
+
+def decode_zs_chunk(path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """One leading index (``shape`` is its shape) from its zlib stream."""
+    try:
+        data = zlib.decompress(blob)
+    except zlib.error as e:
+        raise FormatError(path, f"corrupt compressed data ({e})") from None
+    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != want:
+        raise FormatError(path, f"decompressed to {len(data)} bytes, expected {want}")
+    return _unshuffle(data, dtype, shape)
+
+
+def decode_zs(
+    path: str, data: bytes, offsets: list[int], dtype: np.dtype, shape: tuple[int, ...], *, expect_crc: int | None
+) -> np.ndarray:
+    """The whole array from a zlib-shuffle file."""
+    if len(data) != offsets[-1]:
+        raise FormatError(path, f"truncated or padded: {len(data)} bytes, expected {offsets[-1]}")
+    if expect_crc is not None and crc32(data) != expect_crc:
+        raise FormatError(path, "checksum mismatch: the file is corrupt")
+    n = len(offsets) - 1
+    if len(shape) >= 1 and shape[0] == n and n > 0:
+        rows = [decode_zs_chunk(path, data[offsets[i] : offsets[i + 1]], dtype, shape[1:]) for i in range(n)]
+        return np.stack(rows).reshape(shape)
+    return decode_zs_chunk(path, data, dtype, shape)

@@ -8,9 +8,11 @@ reported as incomplete, never read.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import threading
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -141,6 +143,7 @@ class Capture:
         path = _fs.join(self.dir, e["file"])
         fs = self.run.fs
         layout = e["layout"]
+        zs = e.get("codec", _npy.CODEC_NPY) == _npy.CODEC_ZS
         if env is None:
             try:
                 data = _fs.cat(fs, path)
@@ -148,7 +151,10 @@ class Capture:
                 raise FormatError(path, "array file is missing") from None
             if len(data) != e["nbytes"]:
                 raise FormatError(path, f"truncated: {len(data)} of {e['nbytes']} bytes")
-            a = _npy.decode(path, data, expect_crc=e.get("crc32"))
+            if zs:
+                a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"))
+            else:
+                a = _npy.decode(path, data, expect_crc=e.get("crc32"))
             if layout == "time_env":
                 a = np.swapaxes(a, 0, 1)
         else:
@@ -158,14 +164,27 @@ class Capture:
                 raise IndexError(f"env {env} out of range: capture has {self.info.num_envs} environments")
             try:
                 size = _fs.size(fs, path)
-                with fs.open(path, "rb") as f:
-                    a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
+                if zs:
+                    if size != e["nbytes"]:
+                        raise FormatError(path, f"truncated: {size} of {e['nbytes']} bytes")
+                    start, end = e["chunks"][env], e["chunks"][env + 1]
+                    dtype, shape = self._stored(e)
+                    a = _npy.decode_zs_chunk(path, _fs.cat(fs, path, start, end), dtype, shape[1:])
+                else:
+                    with fs.open(path, "rb") as f:
+                        a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
         self._check_shape(path, e, a, env)
         if decode and "encoding" in e:
             a = _encode.decode_image(a, e["encoding"])
         return a
+
+    @staticmethod
+    def _stored(e: Mapping[str, Any]) -> tuple[np.dtype, tuple[int, ...]]:
+        """dtype and shape of the values in an array file."""
+        shape = tuple(e.get("stored_shape") or e["shape"])
+        return np.dtype(e.get("stored_dtype", e["dtype"])), shape
 
     def _check_shape(self, path: str, e: Mapping[str, Any], a: np.ndarray, env: int | None) -> None:
         want = tuple(e["shape"])
@@ -307,6 +326,25 @@ class Run:
             if "/" in e["file"] or e["file"].startswith("."):
                 raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
             names.add(_name(e["group"], e["key"]))
+            try:
+                if np.dtype(e.get("stored_dtype", e["dtype"])).hasobject:
+                    raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
+            except TypeError:
+                raise FormatError(path, f"{e['file']}: unknown dtype {e.get('stored_dtype')!r}") from None
+            codec = e.get("codec", "npy")
+            if codec == "zlib-shuffle":
+                c = e.get("chunks")
+                if (
+                    not isinstance(c, list)
+                    or len(c) < 2
+                    or not all(isinstance(x, int) for x in c)
+                    or c[0] != 0
+                    or any(b < a for a, b in itertools.pairwise(c))
+                    or c[-1] != e["nbytes"]
+                ):
+                    raise FormatError(path, f"{e['file']}: malformed chunk offsets")
+            elif codec != "npy":
+                raise FormatError(path, f"{e['file']}: unknown codec {codec!r}")
         for spec in _schema.FIXED_ARRAYS:
             if spec.required and spec.name not in names:
                 raise FormatError(path, f"required array {spec.name!r} is missing")
@@ -400,9 +438,9 @@ class Run:
         errors = []
         if self.fs.exists(mjb):
             try:
-                return _model.from_bytes(_fs.cat(self.fs, mjb))
+                return _model.from_bytes(zlib.decompress(_fs.cat(self.fs, mjb)))
             except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(f"model.mjb: {e}")
+                errors.append(f"model.mjb.z: {e}")
         if self.fs.exists(xml):
             import mujoco
 

@@ -19,7 +19,8 @@ FORMAT_MAJOR = int(FORMAT_VERSION.split(".")[0])
 
 RUN_FILE = "run.json"
 MODEL_DIR = "model"
-MODEL_MJB = "model/model.mjb"
+MODEL_MJB = "model/model.mjb.z"
+"""zlib-compressed ``mj_saveModel`` bytes (builtin textures make raw MJB files large)."""
 MODEL_XML = "model/model.xml"
 MODEL_ASSETS_DIR = "model/assets"
 CAPTURES_DIR = "captures"

@@ -21,7 +21,8 @@ import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,8 @@ class RunWriter:
         max_queue: captures waiting to be written before new ones are dropped.
         lossless_images: keep float images whose uint8 encoding would lose precision as
             floats instead.
+        compress: store arrays as per-environment zlib streams of byte-shuffled values
+            (``zlib-shuffle``, typically 2 to 5 times smaller) rather than plain ``.npy``.
     """
 
     def __init__(
@@ -103,11 +106,12 @@ class RunWriter:
         env_name: str | None = None,
         algorithm: str | None = None,
         config: Mapping[str, Any] | Any = None,
-        tags: list[str] | tuple[str, ...] = (),
+        tags: Sequence[str] = (),
         control_dt_s: float | None = None,
         strict: bool = False,
         max_queue: int = 16,
         lossless_images: bool = False,
+        compress: bool = True,
     ) -> None:
         self.name = name or _default_name(env_name)
         if "/" in self.name or self.name in ("", ".", ".."):
@@ -118,6 +122,7 @@ class RunWriter:
         self.url = self.path if _fs.is_local(self._fs) else self._fs.unstrip_protocol(self.path)
         self.strict = strict
         self.lossless_images = lossless_images
+        self.compress = compress
         self.stats = WriterStats()
         self._warned: set[str] = set()
         self._error: BaseException | None = None
@@ -458,7 +463,7 @@ class RunWriter:
             _fs.makedirs(fs, _fs.join(self.path, _schema.MODEL_DIR))
             mjb = _fs.join(self.path, _schema.MODEL_MJB)
             if not fs.exists(mjb):
-                _fs.write_atomic(fs, mjb, self._model_bytes)
+                _fs.write_atomic(fs, mjb, zlib.compress(self._model_bytes, 6))
             if self._model_xml is not None:
                 _fs.write_atomic(fs, _fs.join(self.path, _schema.MODEL_XML), self._model_xml.encode())
             for rel, data in self._model_assets.items():
@@ -491,13 +496,18 @@ class RunWriter:
             encoding = None
             if group == "obs" and _schema.is_image_key(key, a.shape):
                 stored, encoding = _encode.encode_image(stored, lossless_only=self.lossless_images)
+            ext = "zs" if self.compress else "npy"
             if group:
                 i = counters.get(group, 0)
                 counters[group] = i + 1
-                fname = f"{group}.{i:03d}.npy"
+                fname = f"{group}.{i:03d}.{ext}"
             else:
-                fname = f"{key}.npy"
-            data = _npy.encode(stored)
+                fname = f"{key}.{ext}"
+            chunks = None
+            if self.compress:
+                data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
+            else:
+                data = _npy.encode(stored)
             _fs.write_file(fs, _fs.join(cdir, fname), data)
             total += len(data)
             entry: dict[str, Any] = {
@@ -508,9 +518,13 @@ class RunWriter:
                 "dtype": str(a.dtype),
                 "stored_dtype": str(stored.dtype),
                 "layout": layout,
+                "stored_shape": list(stored.shape),
+                "codec": _npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY,
                 "nbytes": len(data),
                 "crc32": _npy.crc32(data),
             }
+            if chunks is not None:
+                entry["chunks"] = chunks
             if encoding is not None:
                 entry["encoding"] = encoding
             entries.append(entry)

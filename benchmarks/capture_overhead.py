@@ -1,0 +1,209 @@
+"""What capture costs a real PPO training: no capture vs trajscope vs rscope, in one run.
+
+    python benchmarks/capture_overhead.py            # the full comparison
+    python benchmarks/capture_overhead.py --quick    # a smaller one, a few minutes on 2 cores
+
+The same brax PPO training of MuJoCo Playground's CartpoleBalance (``impl='jax'``, which
+suits CPUs; ``--impl warp`` on GPUs) runs three ways, in turns, ``--repeats`` times:
+
+* ``none``: no capture;
+* ``trajscope``: ``BraxRecorder`` with 16 environments at every checkpoint;
+* ``rscope``: rscope's ``BraxRolloutSaver`` with 16 environments at every checkpoint, used
+  as its README shows (``pip install rscope``; skipped if it is not installed).
+
+It prints wall times (best of the repeats) and their ratio to ``none``, the time the
+training loop spent inside each capture hook per checkpoint, the compilations of the
+capture rollout, and the bytes each wrote. The last line reads
+``capture_overhead: trajscope=<ratio> rscope=<ratio>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import tyro
+
+import trajscope
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    quick: bool = False
+    """A smaller comparison: fewer steps and shorter episodes."""
+    repeats: int = 1
+    """Runs of each way; the best wall time counts."""
+    env: str = "CartpoleBalance"
+    """A MuJoCo Playground environment that loads offline."""
+    impl: str = "jax"
+    """MJX implementation: 'jax' suits CPUs, 'warp' GPUs."""
+    capture_envs: int = 16
+    num_envs: int = 256
+    """Training environments."""
+    num_timesteps: int | None = None
+    """Default: 600k, or 150k with --quick."""
+    episode_length: int | None = None
+    """Default: 1000, or 250 with --quick."""
+    num_evals: int = 8
+    ways: tuple[str, ...] = ("none", "trajscope", "rscope")
+    """Which ways to run."""
+    keep: str | None = None
+    """Keep trajscope's runs under this folder (default: a temporary one, removed)."""
+    warmup: bool = True
+    """Run a short training first, so that one-time start-up costs land on no way."""
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+class _Timed:
+    """Wraps a hook, timing how long the training loop waits in it."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.seconds: list[float] = []
+
+    def __call__(self, *args: Any) -> None:
+        t0 = time.perf_counter()
+        self.fn(*args)
+        self.seconds.append(time.perf_counter() - t0)
+
+
+def main(args: Args) -> None:
+    from brax.training.agents.ppo import train as ppo
+    from mujoco_playground import registry, wrapper
+
+    from trajscope.capture import BraxRecorder
+
+    steps = args.num_timesteps or (150_000 if args.quick else 600_000)
+    ep_len = args.episode_length or (250 if args.quick else 1000)
+    env = registry.load(args.env, config_overrides={"impl": args.impl})
+    kw = dict(
+        num_timesteps=steps,
+        num_evals=args.num_evals,
+        episode_length=ep_len,
+        num_envs=args.num_envs,
+        batch_size=256,
+        num_minibatches=8,
+        unroll_length=10,
+        num_updates_per_batch=4,
+        normalize_observations=True,
+        reward_scaling=10.0,
+        learning_rate=1e-3,
+        wrap_env_fn=wrapper.wrap_for_brax_training,
+        seed=0,
+    )
+    try:
+        from ml_collections import config_dict
+        from rscope import brax as rscope_brax
+    except ImportError:
+        rscope_brax = None
+        print("rscope is not installed (pip install rscope): its column is skipped")
+
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-"))
+    results: dict[str, list[dict[str, Any]]] = {"none": [], "trajscope": [], "rscope": []}
+    ways = [w for w in args.ways if w != "rscope" or rscope_brax]
+    if args.warmup:
+        t0 = time.perf_counter()
+        ppo.train(env, **dict(kw, num_timesteps=kw["batch_size"] * kw["unroll_length"] * 8, num_evals=2))
+        print(f"  warm-up {time.perf_counter() - t0:.1f} s", flush=True)
+    for rep in range(args.repeats):
+        # Alternate the order between repeats so that drift in machine load favours no way.
+        for way in ways if rep % 2 == 0 else ways[::-1]:
+            hook = None
+            rec = None
+            out_dir = tmp / f"{way}-{rep}"
+            if way == "trajscope":
+                rec = BraxRecorder(
+                    env,
+                    root=out_dir,
+                    name="run",
+                    num_envs=args.capture_envs,
+                    episode_length=ep_len,
+                    normalize_observations=True,
+                    env_name=args.env,
+                )
+                hook = _Timed(rec.policy_params_fn())
+            elif way == "rscope":
+                shutil.rmtree("/tmp/rscope", ignore_errors=True)
+                out_dir = Path("/tmp/rscope")
+                trace_env = wrapper.wrap_for_brax_training(env, episode_length=ep_len, action_repeat=1)
+                params_cfg = config_dict.ConfigDict(
+                    dict(num_envs=kw["num_envs"], episode_length=ep_len, action_repeat=1)
+                )
+                saver = rscope_brax.BraxRolloutSaver(
+                    trace_env, params_cfg, vision=False, rscope_envs=args.capture_envs, determistic=True
+                )
+
+                def rscope_fn(step: int, make_policy: Any, params: Any, saver: Any = saver) -> None:
+                    saver.set_make_policy(make_policy)
+                    saver.dump_rollout(params)
+
+                hook = _Timed(rscope_fn)
+            t0 = time.perf_counter()
+            train_kw = dict(kw, policy_params_fn=hook) if hook else kw
+            _, params, _ = ppo.train(env, **train_kw)
+            jax.block_until_ready(params)
+            if rec is not None:
+                rec.close()
+            wall = time.perf_counter() - t0
+            results[way].append(
+                dict(
+                    wall=wall,
+                    hook=statistics.mean(hook.seconds) if hook and hook.seconds else 0.0,
+                    hook_max=max(hook.seconds) if hook and hook.seconds else 0.0,
+                    checkpoints=len(hook.seconds) if hook else 0,
+                    bytes=_du(out_dir),
+                    compiles=rec.compiles if rec else None,
+                    dropped=rec.stats.dropped if rec else None,
+                )
+            )
+            print(f"  [{rep}] {way:<9} {wall:7.1f} s", flush=True)
+
+    if "trajscope" in ways:
+        run = trajscope.open_run(tmp / "trajscope-0" / "run")
+        cap = run.capture(-1)
+        sizes = sorted(((e["nbytes"], e["group"], e["key"]) for e in cap.manifest["arrays"]), reverse=True)
+        print(f"\nlargest arrays of the last trajscope capture ({sum(s for s, *_ in sizes) / 1e6:.2f} MB in all):")
+        for nbytes, group, key in sizes[:6]:
+            print(f"  {group + '/' if group else ''}{key:<40} {nbytes / 1e3:8.1f} kB")
+    base = min(r["wall"] for r in results["none"]) if results["none"] else float("nan")
+    print()
+    print(f"PPO on {args.env} (impl={args.impl}), {steps} steps, {args.num_envs} envs, episode {ep_len}, ")
+    print(f"{args.num_evals} evals; capture {args.capture_envs} envs x {ep_len} steps at every checkpoint")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs"
+    )
+    print()
+    header = (
+        f"{'way':<10} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
+        f"{'MB written':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    ratios: dict[str, float] = {}
+    for way in ways:
+        rs = results[way]
+        best = min(rs, key=lambda r: r["wall"])
+        ratios[way] = best["wall"] / base
+        compiles = "-" if best["compiles"] is None else str(best["compiles"])
+        print(
+            f"{way:<10} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
+            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f}"
+        )
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "rscope")}
+    print(f"capture_overhead: trajscope={fmt['trajscope']} rscope={fmt['rscope']}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
