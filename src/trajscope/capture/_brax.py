@@ -56,7 +56,9 @@ class BraxRecorder:
             largest), or ``"none"``.
         algorithm, env_name, config, tags: run metadata.
         seed: seed of the capture rollouts, independent of training's.
-        strict: raise instead of warning (for tests).
+        strict: raise instead of warning (for tests); also compiles in the foreground.
+        background_compile: trace and compile the rollout at the first checkpoint on a
+            background thread while training goes on (not with ``randomization_fn``).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class BraxRecorder:
         tags: Sequence[str] = (),
         seed: int = 0,
         strict: bool = False,
+        background_compile: bool = True,
         writer: RunWriter | None = None,
     ) -> None:
         self.env = env
@@ -131,6 +134,8 @@ class BraxRecorder:
         self._pending: dict[str, Any] | None = None
         self._pending_lock = threading.Lock()
         self._wrap_calls = 0
+        self.background_compile = background_compile
+        self._compiling: threading.Thread | None = None
 
     # ------------------------------------------------------------------ PPO
 
@@ -146,15 +151,47 @@ class BraxRecorder:
 
     def capture(self, step: int, make_policy: Callable[..., Any], params: Any) -> bool:
         """Run the evaluation rollout for this checkpoint and queue it; never raises
-        (unless ``strict``). Returns True if a capture was queued."""
+        (unless ``strict``). Returns True if a capture was started.
+
+        The first capture traces and compiles the rollout (seconds) on a background thread,
+        so training goes on meanwhile; later ones only dispatch the compiled rollout.
+        """
         self.checkpoints_seen += 1
         if (self.checkpoints_seen - 1) % self.every:
             return False
         t0 = time.perf_counter()
+        self._join_compile()
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self.checkpoints_seen)
+        args = (int(step), make_policy, _strong(params), key, params)
+        background = (
+            self.background_compile
+            and not self.strict
+            and id(make_policy) not in self._rollouts
+            # Randomisation swaps the environment's model while tracing; so may training's
+            # own randomisation wrapper, so the two must not trace at the same time.
+            and self.cfg.randomization_fn is None
+        )
+        if background:
+            self._compiling = threading.Thread(
+                target=self._capture_now, args=args, name="trajscope-compile", daemon=True
+            )
+            self._compiling.start()
+            ok = True
+        else:
+            ok = self._capture_now(*args)
+        self.capture_seconds.append(time.perf_counter() - t0)
+        return ok
+
+    def _join_compile(self) -> None:
+        if self._compiling is not None:
+            self._compiling.join()
+            self._compiling = None
+
+    def _capture_now(
+        self, step: int, make_policy: Callable[..., Any], strong: Any, key: jax.Array, params: Any
+    ) -> bool:
         try:
-            rollout = self._rollout_for(make_policy)
-            key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self.checkpoints_seen)
-            traj = rollout(_strong(params), key)
+            traj = self._rollout_for(make_policy)(strong, key)
             ok = self.writer.add_capture(
                 step=int(step),
                 kind="eval",
@@ -168,7 +205,6 @@ class BraxRecorder:
             self.captures_failed += 1
             self._warn("capture", f"trajscope: capture at step {step} failed: {type(e).__name__}: {e}")
             return False
-        self.capture_seconds.append(time.perf_counter() - t0)
         return ok
 
     def _rollout_for(self, make_policy: Callable[..., Any]) -> Callable[..., Any]:
@@ -256,6 +292,7 @@ class BraxRecorder:
         return self.writer.stats
 
     def close(self) -> None:
+        self._join_compile()
         self.writer.close()
 
     def __enter__(self) -> BraxRecorder:
