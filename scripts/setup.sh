@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: offscreen MuJoCo rendering (pixel observations, video) and the
 # headless browser the viewer tests drive.
-APT_PACKAGES=(libosmesa6 libegl1 libgl1)
+APT_PACKAGES=(libosmesa6 libegl1 libgl1 chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -59,7 +59,6 @@ def ppo_captured(pendulum, tmp_path_factory):
         episode_length=50,
         normalize_observations=True,
         store_params="all",
-        strict=True,
     )
     _, params, _ = ppo.train(
         pendulum, policy_params_fn=rec.policy_params_fn(chain=lambda s, *_: seen.append(s)), **PPO_KW

@@ -56,7 +56,7 @@ def test_ls_lists_runs_with_last_capture(tmp_path, model):
 
 
 def test_demo_writes_a_run_that_info_reads(tmp_path):
-    p = _run("demo", "--scripted", "--root", str(tmp_path), "--name", "demo")
+    p = _run("demo", "--scripted", "--root", str(tmp_path), "--name", "demo", "--no-serve")
     assert p.returncode == 0, p.stderr
     assert "6 capture(s)" in p.stdout
     run = trajscope.open_run(tmp_path / "demo")

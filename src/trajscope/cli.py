@@ -36,6 +36,17 @@ class Ls:
 
 
 @dataclasses.dataclass(frozen=True)
+class View:
+    """Serve the web viewer for a run or a root of runs; open the printed URL."""
+
+    path: tyro.conf.Positional[str | None] = None
+    """Run folder, root of runs, or fsspec URL. Default: $TRAJSCOPE_DIR, else ./trajscope_runs."""
+    host: str = "127.0.0.1"
+    """Interface to listen on. Keep 127.0.0.1 and use an SSH port forward."""
+    port: int = 8080
+
+
+@dataclasses.dataclass(frozen=True)
 class Demo:
     """Train a small PPO agent with capture on, then show the run.
 
@@ -52,6 +63,9 @@ class Demo:
     """Environment steps of training."""
     scripted: bool = False
     """Write a scripted cart-pole run instead of training (no JAX needed)."""
+    serve: bool = True
+    """Then serve the viewer on the run until interrupted."""
+    port: int = 8080
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -198,7 +212,25 @@ def cmd_demo(args: Demo) -> int:
 
         path = train_demo(root=args.root, name=args.name, num_timesteps=args.steps)
     print(f"\nwrote {path}\n")
-    return cmd_info(Info(run=path))
+    rc = cmd_info(Info(run=path))
+    if args.serve:
+        return cmd_view(View(path=path, port=args.port))
+    return rc
+
+
+def cmd_view(args: View) -> int:
+    import time
+
+    from .serve import serve
+
+    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port)
+    print(f"trajscope viewer: {viewer.url}  (on a remote machine: ssh -L {viewer.port}:localhost:{viewer.port} HOST)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        viewer.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,11 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         {
             "info": Info,
             "ls": Ls,
+            "view": View,
             "demo": Demo,
         },
         prog="trajscope",
         description="Capture, store and replay rollouts of JAX RL training.",
         args=argv,
     )
-    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, Demo: cmd_demo}
+    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, View: cmd_view, Demo: cmd_demo}
     sys.exit(handlers[type(cmd)](cmd))

@@ -1,0 +1,5 @@
+"""The web viewer: reads runs through the store's reader; never imports capture or JAX."""
+
+from ._app import Viewer as Viewer
+from ._app import find_runs as find_runs
+from ._app import serve as serve

@@ -1,0 +1,143 @@
+"""Triangle meshes of MuJoCo geoms, in each geom's own frame. numpy only."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+PLANE, HFIELD, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH, SDF = range(9)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeomMesh:
+    """One geom's triangles: ``vertices (V, 3)`` float32 and ``faces (F, 3)`` uint32."""
+
+    geom_id: int
+    vertices: np.ndarray
+    faces: np.ndarray
+    rgba: np.ndarray
+    group: int
+
+
+def icosphere(subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A unit sphere."""
+    t = (1.0 + 5**0.5) / 2.0
+    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t)]
+    v += [(t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
+    faces = [
+        (0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+        (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5),
+        (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1),
+    ]  # fmt: skip
+    for _ in range(subdivisions):
+        cache: dict[tuple[int, int], int] = {}
+
+        def mid(a: int, b: int, cache: dict[tuple[int, int], int] = cache) -> int:
+            key = (min(a, b), max(a, b))
+            if key not in cache:
+                m = verts[a] + verts[b]
+                verts.append(m / np.linalg.norm(m))
+                cache[key] = len(verts) - 1
+            return cache[key]
+
+        new = []
+        for a, b, c in faces:
+            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        faces = new
+    return np.array(verts, np.float32), np.array(faces, np.uint32)
+
+
+def cylinder(radius: float, half_length: float, segments: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """A closed cylinder along z."""
+    ang = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    ring = np.stack([radius * np.cos(ang), radius * np.sin(ang)], axis=1)
+    bottom = np.column_stack([ring, np.full(segments, -half_length)])
+    top = np.column_stack([ring, np.full(segments, half_length)])
+    verts = np.vstack([bottom, top, [[0, 0, -half_length], [0, 0, half_length]]])
+    faces = []
+    cb, ct = 2 * segments, 2 * segments + 1
+    for i in range(segments):
+        j = (i + 1) % segments
+        faces += [(i, j, segments + j), (i, segments + j, segments + i), (cb, j, i), (ct, segments + i, segments + j)]
+    return verts.astype(np.float32), np.array(faces, np.uint32)
+
+
+def capsule(radius: float, half_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """A cylinder along z with hemispherical caps."""
+    v, f = icosphere(2)
+    v = v * radius
+    v[:, 2] += np.where(v[:, 2] >= 0, half_length, -half_length)
+    return v.astype(np.float32), f
+
+
+def box(half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32) * half
+    faces = np.array(
+        [(0, 1, 3), (0, 3, 2), (4, 6, 7), (4, 7, 5), (0, 4, 5), (0, 5, 1),
+         (2, 3, 7), (2, 7, 6), (0, 2, 6), (0, 6, 4), (1, 5, 7), (1, 7, 3)],
+        np.uint32,
+    )  # fmt: skip
+    return corners.astype(np.float32), faces
+
+
+def plane(half_x: float, half_y: float) -> tuple[np.ndarray, np.ndarray]:
+    """A quad; MuJoCo draws size 0 (infinite) planes, here they get 20 m."""
+    hx, hy = half_x or 10.0, half_y or 10.0
+    v = np.array([[-hx, -hy, 0], [hx, -hy, 0], [hx, hy, 0], [-hx, hy, 0]], np.float32)
+    return v, np.array([(0, 1, 2), (0, 2, 3)], np.uint32)
+
+
+def heightfield(model: Any, hid: int) -> tuple[np.ndarray, np.ndarray]:
+    nrow, ncol = int(model.hfield_nrow[hid]), int(model.hfield_ncol[hid])
+    sx, sy, sz, _base = (float(s) for s in model.hfield_size[hid])
+    adr = int(model.hfield_adr[hid])
+    h = np.asarray(model.hfield_data[adr : adr + nrow * ncol]).reshape(nrow, ncol)
+    ys, xs = np.meshgrid(np.linspace(-sy, sy, nrow), np.linspace(-sx, sx, ncol), indexing="ij")
+    verts = np.column_stack([xs.ravel(), ys.ravel(), (h * sz).ravel()]).astype(np.float32)
+    idx = np.arange(nrow * ncol).reshape(nrow, ncol)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)]).astype(np.uint32)
+    return verts, faces
+
+
+def mesh(model: Any, mid: int) -> tuple[np.ndarray, np.ndarray]:
+    va, vn = int(model.mesh_vertadr[mid]), int(model.mesh_vertnum[mid])
+    fa, fn = int(model.mesh_faceadr[mid]), int(model.mesh_facenum[mid])
+    verts = np.asarray(model.mesh_vert[va : va + vn], np.float32)
+    faces = np.asarray(model.mesh_face[fa : fa + fn], np.uint32)
+    return verts, faces
+
+
+def geom_mesh(model: Any, g: int) -> GeomMesh | None:
+    """Triangles of geom ``g``, or None for types that cannot be drawn (sdf)."""
+    t = int(model.geom_type[g])
+    s = np.asarray(model.geom_size[g], float)
+    if t == SPHERE:
+        v, f = icosphere(2)
+        v = v * s[0]
+    elif t == ELLIPSOID:
+        v, f = icosphere(2)
+        v = v * s[:3]
+    elif t == CAPSULE:
+        v, f = capsule(s[0], s[1])
+    elif t == CYLINDER:
+        v, f = cylinder(s[0], s[1])
+    elif t == BOX:
+        v, f = box(s[:3])
+    elif t == PLANE:
+        v, f = plane(s[0], s[1])
+    elif t == MESH and int(model.geom_dataid[g]) >= 0:
+        v, f = mesh(model, int(model.geom_dataid[g]))
+    elif t == HFIELD and int(model.geom_dataid[g]) >= 0:
+        v, f = heightfield(model, int(model.geom_dataid[g]))
+    else:
+        return None
+    rgba = np.asarray(model.geom_rgba[g], np.float32)
+    matid = int(model.geom_matid[g])
+    if matid >= 0 and np.allclose(rgba, [0.5, 0.5, 0.5, 1.0]):
+        rgba = np.asarray(model.mat_rgba[matid], np.float32)
+    return GeomMesh(g, v.astype(np.float32), f.astype(np.uint32), rgba, int(model.geom_group[g]))

@@ -1,0 +1,167 @@
+"""The viewer's server side: geometry, kinematics, and a live viser server on real runs."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import mujoco
+import numpy as np
+import pytest
+
+import trajscope
+from conftest import simulate
+from trajscope._demo import write_demo_run
+from trajscope.serve import Viewer, _geometry, _kinematics
+
+ALL_GEOMS = """
+<mujoco>
+  <asset>
+    <hfield name="hf" nrow="4" ncol="5" size="1 1 0.2 0.1"/>
+    <mesh name="tet" vertex="0 0 0  1 0 0  0 1 0  0 0 1"/>
+  </asset>
+  <worldbody>
+    <geom type="plane" size="3 3 0.1"/>
+    <geom type="hfield" hfield="hf" pos="4 0 0"/>
+    <body pos="0 0 1">
+      <freejoint/>
+      <geom type="sphere" size="0.1"/>
+      <geom type="capsule" size="0.05 0.2" pos="0.3 0 0"/>
+      <geom type="ellipsoid" size="0.1 0.2 0.3" pos="0.6 0 0"/>
+      <geom type="cylinder" size="0.1 0.25" pos="0.9 0 0"/>
+      <geom type="box" size="0.1 0.2 0.3" pos="1.2 0 0"/>
+      <geom type="mesh" mesh="tet" pos="1.5 0 0"/>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_geom_type_has_a_mesh_of_the_right_size():
+    m = mujoco.MjModel.from_xml_string(ALL_GEOMS)
+    meshes = [_geometry.geom_mesh(m, g) for g in range(m.ngeom)]
+    assert all(x is not None for x in meshes)
+    ext = {int(m.geom_type[x.geom_id]): x.vertices.max(axis=0) - x.vertices.min(axis=0) for x in meshes if x}
+    np.testing.assert_allclose(ext[_geometry.SPHERE], [0.2, 0.2, 0.2], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.CAPSULE], [0.1, 0.1, 0.5], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.ELLIPSOID], [0.2, 0.4, 0.6], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.CYLINDER], [0.2, 0.2, 0.5], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.BOX], [0.2, 0.4, 0.6], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.PLANE][:2], [6, 6], atol=1e-6)
+    np.testing.assert_allclose(ext[_geometry.HFIELD][:2], [2, 2], atol=1e-6)
+    for x in meshes:
+        assert x is not None and x.faces.max() < len(x.vertices)
+
+
+def test_mat_to_wxyz_matches_mujoco():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(200, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    mats = np.zeros((200, 9))
+    for i in range(200):
+        mujoco.mju_quat2Mat(mats[i], q[i])
+    got = _kinematics.mat_to_wxyz(mats)
+    # q and -q are the same rotation.
+    np.testing.assert_allclose(np.abs(np.sum(got * q, axis=1)), 1.0, atol=1e-9)
+
+
+@pytest.fixture
+def demo_run(tmp_path):
+    return write_demo_run(str(tmp_path), name="demo", checkpoints=3, num_envs=4)
+
+
+@pytest.fixture
+def viewer(demo_run):
+    v = Viewer(demo_run, port=_free_port(), poll_s=0.2)
+    yield v
+    v.close()
+
+
+def test_scene_follows_the_stored_states(viewer, demo_run):
+    run = trajscope.open_run(demo_run)
+    model = run.load_model()
+    cap = run.capture(2)
+    assert viewer._loaded is not None and viewer._loaded.capture.info.index == 2  # latest capture first
+    assert len(viewer._nodes) == model.ngeom  # every geom drawn
+    d = mujoco.MjData(model)
+    for t in (0, 57, 199):
+        viewer.show_step(t)
+        d.qpos[:] = cap.load("qpos", env=0)[t]
+        mujoco.mj_kinematics(model, d)
+        for g, node in viewer._nodes.items():
+            np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
+    assert int(viewer._gui_t.value) == 199
+    # Plots: every metric key, grouped, nothing capped.
+    assert set(viewer._plots) == {"reward & value", "reward"}
+    assert {s["label"] for s in viewer._plots["reward"].series} >= {"reward/upright", "reward/centered", "reward/ctrl"}
+
+
+def test_grid_and_overlay_show_many_environments(viewer):
+    viewer._gui_count.value = 4
+    viewer._gui_mode.value = "grid"
+    viewer._safe(viewer._reload)
+    node = next(iter(viewer._nodes.values()))
+    assert len(viewer._loaded.envs) == 4 and node.batched_positions.shape == (4, 3)
+    xs = {round(float(p[0]), 3) for p in node.batched_positions}
+    assert len(xs) >= 2  # laid out side by side
+    viewer._gui_mode.value = "overlay"
+    viewer._safe(viewer._reload)
+    assert all(n.opacity is not None and n.opacity < 1 for n in viewer._nodes.values())
+
+
+def test_switching_capture_and_environment(viewer, demo_run):
+    viewer.load_capture(0)
+    assert viewer._loaded.capture.info.index == 0
+    viewer._gui_env.value = 3
+    viewer._safe(viewer._reload)
+    assert viewer._loaded.envs == [3]
+    want = trajscope.open_run(demo_run).capture(0).load("reward", env=3)
+    np.testing.assert_array_equal(viewer._loaded.series["reward"], want.astype(float))
+
+
+def test_live_follow_and_nan_finder(tmp_path, model):
+    kw = simulate(model, T=20, E=3)
+    w = trajscope.RunWriter(tmp_path, name="live", model=model, strict=True)
+    w.add_capture(step=0, **kw)
+    w.flush()
+    v = Viewer(str(tmp_path / "live"), port=_free_port(), poll_s=0.1)
+    try:
+        v._gui_latest.value = True
+        bad = {k: np.array(x, copy=True) for k, x in kw.items()}
+        bad["qpos"][7, 2, 0] = np.nan
+        w.add_capture(step=100, **bad)
+        w.flush()
+        v.poll()
+        assert v._loaded.capture.info.step == 100
+        assert "qpos" in v._gui_nan.content and not v._gui_nan_jump.disabled
+        v._safe(v._jump_nan)
+        assert v._loaded.envs == [2] and v._t == 7  # the non-finite frame is shown, not crashed on
+        v.show_step(8)
+    finally:
+        w.close()
+        v.close()
+
+
+def test_damaged_capture_shows_an_error_and_the_server_lives(tmp_path, model):
+    kw = simulate(model, T=5, E=2)
+    with trajscope.RunWriter(tmp_path, name="bad", model=model, strict=True) as w:
+        w.add_capture(step=0, **kw)
+        w.add_capture(step=1, **kw)
+    run = trajscope.open_run(tmp_path / "bad")
+    d = tmp_path / "bad" / "captures" / run.captures[1].id
+    (d / "qpos.zs").write_bytes(b"x")
+    m = json.loads((d / "capture.json").read_text())
+    v = Viewer(str(tmp_path / "bad"), port=_free_port())
+    try:
+        assert v.errors and "truncated" in v.errors[-1]
+        v._safe(v.load_capture, 0)
+        assert v._loaded.capture.info.index == 0  # the good capture still shows
+        assert m["capture_id"] == d.name
+    finally:
+        v.close()
