@@ -7,7 +7,10 @@ The same brax PPO training of MuJoCo Playground's CartpoleBalance (``impl='jax'`
 suits CPUs; ``--impl warp`` on GPUs) runs three ways, in turns, ``--repeats`` times:
 
 * ``none``: no capture;
-* ``trajscope``: ``BraxRecorder`` with 16 environments at every checkpoint;
+* ``trajscope``: ``BraxRecorder`` with 16 environments at every checkpoint, its default
+  ``source="rollout"`` (its own rollout, compiled once);
+* ``trajscope-eval``: the same with ``source="eval"``: brax's own evaluation episode tapped
+  through ``wrap_env_fn``, no extra rollout;
 * ``rscope``: rscope's ``BraxRolloutSaver`` with 16 environments at every checkpoint, used
   as its README shows (``pip install rscope``; skipped if it is not installed).
 
@@ -52,7 +55,7 @@ class Args:
     episode_length: int | None = None
     """Default: 1000, or 250 with --quick."""
     num_evals: int = 8
-    ways: tuple[str, ...] = ("none", "trajscope", "rscope")
+    ways: tuple[str, ...] = ("none", "trajscope", "trajscope-eval", "rscope")
     """Which ways to run."""
     keep: str | None = None
     """Keep trajscope's runs under this folder (default: a temporary one, removed)."""
@@ -109,7 +112,7 @@ def main(args: Args) -> None:
         print("rscope is not installed (pip install rscope): its column is skipped")
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-"))
-    results: dict[str, list[dict[str, Any]]] = {"none": [], "trajscope": [], "rscope": []}
+    results: dict[str, list[dict[str, Any]]] = {w: [] for w in ("none", "trajscope", "trajscope-eval", "rscope")}
     ways = [w for w in args.ways if w != "rscope" or rscope_brax]
     if args.warmup:
         t0 = time.perf_counter()
@@ -121,7 +124,9 @@ def main(args: Args) -> None:
             hook = None
             rec = None
             out_dir = tmp / f"{way}-{rep}"
-            if way == "trajscope":
+            extra: dict[str, Any] = {}
+            if way.startswith("trajscope"):
+                source = "eval" if way == "trajscope-eval" else "rollout"
                 rec = BraxRecorder(
                     env,
                     root=out_dir,
@@ -130,8 +135,15 @@ def main(args: Args) -> None:
                     episode_length=ep_len,
                     normalize_observations=True,
                     env_name=args.env,
+                    source=source,
+                    # Like rscope, the own rollout is deterministic; brax's evaluation samples
+                    # unless train gets deterministic_eval=True.
+                    deterministic=source == "rollout",
                 )
                 hook = _Timed(rec.policy_params_fn())
+                if source == "eval":
+                    extra["wrap_env_fn"] = rec.wrap_env_fn(wrapper.wrap_for_brax_training)
+                    extra["progress_fn"] = rec.progress_fn()
             elif way == "rscope":
                 shutil.rmtree("/tmp/rscope", ignore_errors=True)
                 out_dir = Path("/tmp/rscope")
@@ -149,7 +161,7 @@ def main(args: Args) -> None:
 
                 hook = _Timed(rscope_fn)
             t0 = time.perf_counter()
-            train_kw = dict(kw, policy_params_fn=hook) if hook else kw
+            train_kw = dict(kw, policy_params_fn=hook, **extra) if hook else kw
             _, params, _ = ppo.train(env, **train_kw)
             jax.block_until_ready(params)
             if rec is not None:
@@ -184,7 +196,7 @@ def main(args: Args) -> None:
     )
     print()
     header = (
-        f"{'way':<10} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
+        f"{'way':<14} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
         f"{'MB written':>11}"
     )
     print(header)
@@ -196,13 +208,15 @@ def main(args: Args) -> None:
         ratios[way] = best["wall"] / base
         compiles = "-" if best["compiles"] is None else str(best["compiles"])
         print(
-            f"{way:<10} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
+            f"{way:<14} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
             f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f}"
         )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
-    fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "rscope")}
-    print(f"capture_overhead: trajscope={fmt['trajscope']} rscope={fmt['rscope']}")
+    fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "trajscope-eval", "rscope")}
+    print(
+        f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} rscope={fmt['rscope']}"
+    )
 
 
 if __name__ == "__main__":

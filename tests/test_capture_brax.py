@@ -163,8 +163,8 @@ def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline)
     if p.returncode != 0:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
-        rec = BraxRecorder(pendulum, root=ro, name="x", num_envs=5, episode_length=50, normalize_observations=True)
         with pytest.warns(TrajscopeWarning, match="Read-only file system"):
+            rec = BraxRecorder(pendulum, root=ro, name="x", num_envs=5, episode_length=50, normalize_observations=True)
             _, params, _ = ppo.train(pendulum, policy_params_fn=rec.policy_params_fn(), **PPO_KW)
             rec.close()
         assert rec.stats.written == 0 and rec.stats.dropped_write_error == 3
@@ -219,3 +219,38 @@ def test_jit_rollout_compiles_once_across_param_values(pendulum, tmp_path):
     rec.close()
     assert rec.compiles == 1
     assert len(trajscope.open_run(tmp_path / "j").captures) == 3
+
+
+def test_ppo_eval_tap_captures_brax_own_evaluation(pendulum, tmp_path, ppo_baseline):
+    """source="eval": no rollout of its own; brax's evaluation episodes are tapped."""
+    rec = BraxRecorder(
+        pendulum,
+        root=tmp_path,
+        name="tap",
+        num_envs=3,
+        episode_length=50,
+        normalize_observations=True,
+        deterministic=False,
+        source="eval",
+        strict=True,
+    )
+    reported = {}
+    _, params, _ = ppo.train(
+        pendulum,
+        wrap_env_fn=rec.wrap_env_fn(),
+        policy_params_fn=rec.policy_params_fn(),
+        progress_fn=rec.progress_fn(chain=lambda s, m: reported.update({s: m["eval/episode_reward"]})),
+        **PPO_KW,
+    )
+    rec.close()
+    _tree_equal(params, ppo_baseline)  # tapping the evaluation leaves training as it was
+    assert rec.compiles == 0  # no rollout of its own
+    run = trajscope.open_run(tmp_path / "tap")
+    assert [c.step for c in run.captures] == sorted(reported)
+    first, *later = [run.capture(c) for c in run.captures]
+    # brax evaluates step 0 before the first policy_params_fn: no parameters to attach yet.
+    assert "value" not in first and not first.keys("params")
+    for cap in later:
+        assert cap.load("qpos").shape == (50, 3, pendulum.sys.mj_model.nq)
+        assert cap.load("value").shape == (50, 3) and np.isfinite(cap.load("value")).all()
+        assert "params/policy/params/hidden_0/kernel" in cap

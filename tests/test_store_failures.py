@@ -96,3 +96,17 @@ def test_queue_full_drops_instead_of_blocking(tmp_path, model):
     w.close()
     assert w.stats.dropped_queue_full >= 1
     assert w.stats.written + w.stats.dropped_queue_full == 5
+
+
+def test_warnings_as_errors_never_reach_training(readonly_disk, model, capfd):
+    """pytest's filterwarnings (like ``python -W error``) turns TrajscopeWarning into an
+    exception; the writer must neither raise into the caller nor lose its thread."""
+    kw = simulate(model, T=5, E=2)
+    w = trajscope.RunWriter(readonly_disk, name="x", model=model)
+    assert all(w.add_capture(step=s, **kw) for s in range(3))
+    bad = dict(kw, qvel=kw["qvel"][:, :, :2])
+    assert w.add_capture(step=3, **bad) is False  # invalid: dropped, warned on the caller's thread
+    w.close(timeout=30)
+    assert (w.stats.dropped_write_error, w.stats.dropped_invalid) == (3, 1)
+    err = capfd.readouterr().err
+    assert "Read-only file system" in err and "capture dropped" in err

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -24,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
-from ..store import RunWriter, TrajscopeWarning
+from ..store import RunWriter
+from ..store._writer import emit_warning
 from . import _rollout, _state
 
 
@@ -59,6 +59,12 @@ class BraxRecorder:
         strict: raise instead of warning (for tests); also compiles in the foreground.
         background_compile: trace and compile the rollout at the first checkpoint on a
             background thread while training goes on (not with ``randomization_fn``).
+        source: ``"rollout"``: the recorder's own evaluation rollout at each checkpoint
+            (PPO's ``policy_params_fn``). ``"eval"``: no rollout of its own; the first
+            ``num_envs`` environments of brax's own evaluation episode are tapped through
+            ``wrap_env_fn`` (pass ``wrap_env_fn=rec.wrap_env_fn()`` too), which costs
+            training almost nothing; ``deterministic`` should then match train's
+            ``deterministic_eval``. SAC always uses ``"eval"``.
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class BraxRecorder:
         seed: int = 0,
         strict: bool = False,
         background_compile: bool = True,
+        source: Literal["rollout", "eval"] = "rollout",
         writer: RunWriter | None = None,
     ) -> None:
         self.env = env
@@ -135,6 +142,10 @@ class BraxRecorder:
         self._pending_lock = threading.Lock()
         self._wrap_calls = 0
         self.background_compile = background_compile
+        self.source = "eval" if algorithm == "sac" else source
+        self.algorithm = algorithm
+        self._pending_params: tuple[int, Any, Any] | None = None
+        self._value_jit: Any = None
         self._compiling: threading.Thread | None = None
 
     # ------------------------------------------------------------------ PPO
@@ -143,7 +154,12 @@ class BraxRecorder:
         """The hook for ``ppo.train(policy_params_fn=...)``; calls ``chain`` after capturing."""
 
         def hook(current_step: int, make_policy: Callable[..., Any], params: Any) -> None:
-            self.capture(current_step, make_policy, params)
+            if self.source == "eval":
+                # The tapped evaluation of the previous checkpoint, if progress_fn did not write it.
+                self._write_tapped(None)
+                self._pending_params = (int(current_step), make_policy, params)
+            else:
+                self.capture(current_step, make_policy, params)
             if chain is not None:
                 chain(current_step, make_policy, params)
 
@@ -265,20 +281,44 @@ class BraxRecorder:
         """The hook for ``sac.train(progress_fn=...)``: writes the tapped evaluation."""
 
         def hook(step: int, metrics: Any) -> None:
-            with self._pending_lock:
-                pending, self._pending = self._pending, None
-            if pending is not None:
-                try:
-                    self.writer.add_capture(step=int(step), kind="eval", deterministic=True, **pending)
-                except Exception as e:
-                    if self.strict:
-                        raise
-                    self.captures_failed += 1
-                    self._warn("sac", f"trajscope: SAC capture at step {step} failed: {e}")
+            self._write_tapped(int(step))
             if chain is not None:
                 chain(step, metrics)
 
         return hook
+
+    def _write_tapped(self, step: int | None) -> None:
+        """Write the evaluation episode the tap received, with the parameters of the
+        checkpoint it evaluated when ``policy_params_fn`` saw them (PPO)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            ckpt = self._pending_params
+            if step is None:
+                step = ckpt[0] if ckpt is not None else 0
+            extra: dict[str, Any] = {}
+            if ckpt is not None and ckpt[0] == step:
+                params = ckpt[2]
+                extra["params"] = _params_tree(params, self.store_params)
+                value_fn = self._tap_value_fn()
+                if value_fn is not None and "obs" in pending:
+                    extra["value"] = value_fn(_strong(params), pending["obs"])
+            self.writer.add_capture(step=step, kind="eval", deterministic=self.cfg.deterministic, **pending, **extra)
+        except Exception as e:
+            if self.strict:
+                raise
+            self.captures_failed += 1
+            self._warn("tap", f"trajscope: capture of brax's evaluation at step {step} failed: {type(e).__name__}: {e}")
+
+    def _tap_value_fn(self) -> Callable[[Any, Any], Any] | None:
+        if not self.value or self.algorithm != "ppo":
+            return None
+        if self._value_jit is None:
+            fn = self._value_fn()
+            self._value_jit = jax.jit(fn) if fn is not None else False
+        return self._value_jit or None
 
     def _receive(self, traj: dict[str, Any]) -> None:
         """Host side of :class:`EvalTap`: called once per evaluation episode."""
@@ -293,6 +333,7 @@ class BraxRecorder:
 
     def close(self) -> None:
         self._join_compile()
+        self._write_tapped(None)
         self.writer.close()
 
     def __enter__(self) -> BraxRecorder:
@@ -304,7 +345,7 @@ class BraxRecorder:
     def _warn(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
-            warnings.warn(message, TrajscopeWarning, stacklevel=3)
+            emit_warning(message, strict=self.strict)
 
 
 class _CountingJit:

@@ -277,14 +277,20 @@ class RunWriter:
         """Wait until everything queued so far is written or dropped. True if it was."""
         ev = threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def expired() -> bool:
+            return not self._thread.is_alive() or (deadline is not None and time.monotonic() > deadline)
+
         while True:
             try:
                 self._queue.put(_Job("", {}, [], done=ev), timeout=0.1)
                 break
             except queue.Full:
-                if not self._thread.is_alive() or (deadline is not None and time.monotonic() > deadline):
+                if expired():
                     return False
-        ok = ev.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        ok = False
+        while not ok and not expired():
+            ok = ev.wait(0.1)
         if self.strict and self._error is not None:
             raise self._error
         return ok
@@ -399,9 +405,7 @@ class RunWriter:
             if what in self._warned:
                 return
             self._warned.add(what)
-        warnings.warn(
-            message + " (further such warnings are counted in RunWriter.stats)", TrajscopeWarning, stacklevel=3
-        )
+        emit_warning(message + " (further such warnings are counted in RunWriter.stats)", strict=self.strict)
 
     # ------------------------------------------------------------ writer thread
 
@@ -421,26 +425,32 @@ class RunWriter:
                 job.done.set()
                 continue
             try:
-                if not self._ready or not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
-                    self._setup()  # first use, an earlier failure, or the run folder vanished
-                if job.header.get("metadata"):
-                    self._write_metadata()
-                    continue
-                nbytes = self._write_capture(job)
+                self._process(job)
+            except Exception:  # noqa: BLE001 - the thread lives until closed (strict errors are in _error)
+                pass
+
+    def _process(self, job: _Job) -> None:
+        try:
+            if not self._ready or not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
+                self._setup()  # first use, an earlier failure, or the run folder vanished
+            if job.header.get("metadata"):
+                self._write_metadata()
+                return
+            nbytes = self._write_capture(job)
+            with self._lock:
+                self.stats.written += 1
+                self.stats.bytes_written += nbytes
+        except Exception as e:  # noqa: BLE001 - nothing may escape into training
+            if job.capture_id:
                 with self._lock:
-                    self.stats.written += 1
-                    self.stats.bytes_written += nbytes
-            except Exception as e:  # noqa: BLE001 - nothing may escape into training
-                if job.capture_id:
-                    with self._lock:
-                        self.stats.dropped_write_error += 1
-                    self._cleanup(job)
-                if self._error is None:
-                    self._error = e
-                self._warn(
-                    f"write:{type(e).__name__}",
-                    f"trajscope: capture not written to {self.url}: {type(e).__name__}: {e}",
-                )
+                    self.stats.dropped_write_error += 1
+                self._cleanup(job)
+            if self._error is None:
+                self._error = e
+            self._warn(
+                f"write:{type(e).__name__}",
+                f"trajscope: capture not written to {self.url}: {type(e).__name__}: {e}",
+            )
 
     def _setup(self) -> None:
         fs = self._fs
@@ -546,6 +556,20 @@ class RunWriter:
                 self._fs.rm(cdir, recursive=True)
         except Exception:  # noqa: BLE001 - best effort; readers ignore manifest-less folders
             pass
+
+
+def emit_warning(message: str, *, strict: bool) -> None:
+    """Warn, even where a warnings filter turns warnings into errors (``-W error``, pytest's
+    ``filterwarnings = error``): such an error must not reach training or kill the writer
+    thread. It is printed to stderr instead. ``strict`` writers let it raise."""
+    try:
+        warnings.warn(message, TrajscopeWarning, stacklevel=4)
+    except Exception:
+        if strict:
+            raise
+        import sys
+
+        print(f"TrajscopeWarning: {message}", file=sys.stderr)
 
 
 def _dims(dims: tuple[str, ...]) -> str:
