@@ -338,8 +338,6 @@ class Viewer:
             self._gui_nan.content = f"step {t}: non-finite state in env {bad}; last finite pose shown"
         if self._gui_follow.value:
             self._follow(loaded)
-        if not self._playing:
-            self._draw_cursor()
         self._draw_pixels()
 
     def _follow(self, loaded: _Loaded) -> None:
@@ -378,29 +376,19 @@ class Viewer:
         with self._plot_folder:
             for group, keys in self._groups().items():
                 ys = [np.nan_to_num(self._loaded.series[k], nan=np.nan, posinf=np.nan, neginf=np.nan) for k in keys]
+                # The marker shows the step the capture was opened at. Moving it with the
+                # timeline needs uPlot data updates, which blanked the plots in Chromium here.
                 cursor = np.full(T, np.nan)
+                cursor[min(self._t, T - 1)] = float(np.nan_to_num(ys[0][min(self._t, T - 1)]))
                 series = [uplot.Series(label="step")]
                 series += [
                     uplot.Series(label=k.removeprefix("metrics/"), stroke=_color(i), width=1.5)
                     for i, k in enumerate(keys)
                 ]
                 series.append(uplot.Series(label="now", stroke="#000", width=0, points={"show": True, "size": 8}))
-                self._plots[group] = self.server.gui.add_uplot((x, *ys, cursor), tuple(series), title=group, aspect=2.0)
-        self._draw_cursor()
-
-    def _draw_cursor(self) -> None:
-        if self._loaded is None:
-            return
-        T = self._loaded.qpos.shape[0]
-        for group, keys in self._groups().items():
-            h = self._plots.get(group)
-            if h is None:
-                continue
-            data = list(h.data)
-            cursor = np.full(T, np.nan)
-            cursor[self._t] = float(np.nan_to_num(self._loaded.series[keys[0]][self._t]))
-            data[-1] = cursor
-            h.data = tuple(data)
+                self._plots[group] = self.server.gui.add_uplot(
+                    (x, *ys, cursor), tuple(series), title=group, aspect=2.0, scales={"x": uplot.Scale(time=False)}
+                )
 
     def _draw_pixels(self) -> None:
         loaded = self._loaded
@@ -466,6 +454,7 @@ class Viewer:
                 ),
                 title="mean return by checkpoint",
                 aspect=2.0,
+                scales={"x": uplot.Scale(time=False)},
             )
 
     # ------------------------------------------------------------------ playback and live follow
@@ -473,8 +462,6 @@ class Viewer:
     def _toggle_play(self) -> None:
         self._playing = not self._playing
         self._gui_play.label = "pause" if self._playing else "play"
-        if not self._playing:
-            self._safe(self._draw_cursor)
 
     def _step_by(self, k: int) -> None:
         self._playing = False
