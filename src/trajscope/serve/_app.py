@@ -28,7 +28,6 @@ SPEEDS = ("0.1", "0.25", "0.5", "1", "2", "4")
 class _Loaded:
     """The capture on screen and the arrays the scene and plots need."""
 
-    run: store.Run
     capture: store.Capture
     envs: list[int]
     qpos: np.ndarray  # (T, N, nq)
@@ -263,7 +262,7 @@ class Viewer:
             if e["stored_dtype"] == "uint8" and len(e["shape"]) == 5:
                 pixels[key] = cap.load(f"obs/{key}", env=sel, decode=False)
         self._loaded = _Loaded(
-            self._run, cap, envs, qpos, per_env("mocap_pos"), per_env("mocap_quat"), kin, colors, series, pixels
+            cap, envs, qpos, per_env("mocap_pos"), per_env("mocap_quat"), kin, colors, series, pixels
         )
         self._build_scene()
         self._draw_plots()

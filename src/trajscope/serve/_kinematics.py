@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,17 +47,14 @@ class Kinematics:
 
         self._mujoco = mujoco
         self.models = []
-        self.applied_fields: list[str] = []
         for e in range(num_envs):
             m = model
             if model_fields:
-                m = _copy(model)
+                m = copy.copy(model)  # MjModel's copy owns its arrays
                 for name, values in model_fields.items():
                     target = getattr(m, name, None)
                     if isinstance(target, np.ndarray) and target.shape == values[e].shape:
                         target[...] = values[e]
-                        if e == 0:
-                            self.applied_fields.append(name)
             self.models.append(m)
         self.datas = [mujoco.MjData(m) for m in self.models]
 
@@ -88,9 +86,3 @@ class Kinematics:
     def body_pos(self, body: int) -> np.ndarray:
         """World positions of one body in each environment (after :meth:`poses`)."""
         return np.array([d.xpos[body] for d in self.datas])
-
-
-def _copy(model: Any) -> Any:
-    import copy
-
-    return copy.copy(model)

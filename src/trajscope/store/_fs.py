@@ -54,10 +54,7 @@ def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """
     if is_local(fs):
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_file(fs, tmp, data)
         os.replace(tmp, path)
         return
     tmp = f"{path}.tmp"
