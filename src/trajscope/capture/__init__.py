@@ -9,3 +9,5 @@ from ._brax import BraxRecorder as BraxRecorder
 from ._brax import EvalTap as EvalTap
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract
+from ._live import LiveStream as LiveStream
+from ._live import LiveTap as LiveTap

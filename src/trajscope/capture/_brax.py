@@ -26,6 +26,7 @@ from jax.experimental import io_callback
 from ..store import RunWriter
 from ..store._writer import emit_warning
 from . import _rollout, _state
+from ._live import LiveStream
 
 
 def _env_name(env: Any) -> str:
@@ -65,6 +66,11 @@ class BraxRecorder:
             ``wrap_env_fn`` (pass ``wrap_env_fn=rec.wrap_env_fn()`` too), which costs
             training almost nothing; ``deterministic`` should then match train's
             ``deterministic_eval``. SAC always uses ``"eval"``.
+        live: stream this many of the *training* environments (0: no live stream). Pass
+            ``wrap_env_fn=rec.wrap_env_fn()`` to ``train``; viewers switch the stream on
+            and off (see :class:`trajscope.capture.LiveStream`).
+        live_chunk_steps: consecutive training steps per live chunk.
+        live_obs: include observations in the live stream.
     """
 
     def __init__(
@@ -92,6 +98,9 @@ class BraxRecorder:
         strict: bool = False,
         background_compile: bool = True,
         source: Literal["rollout", "eval"] = "rollout",
+        live: int = 0,
+        live_chunk_steps: int = 64,
+        live_obs: bool = True,
         writer: RunWriter | None = None,
     ) -> None:
         self.env = env
@@ -147,6 +156,17 @@ class BraxRecorder:
         self._pending_params: tuple[int, Any, Any] | None = None
         self._value_jit: Any = None
         self._compiling: threading.Thread | None = None
+        self.live: LiveStream | None = None
+        if live:
+            self.live = LiveStream(
+                self.writer,
+                num_envs=int(live),
+                chunk_steps=live_chunk_steps,
+                info_keys=info_keys,
+                obs=live_obs,
+                control_dt_s=dt,
+                strict=strict,
+            )
 
     # ------------------------------------------------------------------ PPO
 
@@ -260,18 +280,22 @@ class BraxRecorder:
     # ------------------------------------------------------------------ SAC
 
     def wrap_env_fn(self, base: Callable[..., Any] | None = None) -> Callable[..., Any]:
-        """The hook for ``sac.train(wrap_env_fn=...)`` (PPO's works the same way).
+        """The hook for ``train(wrap_env_fn=...)`` of PPO and SAC.
 
         Wraps as ``base`` would (default: MuJoCo Playground's ``wrap_for_brax_training``
-        for Playground environments, else ``brax.envs.training.wrap``), and taps the
-        evaluation environment, which brax's trainers wrap second.
+        for Playground environments, else ``brax.envs.training.wrap``). brax's trainers
+        wrap the training environment first and the evaluation environment second: the
+        first gets the live stream (``live``), the second the evaluation tap
+        (``source="eval"``, and always for SAC).
         """
 
         def wrap(env: Any, **kwargs: Any) -> Any:
             fn = base or _default_wrap(env)
             wrapped = fn(env, **kwargs)
             self._wrap_calls += 1
-            if self._wrap_calls == 2:
+            if self._wrap_calls == 1 and self.live is not None:
+                return self.live.wrap(wrapped, action_repeat=int(kwargs.get("action_repeat", 1)))
+            if self._wrap_calls == 2 and self.source == "eval":
                 return EvalTap(wrapped, self)
             return wrapped
 
@@ -332,6 +356,8 @@ class BraxRecorder:
         return self.writer.stats
 
     def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
         self._join_compile()
         self._write_tapped(None)
         self.writer.close()
@@ -433,7 +459,7 @@ class EvalTap:
         buf = state.info[self._BUF]
         inner = state.replace(info={k: v for k, v in state.info.items() if k not in (self._T, self._BUF)})
         nstate = self.env.step(inner, action)
-        frame = _conform(self._frame(nstate, action, state.obs), buf)
+        frame = _state.conform(self._frame(nstate, action, state.obs), buf)
         buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t, self._steps - 1)].set(x), buf, frame)
 
         def send(b: Any) -> None:
@@ -442,20 +468,3 @@ class EvalTap:
         jax.lax.cond(t == self._steps - 1, send, lambda b: None, buf)
         info = {**nstate.info, self._T: t + 1, self._BUF: buf}
         return nstate.replace(info=info)
-
-
-def _conform(frame: dict[str, Any], buf: dict[str, Any]) -> dict[str, Any]:
-    """``frame`` with exactly the keys of one step of ``buf``.
-
-    Outer wrappers (brax's EvalWrapper) add metrics to the state after ``reset`` returns,
-    so a step may carry keys the buffer was not made with; those are left out, and keys
-    the step lacks are zeros.
-    """
-    out: dict[str, Any] = {}
-    for k, b in buf.items():
-        v = frame.get(k)
-        if isinstance(b, dict):
-            out[k] = _conform(v if isinstance(v, dict) else {}, b)
-        else:
-            out[k] = jnp.zeros(b.shape[1:], b.dtype) if v is None else v
-    return out

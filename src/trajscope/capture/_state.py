@@ -77,3 +77,20 @@ def extract(
 def drop_empty(tree: Mapping[str, Any]) -> dict[str, Any]:
     """Remove empty dicts (no metrics, no info) so add_capture sees only real groups."""
     return {k: v for k, v in tree.items() if not (isinstance(v, Mapping) and not v)}
+
+
+def conform(frame: dict[str, Any], buf: dict[str, Any]) -> dict[str, Any]:
+    """``frame`` with exactly the keys of one step of ``buf``.
+
+    Outer wrappers (brax's EvalWrapper) add metrics to the state after ``reset`` returns,
+    so a step may carry keys the buffer was not made with; those are left out, and keys
+    the step lacks are zeros.
+    """
+    out: dict[str, Any] = {}
+    for k, b in buf.items():
+        v = frame.get(k)
+        if isinstance(b, dict):
+            out[k] = conform(v if isinstance(v, dict) else {}, b)
+        else:
+            out[k] = jnp.zeros(b.shape[1:], b.dtype) if v is None else v
+    return out

@@ -46,7 +46,7 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` so that readers see the old file or the whole new one, never part.
 
     Locally: a temporary file in the same folder, fsync, then ``os.replace``. Object
@@ -54,7 +54,7 @@ def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """
     if is_local(fs):
         tmp = f"{path}.tmp-{os.getpid()}"
-        write_file(fs, tmp, data)
+        write_file(fs, tmp, data, durable=durable)
         os.replace(tmp, path)
         return
     tmp = f"{path}.tmp"
@@ -62,13 +62,17 @@ def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     fs.mv(tmp, path)
 
 
-def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write a whole file (no atomicity: the manifest written last commits it)."""
+def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable: bool = True) -> None:
+    """Write a whole file (no atomicity: the manifest written last commits it).
+
+    ``durable``: fsync local files (captures); the live stream's short-lived chunks skip it.
+    """
     if is_local(fs):
         with open(path, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         return
     fs.pipe_file(path, data)
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _encode, _fs, _model, _npy, _schema
+from . import _encode, _fs, _live, _model, _npy, _schema
 from ._errors import FormatError, UnsupportedVersionError
+from ._live import LiveControl, LiveStatus
 
 
 def _check_version(path: str, doc: Mapping[str, Any]) -> str:
@@ -107,7 +108,7 @@ class Capture:
         self.run = run
         self.info = info
         self.manifest = manifest
-        self.dir = _fs.join(run.path, _schema.CAPTURES_DIR, info.id)
+        self.dir = _fs.join(run.path, _schema.capture_dir(info.kind), info.id)
         self._entries = {_name(e["group"], e["key"]): e for e in manifest["arrays"]}
 
     def __repr__(self) -> str:
@@ -233,6 +234,7 @@ class Run:
         self._manifests: dict[str, dict[str, Any]] = {}
         self._problems: dict[str, CaptureProblem] = {}
         self._captures: list[CaptureInfo] = []
+        self._live: dict[str, tuple[CaptureInfo, dict[str, Any]]] = {}
         self.refresh()
 
     def __repr__(self) -> str:
@@ -302,6 +304,45 @@ class Run:
                 )
                 self._captures = [self._info(i, m) for i, m in enumerate(order)]
             return [c for c in self._captures if c.id in new]
+
+    # ----------------------------------------------------------------- live stream
+
+    def live_status(self) -> LiveStatus | None:
+        """Training's report on the live stream, or None if the run never streamed."""
+        return _live.read_status(self.url)
+
+    def live_control(self) -> LiveControl:
+        """What viewers last asked of the live stream."""
+        return _live.read_control(self.url)
+
+    def live_chunks(self) -> list[CaptureInfo]:
+        """The live stream's chunks now on disk, oldest first (training keeps a few and
+        deletes older ones). Each is a capture of ``E`` training environments over ``T``
+        consecutive steps; load it with :meth:`capture`. Unreadable chunks are skipped:
+        the writer may be deleting them."""
+        ldir = _fs.join(self.path, _schema.LIVE_DIR)
+        try:
+            names = sorted(
+                n
+                for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(ldir, detail=False))
+                if "-live-" in n
+            )
+        except FileNotFoundError:
+            names = []
+        with self._lock:
+            for n in list(self._live):
+                if n not in names:
+                    del self._live[n]
+            for n in names:
+                if n in self._live:
+                    continue
+                p = _fs.join(ldir, n, _schema.MANIFEST_FILE)
+                try:
+                    m = self._parse_manifest(p, _fs.cat(self.fs, p))
+                except (OSError, FormatError):
+                    continue
+                self._live[n] = (self._info(-1, m), m)
+            return [self._live[n][0] for n in names if n in self._live]
 
     def _parse_manifest(self, path: str, blob: bytes) -> dict[str, Any]:
         m = _load_json(path, blob)
@@ -394,6 +435,8 @@ class Run:
         """A capture by index in :attr:`captures`, by id, or by its :class:`CaptureInfo`."""
         if isinstance(which, CaptureInfo):
             info = which
+            if info.kind == "live" and info.id in self._live:
+                return Capture(self, info, self._live[info.id][1])
         elif isinstance(which, str):
             matches = [c for c in self._captures if c.id == which]
             if not matches:

@@ -29,6 +29,18 @@ MANIFEST_TMP = "capture.json.tmp"
 
 CAPTURE_KINDS = ("eval", "live")
 
+LIVE_DIR = "live"
+"""Chunks of the live stream (captures of kind ``live``); only the newest few are kept."""
+LIVE_STATUS = "live/status.json"
+"""Written by training: what the live stream is doing, renewed every second or so."""
+LIVE_CONTROL = "live/control.json"
+"""Written by viewers: switch the live stream on or off and set its rate."""
+
+
+def capture_dir(kind: str) -> str:
+    """The folder holding captures of this kind: ``live/`` for ``live``, else ``captures/``."""
+    return LIVE_DIR if kind == "live" else CAPTURES_DIR
+
 Layout = Literal["time_env", "env", "free"]
 """How an array's leading axes are laid out.
 

@@ -95,6 +95,8 @@ class RunWriter:
             floats instead.
         compress: store arrays as per-environment zlib streams of byte-shuffled values
             (``zlib-shuffle``, typically 2 to 5 times smaller) rather than plain ``.npy``.
+        keep_live: live-stream chunks (captures of kind ``live``, in ``live/``) kept; older
+            ones are deleted as new ones arrive.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class RunWriter:
         max_queue: int = 16,
         lossless_images: bool = False,
         compress: bool = True,
+        keep_live: int = 8,
     ) -> None:
         self.name = name or _default_name(env_name)
         if "/" in self.name or self.name in ("", ".", ".."):
@@ -123,6 +126,8 @@ class RunWriter:
         self.strict = strict
         self.lossless_images = lossless_images
         self.compress = compress
+        self.keep_live = max(2, int(keep_live))
+        self._live_status: dict[str, Any] | None = None
         self.stats = WriterStats()
         self._warned: set[str] = set()
         self._error: BaseException | None = None
@@ -254,6 +259,11 @@ class RunWriter:
         if self._closed:
             self._warn("closed", "trajscope: capture dropped: the writer is closed")
             return False
+        if kind == "live" and self._queue.qsize() >= max(1, self._queue.maxsize // 2):
+            # Live chunks may use half the queue; evaluation captures keep the rest.
+            with self._lock:
+                self.stats.dropped_queue_full += 1
+            return False
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -264,6 +274,19 @@ class RunWriter:
         with self._lock:
             self.stats.queued += 1
         return True
+
+    def set_live_status(self, status: Mapping[str, Any]) -> None:
+        """Replace ``live/status.json`` (see :class:`trajscope.store.LiveStatus`); written
+        in order with the chunks, and only the newest of several pending statuses."""
+        with self._lock:
+            pending = self._live_status is not None
+            self._live_status = _encode.to_json(dict(status))
+        if not pending:
+            try:
+                self._queue.put_nowait(_Job("", {"live_status": True}, []))
+            except queue.Full:
+                with self._lock:
+                    self._live_status = None
 
     def set_metadata(self, **fields: Any) -> None:
         """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order."""
@@ -436,7 +459,17 @@ class RunWriter:
             if job.header.get("metadata"):
                 self._write_metadata()
                 return
+            if job.header.get("live_status"):
+                with self._lock:
+                    status, self._live_status = self._live_status, None
+                if status is not None:
+                    _fs.makedirs(self._fs, _fs.join(self.path, _schema.LIVE_DIR))
+                    data = json.dumps(status, allow_nan=False).encode()
+                    _fs.write_atomic(self._fs, _fs.join(self.path, _schema.LIVE_STATUS), data, durable=False)
+                return
             nbytes = self._write_capture(job)
+            if job.header["kind"] == "live":
+                self._prune_live()
             with self._lock:
                 self.stats.written += 1
                 self.stats.bytes_written += nbytes
@@ -489,8 +522,10 @@ class RunWriter:
 
     def _write_capture(self, job: _Job) -> int:
         fs = self._fs
-        cdir = _fs.join(self.path, _schema.CAPTURES_DIR, job.capture_id)
-        _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
+        folder = _schema.capture_dir(job.header["kind"])
+        durable = job.header["kind"] != "live"
+        cdir = _fs.join(self.path, folder, job.capture_id)
+        _fs.makedirs(fs, _fs.join(self.path, folder))
         _fs.makedirs(fs, cdir)
         entries: list[dict[str, Any]] = []
         host: dict[tuple[str, str], np.ndarray] = {}
@@ -518,7 +553,7 @@ class RunWriter:
                 data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
             else:
                 data = _npy.encode(stored)
-            _fs.write_file(fs, _fs.join(cdir, fname), data)
+            _fs.write_file(fs, _fs.join(cdir, fname), data, durable=durable)
             total += len(data)
             entry: dict[str, Any] = {
                 "group": group,
@@ -546,12 +581,31 @@ class RunWriter:
             "summary": _summary(host),
         }
         data = json.dumps(manifest, indent=1, allow_nan=False).encode()
-        _fs.write_atomic(fs, _fs.join(cdir, _schema.MANIFEST_FILE), data)
+        _fs.write_atomic(fs, _fs.join(cdir, _schema.MANIFEST_FILE), data, durable=durable)
         return total + len(data)
+
+    def _prune_live(self) -> None:
+        """Delete all but the newest ``keep_live`` live chunks (manifest first, so readers
+        stop listing a chunk before its arrays go)."""
+        ldir = _fs.join(self.path, _schema.LIVE_DIR)
+        names = sorted(
+            n
+            for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(ldir, detail=False))
+            if "-live-" in n
+        )
+        for n in names[: max(0, len(names) - self.keep_live)]:
+            cdir = _fs.join(ldir, n)
+            try:
+                manifest = _fs.join(cdir, _schema.MANIFEST_FILE)
+                if self._fs.exists(manifest):
+                    self._fs.rm(manifest)
+                self._fs.rm(cdir, recursive=True)
+            except OSError:
+                pass  # a reader on Windows, or already gone: try again next time
 
     def _cleanup(self, job: _Job) -> None:
         try:
-            cdir = _fs.join(self.path, _schema.CAPTURES_DIR, job.capture_id)
+            cdir = _fs.join(self.path, _schema.capture_dir(job.header["kind"]), job.capture_id)
             if self._fs.exists(cdir) and not self._fs.exists(_fs.join(cdir, _schema.MANIFEST_FILE)):
                 self._fs.rm(cdir, recursive=True)
         except Exception:  # noqa: BLE001 - best effort; readers ignore manifest-less folders

@@ -1,0 +1,307 @@
+"""The live stream: the first few *training* environments, as training steps them.
+
+:class:`LiveTap` wraps brax's batched training environment (outside its vmap, so the state
+it sees holds every environment of the device). Each step it slices the first ``K``
+environments and, while recording, writes them into a small device buffer of ``C`` steps
+kept in ``state.info``. Every ``C`` steps, on the first device only, one host callback
+hands the buffer over and gets back whether to record the next ``C`` steps: that is the
+only device-to-host traffic, on or off. Switched off, a step costs one skipped
+``lax.cond`` and every ``C`` steps one callback carrying a few scalars.
+
+:class:`LiveStream` is the host side. It reads the viewers' switch (``live/control.json``)
+on a thread of its own, decides per chunk whether to record (the switch, its lease and
+the rate), and queues recorded chunks on the run's writer as captures of kind ``live``.
+Nothing here raises into training: failures are counted and warned about once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import io_callback
+
+from ..store import RunWriter
+from ..store import _live as live_files
+from ..store._writer import emit_warning
+from . import _rollout, _state
+
+
+class LiveStream:
+    """Host side of the live stream of one training run.
+
+    Args:
+        writer: the run's writer; chunks go to its ``live/`` folder.
+        num_envs: training environments streamed (``K``), the first ones of the first device.
+        chunk_steps: consecutive control steps per chunk (``C``); also how often, in
+            training steps, the device asks the host whether to record.
+        info_keys: ``state.info`` entries to stream (curriculum levels, commands, ...).
+        obs: stream observations too (pixel observations can be large).
+        control_dt_s: seconds per control step, for the rate (default: the writer's).
+        poll_s: how often the viewers' switch is read.
+        lease_s: a viewer's ``on`` expires unless renewed within this many seconds.
+        strict: raise instead of warning (tests).
+    """
+
+    def __init__(
+        self,
+        writer: RunWriter,
+        *,
+        num_envs: int = 4,
+        chunk_steps: int = 64,
+        info_keys: Sequence[str] = (),
+        obs: bool = True,
+        control_dt_s: float | None = None,
+        poll_s: float = 0.5,
+        lease_s: float = live_files.LEASE_S,
+        strict: bool = False,
+    ) -> None:
+        if num_envs < 1 or chunk_steps < 2:
+            raise ValueError("num_envs must be >= 1 and chunk_steps >= 2")
+        self.writer = writer
+        self.num_envs = int(num_envs)
+        self.chunk_steps = int(chunk_steps)
+        self.info_keys = tuple(info_keys)
+        self.obs = obs
+        self.control_dt_s = control_dt_s or float(writer._metadata.get("control_dt_s") or 0.0) or 0.02
+        self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.strict = strict
+        self.action_repeat = 1
+        self.model_fields: dict[str, np.ndarray] | None = None
+        # Counters (read them at any time).
+        self.ticks = 0
+        """Host callbacks received (one per ``chunk_steps`` training steps)."""
+        self.env_steps = 0
+        self.chunks_sent = 0
+        self.failures = 0
+        self._last_tick = 0
+        self._recording = False
+        self._on = False
+        self._last_record_start = -1e9
+        self._last_status = 0.0
+        self._last_chunk: tuple[str, int, float] | None = None
+        self._control = live_files.LiveControl()
+        self._override: live_files.LiveControl | None = None
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------ public
+
+    def wrap(self, env: Any, *, action_repeat: int = 1) -> LiveTap:
+        """Wrap brax's batched training environment (what ``wrap_env_fn`` returns)."""
+        self.action_repeat = int(action_repeat)
+        self.model_fields = _first_randomized(env, self.num_envs)
+        return LiveTap(env, self)
+
+    def switch(self, on: bool, *, rate: float = 1.0) -> None:
+        """Switch streaming on or off from the training process, whatever viewers ask;
+        :meth:`release` follows the viewers' switch again."""
+        self._override = live_files.LiveControl(on=bool(on), rate=live_files._clip_rate(rate), updated_unix_s=float("inf"))
+
+    def release(self) -> None:
+        """Follow the viewers' switch again after :meth:`switch`."""
+        self._override = None
+
+    @property
+    def control(self) -> live_files.LiveControl:
+        return self._override or self._control
+
+    def close(self) -> None:
+        """Stop reading the switch and report the stream as stopped."""
+        self._stop.set()
+        self._recording = False
+        self._on = False
+        try:
+            self._write_status()
+        except Exception:  # noqa: BLE001 - the writer may be closed already
+            pass
+
+    # ------------------------------------------------------------ host callback
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._control = live_files.read_control(self.writer.url)
+
+    def _start_poller(self) -> None:
+        if self._poller is None:
+            self._control = live_files.read_control(self.writer.url)
+            self._poller = threading.Thread(target=self._poll, name="trajscope-live-control", daemon=True)
+            self._poller.start()
+
+    def _tick(self, buf: Any, recorded: Any, tick: Any, batch: Any) -> np.int32:
+        """Called by the device every ``chunk_steps`` steps; returns 1 to record the next
+        chunk. Never raises (unless strict)."""
+        try:
+            self._start_poller()
+            tick, batch = int(tick), int(batch)
+            delta = tick - self._last_tick if tick > self._last_tick else tick  # training reset the envs
+            self._last_tick = tick
+            self.ticks += 1
+            self.env_steps += delta * batch * self.action_repeat
+            now = time.monotonic()
+            if int(recorded):
+                self._send(buf)
+            ctl = self.control
+            on = ctl.active(lease_s=self.lease_s)
+            record = on
+            if record:
+                period = self.chunk_steps * self.control_dt_s / ctl.rate
+                record = now - self._last_record_start >= period * 0.95
+            if record:
+                self._last_record_start = now
+            if on != self._on or now - self._last_status > 1.0:
+                self._on = on
+                self._last_status = now
+                self._write_status()
+            self._recording = record
+            return np.int32(record)
+        except Exception as e:
+            if self.strict:
+                raise
+            self.failures += 1
+            self._warn("tick", f"trajscope: live stream: {type(e).__name__}: {e}")
+            return np.int32(0)
+
+    def _send(self, buf: dict[str, Any]) -> None:
+        arrays = _state.drop_empty(buf)
+        if self.model_fields:
+            arrays["model_fields"] = self.model_fields
+        ok = self.writer.add_capture(
+            step=self.env_steps,
+            kind="live",
+            deterministic=False,
+            attrs={"chunk": self.chunks_sent, "source": "train"},
+            **arrays,
+        )
+        if ok:
+            self.chunks_sent += 1
+            self._last_chunk = (str(self.chunks_sent - 1), self.env_steps, time.time())
+        else:
+            self.failures += 1
+
+    def _write_status(self) -> None:
+        last = self._last_chunk
+        self.writer.set_live_status(
+            {
+                "updated_unix_s": time.time(),
+                "streaming": self._on,
+                "env_steps": self.env_steps,
+                "chunks_sent": self.chunks_sent,
+                "num_envs": self.num_envs,
+                "chunk_steps": self.chunk_steps,
+                "last_chunk_id": last[0] if last else None,
+                "last_chunk_env_steps": last[1] if last else None,
+                "last_chunk_unix_s": last[2] if last else None,
+                "failures": self.failures,
+            }
+        )
+
+    def _warn(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            emit_warning(message, strict=self.strict)
+
+
+class LiveTap:
+    """brax's batched training environment, streaming its first environments."""
+
+    _KEY = "trajscope/live"
+
+    def __init__(self, env: Any, stream: LiveStream) -> None:
+        self.env = env
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
+        s = self._stream
+        rec = _state.extract(state, action=action, obs=obs, info_keys=s.info_keys)
+        if not s.obs:
+            rec.pop("obs", None)
+        k = min(s.num_envs, int(state.reward.shape[0]))
+        return jax.tree_util.tree_map(lambda x: x[:k], rec)
+
+    def reset(self, rng: jax.Array) -> Any:
+        state = self.env.reset(rng)
+        action = jnp.zeros((state.reward.shape[0], self.env.action_size))
+        frame = jax.eval_shape(lambda s, a: self._frame(self.env.step(s, a), a, s.obs), state, action)
+        C = self._stream.chunk_steps
+        live = {
+            "buf": jax.tree_util.tree_map(lambda x: jnp.zeros((C, *x.shape), x.dtype), frame),
+            "t": jnp.zeros((), jnp.int32),
+            "tick": jnp.zeros((), jnp.int32),
+            "rec": jnp.zeros((), jnp.int32),
+        }
+        return state.replace(info={**state.info, self._KEY: live})
+
+    def step(self, state: Any, action: jax.Array) -> Any:
+        live = state.info[self._KEY]
+        inner = state.replace(info={k: v for k, v in state.info.items() if k != self._KEY})
+        nstate = self.env.step(inner, action)
+        buf, t, rec = live["buf"], live["t"], live["rec"]
+        C = self._stream.chunk_steps
+
+        def record(b: Any) -> Any:
+            frame = _state.conform(self._frame(nstate, action, state.obs), b)
+            return jax.tree_util.tree_map(lambda bb, x: bb.at[t].set(x.astype(bb.dtype)), b, frame)
+
+        buf = jax.lax.cond(rec > 0, record, lambda b: b, buf)
+        t = t + 1
+        tick = live["tick"] + 1
+        boundary = t == C
+        batch = jnp.int32(state.reward.shape[0] * _num_devices())
+
+        def ask(b: Any) -> jax.Array:
+            return io_callback(
+                self._stream._tick, jax.ShapeDtypeStruct((), jnp.int32), b, rec, tick, batch, ordered=False
+            )
+
+        rec = jax.lax.cond(jnp.logical_and(boundary, _device_index() == 0), ask, lambda b: jnp.zeros((), jnp.int32), buf)
+        # Devices other than the first never record; on the first, rec changes only at a boundary.
+        rec = jnp.where(boundary, rec, live["rec"])
+        live = {"buf": buf, "t": jnp.where(boundary, 0, t), "tick": tick, "rec": rec}
+        return nstate.replace(info={**nstate.info, self._KEY: live})
+
+
+_AXIS = "i"  # brax's trainers pmap over this axis name
+
+
+def _device_index() -> jax.Array:
+    try:
+        return jax.lax.axis_index(_AXIS)
+    except Exception:  # noqa: BLE001 - not under brax's pmap (a plain jit): one device
+        return jnp.zeros((), jnp.int32)
+
+
+def _num_devices() -> int:
+    try:
+        return int(jax.lax.psum(1, _AXIS))
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+def _first_randomized(env: Any, k: int) -> dict[str, np.ndarray] | None:
+    """The randomised model fields of the first ``k`` training environments, from brax's
+    or Playground's domain-randomisation wrapper in ``env``'s wrapper chain."""
+    e: Any = env
+    for _ in range(32):
+        if e is None:
+            return None
+        model_v = getattr(e, "_mjx_model_v", None)
+        if model_v is None:
+            model_v = getattr(e, "_sys_v", None)
+        in_axes = getattr(e, "_in_axes", None)
+        if model_v is not None and in_axes is not None:
+            fields = _rollout.randomized_fields(model_v, in_axes)
+            return {n: np.asarray(v)[:k] for n, v in fields.items()} or None
+        e = getattr(e, "env", None)
+    return None
+
