@@ -89,7 +89,7 @@ def ppo_live(pendulum, tmp_path_factory):
 
 
 def test_live_frames_are_consecutive_training_steps(ppo_live, pendulum):
-    rec, _, run, sent = ppo_live
+    _, _, run, sent = ppo_live
     chunks = run.live_chunks()
     assert len(chunks) == sent[-1] and len(chunks) >= 4
     env = pendulum
@@ -120,7 +120,7 @@ def test_live_frames_are_consecutive_training_steps(ppo_live, pendulum):
 
 
 def test_switching_off_stops_chunks_and_training_goes_on(ppo_live):
-    rec, params, run, sent = ppo_live
+    rec, _, run, sent = ppo_live
     on0, off1, stale2, fresh3, end = sent[:5]
     assert off1 - on0 >= 2  # streamed while on
     assert stale2 - off1 <= 1  # switched off: at most the chunk under way was finished

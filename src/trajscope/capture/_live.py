@@ -103,7 +103,9 @@ class LiveStream:
     def switch(self, on: bool, *, rate: float = 1.0) -> None:
         """Switch streaming on or off from the training process, whatever viewers ask;
         :meth:`release` follows the viewers' switch again."""
-        self._override = live_files.LiveControl(on=bool(on), rate=live_files._clip_rate(rate), updated_unix_s=float("inf"))
+        self._override = live_files.LiveControl(
+            on=bool(on), rate=live_files._clip_rate(rate), updated_unix_s=float("inf")
+        )
 
     def release(self) -> None:
         """Follow the viewers' switch again after :meth:`switch`."""
@@ -264,7 +266,9 @@ class LiveTap:
                 self._stream._tick, jax.ShapeDtypeStruct((), jnp.int32), b, rec, tick, batch, ordered=False
             )
 
-        rec = jax.lax.cond(jnp.logical_and(boundary, _device_index() == 0), ask, lambda b: jnp.zeros((), jnp.int32), buf)
+        rec = jax.lax.cond(
+            jnp.logical_and(boundary, _device_index() == 0), ask, lambda b: jnp.zeros((), jnp.int32), buf
+        )
         # Devices other than the first never record; on the first, rec changes only at a boundary.
         rec = jnp.where(boundary, rec, live["rec"])
         live = {"buf": buf, "t": jnp.where(boundary, 0, t), "tick": tick, "rec": rec}
@@ -304,4 +308,3 @@ def _first_randomized(env: Any, k: int) -> dict[str, np.ndarray] | None:
             return {n: np.asarray(v)[:k] for n, v in fields.items()} or None
         e = getattr(e, "env", None)
     return None
-

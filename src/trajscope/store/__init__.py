@@ -6,8 +6,8 @@ from ._errors import UnsupportedVersionError as UnsupportedVersionError
 from ._fs import default_root as default_root
 from ._live import LiveControl as LiveControl
 from ._live import LiveStatus as LiveStatus
-from ._live import read_control as read_live_control
-from ._live import write_control as write_live_control
+from ._live import read_control as read_live_control  # noqa: F401
+from ._live import write_control as write_live_control  # noqa: F401
 from ._reader import Capture as Capture
 from ._reader import CaptureInfo as CaptureInfo
 from ._reader import CaptureProblem as CaptureProblem

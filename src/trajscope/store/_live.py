@@ -93,7 +93,9 @@ def write_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1.0) -
     fs, path = _run_fs(run)
     ctl = LiveControl(on=bool(on), rate=_clip_rate(rate), updated_unix_s=time.time())
     _fs.makedirs(fs, _fs.join(path, _schema.LIVE_DIR))
-    _fs.write_atomic(fs, _fs.join(path, _schema.LIVE_CONTROL), json.dumps(dataclasses.asdict(ctl)).encode(), durable=False)
+    _fs.write_atomic(
+        fs, _fs.join(path, _schema.LIVE_CONTROL), json.dumps(dataclasses.asdict(ctl)).encode(), durable=False
+    )
     return ctl
 
 

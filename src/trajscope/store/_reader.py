@@ -323,9 +323,7 @@ class Run:
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
         try:
             names = sorted(
-                n
-                for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(ldir, detail=False))
-                if "-live-" in n
+                n for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(ldir, detail=False)) if "-live-" in n
             )
         except FileNotFoundError:
             names = []

@@ -41,6 +41,7 @@ def capture_dir(kind: str) -> str:
     """The folder holding captures of this kind: ``live/`` for ``live``, else ``captures/``."""
     return LIVE_DIR if kind == "live" else CAPTURES_DIR
 
+
 Layout = Literal["time_env", "env", "free"]
 """How an array's leading axes are laid out.
 

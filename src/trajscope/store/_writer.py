@@ -589,9 +589,7 @@ class RunWriter:
         stop listing a chunk before its arrays go)."""
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
         names = sorted(
-            n
-            for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(ldir, detail=False))
-            if "-live-" in n
+            n for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(ldir, detail=False)) if "-live-" in n
         )
         for n in names[: max(0, len(names) - self.keep_live)]:
             cdir = _fs.join(ldir, n)
