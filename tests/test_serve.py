@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import mujoco
 import numpy as np
@@ -165,3 +166,52 @@ def test_damaged_capture_shows_an_error_and_the_server_lives(tmp_path, model):
         assert m["capture_id"] == d.name
     finally:
         v.close()
+
+
+def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
+    """The viewer's side of the live stream, fed by a writer as training would feed it."""
+    w = trajscope.RunWriter(tmp_path, name="lv", model=model, strict=True, keep_live=3)
+    w.add_capture(step=0, **simulate(model, T=10, E=2))
+    w.flush()
+    url = str(tmp_path / "lv")
+    v = Viewer(url, port=_free_port(), poll_s=0.1, live=True)
+    try:
+        ctl = trajscope.store.read_live_control(url)
+        assert ctl.on and ctl.active()  # switched on by the viewer, lease fresh
+        assert "waiting for training" in v._gui_live_status.content
+        for i in range(5):  # training streams five chunks; the writer keeps three
+            w.add_capture(step=100 * (i + 1), kind="live", **simulate(model, T=8, E=3, seed=i))
+        w.set_live_status(
+            {
+                "updated_unix_s": time.time(),
+                "streaming": True,
+                "env_steps": 900,
+                "chunks_sent": 5,
+                "num_envs": 3,
+                "chunk_steps": 8,
+            }
+        )
+        w.flush()
+        run = trajscope.open_run(url)
+        assert [c.step for c in run.live_chunks()] == [300, 400, 500]
+        v.poll()
+        assert v._live_info is not None and v._live_info.step == 500  # the newest chunk first
+        assert v._loaded.capture.info.kind == "live" and v._loaded.qpos.shape == (8, 1, model.nq)
+        assert v._playing
+        assert "**on**" in v._gui_live_status.content and "400 steps" in v._gui_live_status.content
+        w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
+        w.flush()
+        v._safe(v._next_live_chunk)
+        assert v._live_info.step == 600  # the next chunk follows on
+        v._gui_live_on.value = False
+        v._safe(v._write_live_control)
+        assert not trajscope.store.read_live_control(url).on
+        v._gui_live_watch.value = False
+        v._safe(v._on_live_watch)
+        assert v._live_info is None and v._loaded.capture.info.kind == "eval"  # back to the captures
+        v._gui_live_on.value = True
+        v._safe(v._write_live_control)
+    finally:
+        w.close()
+        v.close()
+    assert not trajscope.store.read_live_control(url).on  # a closed viewer switches it off

@@ -44,15 +44,18 @@ class View:
     host: str = "127.0.0.1"
     """Interface to listen on. Keep 127.0.0.1 and use an SSH port forward."""
     port: int = 8080
+    live: bool = False
+    """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Demo:
     """Train a small PPO agent with capture on, then show the run.
 
-    Trains brax's inverted pendulum on the CPU (about two minutes) and captures 16
-    evaluation episodes at every checkpoint. ``--scripted`` writes a run without JAX
-    instead, in seconds.
+    Trains brax's inverted pendulum on the CPU (about two minutes), captures 16
+    evaluation episodes at every checkpoint and streams 4 training environments live; the
+    viewer is up from the start, watching the live stream. ``--scripted`` writes a run
+    without JAX instead, in seconds.
     """
 
     root: str | None = None
@@ -210,7 +213,20 @@ def cmd_demo(args: Demo) -> int:
     else:
         from .capture._demo import train_demo
 
-        path = train_demo(root=args.root, name=args.name, num_timesteps=args.steps)
+        viewers: list[Any] = []
+
+        def start_viewer(url: str) -> None:
+            if args.serve:
+                from .serve import serve
+
+                viewers.append(serve(url, port=args.port, live=True))
+                _print_url(viewers[0])
+
+        path = train_demo(root=args.root, name=args.name, num_timesteps=args.steps, on_start=start_viewer)
+        if viewers:
+            print(f"\nwrote {path}\n")
+            cmd_info(Info(run=path))
+            return _serve_forever(viewers[0])
     print(f"\nwrote {path}\n")
     rc = cmd_info(Info(run=path))
     if args.serve:
@@ -219,12 +235,20 @@ def cmd_demo(args: Demo) -> int:
 
 
 def cmd_view(args: View) -> int:
-    import time
-
     from .serve import serve
 
-    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port)
+    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port, live=args.live)
+    _print_url(viewer)
+    return _serve_forever(viewer)
+
+
+def _print_url(viewer: Any) -> None:
     print(f"trajscope viewer: {viewer.url}  (on a remote machine: ssh -L {viewer.port}:localhost:{viewer.port} HOST)")
+
+
+def _serve_forever(viewer: Any) -> int:
+    import time
+
     try:
         while True:
             time.sleep(3600)

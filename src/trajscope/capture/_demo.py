@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ._brax import BraxRecorder
@@ -31,9 +32,17 @@ PPO_CONFIG: dict[str, Any] = dict(
 
 
 def train_demo(
-    root: str | None = None, *, name: str | None = None, num_timesteps: int = 600_000, capture_envs: int = 16
+    root: str | None = None,
+    *,
+    name: str | None = None,
+    num_timesteps: int = 600_000,
+    capture_envs: int = 16,
+    live_envs: int = 4,
+    on_start: Callable[[str], None] | None = None,
 ) -> str:
-    """Train PPO on ``inverted_pendulum`` with capture at every checkpoint; return the run's path."""
+    """Train PPO on ``inverted_pendulum`` with capture at every checkpoint and a live stream
+    of ``live_envs`` training environments; return the run's path. ``on_start(url)`` runs
+    once the run folder exists, before training (the demo starts the viewer there)."""
     from brax import envs
     from brax.training.agents.ppo import train as ppo
 
@@ -50,7 +59,11 @@ def train_demo(
         env_name="inverted_pendulum",
         config={"num_timesteps": num_timesteps, **PPO_CONFIG},
         tags=["demo"],
+        live=live_envs,
     )
+    rec.writer.flush()
+    if on_start is not None:
+        on_start(rec.writer.url)
     t0 = time.perf_counter()
 
     def progress(step: int, metrics: Any) -> None:
@@ -64,6 +77,7 @@ def train_demo(
             num_timesteps=num_timesteps,
             progress_fn=progress,
             policy_params_fn=rec.policy_params_fn(),
+            wrap_env_fn=rec.wrap_env_fn(),
             **PPO_CONFIG,
         )
     print(

@@ -52,7 +52,9 @@ def find_runs(path: str) -> dict[str, str]:
 class Viewer:
     """Serves runs under ``path`` (a run folder, a root of runs, or an fsspec URL)."""
 
-    def __init__(self, path: str, *, host: str = "127.0.0.1", port: int = 8080, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, path: str, *, host: str = "127.0.0.1", port: int = 8080, poll_s: float = 1.0, live: bool = False
+    ) -> None:
         import viser
 
         self.path = path
@@ -71,6 +73,9 @@ class Viewer:
         self.errors: list[str] = []
         self._plots: dict[str, Any] = {}
         self._images: dict[str, Any] = {}
+        self._live_info: store.CaptureInfo | None = None
+        self._live_renewed = 0.0
+        self._scene_key: tuple[Any, ...] | None = None
         self._build_gui()
         self._runs = find_runs(path)
         self._gui_run.options = list(self._runs) or ["(no runs)"]
@@ -79,6 +84,9 @@ class Viewer:
             self._safe(self.open_run, self._gui_run.value)
         else:
             self._show_error(f"no runs under {path}")
+        if live:
+            self._gui_live_on.value = True
+            self._gui_live_watch.value = True
         threading.Thread(target=self._play_loop, name="trajscope-play", daemon=True).start()
         threading.Thread(target=self._poll_loop, name="trajscope-poll", daemon=True).start()
 
@@ -98,6 +106,15 @@ class Viewer:
             self._gui_run = gui.add_dropdown("run", ["(loading)"])
             self._gui_capture = gui.add_dropdown("capture", ["(none)"])
             self._gui_latest = gui.add_checkbox("follow latest", False, hint="Show each new capture as it is written")
+        with gui.add_folder("Live training"):
+            self._gui_live_on = gui.add_checkbox(
+                "stream training envs", False, hint="Ask the training process to stream its first environments"
+            )
+            self._gui_live_rate = gui.add_slider(
+                "rate", 0.05, 1.0, 0.05, 1.0, hint="Fraction of real time streamed: lower costs training less"
+            )
+            self._gui_live_watch = gui.add_checkbox("watch live", False, hint="Play the stream in the scene")
+            self._gui_live_status = gui.add_markdown("live stream: off")
         with gui.add_folder("Environments"):
             self._gui_mode = gui.add_dropdown("layout", MODES, initial_value="one")
             self._gui_env = gui.add_slider("env", 0, 1, 1, 0)
@@ -137,6 +154,9 @@ class Viewer:
         for cb in self._gui_groups:
             cb.on_update(lambda _: self._safe(self._apply_groups))
         self._gui_pixels_on.on_update(lambda _: self._safe(self._draw_pixels))
+        self._gui_live_on.on_update(lambda _: self._safe(self._write_live_control))
+        self._gui_live_rate.on_update(lambda _: self._safe(self._write_live_control))
+        self._gui_live_watch.on_update(lambda _: self._safe(self._on_live_watch))
 
     def _safe(self, fn: Any, *args: Any) -> None:
         """Run a GUI action; show what went wrong instead of dying."""
@@ -201,20 +221,26 @@ class Viewer:
         if self._run is None or not value.startswith("#"):
             return
         index = int(value[1:].split()[0])
-        if self._loaded is None or self._loaded.capture.info.index != index:
+        if self._loaded is None or self._loaded.capture.info.index != index or self._live_info is not None:
+            if self._live_info is not None:
+                self._gui_live_watch.value = False
             self.load_capture(index)
 
     def load_capture(self, index: int) -> None:
         assert self._run is not None
+        self._live_info = None
         cap = self._run.capture(index)
+        label = self._labels()[index]
+        if self._gui_capture.value != label:
+            self._gui_capture.value = label
+        self._open(cap)
+
+    def _open(self, cap: store.Capture) -> None:
         E, T = cap.info.num_envs, cap.info.num_steps
         self._gui_env.max = max(E - 1, 1)
         self._gui_env.disabled = E == 1
         self._gui_count.max = max(E, 1)
         self._gui_t.max = max(T - 1, 1)
-        label = self._labels()[index]
-        if self._gui_capture.value != label:
-            self._gui_capture.value = label
         self._load(cap)
 
     def _reload(self) -> None:
@@ -264,7 +290,12 @@ class Viewer:
         self._loaded = _Loaded(
             cap, envs, qpos, per_env("mocap_pos"), per_env("mocap_quat"), kin, colors, series, pixels
         )
-        self._build_scene()
+        # Live chunks follow each other every second or so: keep the scene when only the
+        # poses change, so the meshes are not sent again.
+        key = (tuple(envs), self._gui_mode.value, colors.tobytes())
+        if key != self._scene_key or not self._nodes:
+            self._scene_key = key
+            self._build_scene()
         self._draw_plots()
         self._draw_nan()
         self._clear_error()
@@ -481,6 +512,11 @@ class Viewer:
             steps = max(1, round(frame_s * speed / dt))
             T = self._loaded.qpos.shape[0]
             t = self._t + steps
+            if t >= T and self._live_info is not None:
+                self._safe(self._next_live_chunk)
+                next_t = time.monotonic() + frame_s
+                time.sleep(frame_s)
+                continue
             if t >= T:
                 if not self._gui_loop.value:
                     self._toggle_play()
@@ -494,8 +530,86 @@ class Viewer:
         while not self._stop.wait(self._poll_s):
             self._safe(self.poll)
 
+    # ------------------------------------------------------------------ live stream
+
+    def _write_live_control(self) -> None:
+        if self._run is None:
+            return
+        try:
+            store.write_live_control(self._run.url, on=self._gui_live_on.value, rate=float(self._gui_live_rate.value))
+        except OSError as e:
+            self._show_error(f"cannot switch the live stream (the run directory is not writable): {e}")
+            return
+        self._live_renewed = time.monotonic()
+        self._draw_live_status()
+
+    def _on_live_watch(self) -> None:
+        if not self._gui_live_watch.value:
+            self._live_info = None
+            if self._run is not None and self._run.captures:
+                self.load_capture(len(self._run.captures) - 1)
+            return
+        self._next_live_chunk(newest=True)
+
+    def _next_live_chunk(self, *, newest: bool = False) -> None:
+        """Play the chunk after the one shown; skip ahead if playback fell two behind;
+        hold the last frame while training has not sent the next one."""
+        if self._run is None or not self._gui_live_watch.value:
+            return
+        chunks = self._run.live_chunks()
+        if not chunks:
+            self._draw_live_status()
+            return
+        current = self._live_info.id if self._live_info is not None else ""
+        later = [c for c in chunks if c.id > current]
+        if not later:
+            return
+        info = later[-1] if newest or len(later) > 2 else later[0]
+        try:
+            cap = self._run.capture(info)
+            self._live_info = info
+            self._t = 0
+            self._open(cap)
+        except (store.FormatError, OSError):
+            return  # deleted by the writer while being read: the next one will do
+        self._playing = True
+        self._gui_play.label = "pause"
+        self._draw_live_status()
+
+    def _draw_live_status(self) -> None:
+        if self._run is None:
+            return
+        status = self._run.live_status()
+        on = self._gui_live_on.value
+        if status is None:
+            self._gui_live_status.content = (
+                "live stream: waiting for training (is it run with `BraxRecorder(live=K)` and `wrap_env_fn`?)"
+                if on
+                else "live stream: off (this run has never streamed)"
+            )
+            return
+        age = time.time() - status.updated_unix_s
+        state = "**on**" if status.streaming else "off"
+        lines = [f"live stream: {state} · training at {status.env_steps:,} env steps"]
+        if age > 10:
+            lines.append(f"no word from training for {age:.0f} s (finished or stopped?)")
+        shown = self._live_info
+        if shown is not None:
+            behind = max(0, status.env_steps - shown.step)
+            lines.append(
+                f"showing {shown.num_envs} envs at {shown.step:,} steps: {behind:,} steps and "
+                f"{max(0.0, time.time() - shown.wall_time_unix_s):.1f} s behind training"
+            )
+        self._gui_live_status.content = "  \n".join(lines)
+
     def poll(self) -> None:
         """Pick up new captures (and new runs under a root); follow the latest if asked."""
+        if self._run is not None:
+            if self._gui_live_on.value and time.monotonic() - self._live_renewed > store.LIVE_RENEW_S:
+                self._write_live_control()  # renew the lease
+            self._draw_live_status()
+            if self._gui_live_watch.value and self._live_info is None:
+                self._next_live_chunk(newest=True)
         if self._run is None:
             self._runs = find_runs(self.path)
             if self._runs:
@@ -506,11 +620,16 @@ class Viewer:
         if new:
             self._update_capture_list(select_last=False)
             self._draw_curve()
-            if self._gui_latest.value:
+            if self._gui_latest.value and self._live_info is None:
                 self.load_capture(len(self._run.captures) - 1)
 
     def close(self) -> None:
         self._stop.set()
+        if self._gui_live_on.value and self._run is not None:
+            try:
+                store.write_live_control(self._run.url, on=False)
+            except OSError:
+                pass
         self.server.stop()
 
 
@@ -530,12 +649,14 @@ def _color(i: int) -> str:
     return palette[i % len(palette)]
 
 
-def serve(path: str, *, host: str = "127.0.0.1", port: int = 8080) -> Viewer:
-    """Start the viewer; returns once it listens."""
+def serve(path: str, *, host: str = "127.0.0.1", port: int = 8080, live: bool = False) -> Viewer:
+    """Start the viewer; returns once it listens (it serves from background threads, so a
+    training script can call it and go on training). ``live``: switch the live stream on
+    and watch it."""
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("TRAJSCOPE_ALLOW_REMOTE"):
         raise SystemExit(
             f"refusing to listen on {host}: the viewer has no authentication. Keep 127.0.0.1 and use an "
             "SSH port forward (ssh -L 8080:localhost:8080 host), or set TRAJSCOPE_ALLOW_REMOTE=1 if the "
             "network is trusted."
         )
-    return Viewer(path, host=host, port=port)
+    return Viewer(path, host=host, port=port, live=live)

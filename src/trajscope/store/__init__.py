@@ -4,6 +4,8 @@ from ._errors import FormatError as FormatError
 from ._errors import TrajscopeWarning as TrajscopeWarning
 from ._errors import UnsupportedVersionError as UnsupportedVersionError
 from ._fs import default_root as default_root
+from ._live import LEASE_S as LIVE_LEASE_S  # noqa: F401
+from ._live import RENEW_S as LIVE_RENEW_S  # noqa: F401
 from ._live import LiveControl as LiveControl
 from ._live import LiveStatus as LiveStatus
 from ._live import read_control as read_live_control  # noqa: F401

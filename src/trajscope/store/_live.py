@@ -25,6 +25,9 @@ from . import _fs, _schema
 LEASE_S = 15.0
 """How long a viewer's ``on`` lasts unless renewed; viewers renew it every few seconds."""
 
+RENEW_S = 5.0
+"""How often a viewer that keeps the stream on renews its lease."""
+
 RATE_RANGE = (0.05, 1000.0)
 
 
