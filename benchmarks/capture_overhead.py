@@ -14,6 +14,16 @@ suits CPUs; ``--impl warp`` on GPUs) runs three ways, in turns, ``--repeats`` ti
 * ``rscope``: rscope's ``BraxRolloutSaver`` with 16 environments at every checkpoint, used
   as its README shows (``pip install rscope``; skipped if it is not installed).
 
+With ``--live`` two more ways measure the live stream of the training environments (no
+evaluation capture in either):
+
+* ``live-on``: ``BraxRecorder(live=4)`` through ``wrap_env_fn``, a ``trajscope view --live``
+  process attached to the run (it switches the stream on at the default rate and plays
+  every chunk it gets, as for a browser);
+* ``live-off``: the same wrapper with the stream switched off (no viewer).
+
+and a last line ``live_overhead: on=<ratio> off=<ratio>`` follows.
+
 It prints wall times (best of the repeats) and their ratio to ``none``, the time the
 training loop spent inside each capture hook per checkpoint, the compilations of the
 capture rollout, and the bytes each wrote. The last line reads
@@ -25,7 +35,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +74,9 @@ class Args:
     """Keep trajscope's runs under this folder (default: a temporary one, removed)."""
     warmup: bool = True
     """Run a short training first, so that one-time start-up costs land on no way."""
+    live: bool = False
+    """Also measure the live stream: switched on with a viewer attached, and switched off."""
+    live_envs: int = 4
 
 
 def _du(path: Path) -> int:
@@ -112,8 +128,11 @@ def main(args: Args) -> None:
         print("rscope is not installed (pip install rscope): its column is skipped")
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-"))
-    results: dict[str, list[dict[str, Any]]] = {w: [] for w in ("none", "trajscope", "trajscope-eval", "rscope")}
+    all_ways = ("none", "trajscope", "trajscope-eval", "rscope", "live-on", "live-off")
+    results: dict[str, list[dict[str, Any]]] = {w: [] for w in all_ways}
     ways = [w for w in args.ways if w != "rscope" or rscope_brax]
+    if args.live:
+        ways += [w for w in ("live-on", "live-off") if w not in ways]
     if args.warmup:
         t0 = time.perf_counter()
         ppo.train(env, **dict(kw, num_timesteps=kw["batch_size"] * kw["unroll_length"] * 8, num_evals=2))
@@ -125,7 +144,21 @@ def main(args: Args) -> None:
             rec = None
             out_dir = tmp / f"{way}-{rep}"
             extra: dict[str, Any] = {}
-            if way.startswith("trajscope"):
+            viewer = None
+            if way.startswith("live"):
+                rec = BraxRecorder(
+                    env, root=out_dir, name="run", env_name=args.env, live=args.live_envs, episode_length=ep_len
+                )
+                extra["wrap_env_fn"] = rec.wrap_env_fn(wrapper.wrap_for_brax_training)
+                if way == "live-on":
+                    rec.writer.flush()
+                    viewer = subprocess.Popen(
+                        [sys.executable, "-m", "trajscope", "view", rec.writer.url, "--live", "--port", str(_port())],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    _wait_for_control(rec.writer.url)
+            elif way.startswith("trajscope"):
                 source = "eval" if way == "trajscope-eval" else "rollout"
                 rec = BraxRecorder(
                     env,
@@ -164,9 +197,13 @@ def main(args: Args) -> None:
             train_kw = dict(kw, policy_params_fn=hook, **extra) if hook else kw
             _, params, _ = ppo.train(env, **train_kw)
             jax.block_until_ready(params)
+            wall = time.perf_counter() - t0
+            live_chunks = rec.live.chunks_sent if rec is not None and rec.live is not None else None
             if rec is not None:
                 rec.close()
-            wall = time.perf_counter() - t0
+            if viewer is not None:
+                viewer.terminate()
+                viewer.wait(30)
             results[way].append(
                 dict(
                     wall=wall,
@@ -176,6 +213,7 @@ def main(args: Args) -> None:
                     bytes=_du(out_dir),
                     compiles=rec.compiles if rec else None,
                     dropped=rec.stats.dropped if rec else None,
+                    live_chunks=live_chunks,
                 )
             )
             print(f"  [{rep}] {way:<9} {wall:7.1f} s", flush=True)
@@ -197,7 +235,7 @@ def main(args: Args) -> None:
     print()
     header = (
         f"{'way':<14} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
-        f"{'MB written':>11}"
+        f"{'MB written':>11} {'live chunks':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -207,9 +245,10 @@ def main(args: Args) -> None:
         best = min(rs, key=lambda r: r["wall"])
         ratios[way] = best["wall"] / base
         compiles = "-" if best["compiles"] is None else str(best["compiles"])
+        chunks = "-" if best["live_chunks"] is None else str(best["live_chunks"])
         print(
             f"{way:<14} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
-            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f}"
+            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f} {chunks:>12}"
         )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -217,6 +256,25 @@ def main(args: Args) -> None:
     print(
         f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} rscope={fmt['rscope']}"
     )
+    if args.live:
+        on, off = (f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("live-on", "live-off"))
+        print(f"live_overhead: on={on} off={off}")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_control(url: str, timeout_s: float = 60.0) -> None:
+    """Until the viewer process has switched the stream on."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if trajscope.store.read_live_control(url).active():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the viewer did not switch the live stream on")
 
 
 if __name__ == "__main__":

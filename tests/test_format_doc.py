@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -45,3 +46,33 @@ def test_every_field_written_is_documented(tmp_path, model):
         fields |= set(entry) | set(entry.get("encoding", {}))
     missing = sorted(f for f in fields if not _documented(f))
     assert not missing, f"docs/format.md does not describe {missing}"
+
+
+def test_live_files_are_documented(tmp_path, model):
+    from conftest import simulate
+
+    from trajscope.store import _live
+
+    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+        w.add_capture(step=5, kind="live", **simulate(model, T=3, E=2))
+        w.set_live_status(
+            {
+                "updated_unix_s": 1.0,
+                "streaming": True,
+                "env_steps": 5,
+                "chunks_sent": 1,
+                "num_envs": 2,
+                "chunk_steps": 3,
+                "last_chunk_id": "0",
+                "last_chunk_env_steps": 5,
+                "last_chunk_unix_s": 1.0,
+                "failures": 0,
+            }
+        )
+    _live.write_control(tmp_path / "r", on=True)
+    live = tmp_path / "r" / "live"
+    fields = set(json.loads((live / "status.json").read_text())) | set(json.loads((live / "control.json").read_text()))
+    fields |= {f.name for f in dataclasses.fields(_live.LiveStatus)}
+    missing = sorted(f for f in fields if not _documented(f))
+    assert not missing, f"docs/format.md does not describe {missing}"
+    assert "`live`" in DOC and "live/" in DOC

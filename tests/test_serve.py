@@ -215,3 +215,35 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         w.close()
         v.close()
     assert not trajscope.store.read_live_control(url).on  # a closed viewer switches it off
+
+
+def test_a_viewer_beyond_loopback_requires_its_token(demo_run):
+    import http.client
+
+    from trajscope.serve import serve
+
+    v = serve(demo_run, host="127.0.0.2", port=_free_port(), token="s3cret-token")
+    try:
+        assert v.host == "127.0.0.1"  # viser itself stays on loopback
+        assert v.url.endswith("/?token=s3cret-token") and "127.0.0.2" in v.url
+
+        def get(path, headers=None):
+            c = http.client.HTTPConnection("127.0.0.2", v.gate.port, timeout=10)
+            c.request("GET", path, headers=headers or {})
+            r = c.getresponse()
+            out = (r.status, dict(r.getheaders()), r.read())
+            c.close()
+            return out
+
+        assert get("/")[0] == 401
+        assert get("/?token=wrong")[0] == 401
+        assert get("/", {"Cookie": "trajscope_token=wrong"})[0] == 401
+        status, headers, _ = get("/?token=s3cret-token")
+        assert status == 302 and headers["Location"] == "/"
+        assert "trajscope_token=s3cret-token" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+        status, _, body = get("/", {"Cookie": "trajscope_token=s3cret-token"})
+        assert status == 200 and b"<html" in body.lower()
+        with pytest.raises(ConnectionRefusedError):  # viser does not listen on the public interface
+            socket.create_connection(("127.0.0.2", v.port), timeout=1).close()
+    finally:
+        v.close()

@@ -91,3 +91,98 @@ def test_gui_switches_environment_and_capture(page):
     pg.wait_for_timeout(1000)
     values = pg.evaluate("Array.from(document.querySelectorAll('input, select')).map(e => e.value)")
     assert any(v.startswith("#0 step 0") for v in values), values
+
+
+def test_live_training_envs_move_in_the_browser(tmp_path):
+    """A real PPO training streams its first environments; the page shows them moving."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("brax")
+    import threading
+    import warnings
+
+    from brax import envs
+    from brax.training.agents.ppo import train as ppo
+
+    from trajscope.capture import BraxRecorder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = envs.get_environment("inverted_pendulum")
+    rec = BraxRecorder(env, root=tmp_path, name="live", live=4, live_chunk_steps=32, value=False)
+    rec.writer.flush()
+    viewer = Viewer(rec.writer.url, port=_free_port(), poll_s=0.2, live=True)
+    viewer._gui_mode.value = "grid"
+    viewer._gui_count.value = 4
+    done = threading.Event()
+
+    def train():
+        try:
+            ppo.train(
+                env,
+                num_timesteps=400_000,
+                num_evals=40,  # checkpoints every 10k steps: where the test stops training
+                episode_length=200,
+                num_envs=16,
+                batch_size=16,
+                num_minibatches=4,
+                unroll_length=8,
+                num_eval_envs=4,
+                wrap_env_fn=rec.wrap_env_fn(),
+                policy_params_fn=lambda *_: done.is_set() and (_ for _ in ()).throw(KeyboardInterrupt),
+            )
+        except KeyboardInterrupt:
+            pass
+
+    trainer = threading.Thread(target=train, daemon=True)
+    trainer.start()
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1280, "height": 800})
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            pg.wait_for_selector("canvas", timeout=30_000)
+            for _ in range(240):  # compiling the training step takes a while on 2 cores
+                if viewer._live_info is not None and rec.live.chunks_sent >= 3:
+                    break
+                pg.wait_for_timeout(500)
+            assert viewer._live_info is not None, "no live chunk reached the viewer"
+            assert len(viewer._loaded.envs) == 4
+            pg.wait_for_timeout(1000)
+            a = _canvas_pixels(pg, "viewer_live_a")
+            pg.wait_for_timeout(700)
+            b = _canvas_pixels(pg, "viewer_live_b")
+            changed = (np.abs(a - b).sum(axis=-1) > 60).sum()
+            assert changed > 200, changed  # the training environments move on screen
+            body = pg.inner_text("body")
+            assert "live stream: on" in body.replace("*", "") and "behind training" in body
+            browser.close()
+    finally:
+        done.set()
+        viewer.close()
+        trainer.join(timeout=300)
+        rec.close()
+
+
+def test_token_gated_viewer_renders_through_the_gate(tmp_path):
+    """Beyond loopback the page and its websocket pass the token gate via the cookie."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from trajscope.serve import serve
+
+    run = write_demo_run(str(tmp_path), name="demo", checkpoints=1, num_envs=2)
+    viewer = serve(run, host="127.0.0.2", port=_free_port())
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1280, "height": 800})
+            denied = pg.goto(viewer.url.split("?")[0], wait_until="domcontentloaded")
+            assert denied is not None and denied.status == 401
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            assert "token" not in pg.url  # the redirect took it out of the address bar
+            pg.wait_for_selector("canvas", timeout=30_000)
+            pg.wait_for_timeout(3000)
+            shot = _canvas_pixels(pg, "viewer_token_gate")
+            assert shot.std() > 10 and "capture" in pg.inner_text("body")
+            assert len(viewer.server.get_clients()) == 1  # the websocket got through
+            browser.close()
+    finally:
+        viewer.close()

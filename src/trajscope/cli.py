@@ -42,8 +42,11 @@ class View:
     path: tyro.conf.Positional[str | None] = None
     """Run folder, root of runs, or fsspec URL. Default: $TRAJSCOPE_DIR, else ./trajscope_runs."""
     host: str = "127.0.0.1"
-    """Interface to listen on. Keep 127.0.0.1 and use an SSH port forward."""
+    """Interface to listen on. Keep 127.0.0.1 and use an SSH port forward; on any other
+    interface the viewer requires a token, which the printed URL carries."""
     port: int = 8080
+    token: str | None = None
+    """Token for a non-loopback --host (default: $TRAJSCOPE_TOKEN, else a random one)."""
     live: bool = False
     """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
 
@@ -237,7 +240,7 @@ def cmd_demo(args: Demo) -> int:
 def cmd_view(args: View) -> int:
     from .serve import serve
 
-    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port, live=args.live)
+    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port, live=args.live, token=args.token)
     _print_url(viewer)
     return _serve_forever(viewer)
 

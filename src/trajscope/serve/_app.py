@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import secrets
+import socket
 import threading
 import time
 import traceback
@@ -60,6 +62,7 @@ class Viewer:
         self.path = path
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.host, self.port = host, self.server.get_port()
+        self.gate: Any = None
         self._lock = threading.RLock()
         self._run: store.Run | None = None
         self._model: Any = None
@@ -92,6 +95,10 @@ class Viewer:
 
     @property
     def url(self) -> str:
+        """Where to point a browser (with the token, when a token gate is in front)."""
+        if self.gate is not None:
+            host = socket.gethostname() if self.gate.host in ("0.0.0.0", "::", "") else self.gate.host
+            return f"http://{host}:{self.gate.port}/?token={self.gate.token}"
         return f"http://{'localhost' if self.host in ('127.0.0.1', '0.0.0.0') else self.host}:{self.port}"
 
     # ------------------------------------------------------------------ GUI
@@ -625,6 +632,8 @@ class Viewer:
 
     def close(self) -> None:
         self._stop.set()
+        if self.gate is not None:
+            self.gate.close()
         if self._gui_live_on.value and self._run is not None:
             try:
                 store.write_live_control(self._run.url, on=False)
@@ -649,14 +658,29 @@ def _color(i: int) -> str:
     return palette[i % len(palette)]
 
 
-def serve(path: str, *, host: str = "127.0.0.1", port: int = 8080, live: bool = False) -> Viewer:
+def serve(
+    path: str, *, host: str = "127.0.0.1", port: int = 8080, live: bool = False, token: str | None = None
+) -> Viewer:
     """Start the viewer; returns once it listens (it serves from background threads, so a
     training script can call it and go on training). ``live``: switch the live stream on
-    and watch it."""
-    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("TRAJSCOPE_ALLOW_REMOTE"):
-        raise SystemExit(
-            f"refusing to listen on {host}: the viewer has no authentication. Keep 127.0.0.1 and use an "
-            "SSH port forward (ssh -L 8080:localhost:8080 host), or set TRAJSCOPE_ALLOW_REMOTE=1 if the "
-            "network is trusted."
-        )
-    return Viewer(path, host=host, port=port, live=live)
+    and watch it.
+
+    On a loopback ``host`` (the default; reach it through ``ssh -L``) nothing else is
+    needed. Any other ``host`` puts a token gate in front (``token``, else
+    ``$TRAJSCOPE_TOKEN``, else a random one): ``viewer.url`` carries it."""
+    if host in LOOPBACK:
+        return Viewer(path, host=host, port=port, live=live)
+    # Beyond loopback: the viewer stays on 127.0.0.1 and a token gate faces the network.
+    from ._auth import TokenGate
+
+    token = token or os.environ.get("TRAJSCOPE_TOKEN") or secrets.token_urlsafe(18)
+    viewer = Viewer(path, host="127.0.0.1", port=0, live=live)
+    try:
+        viewer.gate = TokenGate(host, port, viewer.port, token)
+    except BaseException:
+        viewer.close()
+        raise
+    return viewer
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
