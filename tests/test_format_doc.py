@@ -50,7 +50,6 @@ def test_every_field_written_is_documented(tmp_path, model):
 
 def test_live_files_are_documented(tmp_path, model):
     from conftest import simulate
-
     from trajscope.store import _live
 
     with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
