@@ -194,7 +194,9 @@ def main(args: Args) -> None:
 
                 hook = _Timed(rscope_fn)
             t0 = time.perf_counter()
-            train_kw = dict(kw, policy_params_fn=hook, **extra) if hook else kw
+            train_kw = dict(kw, **extra)
+            if hook is not None:
+                train_kw["policy_params_fn"] = hook
             _, params, _ = ppo.train(env, **train_kw)
             jax.block_until_ready(params)
             wall = time.perf_counter() - t0

@@ -247,3 +247,13 @@ def test_a_viewer_beyond_loopback_requires_its_token(demo_run):
             socket.create_connection(("127.0.0.2", v.port), timeout=1).close()
     finally:
         v.close()
+
+
+def test_values_at_the_current_step_follow_the_timeline(viewer, demo_run):
+    cap = trajscope.open_run(demo_run).capture(2)
+    reward = cap.load("reward", env=0)
+    for t in (3, 120):
+        viewer.show_step(t)
+        assert f"**step {t}**" in viewer._gui_values.content
+        assert f"| `reward` | {float(reward[t]):.4g} |" in viewer._gui_values.content
+    assert "`reward/upright`" in viewer._gui_values.content

@@ -186,3 +186,41 @@ def test_token_gated_viewer_renders_through_the_gate(tmp_path):
             browser.close()
     finally:
         viewer.close()
+
+
+def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
+    """Two browsers see the same step; a client that stops reading does not stall them."""
+    import socket as socket_
+
+    import viser
+    from websockets.sync.client import connect
+
+    viewer, pg = page
+    pg2 = pg.context.browser.new_page(viewport={"width": 1280, "height": 800})
+    pg2.goto(viewer.url, wait_until="domcontentloaded")
+    pg2.wait_for_selector("canvas", timeout=30_000)
+    # A client that connects and then never reads: a tiny receive buffer fills at once.
+    raw = socket_.socket()
+    raw.setsockopt(socket_.SOL_SOCKET, socket_.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", viewer.port))
+    stalled = connect(
+        f"ws://127.0.0.1:{viewer.port}", sock=raw, subprotocols=[f"viser-v{viser.__version__}"], max_queue=1
+    )
+    try:
+        viewer._gui_mode.value = "grid"
+        viewer._gui_count.value = 4
+        viewer._safe(viewer._reload)
+        for i in range(600):  # far more than the stalled client's buffers hold
+            viewer._safe(viewer.show_step, i % 200)
+        viewer._safe(viewer.show_step, 150)
+        for p in (pg, pg2):
+            p.wait_for_function(
+                "Array.from(document.querySelectorAll('input')).some(e => e.value === '150')", timeout=15_000
+            )
+        a, b = _canvas_pixels(pg, "viewer_browser_a"), _canvas_pixels(pg2, "viewer_browser_b")
+        assert a.std() > 10 and b.std() > 10
+        # Both show the same scene (same camera, same state): nearly the same pixels.
+        assert (np.abs(a - b).sum(axis=-1) > 60).mean() < 0.02
+    finally:
+        stalled.close()
+        pg2.close()

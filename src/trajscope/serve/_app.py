@@ -79,6 +79,7 @@ class Viewer:
         self._live_info: store.CaptureInfo | None = None
         self._live_renewed = 0.0
         self._scene_key: tuple[Any, ...] | None = None
+        self._framed: tuple[int, str] | None = None
         self._build_gui()
         self._runs = find_runs(path)
         self._gui_run.options = list(self._runs) or ["(no runs)"]
@@ -141,6 +142,8 @@ class Viewer:
         with gui.add_folder("Geom groups", expand_by_default=False):
             self._gui_groups = [gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
         self._plot_folder = gui.add_folder("Plots")
+        with self._plot_folder:
+            self._gui_values = gui.add_markdown("")
         self._pixel_folder = gui.add_folder("Pixels")
         with self._pixel_folder:
             self._gui_pixels_on = gui.add_checkbox("show pixels", True)
@@ -342,6 +345,27 @@ class Viewer:
                 receive_shadow=False,
             )
         self._apply_groups()
+        if self._framed != (n, self._gui_mode.value):  # not when only the capture changed
+            self._framed = (n, self._gui_mode.value)
+            self._frame_camera(n)
+
+    def _frame_camera(self, n: int) -> None:
+        """Point the camera at the shown environments: the start view of new browsers,
+        "reset view", and connected browsers when the layout changes."""
+        assert self._model is not None
+        extent = float(self._model.stat.extent) or 1.0
+        offsets = self._offsets(n)
+        centre = np.asarray(self._model.stat.center, float) + offsets.mean(axis=0)
+        span = float(np.ptp(offsets[:, :2], axis=0).max()) if n > 1 else 0.0
+        distance = 1.6 * extent + 1.1 * span
+        direction = np.array([0.55, -0.75, 0.45])
+        position = centre + distance * direction / np.linalg.norm(direction)
+        self.server.initial_camera.look_at = centre
+        self.server.initial_camera.position = position
+        for client in self.server.get_clients().values():
+            with client.atomic():
+                client.camera.look_at = centre
+                client.camera.position = position
 
     def _apply_groups(self) -> None:
         shown = {i for i, cb in enumerate(self._gui_groups) if cb.value}
@@ -375,7 +399,19 @@ class Viewer:
             self._gui_nan.content = f"step {t}: non-finite state in env {bad}; last finite pose shown"
         if self._gui_follow.value:
             self._follow(loaded)
+        self._draw_values(t)
         self._draw_pixels()
+
+    def _draw_values(self, t: int) -> None:
+        """Every plotted key's value at step ``t``: the plots' cursor, in numbers."""
+        loaded = self._loaded
+        if loaded is None:
+            return
+        env = min(int(self._gui_env.value), loaded.capture.info.num_envs - 1)  # the plots' environment
+        rows = [f"| `{k.removeprefix('metrics/')}` | {float(v[t]):.4g} |" for k, v in loaded.series.items()]
+        self._gui_values.content = (
+            f"**step {t}**, env {env}\n\n| key | value |\n|---|---|\n" + "\n".join(rows) if rows else ""
+        )
 
     def _follow(self, loaded: _Loaded) -> None:
         body = 1 if self._model is not None and self._model.nbody > 1 else 0
