@@ -197,9 +197,21 @@ def main(args: Args) -> None:
             train_kw = dict(kw, **extra)
             if hook is not None:
                 train_kw["policy_params_fn"] = hook
+            progress_times: list[float] = []
+            chained = train_kw.get("progress_fn")
+
+            def progress(step: int, metrics: Any, chained: Any = chained, times: list[float] = progress_times) -> None:
+                times.append(time.perf_counter())
+                if chained is not None:
+                    chained(step, metrics)
+
+            train_kw["progress_fn"] = progress
             _, params, _ = ppo.train(env, **train_kw)
             jax.block_until_ready(params)
             wall = time.perf_counter() - t0
+            # Steady state: from the end of the first training epoch (its compilation done)
+            # to the last evaluation.
+            steady = progress_times[-1] - progress_times[1] if len(progress_times) > 2 else float("nan")
             live_chunks = rec.live.chunks_sent if rec is not None and rec.live is not None else None
             if rec is not None:
                 rec.close()
@@ -216,6 +228,7 @@ def main(args: Args) -> None:
                     compiles=rec.compiles if rec else None,
                     dropped=rec.stats.dropped if rec else None,
                     live_chunks=live_chunks,
+                    steady=steady,
                 )
             )
             print(f"  [{rep}] {way:<9} {wall:7.1f} s", flush=True)
@@ -228,6 +241,10 @@ def main(args: Args) -> None:
         for nbytes, group, key in sizes[:6]:
             print(f"  {group + '/' if group else ''}{key:<40} {nbytes / 1e3:8.1f} kB")
     base = min(r["wall"] for r in results["none"]) if results["none"] else float("nan")
+    base_steady = min(r["steady"] for r in results["none"]) if results["none"] else float("nan")
+    if len(results["none"]) > 1:
+        walls = [r["wall"] for r in results["none"]]
+        print(f"\nnoise: the {len(walls)} runs without capture differ by {100 * (max(walls) / min(walls) - 1):.1f}%")
     print()
     print(f"PPO on {args.env} (impl={args.impl}), {steps} steps, {args.num_envs} envs, episode {ep_len}, ")
     print(f"{args.num_evals} evals; capture {args.capture_envs} envs x {ep_len} steps at every checkpoint")
@@ -237,7 +254,7 @@ def main(args: Args) -> None:
     print()
     header = (
         f"{'way':<14} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
-        f"{'MB written':>11} {'live chunks':>12}"
+        f"{'MB written':>11} {'live chunks':>12} {'steady s':>9} {'steady ratio':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -250,7 +267,8 @@ def main(args: Args) -> None:
         chunks = "-" if best["live_chunks"] is None else str(best["live_chunks"])
         print(
             f"{way:<14} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
-            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f} {chunks:>12}"
+            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f} {chunks:>12} "
+            f"{best['steady']:>9.1f} {best['steady'] / base_steady:>13.3f}"
         )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -259,8 +277,52 @@ def main(args: Args) -> None:
         f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} rscope={fmt['rscope']}"
     )
     if args.live:
+        step_costs = live_step_cost(env, args, ep_len)
+        print("\ncost of one batched training step (scan of 256 steps, best of 5, no other work):")
+        for name, sec in step_costs.items():
+            print(f"  {name:<22} {1e3 * sec:8.3f} ms/step  ratio {sec / step_costs['no tap']:.4f}")
         on, off = (f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("live-on", "live-off"))
         print(f"live_overhead: on={on} off={off}")
+
+
+def live_step_cost(env: Any, args: Args, ep_len: int) -> dict[str, float]:
+    """Seconds per batched step of the training environment: plain, live tap switched off,
+    and switched on (recording every chunk); jitted scans, alternated, best of five."""
+    import jax.numpy as jnp
+    from mujoco_playground import wrapper
+
+    from trajscope.capture import BraxRecorder
+
+    out: dict[str, float] = {}
+    fns = {}
+    tmp = tempfile.mkdtemp(prefix="trajscope-step-")
+    rec = BraxRecorder(env, root=tmp, name="step", live=args.live_envs, episode_length=ep_len)
+    for name in ("no tap", "live tap off", "live tap on"):
+        base = wrapper.wrap_for_brax_training(env, episode_length=ep_len, action_repeat=1)
+        e = base if name == "no tap" else rec.live.wrap(base)  # type: ignore[union-attr]
+        state = jax.jit(e.reset)(jax.random.split(jax.random.PRNGKey(0), args.num_envs))
+
+        def unroll(s: Any, e: Any = e) -> Any:
+            def body(s: Any, _: Any) -> tuple[Any, None]:
+                a = jnp.zeros((args.num_envs, e.action_size))
+                return e.step(s, a), None
+
+            return jax.lax.scan(body, s, None, length=256)[0]
+
+        fns[name] = (jax.jit(unroll), state)
+        jax.block_until_ready(fns[name][0](state))  # compile
+    for _ in range(5):
+        for name, (fn, state) in fns.items():
+            if name == "live tap on":
+                rec.live.switch(True, rate=1000)  # type: ignore[union-attr]
+            else:
+                rec.live.switch(False)  # type: ignore[union-attr]
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(state))
+            out[name] = min(out.get(name, float("inf")), (time.perf_counter() - t0) / 256)
+    rec.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _port() -> int:

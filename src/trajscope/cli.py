@@ -104,6 +104,18 @@ def info_json(run: store.Run, problems: list[store.CaptureProblem]) -> dict[str,
         "model": run.model_info,
         "captures": [c.to_json() for c in run.captures],
         "problems": [p.to_json() for p in problems],
+        "live": _live_json(run),
+    }
+
+
+def _live_json(run: store.Run) -> dict[str, Any] | None:
+    status = run.live_status()
+    chunks = run.live_chunks()
+    if status is None and not chunks:
+        return None
+    return {
+        "status": dataclasses.asdict(status) if status is not None else None,
+        "chunks": [c.to_json() for c in chunks],
     }
 
 
@@ -160,6 +172,13 @@ def cmd_info(args: Info) -> int:
             for c in caps
         ]
         print(_table(rows, ["index", "step", "kind", "E", "T", "mean_return", "nonfinite", "metric_keys"]))
+    live = _live_json(run)
+    if live is not None:
+        st = live["status"] or {}
+        print(
+            f"\nlive stream: {'on' if st.get('streaming') else 'off'}, {st.get('chunks_sent', 0)} chunk(s) sent, "
+            f"{len(live['chunks'])} kept, training at {st.get('env_steps', '?')} env steps"
+        )
     if plist:
         print(f"\n{len(plist)} problem(s)")
         for p in plist:

@@ -251,11 +251,10 @@ class LiveTap:
         buf, t, rec = live["buf"], live["t"], live["rec"]
         C = self._stream.chunk_steps
 
-        def record(b: Any) -> Any:
-            frame = _state.conform(self._frame(nstate, action, state.obs), b)
-            return jax.tree_util.tree_map(lambda bb, x: bb.at[t].set(x.astype(bb.dtype)), b, frame)
-
-        buf = jax.lax.cond(rec > 0, record, lambda b: b, buf)
+        # Written every step, on or off: a few small in-place updates cost less than a
+        # conditional around them. Off, the chunk is simply never sent.
+        frame = _state.conform(self._frame(nstate, action, state.obs), buf)
+        buf = jax.tree_util.tree_map(lambda bb, x: bb.at[t].set(x.astype(bb.dtype)), buf, frame)
         t = t + 1
         tick = live["tick"] + 1
         boundary = t == C
