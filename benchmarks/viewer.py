@@ -6,8 +6,7 @@
 For each count of environments it writes a run of MuJoCo Playground's DM Control humanoid
 (nq=28, 20 geoms) simulated with random controls, opens it in the viewer in grid layout
 with every environment shown, connects a real websocket client (as a browser would: the
-bytes it receives are counted), and plays frames as fast as the server takes them. It
-prints the server-side milliseconds per frame (MuJoCo kinematics of every shown
+bytes it receives are counted), and plays frames at 30 per second. It prints the server-side milliseconds per frame (MuJoCo kinematics of every shown
 environment plus the scene update), the bytes sent per frame, and the frame rate that
 leaves. Then it writes a root with one run of 1,000 captures and times opening it until the
 first client has the page's state.
@@ -124,10 +123,14 @@ def bench_frames(model, root: Path, E: int, frames: int) -> dict[str, float]:
         client.quiet()
         b0 = client.bytes
         ms = []
+        start = time.perf_counter()
         for i in range(frames):
             t0 = time.perf_counter()
             v.show_step(i % T)
             ms.append(1000 * (time.perf_counter() - t0))
+            # Paced at 30 frames per second, as playback is: viser sends only the newest
+            # pose of a node when several wait, so unpaced frames would not all be sent.
+            time.sleep(max(0.0, start + (i + 1) / 30 - time.perf_counter()))
         client.quiet(0.3)
         sent = (client.bytes - b0) / frames
         client.close()
