@@ -4,12 +4,12 @@
     python benchmarks/viewer.py --quick
 
 For each count of environments it writes a run of MuJoCo Playground's DM Control humanoid
-(nq=28, 20 geoms) simulated with random controls, opens it in the viewer in grid layout
-with every environment shown, connects a real websocket client (as a browser would: the
-bytes it receives are counted), and plays frames at 30 per second. It prints the server-side milliseconds per frame (MuJoCo kinematics of every shown
-environment plus the scene update), the bytes sent per frame, and the frame rate that
-leaves. Then it writes a root with one run of 1,000 captures and times opening it until the
-first client has the page's state.
+(nq=28, 20 geoms) simulated with random controls, opens it in the viewer in grid layout with
+every environment shown, connects a real websocket client (as a browser would: the bytes it
+receives are counted), and plays frames at 30 per second. It prints the server-side
+milliseconds per frame (MuJoCo kinematics of every shown environment plus the scene update),
+the bytes sent per frame, and the frame rate that leaves. Then it writes a root with one run
+of 1,000 captures and times opening it until the first client has the page's state.
 """
 
 from __future__ import annotations

@@ -257,3 +257,61 @@ def test_values_at_the_current_step_follow_the_timeline(viewer, demo_run):
         assert f"**step {t}**" in viewer._gui_values.content
         assert f"| `reward` | {float(reward[t]):.4g} |" in viewer._gui_values.content
     assert "`reward/upright`" in viewer._gui_values.content
+
+
+TEXTURED = """
+<mujoco>
+  <asset>
+    <texture name="grid" type="2d" builtin="checker" width="64" height="64" rgb1="1 0 0" rgb2="0 0 1"/>
+    <material name="floor" texture="grid" texrepeat="2 2"/>
+    <texture name="cube" type="cube" builtin="flat" width="8" height="8" rgb1="0 1 0"/>
+    <material name="boxmat" texture="cube"/>
+    <mesh name="tri" vertex="0 0 0  1 0 0  0 1 0  0 0 1" texcoord="0 0  1 0  0 1  1 1"
+          face="0 2 1  0 1 3  0 3 2  1 2 3"/>
+    <material name="meshmat" texture="grid"/>
+  </asset>
+  <worldbody>
+    <geom name="floor" type="plane" size="2 2 0.1" material="floor"/>
+    <body pos="0 0 1">
+      <freejoint/>
+      <geom type="box" size="0.1 0.1 0.1" material="boxmat"/>
+      <geom type="mesh" mesh="tri" material="meshmat"/>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_textures_are_drawn_from_the_model(tmp_path):
+    m = mujoco.MjModel.from_xml_string(TEXTURED)
+    floor, box, tri = (_geometry.geom_mesh(m, g) for g in range(m.ngeom))
+    assert floor.texture is not None and floor.texture.image.shape == (64, 64, 3)
+    img = floor.texture.image
+    assert {tuple(c) for c in img.reshape(-1, 3)} == {(255, 0, 0), (0, 0, 255)}  # the checker's two colours
+    np.testing.assert_allclose(floor.texture.uv.max(axis=0), [2, 2])  # texrepeat over the plane
+    assert box.texture is None  # cube textures: drawn in the material's colour
+    assert tri.texture is not None and tri.texture.uv.shape == (12, 2)  # one vertex per face corner
+    d = mujoco.MjData(m)
+    qpos = np.zeros((4, 2, m.nq))
+    for e in range(2):
+        mujoco.mj_resetData(m, d)
+        for t in range(4):
+            for _ in range(20):
+                mujoco.mj_step(m, d)
+            qpos[t, e] = d.qpos
+    kw = {"qpos": qpos}
+    with trajscope.RunWriter(tmp_path, name="tex", model=m, strict=True) as w:
+        w.add_capture(step=0, **kw)
+    v = Viewer(str(tmp_path / "tex"), port=_free_port())
+    try:
+        from viser._scene_handles import BatchedGlbHandle
+
+        assert isinstance(v._nodes[0], BatchedGlbHandle) and isinstance(v._nodes[2], BatchedGlbHandle)
+        v.show_step(3)
+        d = mujoco.MjData(m)
+        d.qpos[:] = kw["qpos"][3, 0]
+        mujoco.mj_kinematics(m, d)
+        np.testing.assert_allclose(v._nodes[2].batched_positions[0], d.geom_xpos[2], atol=1e-5)
+        assert not v.errors
+    finally:
+        v.close()

@@ -332,6 +332,17 @@ class Viewer:
         ident = np.tile([1.0, 0, 0, 0], (n, 1))
         for g in self._geoms:
             opacity = float(g.rgba[3]) * (0.35 if overlay else 1.0)
+            if g.texture is not None and not overlay:
+                self._nodes[g.geom_id] = self.server.scene.add_batched_meshes_trimesh(
+                    f"/geoms/g{g.geom_id}",
+                    _textured(g.texture),
+                    batched_wxyzs=ident,
+                    batched_positions=np.zeros((n, 3)),
+                    lod="off",
+                    cast_shadow=False,
+                    receive_shadow=False,
+                )
+                continue
             self._nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
                 f"/geoms/g{g.geom_id}",
                 g.vertices,
@@ -676,6 +687,15 @@ class Viewer:
             except OSError:
                 pass
         self.server.stop()
+
+
+def _textured(tex: _geometry.Texture) -> Any:
+    """A trimesh mesh carrying the texture (viser sends it as a GLB)."""
+    import trimesh
+    from PIL import Image
+
+    visual = trimesh.visual.TextureVisuals(uv=tex.uv, image=Image.fromarray(tex.image))
+    return trimesh.Trimesh(tex.vertices, tex.faces, visual=visual, process=False)
 
 
 def _color(i: int) -> str:

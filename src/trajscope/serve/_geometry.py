@@ -19,6 +19,65 @@ class GeomMesh:
     faces: np.ndarray
     rgba: np.ndarray
     group: int
+    texture: Texture | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Texture:
+    """A 2D texture mapped onto a geom's mesh: ``vertices (V, 3)``, ``faces (F, 3)`` (the
+    mesh, split where texture coordinates differ), ``uv (V, 2)`` and ``image (H, W, C)`` uint8."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    image: np.ndarray
+
+
+TEX_2D = 0
+ROLE_RGB = 1  # mjtTextureRole.mjTEXROLE_RGB
+
+
+def texture(model: Any, g: int, vertices: np.ndarray, faces: np.ndarray) -> Texture | None:
+    """The 2D colour texture of geom ``g``'s material, for planes and meshes with texture
+    coordinates; None otherwise (cube and skybox textures are drawn as the material colour)."""
+    matid = int(model.geom_matid[g])
+    if matid < 0:
+        return None
+    texids = np.atleast_1d(np.asarray(model.mat_texid[matid]))
+    texid = int(texids[ROLE_RGB] if texids.size > ROLE_RGB else texids[0])
+    if texid < 0 or int(model.tex_type[texid]) != TEX_2D:
+        return None
+    h, w = int(model.tex_height[texid]), int(model.tex_width[texid])
+    nc = int(model.tex_nchannel[texid]) if hasattr(model, "tex_nchannel") else 3
+    adr = int(model.tex_adr[texid])
+    image = np.asarray(model.tex_data[adr : adr + h * w * nc], np.uint8).reshape(h, w, nc)
+    if nc == 1:
+        image = np.repeat(image, 3, axis=2)
+    t = int(model.geom_type[g])
+    repeat = np.asarray(model.mat_texrepeat[matid], float)
+    if t == PLANE:
+        hx, hy = float(vertices[:, 0].max()), float(vertices[:, 1].max())
+        if bool(model.mat_texuniform[matid]):
+            # texrepeat is repetitions per metre
+            uv = np.stack([vertices[:, 0] * repeat[0], vertices[:, 1] * repeat[1]], axis=1)
+        else:
+            u = (vertices[:, 0] / (2 * hx) + 0.5) * repeat[0]
+            uv = np.stack([u, (vertices[:, 1] / (2 * hy) + 0.5) * repeat[1]], axis=1)
+        return Texture(vertices, faces, uv.astype(np.float32), image)
+    if t == MESH:
+        mid = int(model.geom_dataid[g])
+        tadr, tnum = int(model.mesh_texcoordadr[mid]), int(model.mesh_texcoordnum[mid])
+        if tadr < 0 or tnum == 0:
+            return None
+        fa, fn = int(model.mesh_faceadr[mid]), int(model.mesh_facenum[mid])
+        tc = np.asarray(model.mesh_texcoord[tadr : tadr + tnum], np.float32)
+        ftc = np.asarray(model.mesh_facetexcoord[fa : fa + fn], np.int64)
+        # One vertex per face corner: positions and texture coordinates are indexed apart.
+        v = vertices[faces.reshape(-1)]
+        uv = tc[ftc.reshape(-1)]
+        uv = np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1)  # MuJoCo's v runs up, glTF's down
+        return Texture(v.astype(np.float32), np.arange(len(v), dtype=np.uint32).reshape(-1, 3), uv, image)
+    return None
 
 
 def icosphere(subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -140,4 +199,9 @@ def geom_mesh(model: Any, g: int) -> GeomMesh | None:
     matid = int(model.geom_matid[g])
     if matid >= 0 and np.allclose(rgba, [0.5, 0.5, 0.5, 1.0]):
         rgba = np.asarray(model.mat_rgba[matid], np.float32)
-    return GeomMesh(g, v.astype(np.float32), f.astype(np.uint32), rgba, int(model.geom_group[g]))
+    v, f = v.astype(np.float32), f.astype(np.uint32)
+    try:
+        tex = texture(model, g, v, f)
+    except (IndexError, ValueError):  # a texture this code cannot map: draw the colour
+        tex = None
+    return GeomMesh(g, v, f, rgba, int(model.geom_group[g]), tex)
