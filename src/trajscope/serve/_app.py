@@ -198,7 +198,7 @@ class Viewer:
         self._update_capture_list(select_last=True)
         meta = run.metadata
         self._status.content = (
-            f"**{run.name}**  \n{meta.get('env_name') or '-'} · {meta.get('algorithm') or '-'} · "
+            f"**{run.name}**  \n{meta.get('env_name') or 'env ?'} · {meta.get('algorithm') or 'algorithm ?'} · "
             f"{len(run.captures)} captures" + (f"  \n{skipped} geom(s) cannot be drawn" if skipped else "")
         )
         self._draw_curve()
