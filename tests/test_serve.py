@@ -196,7 +196,7 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         assert [c.step for c in run.live_chunks()] == [300, 400, 500]
         v.poll()
         assert v._live_info is not None and v._live_info.step == 500  # the newest chunk first
-        assert v._loaded.capture.info.kind == "live" and v._loaded.qpos.shape == (8, 1, model.nq)
+        assert v._loaded.capture.info.kind == "live" and v._loaded.qpos.shape == (8, 3, model.nq)  # all, side by side
         assert v._playing
         assert "**on**" in v._gui_live_status.content and "400 steps" in v._gui_live_status.content
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))

@@ -158,7 +158,7 @@ class LiveStream:
                 record = now - self._last_record_start >= period * 0.95
             if record:
                 self._last_record_start = now
-            if on != self._on or now - self._last_status > 1.0:
+            if on != self._on or int(recorded) or now - self._last_status > 1.0:
                 self._on = on
                 self._last_status = now
                 self._write_status()

@@ -89,6 +89,8 @@ class Viewer:
         else:
             self._show_error(f"no runs under {path}")
         if live:
+            self._gui_mode.value = "grid"  # every streamed environment side by side
+            self._gui_count.value = 16
             self._gui_live_on.value = True
             self._gui_live_watch.value = True
         threading.Thread(target=self._play_loop, name="trajscope-play", daemon=True).start()
@@ -651,8 +653,8 @@ class Viewer:
         if shown is not None:
             behind = max(0, status.env_steps - shown.step)
             lines.append(
-                f"showing {shown.num_envs} envs at {shown.step:,} steps: {behind:,} steps and "
-                f"{max(0.0, time.time() - shown.wall_time_unix_s):.1f} s behind training"
+                f"showing {shown.num_envs} envs at {shown.step:,} steps: {behind:,} steps behind training, "
+                f"recorded {max(0.0, time.time() - shown.wall_time_unix_s):.1f} s ago"
             )
         self._gui_live_status.content = "  \n".join(lines)
 
