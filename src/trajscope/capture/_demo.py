@@ -80,8 +80,9 @@ def train_demo(
             wrap_env_fn=rec.wrap_env_fn(),
             **PPO_CONFIG,
         )
+    chunks = rec.live.chunks_sent if rec.live is not None else 0
     print(
-        f"done in {time.perf_counter() - t0:.1f}s: {rec.stats.written} captures written, {rec.stats.dropped} dropped, "
-        f"rollout compiled {rec.compiles}x"
+        f"done in {time.perf_counter() - t0:.1f}s: {rec.stats.written - chunks} captures and {chunks} live chunks "
+        f"written, {rec.stats.dropped} dropped, rollout compiled {rec.compiles}x"
     )
     return rec.writer.url
