@@ -447,10 +447,7 @@ class EvalTap:
 
     def reset(self, rng: jax.Array) -> Any:
         state = self.env.reset(rng)
-        action = jnp.zeros((state.reward.shape[0], self.env.action_size))
-        # The buffer holds frames as step() makes them (steps may add metrics reset lacks).
-        frame = jax.eval_shape(lambda s, a: self._frame(self.env.step(s, a), a, s.obs), state, action)
-        buf = jax.tree_util.tree_map(lambda x: jnp.zeros((self._steps, *x.shape), x.dtype), frame)
+        buf = _state.step_buffer(self.env, state, self._frame, self._steps)
         info = {**state.info, self._T: jnp.zeros((), jnp.int32), self._BUF: buf}
         return state.replace(info=info)
 

@@ -81,7 +81,6 @@ class LiveStream:
         self.chunks_sent = 0
         self.failures = 0
         self._last_tick = 0
-        self._recording = False
         self._on = False
         self._last_record_start = -1e9
         self._last_status = 0.0
@@ -118,7 +117,6 @@ class LiveStream:
     def close(self) -> None:
         """Stop reading the switch and report the stream as stopped."""
         self._stop.set()
-        self._recording = False
         self._on = False
         try:
             self._write_status()
@@ -162,7 +160,6 @@ class LiveStream:
                 self._on = on
                 self._last_status = now
                 self._write_status()
-            self._recording = record
             return np.int32(record)
         except Exception as e:
             if self.strict:
@@ -233,11 +230,8 @@ class LiveTap:
 
     def reset(self, rng: jax.Array) -> Any:
         state = self.env.reset(rng)
-        action = jnp.zeros((state.reward.shape[0], self.env.action_size))
-        frame = jax.eval_shape(lambda s, a: self._frame(self.env.step(s, a), a, s.obs), state, action)
-        C = self._stream.chunk_steps
         live = {
-            "buf": jax.tree_util.tree_map(lambda x: jnp.zeros((C, *x.shape), x.dtype), frame),
+            "buf": _state.step_buffer(self.env, state, self._frame, self._stream.chunk_steps),
             "t": jnp.zeros((), jnp.int32),
             "tick": jnp.zeros((), jnp.int32),
             "rec": jnp.zeros((), jnp.int32),

@@ -79,6 +79,15 @@ def drop_empty(tree: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tree.items() if not (isinstance(v, Mapping) and not v)}
 
 
+def step_buffer(env: Any, state: Any, frame_fn: Any, num_steps: int) -> Any:
+    """Zeros to hold ``num_steps`` frames of ``frame_fn(next_state, action, obs)``, shaped as
+    ``env.step`` makes them from the batched ``state`` (a step may add metrics that reset
+    lacks). For wrappers that keep frames on the device between host hand-offs."""
+    action = jnp.zeros((state.reward.shape[0], env.action_size))
+    frame = jax.eval_shape(lambda s, a: frame_fn(env.step(s, a), a, s.obs), state, action)
+    return jax.tree_util.tree_map(lambda x: jnp.zeros((num_steps, *x.shape), x.dtype), frame)
+
+
 def conform(frame: dict[str, Any], buf: dict[str, Any]) -> dict[str, Any]:
     """``frame`` with exactly the keys of one step of ``buf``.
 

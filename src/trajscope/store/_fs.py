@@ -77,6 +77,14 @@ def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable
     fs.pipe_file(path, data)
 
 
+def ls_names(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """The names of the entries of a folder, sorted; none if it does not exist."""
+    try:
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+    except FileNotFoundError:
+        return []
+
+
 def makedirs(fs: fsspec.AbstractFileSystem, path: str) -> None:
     if is_local(fs):
         os.makedirs(path, exist_ok=True)

@@ -72,13 +72,9 @@ class LiveStatus:
         return LiveStatus(**{k: v for k, v in doc.items() if k in names})
 
 
-def _run_fs(run: str | os.PathLike[str]) -> tuple[Any, str]:
-    return _fs.resolve(run)
-
-
 def read_control(run: str | os.PathLike[str]) -> LiveControl:
     """The viewers' switch; off when the file is missing or unreadable."""
-    fs, path = _run_fs(run)
+    fs, path = _fs.resolve(run)
     try:
         doc = json.loads(_fs.cat(fs, _fs.join(path, _schema.LIVE_CONTROL)))
         return LiveControl(
@@ -93,7 +89,7 @@ def read_control(run: str | os.PathLike[str]) -> LiveControl:
 def write_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1.0) -> LiveControl:
     """Switch the live stream of a run on or off (and renew the lease). Raises ``OSError``
     when the run directory cannot be written."""
-    fs, path = _run_fs(run)
+    fs, path = _fs.resolve(run)
     ctl = LiveControl(on=bool(on), rate=_clip_rate(rate), updated_unix_s=time.time())
     _fs.makedirs(fs, _fs.join(path, _schema.LIVE_DIR))
     _fs.write_atomic(
@@ -104,7 +100,7 @@ def write_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1.0) -
 
 def read_status(run: str | os.PathLike[str]) -> LiveStatus | None:
     """Training's report, or None when the run has never streamed (or it is unreadable)."""
-    fs, path = _run_fs(run)
+    fs, path = _fs.resolve(run)
     try:
         return LiveStatus.from_json(json.loads(_fs.cat(fs, _fs.join(path, _schema.LIVE_STATUS))))
     except (OSError, ValueError, TypeError):

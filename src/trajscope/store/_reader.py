@@ -269,10 +269,7 @@ class Run:
     def refresh(self) -> list[CaptureInfo]:
         """Pick up captures completed since the last call; return the new ones."""
         cdir = _fs.join(self.path, _schema.CAPTURES_DIR)
-        try:
-            names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(cdir, detail=False))
-        except FileNotFoundError:
-            names = []
+        names = _fs.ls_names(self.fs, cdir)
         with self._lock:
             todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
             paths = {n: _fs.join(cdir, n, _schema.MANIFEST_FILE) for n in todo}
@@ -321,12 +318,7 @@ class Run:
         consecutive steps; load it with :meth:`capture`. Unreadable chunks are skipped:
         the writer may be deleting them."""
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
-        try:
-            names = sorted(
-                n for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(ldir, detail=False)) if "-live-" in n
-            )
-        except FileNotFoundError:
-            names = []
+        names = [n for n in _fs.ls_names(self.fs, ldir) if _schema.is_live_chunk(n)]
         with self._lock:
             for n in list(self._live):
                 if n not in names:

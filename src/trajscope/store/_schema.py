@@ -37,6 +37,12 @@ LIVE_CONTROL = "live/control.json"
 """Written by viewers: switch the live stream on or off and set its rate."""
 
 
+def is_live_chunk(name: str) -> bool:
+    """Whether an entry of ``live/`` is a chunk folder (``<step>-live-<hex>``), not one of
+    the stream's own files."""
+    return "-live-" in name
+
+
 def capture_dir(kind: str) -> str:
     """The folder holding captures of this kind: ``live/`` for ``live``, else ``captures/``."""
     return LIVE_DIR if kind == "live" else CAPTURES_DIR

@@ -588,9 +588,7 @@ class RunWriter:
         """Delete all but the newest ``keep_live`` live chunks (manifest first, so readers
         stop listing a chunk before its arrays go)."""
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
-        names = sorted(
-            n for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(ldir, detail=False)) if "-live-" in n
-        )
+        names = [n for n in _fs.ls_names(self._fs, ldir) if _schema.is_live_chunk(n)]
         for n in names[: max(0, len(names) - self.keep_live)]:
             cdir = _fs.join(ldir, n)
             try:
