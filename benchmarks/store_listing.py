@@ -17,7 +17,7 @@ import numpy as np
 import tyro
 
 import trajscope
-from trajscope._demo import CARTPOLE_XML
+from trajscope.demo import CARTPOLE_XML
 
 
 @dataclasses.dataclass(frozen=True)

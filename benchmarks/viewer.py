@@ -143,7 +143,7 @@ def bench_frames(model, root: Path, E: int, frames: int) -> dict[str, float]:
 def bench_open(model_root: Path, n: int) -> dict[str, float]:
     import mujoco
 
-    from trajscope._demo import CARTPOLE_XML
+    from trajscope.demo import CARTPOLE_XML
 
     model = mujoco.MjModel.from_xml_string(CARTPOLE_XML)
     rng = np.random.default_rng(0)

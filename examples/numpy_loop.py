@@ -12,7 +12,7 @@ import numpy as np
 import tyro
 
 import trajscope
-from trajscope._demo import CARTPOLE_XML, rollout
+from trajscope.demo import CARTPOLE_XML, rollout
 
 
 @dataclasses.dataclass(frozen=True)

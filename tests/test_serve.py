@@ -12,7 +12,7 @@ import pytest
 
 import trajscope
 from conftest import simulate
-from trajscope._demo import write_demo_run
+from trajscope.demo import write_demo_run
 from trajscope.serve import Viewer, _geometry, _kinematics
 
 ALL_GEOMS = """

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trajscope._demo import write_demo_run
+from trajscope.demo import write_demo_run
 from trajscope.serve import Viewer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -173,9 +173,9 @@ def test_invalid_captures_are_dropped_with_a_warning_or_raised_in_strict_mode(tm
     kw = simulate(model, T=4, E=2)
     bad = dict(kw, qvel=kw["qvel"][:, :, :3])
     with trajscope.RunWriter(tmp_path, name="s", model=model, strict=True) as w:
-        with pytest.raises(ValueError, match="qvel has 3 entries on its nv axis but the model has nv=7"):
+        with pytest.raises(ValueError, match=r"qvel has 3 entries on its nv axis but the run's model has nv=7"):
             w.add_capture(step=0, **bad)
-        with pytest.raises(ValueError, match=r"reward must be \(T, E\)"):
+        with pytest.raises(ValueError, match=r"reward has shape \(3, 2\), expected \(T, E\)"):
             w.add_capture(step=0, qpos=kw["qpos"], reward=kw["reward"][:3])
         with pytest.raises(ValueError, match="kind must be one of"):
             w.add_capture(step=0, qpos=kw["qpos"], kind="train")

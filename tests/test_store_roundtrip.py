@@ -9,7 +9,6 @@ import pytest
 
 import trajscope
 from conftest import XML, all_kinds, simulate
-from trajscope.store import _encode
 
 
 def _write(root, model, captures, **kw):
@@ -193,17 +192,3 @@ def test_readers_see_captures_appear_while_writing(tmp_path, model):
     assert [c.step for c in new] == [1] and len(run.captures) == 2
     assert run.refresh() == []
     w.close()
-
-
-def test_episode_returns_against_a_loop():
-    rng = np.random.default_rng(0)
-    r = rng.normal(size=(20, 9))
-    d = rng.uniform(size=(20, 9)) < 0.1
-    got = _encode.episode_returns(r, d)
-    for e in range(9):
-        want = 0.0
-        for t in range(20):
-            want += r[t, e]
-            if d[t, e]:
-                break
-        assert got[e] == pytest.approx(want)

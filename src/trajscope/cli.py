@@ -229,11 +229,11 @@ def cmd_ls(args: Ls) -> int:
 
 def cmd_demo(args: Demo) -> int:
     if args.scripted:
-        from ._demo import write_demo_run
+        from .demo import write_demo_run
 
         path = write_demo_run(root=args.root, name=args.name)
     else:
-        from .capture._demo import train_demo
+        from .capture import train_demo
 
         viewers: list[Any] = []
 

@@ -6,8 +6,9 @@ This subpackage imports JAX; ``import trajscope`` alone does not.
 """
 
 from ._brax import BraxRecorder as BraxRecorder
-from ._brax import EvalTap as EvalTap
+from ._config import RecorderConfig as RecorderConfig
+from ._demo import train_demo as train_demo
 from ._live import LiveStream as LiveStream
-from ._live import LiveTap as LiveTap
+from ._rollout import RolloutConfig as RolloutConfig
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract

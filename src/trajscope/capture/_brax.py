@@ -12,21 +12,25 @@ buffer on the device and hands it to the host once, at the episode's last step. 
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 
+from .. import store
 from ..store import RunWriter
-from ..store._writer import emit_warning
 from . import _rollout, _state
+from ._config import RecorderConfig
 from ._live import LiveStream
+from ._tap import EvalTap
+
+WRAP_ORDER = ("train", "eval")
+"""The order in which brax 0.14's ``ppo.train`` and ``sac.train`` call ``wrap_env_fn``."""
 
 
 def _env_name(env: Any) -> str:
@@ -37,109 +41,61 @@ def _env_name(env: Any) -> str:
 class BraxRecorder:
     """Records evaluation rollouts of a brax or MuJoCo Playground training into a run.
 
+    ``BraxRecorder(env, cfg)`` or ``BraxRecorder(env, num_envs=16, ...)``: the keyword
+    options are the fields of :class:`RecorderConfig` (they replace those of ``cfg`` when
+    both are given); options that contradict each other raise ``ValueError``.
+
     Args:
         env: the environment being trained, unwrapped (as passed to ``train``).
-        root, name: where the run goes (see :class:`trajscope.RunWriter`).
-        num_envs: environments per captured rollout (``E``).
-        episode_length: control steps per captured rollout (``T``) times ``action_repeat``,
-            as passed to ``train``.
-        action_repeat: as passed to ``train``.
-        deterministic: capture the policy's mode (True) or samples from it.
-        every: capture every n-th checkpoint.
-        info_keys: ``state.info`` entries to store.
-        randomization_fn: as passed to ``train``; each captured environment gets its own
-            randomised model, and the fields randomised are stored per environment.
-        normalize_observations, network_factory: as passed to PPO's ``train``; used to
-            evaluate the value network at every captured step. ``value=False`` skips that.
-        store_params: which checkpoint parameters each capture keeps: ``"policy"`` (the
-            observation normaliser and the policy network: enough to run the policy again,
-            for saliency and the like), ``"all"`` (also the value network, often much the
-            largest), or ``"none"``.
-        algorithm, env_name, config, tags: run metadata.
-        seed: seed of the capture rollouts, independent of training's.
-        strict: raise instead of warning (for tests); also compiles in the foreground.
-        background_compile: trace and compile the rollout at the first checkpoint on a
-            background thread while training goes on (not with ``randomization_fn``).
-        source: ``"rollout"``: the recorder's own evaluation rollout at each checkpoint
-            (PPO's ``policy_params_fn``). ``"eval"``: no rollout of its own; the first
-            ``num_envs`` environments of brax's own evaluation episode are tapped through
-            ``wrap_env_fn`` (pass ``wrap_env_fn=rec.wrap_env_fn()`` too), which costs
-            training almost nothing; ``deterministic`` should then match train's
-            ``deterministic_eval``. SAC always uses ``"eval"``.
-        live: stream this many of the *training* environments (0: no live stream). Pass
-            ``wrap_env_fn=rec.wrap_env_fn()`` to ``train``; viewers switch the stream on
-            and off (see :class:`trajscope.capture.LiveStream`).
-        live_chunk_steps: consecutive training steps per live chunk.
-        live_obs: include observations in the live stream.
+        cfg: a :class:`RecorderConfig`.
+        writer: write into this :class:`trajscope.RunWriter` instead of a new one (then
+            ``root``, ``name``, ``env_name``, ``config`` and ``tags`` must not be given).
+        **options: fields of :class:`RecorderConfig`.
     """
 
     def __init__(
-        self,
-        env: Any,
-        *,
-        root: str | os.PathLike[str] | None = None,
-        name: str | None = None,
-        num_envs: int = 16,
-        episode_length: int = 1000,
-        action_repeat: int = 1,
-        deterministic: bool = True,
-        every: int = 1,
-        info_keys: Sequence[str] = (),
-        randomization_fn: Callable[..., Any] | None = None,
-        normalize_observations: bool = False,
-        network_factory: Callable[..., Any] | None = None,
-        value: bool = True,
-        store_params: Literal["policy", "all", "none"] = "policy",
-        algorithm: str = "ppo",
-        env_name: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        tags: Sequence[str] = (),
-        seed: int = 0,
-        strict: bool = False,
-        background_compile: bool = True,
-        source: Literal["rollout", "eval"] = "rollout",
-        live: int = 0,
-        live_chunk_steps: int = 64,
-        live_obs: bool = True,
-        writer: RunWriter | None = None,
+        self, env: Any, cfg: RecorderConfig | None = None, *, writer: RunWriter | None = None, **options: Any
     ) -> None:
+        cfg = dataclasses.replace(cfg, **options) if cfg is not None else RecorderConfig(**options)
+        if writer is not None:
+            given = [f for f in ("root", "name", "env_name", "config") if getattr(cfg, f) is not None] + (
+                ["tags"] if cfg.tags else []
+            )
+            if given:
+                raise ValueError(f"writer= names the run already; {', '.join(given)} cannot be given with it")
         self.env = env
-        self.cfg = _rollout.RolloutConfig(
-            num_envs=num_envs,
-            num_steps=max(1, episode_length // action_repeat),
-            action_repeat=action_repeat,
-            deterministic=deterministic,
-            info_keys=tuple(info_keys),
-            randomization_fn=randomization_fn,
+        self.config = cfg
+        self._rollout_cfg = _rollout.RolloutConfig(
+            num_envs=cfg.num_envs,
+            num_steps=cfg.num_steps,
+            action_repeat=cfg.action_repeat,
+            deterministic=cfg.deterministic,
+            info_keys=cfg.info_keys,
+            randomization_fn=cfg.randomization_fn,
         )
-        self.every = max(1, every)
-        self.normalize_observations = normalize_observations
-        self.network_factory = network_factory
-        self.value = value
-        self.store_params = store_params
-        self.strict = strict
-        self.seed = seed
-        dt = float(getattr(env, "dt", 0.0)) * action_repeat or None
+        self.strict = cfg.strict
+        dt = float(getattr(env, "dt", 0.0)) * cfg.action_repeat or None
         self.writer = writer or RunWriter(
-            root,
-            name=name,
+            cfg.root,
+            name=cfg.name,
             model=_rollout.mj_model(env),
-            env_name=env_name or _env_name(env),
-            algorithm=algorithm,
+            env_name=cfg.env_name or _env_name(env),
+            algorithm=cfg.algorithm,
             config={
                 "trajscope": {
-                    "num_envs": num_envs,
-                    "episode_length": episode_length,
-                    "action_repeat": action_repeat,
-                    "deterministic": deterministic,
-                    "info_keys": list(info_keys),
-                    "randomization": randomization_fn is not None,
+                    "num_envs": cfg.num_envs,
+                    "episode_length": cfg.episode_length,
+                    "action_repeat": cfg.action_repeat,
+                    "deterministic": cfg.deterministic,
+                    "info_keys": list(cfg.info_keys),
+                    "randomization": cfg.randomization_fn is not None,
+                    "source": cfg.capture_source,
                 },
-                **dict(config or {}),
+                **dict(cfg.config or {}),
             },
-            tags=tags,
+            tags=cfg.tags,
             control_dt_s=dt,
-            strict=strict,
+            strict=cfg.strict,
         )
         self.captures_failed = 0
         self.checkpoints_seen = 0
@@ -149,23 +105,19 @@ class BraxRecorder:
         self._warned: set[str] = set()
         self._pending: dict[str, Any] | None = None
         self._pending_lock = threading.Lock()
-        self._wrap_calls = 0
-        self.background_compile = background_compile
-        self.source = "eval" if algorithm == "sac" else source
-        self.algorithm = algorithm
         self._pending_params: tuple[int, Any, Any] | None = None
         self._value_jit: Any = None
         self._compiling: threading.Thread | None = None
         self.live: LiveStream | None = None
-        if live:
+        if cfg.live:
             self.live = LiveStream(
                 self.writer,
-                num_envs=int(live),
-                chunk_steps=live_chunk_steps,
-                info_keys=info_keys,
-                obs=live_obs,
+                num_envs=cfg.live,
+                chunk_steps=cfg.live_chunk_steps,
+                info_keys=cfg.info_keys,
+                obs=cfg.live_obs,
                 control_dt_s=dt,
-                strict=strict,
+                strict=cfg.strict,
             )
 
     # ------------------------------------------------------------------ PPO
@@ -174,7 +126,7 @@ class BraxRecorder:
         """The hook for ``ppo.train(policy_params_fn=...)``; calls ``chain`` after capturing."""
 
         def hook(current_step: int, make_policy: Callable[..., Any], params: Any) -> None:
-            if self.source == "eval":
+            if self.config.capture_source == "eval":
                 # The tapped evaluation of the previous checkpoint, if progress_fn did not write it.
                 self._write_tapped(None)
                 self._pending_params = (int(current_step), make_policy, params)
@@ -193,19 +145,19 @@ class BraxRecorder:
         so training goes on meanwhile; later ones only dispatch the compiled rollout.
         """
         self.checkpoints_seen += 1
-        if (self.checkpoints_seen - 1) % self.every:
+        if (self.checkpoints_seen - 1) % self.config.every:
             return False
         t0 = time.perf_counter()
         self._join_compile()
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self.checkpoints_seen)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), self.checkpoints_seen)
         args = (int(step), make_policy, _strong(params), key, params)
         background = (
-            self.background_compile
+            self.config.background_compile
             and not self.strict
             and id(make_policy) not in self._rollouts
             # Randomisation swaps the environment's model while tracing; so may training's
             # own randomisation wrapper, so the two must not trace at the same time.
-            and self.cfg.randomization_fn is None
+            and self.config.randomization_fn is None
         )
         if background:
             self._compiling = threading.Thread(
@@ -231,8 +183,8 @@ class BraxRecorder:
             ok = self.writer.add_capture(
                 step=int(step),
                 kind="eval",
-                deterministic=self.cfg.deterministic,
-                params=_params_tree(params, self.store_params),
+                deterministic=self.config.deterministic,
+                params=_params_tree(params, self.config.store_params),
                 **_state.drop_empty(traj),
             )
         except Exception as e:
@@ -246,8 +198,8 @@ class BraxRecorder:
     def _rollout_for(self, make_policy: Callable[..., Any]) -> Callable[..., Any]:
         fn = self._rollouts.get(id(make_policy))
         if fn is None:
-            value_fn = self._value_fn() if self.value else None
-            fn = _rollout.make_rollout(self.env, make_policy, self.cfg, value_fn=value_fn)
+            value_fn = self._value_fn() if self.config.capture_value else None
+            fn = _rollout.make_rollout(self.env, make_policy, self._rollout_cfg, value_fn=value_fn)
             fn = _CountingJit(fn, self)
             self._rollouts = {id(make_policy): fn}  # one trainer at a time; drop old executables
         return fn
@@ -260,12 +212,12 @@ class BraxRecorder:
 
             state = jax.eval_shape(self.env.reset, jax.random.PRNGKey(0))
             obs_shape = jax.tree_util.tree_map(lambda x: x.shape, state.obs)
-            factory = self.network_factory or ppo_networks.make_ppo_networks
+            factory = self.config.network_factory or ppo_networks.make_ppo_networks
 
             def identity(x: Any, _: Any) -> Any:
                 return x
 
-            normalize: Any = running_statistics.normalize if self.normalize_observations else identity
+            normalize: Any = running_statistics.normalize if self.config.normalize_observations else identity
             nets = factory(obs_shape, self.env.action_size, preprocess_observations_fn=normalize)
         except Exception as e:  # noqa: BLE001 - value is optional
             self._warn("value", f"trajscope: value predictions not captured: {type(e).__name__}: {e}")
@@ -280,23 +232,35 @@ class BraxRecorder:
     # ------------------------------------------------------------------ SAC
 
     def wrap_env_fn(self, base: Callable[..., Any] | None = None) -> Callable[..., Any]:
-        """The hook for ``train(wrap_env_fn=...)`` of PPO and SAC.
+        """The hook for ``train(wrap_env_fn=...)`` of PPO and SAC; one per ``train`` call.
 
         Wraps as ``base`` would (default: MuJoCo Playground's ``wrap_for_brax_training``
-        for Playground environments, else ``brax.envs.training.wrap``). brax's trainers
-        wrap the training environment first and the evaluation environment second: the
+        for Playground environments, else ``brax.envs.training.wrap``). brax 0.14's PPO and
+        SAC call it twice, the training environment first and the evaluation environment
+        second, with the same arguments; that order is how the two are told apart: the
         first gets the live stream (``live``), the second the evaluation tap
-        (``source="eval"``, and always for SAC).
+        (``source="eval"``). A third call means the hook was passed to a second ``train``:
+        that environment is wrapped as ``base`` would and nothing else, with a warning
+        (make a new hook for each ``train``).
         """
+        calls = 0
 
         def wrap(env: Any, **kwargs: Any) -> Any:
-            fn = base or _default_wrap(env)
-            wrapped = fn(env, **kwargs)
-            self._wrap_calls += 1
-            if self._wrap_calls == 1 and self.live is not None:
+            nonlocal calls
+            calls += 1
+            wrapped = (base or _default_wrap(env))(env, **kwargs)
+            if calls > len(WRAP_ORDER):
+                self._warn(
+                    "wrap",
+                    "trajscope: this wrap_env_fn was already used by a train() call; nothing is captured "
+                    "from this one (pass a fresh rec.wrap_env_fn() to each train())",
+                )
+                return wrapped
+            role = WRAP_ORDER[calls - 1]
+            if role == "train" and self.live is not None:
                 return self.live.wrap(wrapped, action_repeat=int(kwargs.get("action_repeat", 1)))
-            if self._wrap_calls == 2 and self.source == "eval":
-                return EvalTap(wrapped, self)
+            if role == "eval" and self.config.capture_source == "eval":
+                return EvalTap(wrapped, self._rollout_cfg, self._receive)
             return wrapped
 
         return wrap
@@ -325,11 +289,11 @@ class BraxRecorder:
             extra: dict[str, Any] = {}
             if ckpt is not None and ckpt[0] == step:
                 params = ckpt[2]
-                extra["params"] = _params_tree(params, self.store_params)
+                extra["params"] = _params_tree(params, self.config.store_params)
                 value_fn = self._tap_value_fn()
                 if value_fn is not None and "obs" in pending:
                     extra["value"] = value_fn(_strong(params), pending["obs"])
-            self.writer.add_capture(step=step, kind="eval", deterministic=self.cfg.deterministic, **pending, **extra)
+            self.writer.add_capture(step=step, kind="eval", deterministic=self.config.deterministic, **pending, **extra)
         except Exception as e:
             if self.strict:
                 raise
@@ -337,7 +301,7 @@ class BraxRecorder:
             self._warn("tap", f"trajscope: capture of brax's evaluation at step {step} failed: {type(e).__name__}: {e}")
 
     def _tap_value_fn(self) -> Callable[[Any, Any], Any] | None:
-        if not self.value or self.algorithm != "ppo":
+        if not self.config.capture_value:
             return None
         if self._value_jit is None:
             fn = self._value_fn()
@@ -371,7 +335,7 @@ class BraxRecorder:
     def _warn(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
-            emit_warning(message, strict=self.strict)
+            store.warn(message, strict=self.strict)
 
 
 class _CountingJit:
@@ -419,49 +383,3 @@ def _default_wrap(env: Any) -> Callable[..., Any]:
     from brax import envs
 
     return envs.training.wrap
-
-
-class EvalTap:
-    """Wraps brax's batched evaluation environment; keeps the first ``num_envs``
-    environments' steps in a device buffer and sends it to the host once per episode.
-
-    It sits outside brax's vmap, so the hand-off is one host callback per evaluation,
-    not one per environment per step.
-    """
-
-    _T = "trajscope/t"
-    _BUF = "trajscope/buf"
-
-    def __init__(self, env: Any, rec: BraxRecorder) -> None:
-        self.env = env
-        self._rec = rec
-        self._K = rec.cfg.num_envs
-        self._steps = rec.cfg.num_steps
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
-
-    def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
-        rec = _state.extract(state, action=action, obs=obs, info_keys=self._rec.cfg.info_keys)
-        return jax.tree_util.tree_map(lambda x: x[: self._K], rec)
-
-    def reset(self, rng: jax.Array) -> Any:
-        state = self.env.reset(rng)
-        buf = _state.step_buffer(self.env, state, self._frame, self._steps)
-        info = {**state.info, self._T: jnp.zeros((), jnp.int32), self._BUF: buf}
-        return state.replace(info=info)
-
-    def step(self, state: Any, action: jax.Array) -> Any:
-        t = state.info[self._T]
-        buf = state.info[self._BUF]
-        inner = state.replace(info={k: v for k, v in state.info.items() if k not in (self._T, self._BUF)})
-        nstate = self.env.step(inner, action)
-        frame = _state.conform(self._frame(nstate, action, state.obs), buf)
-        buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t, self._steps - 1)].set(x), buf, frame)
-
-        def send(b: Any) -> None:
-            io_callback(self._rec._receive, None, b, ordered=False)
-
-        jax.lax.cond(t == self._steps - 1, send, lambda b: None, buf)
-        info = {**nstate.info, self._T: t + 1, self._BUF: buf}
-        return nstate.replace(info=info)

@@ -2,11 +2,13 @@
 
 :class:`LiveTap` wraps brax's batched training environment (outside its vmap, so the state
 it sees holds every environment of the device). Each step it slices the first ``K``
-environments and, while recording, writes them into a small device buffer of ``C`` steps
-kept in ``state.info``. Every ``C`` steps, on the first device only, one host callback
-hands the buffer over and gets back whether to record the next ``C`` steps: that is the
-only device-to-host traffic, on or off. Switched off, a step costs one skipped
-``lax.cond`` and every ``C`` steps one callback carrying a few scalars.
+environments and writes them into a small device buffer of ``C`` steps kept in
+``state.info``, every step, on or off (a few in-place updates cost less than a conditional
+around them). Every ``C`` steps, on the first device only, one host callback hands over
+whether the chunk just finished was recorded (and then the buffer) and gets back whether
+to record the next ``C`` steps: that is the only device-to-host traffic. Switched off, a
+step costs the buffer write, and every ``C`` steps one callback whose buffer the host
+ignores.
 
 :class:`LiveStream` is the host side. It reads the viewers' switch (``live/control.json``)
 on a thread of its own, decides per chunk whether to record (the switch, its lease and
@@ -26,9 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
-from ..store import RunWriter
-from ..store import _live as live_files
-from ..store._writer import emit_warning
+from .. import store
 from . import _rollout, _state
 
 
@@ -50,7 +50,7 @@ class LiveStream:
 
     def __init__(
         self,
-        writer: RunWriter,
+        writer: store.RunWriter,
         *,
         num_envs: int = 4,
         chunk_steps: int = 64,
@@ -58,7 +58,7 @@ class LiveStream:
         obs: bool = True,
         control_dt_s: float | None = None,
         poll_s: float = 0.5,
-        lease_s: float = live_files.LEASE_S,
+        lease_s: float = store.LiveControl.LEASE_S,
         strict: bool = False,
     ) -> None:
         if num_envs < 1 or chunk_steps < 2:
@@ -68,7 +68,7 @@ class LiveStream:
         self.chunk_steps = int(chunk_steps)
         self.info_keys = tuple(info_keys)
         self.obs = obs
-        self.control_dt_s = control_dt_s or float(writer._metadata.get("control_dt_s") or 0.0) or 0.02
+        self.control_dt_s = control_dt_s or writer.control_dt_s or 0.02
         self.poll_s = poll_s
         self.lease_s = lease_s
         self.strict = strict
@@ -85,8 +85,8 @@ class LiveStream:
         self._last_record_start = -1e9
         self._last_status = 0.0
         self._last_chunk: tuple[str, int, float] | None = None
-        self._control = live_files.LiveControl()
-        self._override: live_files.LiveControl | None = None
+        self._control = store.LiveControl()
+        self._override: store.LiveControl | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._warned: set[str] = set()
@@ -102,16 +102,14 @@ class LiveStream:
     def switch(self, on: bool, *, rate: float = 1.0) -> None:
         """Switch streaming on or off from the training process, whatever viewers ask;
         :meth:`release` follows the viewers' switch again."""
-        self._override = live_files.LiveControl(
-            on=bool(on), rate=live_files._clip_rate(rate), updated_unix_s=float("inf")
-        )
+        self._override = store.LiveControl(on=on, rate=rate, updated_unix_s=float("inf"))
 
     def release(self) -> None:
         """Follow the viewers' switch again after :meth:`switch`."""
         self._override = None
 
     @property
-    def control(self) -> live_files.LiveControl:
+    def control(self) -> store.LiveControl:
         return self._override or self._control
 
     def close(self) -> None:
@@ -127,11 +125,11 @@ class LiveStream:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
-            self._control = live_files.read_control(self.writer.url)
+            self._control = self.writer.live_control()
 
     def _start_poller(self) -> None:
         if self._poller is None:
-            self._control = live_files.read_control(self.writer.url)
+            self._control = self.writer.live_control()
             self._poller = threading.Thread(target=self._poll, name="trajscope-live-control", daemon=True)
             self._poller.start()
 
@@ -188,24 +186,24 @@ class LiveStream:
     def _write_status(self) -> None:
         last = self._last_chunk
         self.writer.set_live_status(
-            {
-                "updated_unix_s": time.time(),
-                "streaming": self._on,
-                "env_steps": self.env_steps,
-                "chunks_sent": self.chunks_sent,
-                "num_envs": self.num_envs,
-                "chunk_steps": self.chunk_steps,
-                "last_chunk_id": last[0] if last else None,
-                "last_chunk_env_steps": last[1] if last else None,
-                "last_chunk_unix_s": last[2] if last else None,
-                "failures": self.failures,
-            }
+            store.LiveStatus(
+                updated_unix_s=time.time(),
+                streaming=self._on,
+                env_steps=self.env_steps,
+                chunks_sent=self.chunks_sent,
+                num_envs=self.num_envs,
+                chunk_steps=self.chunk_steps,
+                last_chunk_id=last[0] if last else None,
+                last_chunk_env_steps=last[1] if last else None,
+                last_chunk_unix_s=last[2] if last else None,
+                failures=self.failures,
+            )
         )
 
     def _warn(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
-            emit_warning(message, strict=self.strict)
+            store.warn(message, strict=self.strict)
 
 
 class LiveTap:

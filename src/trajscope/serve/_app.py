@@ -661,7 +661,7 @@ class Viewer:
     def poll(self) -> None:
         """Pick up new captures (and new runs under a root); follow the latest if asked."""
         if self._run is not None:
-            if self._gui_live_on.value and time.monotonic() - self._live_renewed > store.LIVE_RENEW_S:
+            if self._gui_live_on.value and time.monotonic() - self._live_renewed > store.LiveControl.RENEW_S:
                 self._write_live_control()  # renew the lease
             self._draw_live_status()
             if self._gui_live_watch.value and self._live_info is None:

@@ -1,13 +1,18 @@
-"""Triangle meshes of MuJoCo geoms, in each geom's own frame. numpy only."""
+"""Triangle meshes of MuJoCo geoms, in each geom's own frame, from the model's arrays."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+import mujoco
 import numpy as np
 
-PLANE, HFIELD, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH, SDF = range(9)
+_G = mujoco.mjtGeom
+PLANE, HFIELD, SPHERE, CAPSULE = (int(_G.mjGEOM_PLANE), int(_G.mjGEOM_HFIELD), int(_G.mjGEOM_SPHERE),
+                                  int(_G.mjGEOM_CAPSULE))  # fmt: skip
+ELLIPSOID, CYLINDER, BOX, MESH = (int(_G.mjGEOM_ELLIPSOID), int(_G.mjGEOM_CYLINDER), int(_G.mjGEOM_BOX),
+                                  int(_G.mjGEOM_MESH))  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +38,8 @@ class Texture:
     image: np.ndarray
 
 
-TEX_2D = 0
-ROLE_RGB = 1  # mjtTextureRole.mjTEXROLE_RGB
+TEX_2D = int(mujoco.mjtTexture.mjTEXTURE_2D)
+ROLE_RGB = int(mujoco.mjtTextureRole.mjTEXROLE_RGB)
 
 
 def texture(model: Any, g: int, vertices: np.ndarray, faces: np.ndarray) -> Texture | None:

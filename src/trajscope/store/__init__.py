@@ -1,15 +1,19 @@
-"""The run-directory format: schema, writer, reader. numpy and fsspec only, never JAX."""
+"""The run-directory format: schema, writer, reader. numpy and fsspec only, never JAX.
 
+Writing: :class:`RunWriter`. Reading: :func:`open_run` (a :class:`Run` of
+:class:`Capture`), :func:`list_runs`. The live stream's switch: :meth:`Run.switch_live`,
+or :func:`write_live_control` / :func:`read_live_control` on a run folder or URL.
+"""
+
+from ._documents import LiveControl as LiveControl
+from ._documents import LiveStatus as LiveStatus
 from ._errors import FormatError as FormatError
 from ._errors import TrajscopeWarning as TrajscopeWarning
 from ._errors import UnsupportedVersionError as UnsupportedVersionError
+from ._errors import warn as warn
 from ._fs import default_root as default_root
-from ._live import LEASE_S as LIVE_LEASE_S  # noqa: F401
-from ._live import RENEW_S as LIVE_RENEW_S  # noqa: F401
-from ._live import LiveControl as LiveControl
-from ._live import LiveStatus as LiveStatus
-from ._live import read_control as read_live_control  # noqa: F401
-from ._live import write_control as write_live_control  # noqa: F401
+from ._live import read_live_control as read_live_control
+from ._live import write_live_control as write_live_control
 from ._reader import Capture as Capture
 from ._reader import CaptureInfo as CaptureInfo
 from ._reader import CaptureProblem as CaptureProblem

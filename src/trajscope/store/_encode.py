@@ -1,37 +1,14 @@
-"""From caller arrays to files: validation, image encoding, summaries, JSON."""
+"""From caller arrays to stored arrays: pytrees flattened to named arrays, images to uint8."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from . import _schema
-
-
-def to_json(obj: Any) -> Any:
-    """Plain JSON of configs and summaries: numpy scalars unwrapped, NaN/inf to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_json(dataclasses.asdict(obj))
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, np.ndarray) and obj.size <= 64:
-        return to_json(obj.tolist())
-    return str(obj)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -121,29 +98,3 @@ def decode_image(q: np.ndarray, encoding: Mapping[str, Any]) -> np.ndarray:
         return q
     dtype = np.dtype(encoding["source_dtype"])
     return (q.astype(np.float64) * float(encoding["scale"]) + float(encoding["offset"])).astype(dtype)
-
-
-def episode_returns(reward: np.ndarray, done: np.ndarray | None) -> np.ndarray:
-    """Per-environment return of the first episode: rewards up to and including the first done.
-
-    ``reward``, ``done``: ``(T, E)``. Returns ``(E,)``.
-    """
-    r = np.asarray(reward, dtype=np.float64)
-    if done is None:
-        return r.sum(axis=0)
-    d = np.asarray(done).astype(bool)
-    # Steps after the first done belong to later episodes (or to an auto-reset).
-    after = np.cumsum(d, axis=0) - d > 0
-    return np.where(after, 0.0, r).sum(axis=0)
-
-
-def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
-    """``(t, e)`` of the earliest step with a non-finite value in a ``(T, E, ...)`` array."""
-    if not np.issubdtype(x.dtype, np.floating):
-        return None
-    bad = np.asarray(np.logical_not(np.isfinite(x)).reshape(x.shape[0], x.shape[1], -1).any(axis=2))
-    if not bad.any():
-        return None
-    t = int(np.argmax(np.any(bad, axis=1)))
-    e = int(np.argmax(bad[t]))
-    return t, e

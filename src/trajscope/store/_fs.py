@@ -27,6 +27,16 @@ def resolve(path_or_url: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSys
     return fs, path.rstrip("/") or path
 
 
+def resolve_root(root: str | os.PathLike[str] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """:func:`resolve` of a root of runs, :func:`default_root` when None."""
+    return resolve(os.fspath(root) if root is not None else default_root())
+
+
+def url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """What a user names: the local path, or the URL with its protocol."""
+    return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
 def cat(fs: fsspec.AbstractFileSystem, path: str, start: int | None = None, end: int | None = None) -> bytes:
     """A file's bytes, whole or ``[start, end)``."""
     data = fs.cat_file(path, start=start, end=end)

@@ -9,17 +9,16 @@ from typing import Any
 
 import numpy as np
 
-_GEOM_TYPE_NAMES = {
-    0: "plane",
-    1: "hfield",
-    2: "sphere",
-    3: "capsule",
-    4: "ellipsoid",
-    5: "cylinder",
-    6: "box",
-    7: "mesh",
-    8: "sdf",
-}
+
+def geom_type_name(t: int) -> str:
+    """MuJoCo's name of a geom type, lower case without its prefix: ``plane``, ``mesh``, ..."""
+    import mujoco
+
+    try:
+        name = mujoco.mjtGeom(int(t)).name
+    except ValueError:
+        name = ""
+    return name.removeprefix("mjGEOM_").lower() if name.startswith("mjGEOM_") else f"type{int(t)}"
 
 
 def summarize(model: Any) -> dict[str, Any]:
@@ -34,7 +33,7 @@ def summarize(model: Any) -> dict[str, Any]:
         "ngeom": int(model.ngeom),
         "nmocap": int(model.nmocap),
         "timestep_s": float(model.opt.timestep),
-        "geom_types": [_GEOM_TYPE_NAMES.get(t, f"type{t}") for t in types],
+        "geom_types": [geom_type_name(t) for t in types],
     }
 
 

@@ -8,8 +8,6 @@ reported as incomplete, never read.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import json
 import os
 import threading
 import zlib
@@ -18,32 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _encode, _fs, _live, _model, _npy, _schema
-from ._errors import FormatError, UnsupportedVersionError
-from ._live import LiveControl, LiveStatus
-
-
-def _check_version(path: str, doc: Mapping[str, Any]) -> str:
-    version = doc.get("format_version")
-    if not isinstance(version, str) or not version.split(".")[0].isdigit():
-        raise FormatError(path, f"missing or malformed format_version {version!r}")
-    if int(version.split(".")[0]) != _schema.FORMAT_MAJOR:
-        raise UnsupportedVersionError(
-            path,
-            f"format version {version} is not supported by this trajscope, which reads "
-            f"{_schema.FORMAT_MAJOR}.x; install a trajscope that reads version {version}",
-        )
-    return version
-
-
-def _load_json(path: str, data: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(path, f"corrupt or truncated JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise FormatError(path, "expected a JSON object")
-    return doc
+from . import _documents, _encode, _fs, _live, _model, _npy, _schema
+from ._documents import LiveControl, LiveStatus
+from ._errors import FormatError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +68,6 @@ class CaptureProblem:
         return {"id": self.id, "path": self.path, "problem": self.problem, "incomplete": self.incomplete}
 
 
-def _name(group: str, key: str) -> str:
-    return f"{group}/{key}" if group else key
-
-
 class Capture:
     """One rollout: ``E`` environments over ``T`` steps. Arrays load on demand.
 
@@ -109,7 +80,7 @@ class Capture:
         self.info = info
         self.manifest = manifest
         self.dir = _fs.join(run.path, _schema.capture_dir(info.kind), info.id)
-        self._entries = {_name(e["group"], e["key"]): e for e in manifest["arrays"]}
+        self._entries = {_schema.array_name(e["group"], e["key"]): e for e in manifest["arrays"]}
 
     def __repr__(self) -> str:
         i = self.info
@@ -122,6 +93,14 @@ class Capture:
     def keys(self, group: str) -> list[str]:
         """Keys of a keyed group, e.g. ``keys("metrics")`` gives ``["reward/upright", ...]``."""
         return [e["key"] for e in self._entries.values() if e["group"] == group]
+
+    def image_keys(self) -> list[str]:
+        """Keys of the observations that are images (``pixels/*``, or ``(T, E, H, W, C)``)."""
+        return [
+            e["key"]
+            for e in self._entries.values()
+            if e["group"] == "obs" and _schema.is_image_key(e["key"], tuple(e["shape"]))
+        ]
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
@@ -196,7 +175,7 @@ class Capture:
 
     def group(self, group: str, *, env: int | None = None) -> dict[str, np.ndarray]:
         """All arrays of a keyed group, by key."""
-        return {k: self.load(_name(group, k), env=env) for k in self.keys(group)}
+        return {k: self.load(_schema.array_name(group, k), env=env) for k in self.keys(group)}
 
     def obs(self, *, env: int | None = None) -> np.ndarray | dict[str, np.ndarray] | None:
         """Observations as given to the writer: one array or a flat dict."""
@@ -228,8 +207,8 @@ class Run:
             raise FormatError(run_file, "no run here (run.json is missing)") from None
         except IsADirectoryError:
             raise FormatError(run_file, "run.json is a folder") from None
-        self.metadata = _load_json(run_file, data)
-        self.format_version = _check_version(run_file, self.metadata)
+        self.metadata = _documents.parse_run(run_file, data)
+        self.format_version = str(self.metadata["format_version"])
         self._lock = threading.Lock()
         self._manifests: dict[str, dict[str, Any]] = {}
         self._problems: dict[str, CaptureProblem] = {}
@@ -287,7 +266,7 @@ class Run:
                     self._problems[n] = CaptureProblem(n, p, f"unreadable: {blob}", False)
                     continue
                 try:
-                    self._manifests[n] = self._parse_manifest(p, blob)
+                    self._manifests[n] = _documents.parse_manifest(p, blob, self.model_info)
                     self._problems.pop(n, None)
                     new.append(n)
                 except FormatError as e:
@@ -306,11 +285,17 @@ class Run:
 
     def live_status(self) -> LiveStatus | None:
         """Training's report on the live stream, or None if the run never streamed."""
-        return _live.read_status(self.url)
+        return _live.read_status(self.fs, self.path)
 
     def live_control(self) -> LiveControl:
         """What viewers last asked of the live stream."""
-        return _live.read_control(self.url)
+        return _live.read_live_control(self.url)
+
+    def switch_live(self, on: bool, *, rate: float = 1.0) -> LiveControl:
+        """Ask training to stream (or stop): writes ``live/control.json`` with a fresh
+        lease, which a viewer renews every ``LiveControl.RENEW_S`` seconds. Raises
+        ``OSError`` when the run directory cannot be written."""
+        return _live.write_live_control(self.url, on=on, rate=rate)
 
     def live_chunks(self) -> list[CaptureInfo]:
         """The live stream's chunks now on disk, oldest first (training keeps a few and
@@ -318,7 +303,7 @@ class Run:
         consecutive steps; load it with :meth:`capture`. Unreadable chunks are skipped:
         the writer may be deleting them."""
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
-        names = [n for n in _fs.ls_names(self.fs, ldir) if _schema.is_live_chunk(n)]
+        names = _live.chunk_names(self.fs, self.path)
         with self._lock:
             for n in list(self._live):
                 if n not in names:
@@ -328,79 +313,11 @@ class Run:
                     continue
                 p = _fs.join(ldir, n, _schema.MANIFEST_FILE)
                 try:
-                    m = self._parse_manifest(p, _fs.cat(self.fs, p))
+                    m = _documents.parse_manifest(p, _fs.cat(self.fs, p), self.model_info)
                 except (OSError, FormatError):
                     continue
                 self._live[n] = (self._info(-1, m), m)
             return [self._live[n][0] for n in names if n in self._live]
-
-    def _parse_manifest(self, path: str, blob: bytes) -> dict[str, Any]:
-        m = _load_json(path, blob)
-        _check_version(path, m)
-        for k, t in (
-            ("capture_id", str),
-            ("step", int),
-            ("kind", str),
-            ("num_envs", int),
-            ("num_steps", int),
-            ("arrays", list),
-        ):
-            if not isinstance(m.get(k), t):
-                raise FormatError(path, f"missing or malformed field {k!r}")
-        m.setdefault("wall_time_unix_s", 0.0)
-        names = set()
-        for e in m["arrays"]:
-            if not isinstance(e, dict) or not all(
-                k in e for k in ("group", "key", "file", "shape", "dtype", "layout", "nbytes")
-            ):
-                raise FormatError(path, f"malformed array entry {e!r}")
-            if "/" in e["file"] or e["file"].startswith("."):
-                raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
-            names.add(_name(e["group"], e["key"]))
-            try:
-                if np.dtype(e.get("stored_dtype", e["dtype"])).hasobject:
-                    raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
-            except TypeError:
-                raise FormatError(path, f"{e['file']}: unknown dtype {e.get('stored_dtype')!r}") from None
-            codec = e.get("codec", "npy")
-            if codec == "zlib-shuffle":
-                c = e.get("chunks")
-                if (
-                    not isinstance(c, list)
-                    or len(c) < 2
-                    or not all(isinstance(x, int) for x in c)
-                    or c[0] != 0
-                    or any(b < a for a, b in itertools.pairwise(c))
-                    or c[-1] != e["nbytes"]
-                ):
-                    raise FormatError(path, f"{e['file']}: malformed chunk offsets")
-            elif codec != "npy":
-                raise FormatError(path, f"{e['file']}: unknown codec {codec!r}")
-        for spec in _schema.FIXED_ARRAYS:
-            if spec.required and spec.name not in names:
-                raise FormatError(path, f"required array {spec.name!r} is missing")
-        self._check_model_dims(path, m)
-        return m
-
-    def _check_model_dims(self, path: str, m: Mapping[str, Any]) -> None:
-        T, E = m["num_steps"], m["num_envs"]
-        sizes = self.model_info or {}
-        for e in m["arrays"]:
-            shape = tuple(e["shape"])
-            name = _name(e["group"], e["key"])
-            if e["layout"] == "time_env" and shape[:2] != (T, E):
-                raise FormatError(path, f"{name} has shape {shape}, expected to start with (T, E) = {(T, E)}")
-            spec = _schema.FIXED_BY_NAME.get(name) if not e["group"] else None
-            if spec is None:
-                continue
-            if len(shape) != len(spec.dims):
-                raise FormatError(path, f"{name} has shape {shape}, expected ({', '.join(spec.dims)})")
-            for d, n in zip(spec.dims[2:], shape[2:]):
-                want = int(d) if d.isdigit() else sizes.get(d)
-                if want is not None and n != want:
-                    raise FormatError(
-                        path, f"{name} has {n} entries on its {d} axis but the run's model has {d}={want}"
-                    )
 
     @staticmethod
     def _info(index: int, m: Mapping[str, Any]) -> CaptureInfo:
@@ -417,7 +334,7 @@ class Run:
             deterministic=m.get("deterministic"),
             mean_return=float(mean) if isinstance(mean, (int, float)) else None,
             metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
-            array_names=tuple(_name(e["group"], e["key"]) for e in m["arrays"]),
+            array_names=tuple(_schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
             summary=summary,
         )
 
@@ -514,24 +431,17 @@ class RunListing:
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
     """The runs directly under ``root`` (default ``$TRAJSCOPE_DIR`` or ``./trajscope_runs``)."""
-    root_s = os.fspath(root) if root is not None else _fs.default_root()
-    fs, path = _fs.resolve(root_s)
+    fs, path = _fs.resolve_root(root)
     out = []
-    try:
-        entries = sorted(fs.ls(path, detail=True), key=lambda d: d["name"])
-    except FileNotFoundError:
-        return []
-    for d in entries:
-        if d.get("type") != "directory":
+    for name in _fs.ls_names(fs, path):
+        sub = _fs.join(path, name)
+        if name.startswith(".") or not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
             continue
-        sub = d["name"].rstrip("/")
-        if not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
-            continue
-        url = sub if _fs.is_local(fs) else fs.unstrip_protocol(sub)
+        url = _fs.url(fs, sub)
         try:
             run = Run(url)
         except FormatError as e:
-            out.append(RunListing(sub.rsplit("/", 1)[-1], url, None, None, None, 0, None, str(e)))
+            out.append(RunListing(name, url, None, None, None, 0, None, str(e)))
             continue
         caps = run.captures
         out.append(

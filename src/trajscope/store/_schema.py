@@ -43,6 +43,11 @@ def is_live_chunk(name: str) -> bool:
     return "-live-" in name
 
 
+def array_name(group: str, key: str) -> str:
+    """How readers name an array: ``key`` for fixed arrays, ``group/key`` otherwise."""
+    return f"{group}/{key}" if group else key
+
+
 def capture_dir(kind: str) -> str:
     """The folder holding captures of this kind: ``live/`` for ``live``, else ``captures/``."""
     return LIVE_DIR if kind == "live" else CAPTURES_DIR

@@ -12,23 +12,20 @@ import atexit
 import dataclasses
 import datetime
 import importlib.metadata
-import json
 import os
 import queue
 import socket
 import threading
 import time
 import uuid
-import warnings
 import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from . import _encode, _fs, _model, _npy, _schema
-from ._errors import TrajscopeWarning, UnsupportedVersionError
+from . import _documents, _encode, _fs, _job, _live, _model, _schema
+from ._documents import LiveControl, LiveStatus
+from ._errors import warn
 
 
 @dataclasses.dataclass
@@ -46,14 +43,6 @@ class WriterStats:
     @property
     def dropped(self) -> int:
         return self.dropped_queue_full + self.dropped_invalid + self.dropped_write_error
-
-
-@dataclasses.dataclass
-class _Job:
-    capture_id: str
-    header: dict[str, Any]
-    arrays: list[tuple[str, str, Any]]  # (group, key, array-like)
-    done: threading.Event | None = None
 
 
 _VERSIONED_PACKAGES = ("trajscope", "numpy", "mujoco", "mujoco-mjx", "jax", "jaxlib", "brax", "playground", "flax")
@@ -119,15 +108,14 @@ class RunWriter:
         self.name = name or _default_name(env_name)
         if "/" in self.name or self.name in ("", ".", ".."):
             raise ValueError(f"run name {self.name!r} must be a plain folder name")
-        root_s = os.fspath(root) if root is not None else _fs.default_root()
-        self._fs, root_path = _fs.resolve(root_s)
+        self._fs, root_path = _fs.resolve_root(root)
         self.path = _fs.join(root_path, self.name)
-        self.url = self.path if _fs.is_local(self._fs) else self._fs.unstrip_protocol(self.path)
+        self.url = _fs.url(self._fs, self.path)
         self.strict = strict
         self.lossless_images = lossless_images
         self.compress = compress
         self.keep_live = max(2, int(keep_live))
-        self._live_status: dict[str, Any] | None = None
+        self._live_status: LiveStatus | None = None
         self.stats = WriterStats()
         self._warned: set[str] = set()
         self._error: BaseException | None = None
@@ -141,22 +129,21 @@ class RunWriter:
         self._model_bytes = _model.to_bytes(model) if model is not None else None
         self._model_xml = xml
         self._model_assets = assets
-        self._metadata = {
-            "format_version": _schema.FORMAT_VERSION,
-            "name": self.name,
-            "created_unix_s": time.time(),
-            "created_iso": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "env_name": env_name,
-            "algorithm": algorithm,
-            "config": _encode.to_json(config) if config is not None else {},
-            "tags": [str(t) for t in tags],
-            "versions": library_versions(),
-            "model": self._model_summary,
-            "control_dt_s": control_dt_s if control_dt_s is not None else (self._model_summary or {}).get("timestep_s"),
-            "writer": {"host": socket.gethostname(), "pid": os.getpid()},
-        }
+        self._metadata = _documents.build_run(
+            name=self.name,
+            created_unix_s=time.time(),
+            created_iso=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            env_name=env_name,
+            algorithm=algorithm,
+            config=config,
+            tags=list(tags),
+            versions=library_versions(),
+            model=self._model_summary,
+            control_dt_s=control_dt_s if control_dt_s is not None else (self._model_summary or {}).get("timestep_s"),
+            writer={"host": socket.gethostname(), "pid": os.getpid()},
+        )
         self._ready = False
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[_job.Job | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
         if strict:
             self._setup()
@@ -223,8 +210,9 @@ class RunWriter:
         Returns:
             True if queued; False if dropped (invalid, queue full, writer closed).
         """
+        obs_is_dict = isinstance(obs, Mapping)
         try:
-            job = self._make_job(
+            job = _job.make_job(
                 step=step,
                 kind=kind,
                 fixed={
@@ -238,14 +226,18 @@ class RunWriter:
                     "done": done,
                     "value": value,
                 },
-                metrics=metrics,
-                obs=obs,
-                info=info,
-                model_fields=model_fields,
-                params=params,
+                keyed={
+                    "metrics": metrics,
+                    "obs": _encode.flatten(obs) if obs_is_dict else ({"obs": obs} if obs is not None else None),
+                    "info": _encode.flatten(info) if info is not None else None,
+                    "model_fields": model_fields,
+                    "params": _encode.flatten(params) if params is not None else None,
+                },
+                obs_is_dict=obs_is_dict,
+                model=self._model_summary,
                 deterministic=deterministic,
                 wall_time=wall_time,
-                attrs=attrs,
+                attrs=_documents.to_json(dict(attrs or {})),
             )
         except (ValueError, TypeError) as e:
             if self.strict:
@@ -275,24 +267,34 @@ class RunWriter:
             self.stats.queued += 1
         return True
 
-    def set_live_status(self, status: Mapping[str, Any]) -> None:
-        """Replace ``live/status.json`` (see :class:`trajscope.store.LiveStatus`); written
-        in order with the chunks, and only the newest of several pending statuses."""
+    @property
+    def control_dt_s(self) -> float | None:
+        """Seconds between captured steps, as stored in ``run.json``."""
+        dt = self._metadata.get("control_dt_s")
+        return float(dt) if dt else None
+
+    def live_control(self) -> LiveControl:
+        """The viewers' switch of this run's live stream (off when none was written)."""
+        return _live.read_live_control(self.url)
+
+    def set_live_status(self, status: LiveStatus) -> None:
+        """Replace ``live/status.json``; written in order with the chunks, and only the
+        newest of several pending statuses."""
         with self._lock:
             pending = self._live_status is not None
-            self._live_status = _encode.to_json(dict(status))
+            self._live_status = status
         if not pending:
             try:
-                self._queue.put_nowait(_Job("", {"live_status": True}, []))
+                self._queue.put_nowait(_job.Job("", {"live_status": True}, []))
             except queue.Full:
                 with self._lock:
                     self._live_status = None
 
     def set_metadata(self, **fields: Any) -> None:
         """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order."""
-        self._metadata.update(_encode.to_json(fields))
+        self._metadata.update(_documents.to_json(fields))
         try:
-            self._queue.put_nowait(_Job("", {"metadata": True}, []))
+            self._queue.put_nowait(_job.Job("", {"metadata": True}, []))
         except queue.Full:
             pass  # the next capture's write also rewrites run.json
 
@@ -306,7 +308,7 @@ class RunWriter:
 
         while True:
             try:
-                self._queue.put(_Job("", {}, [], done=ev), timeout=0.1)
+                self._queue.put(_job.Job("", {}, [], done=ev), timeout=0.1)
                 break
             except queue.Full:
                 if expired():
@@ -333,102 +335,13 @@ class RunWriter:
         if self.strict and self._error is not None:
             raise self._error
 
-    # ------------------------------------------------------------ caller thread
-
-    def _make_job(
-        self,
-        *,
-        step: int,
-        kind: str,
-        fixed: dict[str, Any],
-        metrics: Mapping[str, Any] | None,
-        obs: Any,
-        info: Mapping[str, Any] | None,
-        model_fields: Mapping[str, Any] | None,
-        params: Any,
-        deterministic: bool | None,
-        wall_time: float | None,
-        attrs: Mapping[str, Any] | None,
-    ) -> _Job:
-        if kind not in _schema.CAPTURE_KINDS:
-            raise ValueError(f"kind must be one of {_schema.CAPTURE_KINDS}, not {kind!r}")
-        step = int(step)
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        q_shape = tuple(np.shape(fixed["qpos"]))
-        if len(q_shape) != 3:
-            raise ValueError(f"qpos must be (T, E, nq), got shape {q_shape}")
-        T, E = q_shape[:2]
-        if T < 1 or E < 1:
-            raise ValueError(f"qpos has no steps or no environments: shape {q_shape}")
-        sizes = dict(self._model_summary or {})
-        arrays: list[tuple[str, str, Any]] = []
-        for name, x in fixed.items():
-            if x is None:
-                continue
-            spec = _schema.FIXED_BY_NAME[name]
-            shape = tuple(np.shape(x))
-            if len(shape) != len(spec.dims) or shape[:2] != (T, E):
-                raise ValueError(f"{name} must be {_dims(spec.dims)}, got shape {shape} (T={T}, E={E})")
-            for d, n in zip(spec.dims[2:], shape[2:]):
-                want = int(d) if d.isdigit() else sizes.get(d)
-                if want is not None and n != want:
-                    raise ValueError(f"{name} has {n} entries on its {d} axis but the model has {d}={want}")
-            arrays.append(("", name, x))
-        obs_is_dict = isinstance(obs, Mapping)
-        keyed: list[tuple[str, Mapping[str, Any] | None]] = [
-            ("metrics", metrics),
-            ("obs", _encode.flatten(obs) if obs_is_dict else ({"obs": obs} if obs is not None else None)),
-            ("info", _encode.flatten(info) if info is not None else None),
-            ("model_fields", model_fields),
-            ("params", _encode.flatten(params) if params is not None else None),
-        ]
-        for group, items in keyed:
-            for key, x in (items or {}).items():
-                key = str(key)
-                if not _schema.valid_key(key):
-                    raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
-                shape = tuple(np.shape(x))
-                layout = _schema.GROUP_LAYOUT[group]
-                if layout == "time_env" and shape[:2] != (T, E):
-                    raise ValueError(f"{group}/{key} must start with (T, E) = {(T, E)}, got {shape}")
-                if layout == "env" and shape[:1] != (E,):
-                    raise ValueError(f"{group}/{key} must start with E = {E}, got {shape}")
-                arrays.append((group, key, x))
-        # Start device-to-host copies now (JAX arrays), copy host buffers the caller may reuse.
-        out: list[tuple[str, str, Any]] = []
-        for group, key, x in arrays:
-            if hasattr(x, "copy_to_host_async"):
-                try:
-                    x.copy_to_host_async()
-                except Exception:  # noqa: BLE001 - deleted or donated buffers fail later, on the writer thread
-                    pass
-            elif isinstance(x, np.ndarray):
-                x = x.copy()
-            elif not isinstance(x, (int, float, bool, np.generic, list, tuple)):
-                if not hasattr(x, "__array__"):
-                    raise TypeError(f"{group}/{key}: {type(x).__name__} is not an array")
-            out.append((group, key, x))
-        header = {
-            "step": step,
-            "kind": kind,
-            "num_steps": T,
-            "num_envs": E,
-            "deterministic": deterministic,
-            "wall_time_unix_s": float(wall_time) if wall_time is not None else time.time(),
-            "obs_is_dict": obs_is_dict,
-            "attrs": _encode.to_json(dict(attrs or {})),
-        }
-        cid = f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}"
-        return _Job(cid, header, out)
-
     def _warn(self, what: str, message: str) -> None:
         with self._lock:
             self.stats.last_error = message
             if what in self._warned:
                 return
             self._warned.add(what)
-        emit_warning(message + " (further such warnings are counted in RunWriter.stats)", strict=self.strict)
+        warn(message + " (further such warnings are counted in RunWriter.stats)", strict=self.strict)
 
     # ------------------------------------------------------------ writer thread
 
@@ -452,7 +365,7 @@ class RunWriter:
             except Exception:  # noqa: BLE001 - the thread lives until closed (strict errors are in _error)
                 pass
 
-    def _process(self, job: _Job) -> None:
+    def _process(self, job: _job.Job) -> None:
         try:
             if not self._ready or not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
                 self._setup()  # first use, an earlier failure, or the run folder vanished
@@ -463,13 +376,11 @@ class RunWriter:
                 with self._lock:
                     status, self._live_status = self._live_status, None
                 if status is not None:
-                    _fs.makedirs(self._fs, _fs.join(self.path, _schema.LIVE_DIR))
-                    data = json.dumps(status, allow_nan=False).encode()
-                    _fs.write_atomic(self._fs, _fs.join(self.path, _schema.LIVE_STATUS), data, durable=False)
+                    _live.write_status(self._fs, self.path, status)
                 return
             nbytes = self._write_capture(job)
             if job.header["kind"] == "live":
-                self._prune_live()
+                _live.prune(self._fs, self.path, self.keep_live)
             with self._lock:
                 self.stats.written += 1
                 self.stats.bytes_written += nbytes
@@ -490,12 +401,7 @@ class RunWriter:
         _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
         run_file = _fs.join(self.path, _schema.RUN_FILE)
         if fs.exists(run_file):
-            existing = json.loads(_fs.cat(fs, run_file))
-            version = str(existing.get("format_version", "?"))
-            if version.split(".")[0] != str(_schema.FORMAT_MAJOR):
-                raise UnsupportedVersionError(
-                    run_file, f"run has format version {version}; this writer writes {_schema.FORMAT_VERSION}"
-                )
+            existing = _documents.parse_run(run_file, _fs.cat(fs, run_file))
             # Appending to a run: keep its identity, update what this writer knows.
             keep = {k: existing[k] for k in ("created_unix_s", "created_iso") if k in existing}
             for k, v in existing.items():
@@ -517,141 +423,29 @@ class RunWriter:
         self._ready = True
 
     def _write_metadata(self) -> None:
-        data = json.dumps(self._metadata, indent=2, allow_nan=False).encode()
+        data = _documents.dumps(self._metadata, indent=2)
         _fs.write_atomic(self._fs, _fs.join(self.path, _schema.RUN_FILE), data)
 
-    def _write_capture(self, job: _Job) -> int:
+    def _write_capture(self, job: _job.Job) -> int:
         fs = self._fs
-        folder = _schema.capture_dir(job.header["kind"])
+        folder = _fs.join(self.path, _schema.capture_dir(job.header["kind"]))
         durable = job.header["kind"] != "live"
-        cdir = _fs.join(self.path, folder, job.capture_id)
-        _fs.makedirs(fs, _fs.join(self.path, folder))
+        cdir = _fs.join(folder, job.capture_id)
+        files, manifest = _job.encode(job, compress=self.compress, lossless_images=self.lossless_images)
+        _fs.makedirs(fs, folder)
         _fs.makedirs(fs, cdir)
-        entries: list[dict[str, Any]] = []
-        host: dict[tuple[str, str], np.ndarray] = {}
-        counters: dict[str, int] = {}
         total = 0
-        for group, key, x in job.arrays:
-            a = np.asarray(x)
-            if a.dtype.hasobject:
-                raise TypeError(f"{group}/{key}: object arrays cannot be stored")
-            host[(group, key)] = a
-            layout = _schema.GROUP_LAYOUT[group]
-            stored = np.swapaxes(a, 0, 1) if layout == "time_env" else a
-            encoding = None
-            if group == "obs" and _schema.is_image_key(key, a.shape):
-                stored, encoding = _encode.encode_image(stored, lossless_only=self.lossless_images)
-            ext = "zs" if self.compress else "npy"
-            if group:
-                i = counters.get(group, 0)
-                counters[group] = i + 1
-                fname = f"{group}.{i:03d}.{ext}"
-            else:
-                fname = f"{key}.{ext}"
-            chunks = None
-            if self.compress:
-                data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
-            else:
-                data = _npy.encode(stored)
+        for fname, data in files:
             _fs.write_file(fs, _fs.join(cdir, fname), data, durable=durable)
             total += len(data)
-            entry: dict[str, Any] = {
-                "group": group,
-                "key": key,
-                "file": fname,
-                "shape": list(a.shape),
-                "dtype": str(a.dtype),
-                "stored_dtype": str(stored.dtype),
-                "layout": layout,
-                "stored_shape": list(stored.shape),
-                "codec": _npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY,
-                "nbytes": len(data),
-                "crc32": _npy.crc32(data),
-            }
-            if chunks is not None:
-                entry["chunks"] = chunks
-            if encoding is not None:
-                entry["encoding"] = encoding
-            entries.append(entry)
-        manifest = {
-            "format_version": _schema.FORMAT_VERSION,
-            "capture_id": job.capture_id,
-            **job.header,
-            "arrays": entries,
-            "summary": _summary(host),
-        }
-        data = json.dumps(manifest, indent=1, allow_nan=False).encode()
+        data = _documents.dumps(manifest, indent=1)
         _fs.write_atomic(fs, _fs.join(cdir, _schema.MANIFEST_FILE), data, durable=durable)
         return total + len(data)
 
-    def _prune_live(self) -> None:
-        """Delete all but the newest ``keep_live`` live chunks (manifest first, so readers
-        stop listing a chunk before its arrays go)."""
-        ldir = _fs.join(self.path, _schema.LIVE_DIR)
-        names = [n for n in _fs.ls_names(self._fs, ldir) if _schema.is_live_chunk(n)]
-        for n in names[: max(0, len(names) - self.keep_live)]:
-            cdir = _fs.join(ldir, n)
-            try:
-                manifest = _fs.join(cdir, _schema.MANIFEST_FILE)
-                if self._fs.exists(manifest):
-                    self._fs.rm(manifest)
-                self._fs.rm(cdir, recursive=True)
-            except OSError:
-                pass  # a reader on Windows, or already gone: try again next time
-
-    def _cleanup(self, job: _Job) -> None:
+    def _cleanup(self, job: _job.Job) -> None:
         try:
             cdir = _fs.join(self.path, _schema.capture_dir(job.header["kind"]), job.capture_id)
             if self._fs.exists(cdir) and not self._fs.exists(_fs.join(cdir, _schema.MANIFEST_FILE)):
                 self._fs.rm(cdir, recursive=True)
         except Exception:  # noqa: BLE001 - best effort; readers ignore manifest-less folders
             pass
-
-
-def emit_warning(message: str, *, strict: bool) -> None:
-    """Warn, even where a warnings filter turns warnings into errors (``-W error``, pytest's
-    ``filterwarnings = error``): such an error must not reach training or kill the writer
-    thread. It is printed to stderr instead. ``strict`` writers let it raise."""
-    try:
-        warnings.warn(message, TrajscopeWarning, stacklevel=4)
-    except Exception:
-        if strict:
-            raise
-        import sys
-
-        print(f"TrajscopeWarning: {message}", file=sys.stderr)
-
-
-def _dims(dims: tuple[str, ...]) -> str:
-    return "(" + ", ".join(dims) + ")"
-
-
-def _summary(host: dict[tuple[str, str], np.ndarray]) -> dict[str, Any]:
-    """Per-capture figures that listings show without loading arrays."""
-    out: dict[str, Any] = {}
-    reward = host.get(("", "reward"))
-    done = host.get(("", "done"))
-    if reward is not None:
-        returns = _encode.episode_returns(reward, done)
-        out["returns"] = _encode.to_json(returns.tolist())
-        out["mean_return"] = _encode.to_json(float(returns.mean()))
-    if done is not None:
-        d = np.asarray(done).astype(bool)
-        ended = d.any(axis=0)
-        out["episode_length"] = _encode.to_json(np.where(ended, d.argmax(axis=0) + 1, d.shape[0]).tolist())
-    means = {}
-    for (group, key), a in host.items():
-        if group == "metrics" and a.ndim == 2 and np.issubdtype(a.dtype, np.number):
-            with np.errstate(all="ignore"):
-                means[key] = _encode.to_json(float(np.mean(a)))
-    if means:
-        out["metric_means"] = means
-    nonfinite = {}
-    for (group, key), a in host.items():
-        if _schema.GROUP_LAYOUT[group] != "time_env":
-            continue
-        hit = _encode.first_nonfinite(a)
-        if hit is not None:
-            nonfinite[f"{group}/{key}" if group else key] = {"t": hit[0], "env": hit[1]}
-    out["first_nonfinite"] = nonfinite
-    return out

@@ -1,0 +1,417 @@
+"""The run directory's JSON documents: one build/parse pair each.
+
+Every JSON file trajscope writes is made here and read back here: ``run.json``
+(:func:`build_run` / :func:`parse_run`), each capture's ``capture.json``
+(:func:`build_manifest` / :func:`parse_manifest`), and the live stream's
+``live/status.json`` (:class:`LiveStatus`) and ``live/control.json``
+(:class:`LiveControl`). The writer, the reader and the live stream use nothing else, so
+``docs/format.md`` describes one definition; ``tests/test_format_doc.py`` holds the two
+together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import _npy, _schema
+from ._errors import FormatError, UnsupportedVersionError
+
+
+def dumps(doc: Mapping[str, Any], *, indent: int | None = None) -> bytes:
+    """Strict JSON bytes (NaN and infinity refused: :func:`to_json` makes them null)."""
+    return json.dumps(doc, indent=indent, allow_nan=False).encode()
+
+
+def load_json(path: str, data: bytes) -> dict[str, Any]:
+    """A JSON object from a file's bytes; a :class:`FormatError` naming the file otherwise."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(path, f"corrupt or truncated JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(path, "expected a JSON object")
+    return doc
+
+
+def check_version(path: str, doc: Mapping[str, Any]) -> str:
+    """The document's ``format_version``; refuses malformed ones and other major versions."""
+    version = doc.get("format_version")
+    if not isinstance(version, str) or not version.split(".")[0].isdigit():
+        raise FormatError(path, f"missing or malformed format_version {version!r}")
+    if int(version.split(".")[0]) != _schema.FORMAT_MAJOR:
+        raise UnsupportedVersionError(
+            path,
+            f"format version {version} is not supported by this trajscope, which reads and writes "
+            f"{_schema.FORMAT_MAJOR}.x; install a trajscope that reads version {version}",
+        )
+    return version
+
+
+def to_json(obj: Any) -> Any:
+    """Plain JSON of configs and summaries: numpy scalars unwrapped, NaN/inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_json(dataclasses.asdict(obj))
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, np.ndarray) and obj.size <= 64:
+        return to_json(obj.tolist())
+    return str(obj)
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+def shape_problem(
+    name: str, group: str, shape: tuple[int, ...], T: int, E: int, model: Mapping[str, Any] | None
+) -> str | None:
+    """What is wrong with an array's logical shape, or None: leading ``(T, E)`` or ``E`` by
+    its group's layout, and for fixed arrays the rank and the model-sized axes (``nq``,
+    ``nv``, ... against the run's model summary). The writer refuses such captures; the
+    reader reports them."""
+    layout = _schema.GROUP_LAYOUT[group]
+    label = f"{group}/{name}" if group else name
+    spec = _schema.FIXED_BY_NAME.get(name) if not group else None
+    if spec is not None and (len(shape) != len(spec.dims) or shape[:2] != (T, E)):
+        return f"{label} has shape {shape}, expected ({', '.join(spec.dims)}) with T={T}, E={E}"
+    if layout == "time_env" and shape[:2] != (T, E):
+        return f"{label} has shape {shape}, expected to start with (T, E) = {(T, E)}"
+    if layout == "env" and shape[:1] != (E,):
+        return f"{label} has shape {shape}, expected to start with E = {E}"
+    if spec is None:
+        return None
+    sizes = model or {}
+    for d, n in zip(spec.dims[2:], shape[2:]):
+        want = int(d) if d.isdigit() else sizes.get(d)
+        if want is not None and n != want:
+            return f"{label} has {n} entries on its {d} axis but the run's model has {d}={want}"
+    return None
+
+
+# ---------------------------------------------------------------------------- run.json
+
+RUN_FIELDS = (
+    "format_version",
+    "name",
+    "created_unix_s",
+    "created_iso",
+    "env_name",
+    "algorithm",
+    "config",
+    "tags",
+    "versions",
+    "model",
+    "control_dt_s",
+    "writer",
+)
+
+
+def build_run(
+    *,
+    name: str,
+    created_unix_s: float,
+    created_iso: str,
+    env_name: str | None,
+    algorithm: str | None,
+    config: Any,
+    tags: list[str],
+    versions: Mapping[str, str],
+    model: Mapping[str, Any] | None,
+    control_dt_s: float | None,
+    writer: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``run.json``'s contents."""
+    return {
+        "format_version": _schema.FORMAT_VERSION,
+        "name": name,
+        "created_unix_s": float(created_unix_s),
+        "created_iso": created_iso,
+        "env_name": env_name,
+        "algorithm": algorithm,
+        "config": to_json(config) if config is not None else {},
+        "tags": [str(t) for t in tags],
+        "versions": dict(versions),
+        "model": dict(model) if model is not None else None,
+        "control_dt_s": control_dt_s,
+        "writer": dict(writer),
+    }
+
+
+def parse_run(path: str, data: bytes) -> dict[str, Any]:
+    """``run.json`` checked: a JSON object of a readable major version whose ``model``
+    summary, when present, is an object."""
+    doc = load_json(path, data)
+    check_version(path, doc)
+    if doc.get("model") is not None and not isinstance(doc["model"], dict):
+        raise FormatError(path, "malformed field 'model' (expected an object or null)")
+    return doc
+
+
+# ---------------------------------------------------------------------------- capture.json
+
+MANIFEST_FIELDS = (
+    "format_version",
+    "capture_id",
+    "step",
+    "kind",
+    "num_steps",
+    "num_envs",
+    "deterministic",
+    "wall_time_unix_s",
+    "obs_is_dict",
+    "attrs",
+    "arrays",
+    "summary",
+)
+ENTRY_FIELDS = (
+    "group",
+    "key",
+    "file",
+    "shape",
+    "dtype",
+    "stored_dtype",
+    "layout",
+    "stored_shape",
+    "codec",
+    "nbytes",
+    "crc32",
+    "chunks",
+    "encoding",
+)
+_ENTRY_REQUIRED = ("group", "key", "file", "shape", "dtype", "layout", "nbytes")
+
+
+def build_entry(
+    *,
+    group: str,
+    key: str,
+    file: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    stored_dtype: str,
+    stored_shape: tuple[int, ...],
+    data: bytes,
+    chunks: list[int] | None,
+    encoding: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """One entry of a manifest's ``arrays``: an array file and how to read it."""
+    entry: dict[str, Any] = {
+        "group": group,
+        "key": key,
+        "file": file,
+        "shape": list(shape),
+        "dtype": dtype,
+        "stored_dtype": stored_dtype,
+        "layout": _schema.GROUP_LAYOUT[group],
+        "stored_shape": list(stored_shape),
+        "codec": _npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY,
+        "nbytes": len(data),
+        "crc32": _npy.crc32(data),
+    }
+    if chunks is not None:
+        entry["chunks"] = chunks
+    if encoding is not None:
+        entry["encoding"] = dict(encoding)
+    return entry
+
+
+def build_manifest(
+    *,
+    capture_id: str,
+    step: int,
+    kind: str,
+    num_steps: int,
+    num_envs: int,
+    deterministic: bool | None,
+    wall_time_unix_s: float,
+    obs_is_dict: bool,
+    attrs: Mapping[str, Any],
+    arrays: list[dict[str, Any]],
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``capture.json``'s contents."""
+    return {
+        "format_version": _schema.FORMAT_VERSION,
+        "capture_id": capture_id,
+        "step": int(step),
+        "kind": kind,
+        "num_steps": int(num_steps),
+        "num_envs": int(num_envs),
+        "deterministic": deterministic,
+        "wall_time_unix_s": float(wall_time_unix_s),
+        "obs_is_dict": bool(obs_is_dict),
+        "attrs": to_json(dict(attrs)),
+        "arrays": arrays,
+        "summary": to_json(dict(summary)),
+    }
+
+
+def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``capture.json`` checked against the format and the run's model summary; a
+    :class:`FormatError` naming the file for anything a reader could trip on."""
+    m = load_json(path, data)
+    check_version(path, m)
+    for k, t in (
+        ("capture_id", str),
+        ("step", int),
+        ("kind", str),
+        ("num_envs", int),
+        ("num_steps", int),
+        ("arrays", list),
+    ):
+        if not isinstance(m.get(k), t) or isinstance(m.get(k), bool):
+            raise FormatError(path, f"missing or malformed field {k!r}")
+    if m["num_envs"] < 1 or m["num_steps"] < 1:
+        raise FormatError(path, f"no steps or no environments: num_steps={m['num_steps']}, num_envs={m['num_envs']}")
+    if not isinstance(m.get("wall_time_unix_s", 0.0), (int, float)):
+        raise FormatError(path, "malformed field 'wall_time_unix_s'")
+    m.setdefault("wall_time_unix_s", 0.0)
+    if not isinstance(m.get("summary") or {}, dict):
+        raise FormatError(path, "malformed field 'summary'")
+    names = set()
+    for e in m["arrays"]:
+        if not isinstance(e, dict) or not all(k in e for k in _ENTRY_REQUIRED):
+            raise FormatError(path, f"malformed array entry {e!r}")
+        if not isinstance(e["file"], str) or "/" in e["file"] or "\\" in e["file"] or e["file"].startswith("."):
+            raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
+        if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
+            raise FormatError(path, f"{e['file']}: unknown group {e['group']!r} or layout {e['layout']!r}")
+        if not isinstance(e["shape"], list) or not all(isinstance(n, int) and n >= 0 for n in e["shape"]):
+            raise FormatError(path, f"{e['file']}: malformed shape {e['shape']!r}")
+        names.add(_schema.array_name(e["group"], e["key"]))
+        try:
+            if np.dtype(e.get("stored_dtype", e["dtype"])).hasobject:
+                raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
+        except TypeError:
+            raise FormatError(path, f"{e['file']}: unknown dtype {e.get('stored_dtype')!r}") from None
+        codec = e.get("codec", _npy.CODEC_NPY)
+        if codec == _npy.CODEC_ZS:
+            c = e.get("chunks")
+            if (
+                not isinstance(c, list)
+                or len(c) < 2
+                or not all(isinstance(x, int) for x in c)
+                or c[0] != 0
+                or any(b < a for a, b in itertools.pairwise(c))
+                or c[-1] != e["nbytes"]
+            ):
+                raise FormatError(path, f"{e['file']}: malformed chunk offsets")
+        elif codec != _npy.CODEC_NPY:
+            raise FormatError(path, f"{e['file']}: unknown codec {codec!r}")
+        problem = shape_problem(e["key"], e["group"], tuple(e["shape"]), m["num_steps"], m["num_envs"], model)
+        if problem is not None:
+            raise FormatError(path, problem)
+    for spec in _schema.FIXED_ARRAYS:
+        if spec.required and spec.name not in names:
+            raise FormatError(path, f"required array {spec.name!r} is missing")
+    return m
+
+
+# ---------------------------------------------------------------------------- live/*.json
+
+LEASE_S = 15.0
+"""How long a viewer's ``on`` lasts unless renewed."""
+
+RENEW_S = 5.0
+"""How often a viewer that keeps the stream on renews its lease."""
+
+RATE_RANGE = (0.05, 1000.0)
+
+
+def clip_rate(rate: Any) -> float:
+    """A rate within :data:`RATE_RANGE` (NaN and garbage: 1.0)."""
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        return 1.0
+    if r != r:  # NaN
+        return 1.0
+    return min(max(r, RATE_RANGE[0]), RATE_RANGE[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveControl:
+    """``live/control.json``: what viewers ask of the live stream."""
+
+    on: bool = False
+    rate: float = 1.0
+    """Fraction of real time streamed: 1.0 sends chunks as fast as they play back at the
+    environment's control rate; 0.25 sends a quarter of that (gaps between chunks); a
+    large value sends every chunk. When training runs slower than real time every chunk
+    is sent."""
+    updated_unix_s: float = 0.0
+
+    LEASE_S = LEASE_S
+    RENEW_S = RENEW_S
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "on", bool(self.on))
+        object.__setattr__(self, "rate", clip_rate(self.rate))
+
+    def active(self, now_unix_s: float | None = None, *, lease_s: float = LEASE_S) -> bool:
+        """On, and renewed within ``lease_s`` seconds."""
+        now = time.time() if now_unix_s is None else now_unix_s
+        return self.on and now - self.updated_unix_s <= lease_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"on": self.on, "rate": self.rate, "updated_unix_s": self.updated_unix_s}
+
+    @staticmethod
+    def parse(path: str, data: bytes) -> LiveControl:
+        doc = load_json(path, data)
+        try:
+            return LiveControl(
+                on=bool(doc.get("on", False)),
+                rate=clip_rate(doc.get("rate", 1.0)),
+                updated_unix_s=float(doc.get("updated_unix_s", 0.0)),
+            )
+        except (TypeError, ValueError):
+            raise FormatError(path, "malformed live control") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStatus:
+    """``live/status.json``: what training reports about the live stream."""
+
+    updated_unix_s: float
+    streaming: bool
+    """Whether the stream is switched on (a viewer's lease is valid, or training switched it on)."""
+    env_steps: int
+    """Training environment steps taken so far, counted by the stream."""
+    chunks_sent: int
+    num_envs: int
+    chunk_steps: int
+    last_chunk_id: str | None = None
+    last_chunk_env_steps: int | None = None
+    last_chunk_unix_s: float | None = None
+    failures: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(dataclasses.asdict(self))
+
+    @staticmethod
+    def parse(path: str, data: bytes) -> LiveStatus:
+        doc = load_json(path, data)
+        names = {f.name for f in dataclasses.fields(LiveStatus)}
+        try:
+            return LiveStatus(**{k: v for k, v in doc.items() if k in names})
+        except TypeError as e:
+            raise FormatError(path, f"malformed live status ({e})") from None

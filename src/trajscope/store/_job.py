@@ -1,0 +1,142 @@
+"""One capture on its way to disk: checked on the caller's thread, encoded on the writer's.
+
+:func:`make_job` validates shapes against the format and the run's model and starts
+device-to-host copies; it raises ``ValueError``/``TypeError`` for captures the writer must
+refuse. :func:`encode` turns a job's arrays into array files and manifest entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import analyse
+from . import _documents, _encode, _npy, _schema
+
+
+@dataclasses.dataclass
+class Job:
+    capture_id: str
+    header: dict[str, Any]
+    arrays: list[tuple[str, str, Any]]  # (group, key, array-like)
+    done: threading.Event | None = None
+
+
+def make_job(
+    *,
+    step: int,
+    kind: str,
+    fixed: Mapping[str, Any],
+    keyed: Mapping[str, Mapping[str, Any] | None],
+    obs_is_dict: bool,
+    model: Mapping[str, Any] | None,
+    deterministic: bool | None,
+    wall_time: float | None,
+    attrs: Mapping[str, Any] | None,
+) -> Job:
+    """A checked job; ``fixed``: fixed arrays by name (None for absent ones), ``keyed``:
+    group to ``{key: array}``."""
+    if kind not in _schema.CAPTURE_KINDS:
+        raise ValueError(f"kind must be one of {_schema.CAPTURE_KINDS}, not {kind!r}")
+    step = int(step)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    q_shape = tuple(np.shape(fixed["qpos"]))
+    if len(q_shape) != 3:
+        raise ValueError(f"qpos must be (T, E, nq), got shape {q_shape}")
+    T, E = q_shape[:2]
+    if T < 1 or E < 1:
+        raise ValueError(f"qpos has no steps or no environments: shape {q_shape}")
+    arrays: list[tuple[str, str, Any]] = [("", k, x) for k, x in fixed.items() if x is not None]
+    for group, items in keyed.items():
+        for key, x in (items or {}).items():
+            key = str(key)
+            if not _schema.valid_key(key):
+                raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
+            arrays.append((group, key, x))
+    out: list[tuple[str, str, Any]] = []
+    for group, key, x in arrays:
+        problem = _documents.shape_problem(key, group, tuple(np.shape(x)), T, E, model)
+        if problem is not None:
+            raise ValueError(problem)
+        # Start device-to-host copies now (JAX arrays); copy host buffers the caller may reuse.
+        if hasattr(x, "copy_to_host_async"):
+            try:
+                x.copy_to_host_async()
+            except Exception:  # noqa: BLE001 - deleted or donated buffers fail later, on the writer thread
+                pass
+        elif isinstance(x, np.ndarray):
+            x = x.copy()
+        elif not isinstance(x, (int, float, bool, np.generic, list, tuple)) and not hasattr(x, "__array__"):
+            raise TypeError(f"{_schema.array_name(group, key)}: {type(x).__name__} is not an array")
+        out.append((group, key, x))
+    header = {
+        "step": step,
+        "kind": kind,
+        "num_steps": T,
+        "num_envs": E,
+        "deterministic": deterministic,
+        "wall_time_unix_s": float(wall_time) if wall_time is not None else time.time(),
+        "obs_is_dict": obs_is_dict,
+        "attrs": dict(attrs or {}),
+    }
+    return Job(f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}", header, out)
+
+
+def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """The array files ``(name, bytes)`` of a job and its manifest."""
+    files: list[tuple[str, bytes]] = []
+    entries: list[dict[str, Any]] = []
+    per_step: dict[str, np.ndarray] = {}
+    counters: dict[str, int] = {}
+    for group, key, x in job.arrays:
+        a = np.asarray(x)
+        if a.dtype.hasobject:
+            raise TypeError(f"{group}/{key}: object arrays cannot be stored")
+        layout = _schema.GROUP_LAYOUT[group]
+        if layout == "time_env":
+            per_step[_schema.array_name(group, key)] = a
+        stored = np.swapaxes(a, 0, 1) if layout == "time_env" else a
+        encoding = None
+        if group == "obs" and _schema.is_image_key(key, a.shape):
+            stored, encoding = _encode.encode_image(stored, lossless_only=lossless_images)
+        ext = "zs" if compress else "npy"
+        if group:
+            i = counters.get(group, 0)
+            counters[group] = i + 1
+            fname = f"{group}.{i:03d}.{ext}"
+        else:
+            fname = f"{key}.{ext}"
+        chunks = None
+        if compress:
+            data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
+        else:
+            data = _npy.encode(stored)
+        files.append((fname, data))
+        entries.append(
+            _documents.build_entry(
+                group=group,
+                key=key,
+                file=fname,
+                shape=a.shape,
+                dtype=str(a.dtype),
+                stored_dtype=str(stored.dtype),
+                stored_shape=stored.shape,
+                data=data,
+                chunks=chunks,
+                encoding=encoding,
+            )
+        )
+    manifest = _documents.build_manifest(
+        capture_id=job.capture_id,
+        **job.header,
+        arrays=entries,
+        summary=analyse.summarize(per_step),
+    )
+    return files, manifest
