@@ -116,8 +116,8 @@ def bench_frames(model, root: Path, E: int, frames: int) -> dict[str, float]:
         w.add_capture(step=0, **simulate(model, E=E, T=T))
     v = Viewer(str(root / f"humanoid-{E}"), port=_port(), poll_s=3600)
     try:
-        v._gui_mode.value = "grid"
-        v._gui_count.value = E
+        v.scene.layout.value = "grid"
+        v.scene.count.value = E
         v._reload()
         client = Client(v.port)
         client.quiet()

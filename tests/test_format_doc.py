@@ -95,11 +95,13 @@ def test_each_document_has_the_fields_its_table_lists(tmp_path, model):
     encodings = [e["encoding"] for e in manifest["arrays"] if "encoding" in e]
     assert set().union(*map(set, encodings)) == _table_fields("## Images")
     _, status, control = _live_docs(tmp_path / "live", model)
-    assert set(status) == {f.name for f in dataclasses.fields(LiveStatus)} == _table_fields(
-        "## The live stream: `live/`"
+    assert (
+        set(status) == {f.name for f in dataclasses.fields(LiveStatus)} == _table_fields("## The live stream: `live/`")
     )
-    assert set(control) == {f.name for f in dataclasses.fields(LiveControl)} == _table_fields(
-        "## The live stream: `live/`", 1
+    assert (
+        set(control)
+        == {f.name for f in dataclasses.fields(LiveControl)}
+        == _table_fields("## The live stream: `live/`", 1)
     )
 
 

@@ -88,42 +88,46 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
     run = trajscope.open_run(demo_run)
     model = run.load_model()
     cap = run.capture(2)
-    assert viewer._loaded is not None and viewer._loaded.capture.info.index == 2  # latest capture first
-    assert len(viewer._nodes) == model.ngeom  # every geom drawn
+    assert viewer.frames is not None and viewer.frames.capture.info.index == 2  # latest capture first
+    assert len(viewer.scene.nodes) == model.ngeom  # every geom drawn
     d = mujoco.MjData(model)
     for t in (0, 57, 199):
         viewer.show_step(t)
         d.qpos[:] = cap.load("qpos", env=0)[t]
         mujoco.mj_kinematics(model, d)
-        for g, node in viewer._nodes.items():
+        for g, node in viewer.scene.nodes.items():
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
-    assert int(viewer._gui_t.value) == 199
+    assert int(viewer.replay.slider.value) == 199
     # Plots: every metric key, grouped, nothing capped.
-    assert set(viewer._plots) == {"reward & value", "reward"}
-    assert {s["label"] for s in viewer._plots["reward"].series} >= {"reward/upright", "reward/centered", "reward/ctrl"}
+    assert set(viewer.plots.plots) == {"reward & value", "reward"}
+    assert {s["label"] for s in viewer.plots.plots["reward"].series} >= {
+        "reward/upright",
+        "reward/centered",
+        "reward/ctrl",
+    }
 
 
 def test_grid_and_overlay_show_many_environments(viewer):
-    viewer._gui_count.value = 4
-    viewer._gui_mode.value = "grid"
+    viewer.scene.count.value = 4
+    viewer.scene.layout.value = "grid"
     viewer._safe(viewer._reload)
-    node = next(iter(viewer._nodes.values()))
-    assert len(viewer._loaded.envs) == 4 and node.batched_positions.shape == (4, 3)
+    node = next(iter(viewer.scene.nodes.values()))
+    assert len(viewer.frames.envs) == 4 and node.batched_positions.shape == (4, 3)
     xs = {round(float(p[0]), 3) for p in node.batched_positions}
     assert len(xs) >= 2  # laid out side by side
-    viewer._gui_mode.value = "overlay"
+    viewer.scene.layout.value = "overlay"
     viewer._safe(viewer._reload)
-    assert all(n.opacity is not None and n.opacity < 1 for n in viewer._nodes.values())
+    assert all(n.opacity is not None and n.opacity < 1 for n in viewer.scene.nodes.values())
 
 
 def test_switching_capture_and_environment(viewer, demo_run):
     viewer.load_capture(0)
-    assert viewer._loaded.capture.info.index == 0
-    viewer._gui_env.value = 3
+    assert viewer.frames.capture.info.index == 0
+    viewer.scene.env.value = 3
     viewer._safe(viewer._reload)
-    assert viewer._loaded.envs == [3]
+    assert viewer.frames.envs == [3]
     want = trajscope.open_run(demo_run).capture(0).load("reward", env=3)
-    np.testing.assert_array_equal(viewer._loaded.series["reward"], want.astype(float))
+    np.testing.assert_array_equal(viewer.frames.series["reward"], want.astype(float))
 
 
 def test_live_follow_and_nan_finder(tmp_path, model):
@@ -139,10 +143,10 @@ def test_live_follow_and_nan_finder(tmp_path, model):
         w.add_capture(step=100, **bad)
         w.flush()
         v.poll()
-        assert v._loaded.capture.info.step == 100
-        assert "qpos" in v._gui_nan.content and not v._gui_nan_jump.disabled
+        assert v.frames.capture.info.step == 100
+        assert "qpos" in v.nan.text.content and not v.nan.jump.disabled
         v._safe(v._jump_nan)
-        assert v._loaded.envs == [2] and v._t == 7  # the non-finite frame is shown, not crashed on
+        assert v.frames.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on
         v.show_step(8)
     finally:
         w.close()
@@ -162,7 +166,7 @@ def test_damaged_capture_shows_an_error_and_the_server_lives(tmp_path, model):
     try:
         assert v.errors and "truncated" in v.errors[-1]
         v._safe(v.load_capture, 0)
-        assert v._loaded.capture.info.index == 0  # the good capture still shows
+        assert v.frames.capture.info.index == 0  # the good capture still shows
         assert m["capture_id"] == d.name
     finally:
         v.close()
@@ -178,39 +182,34 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
     try:
         ctl = trajscope.store.read_live_control(url)
         assert ctl.on and ctl.active()  # switched on by the viewer, lease fresh
-        assert "waiting for training" in v._gui_live_status.content
+        assert "waiting for training" in v.live.status.content
         for i in range(5):  # training streams five chunks; the writer keeps three
             w.add_capture(step=100 * (i + 1), kind="live", **simulate(model, T=8, E=3, seed=i))
         w.set_live_status(
-            {
-                "updated_unix_s": time.time(),
-                "streaming": True,
-                "env_steps": 900,
-                "chunks_sent": 5,
-                "num_envs": 3,
-                "chunk_steps": 8,
-            }
+            trajscope.store.LiveStatus(
+                updated_unix_s=time.time(), streaming=True, env_steps=900, chunks_sent=5, num_envs=3, chunk_steps=8
+            )
         )
         w.flush()
         run = trajscope.open_run(url)
         assert [c.step for c in run.live_chunks()] == [300, 400, 500]
         v.poll()
-        assert v._live_info is not None and v._live_info.step == 500  # the newest chunk first
-        assert v._loaded.capture.info.kind == "live" and v._loaded.qpos.shape == (8, 3, model.nq)  # all, side by side
-        assert v._playing
-        assert "**on**" in v._gui_live_status.content and "400 steps" in v._gui_live_status.content
+        assert v.live.shown is not None and v.live.shown.step == 500  # the newest chunk first
+        assert v.frames.capture.info.kind == "live" and v.frames.qpos.shape == (8, 3, model.nq)  # all, side by side
+        assert v.replay.playing
+        assert "**on**" in v.live.status.content and "400 steps" in v.live.status.content
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
         w.flush()
         v._safe(v._next_live_chunk)
-        assert v._live_info.step == 600  # the next chunk follows on
-        v._gui_live_on.value = False
-        v._safe(v._write_live_control)
+        assert v.live.shown.step == 600  # the next chunk follows on
+        v.live.on.value = False
+        v._safe(v.live.write_control)
         assert not trajscope.store.read_live_control(url).on
-        v._gui_live_watch.value = False
+        v.live.watch.value = False
         v._safe(v._on_live_watch)
-        assert v._live_info is None and v._loaded.capture.info.kind == "eval"  # back to the captures
-        v._gui_live_on.value = True
-        v._safe(v._write_live_control)
+        assert v.live.shown is None and v.frames.capture.info.kind == "eval"  # back to the captures
+        v.live.on.value = True
+        v._safe(v.live.write_control)
     finally:
         w.close()
         v.close()
@@ -249,14 +248,56 @@ def test_a_viewer_beyond_loopback_requires_its_token(demo_run):
         v.close()
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.2"])
+def test_the_exported_viewer_class_gates_too(demo_run, host, monkeypatch):
+    """However the viewer is started, beyond loopback it sits behind the token gate."""
+    import http.client
+
+    monkeypatch.setenv("TRAJSCOPE_TOKEN", "from-env")
+    port = _free_port()
+    v = Viewer(demo_run, host=host, port=port)
+    try:
+        assert v.gate is not None and v.gate.port == port and v.host == "127.0.0.1" and v.port != port
+        assert v.url.endswith("/?token=from-env")
+        for token, want in (("", 401), ("?token=nope", 401), ("?token=from-env", 302)):
+            c = http.client.HTTPConnection("127.0.0.1" if host == "0.0.0.0" else host, port, timeout=10)
+            c.request("GET", "/" + token)
+            assert c.getresponse().status == want, token
+            c.close()
+    finally:
+        v.close()
+
+
+def test_grid_keeps_the_selected_env_and_the_camera_follows_it(viewer, demo_run):
+    """The selected environment is always drawn in grid and overlay, whatever its index,
+    and "camera follows env" centres on it, not on the first shown."""
+    cap = trajscope.open_run(demo_run).capture(2)
+    viewer.scene.layout.value = "grid"
+    viewer.scene.count.value = 2
+    viewer.scene.env.value = 3
+    viewer._safe(viewer._reload)
+    assert viewer.frames.envs == [0, 3] and viewer.frames.selected == 3
+    np.testing.assert_array_equal(viewer.frames.series["reward"], cap.load("reward", env=3).astype(float))
+    viewer.scene.follow.value = True
+    viewer.show_step(50)
+    model = viewer.scene.model
+    d = mujoco.MjData(model)
+    d.qpos[:] = cap.load("qpos", env=3)[50]
+    mujoco.mj_kinematics(model, d)
+    want = d.xpos[1] + viewer.scene.offsets(2)[1]  # env 3 is drawn second in the grid
+    np.testing.assert_allclose(viewer.scene.follow_target(viewer.frames), want, atol=1e-6)
+    assert not np.allclose(want, viewer.scene.offsets(2)[0] + viewer.scene.kin.body_pos(1)[0])
+    assert not viewer.errors
+
+
 def test_values_at_the_current_step_follow_the_timeline(viewer, demo_run):
     cap = trajscope.open_run(demo_run).capture(2)
     reward = cap.load("reward", env=0)
     for t in (3, 120):
         viewer.show_step(t)
-        assert f"**step {t}**" in viewer._gui_values.content
-        assert f"| `reward` | {float(reward[t]):.4g} |" in viewer._gui_values.content
-    assert "`reward/upright`" in viewer._gui_values.content
+        assert f"**step {t}**" in viewer.plots.values.content
+        assert f"| `reward` | {float(reward[t]):.4g} |" in viewer.plots.values.content
+    assert "`reward/upright`" in viewer.plots.values.content
 
 
 TEXTURED = """
@@ -306,12 +347,12 @@ def test_textures_are_drawn_from_the_model(tmp_path):
     try:
         from viser._scene_handles import BatchedGlbHandle
 
-        assert isinstance(v._nodes[0], BatchedGlbHandle) and isinstance(v._nodes[2], BatchedGlbHandle)
+        assert isinstance(v.scene.nodes[0], BatchedGlbHandle) and isinstance(v.scene.nodes[2], BatchedGlbHandle)
         v.show_step(3)
         d = mujoco.MjData(m)
         d.qpos[:] = kw["qpos"][3, 0]
         mujoco.mj_kinematics(m, d)
-        np.testing.assert_allclose(v._nodes[2].batched_positions[0], d.geom_xpos[2], atol=1e-5)
+        np.testing.assert_allclose(v.scene.nodes[2].batched_positions[0], d.geom_xpos[2], atol=1e-5)
         assert not v.errors
     finally:
         v.close()

@@ -81,8 +81,8 @@ def test_scene_renders_and_scrubbing_moves_it(page):
 
 def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
-    viewer._gui_mode.value = "grid"
-    viewer._gui_count.value = 4
+    viewer.scene.layout.value = "grid"
+    viewer.scene.count.value = 4
     viewer._safe(viewer._reload)
     pg.wait_for_timeout(1500)
     grid = _canvas_pixels(pg, "viewer_grid")
@@ -111,8 +111,8 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
     rec = BraxRecorder(env, root=tmp_path, name="live", live=4, live_chunk_steps=32, value=False)
     rec.writer.flush()
     viewer = Viewer(rec.writer.url, port=_free_port(), poll_s=0.2, live=True)
-    viewer._gui_mode.value = "grid"
-    viewer._gui_count.value = 4
+    viewer.scene.layout.value = "grid"
+    viewer.scene.count.value = 4
     done = threading.Event()
 
     def train():
@@ -142,11 +142,11 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
             pg.goto(viewer.url, wait_until="domcontentloaded")
             pg.wait_for_selector("canvas", timeout=30_000)
             for _ in range(240):  # compiling the training step takes a while on 2 cores
-                if viewer._live_info is not None and rec.live.chunks_sent >= 3:
+                if viewer.live.shown is not None and rec.live.chunks_sent >= 3:
                     break
                 pg.wait_for_timeout(500)
-            assert viewer._live_info is not None, "no live chunk reached the viewer"
-            assert len(viewer._loaded.envs) == 4
+            assert viewer.live.shown is not None, "no live chunk reached the viewer"
+            assert len(viewer.frames.envs) == 4
             pg.wait_for_timeout(1000)
             a = _canvas_pixels(pg, "viewer_live_a")
             pg.wait_for_timeout(700)
@@ -207,8 +207,8 @@ def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
         f"ws://127.0.0.1:{viewer.port}", sock=raw, subprotocols=[f"viser-v{viser.__version__}"], max_queue=1
     )
     try:
-        viewer._gui_mode.value = "grid"
-        viewer._gui_count.value = 4
+        viewer.scene.layout.value = "grid"
+        viewer.scene.count.value = 4
         viewer._safe(viewer._reload)
         for i in range(600):  # far more than the stalled client's buffers hold
             viewer._safe(viewer.show_step, i % 200)

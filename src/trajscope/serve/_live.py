@@ -1,0 +1,103 @@
+"""The live panel: switch the training's live stream on and off, its rate, watching it,
+and how far behind training the shown chunk is."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import store
+
+
+class LivePanel:
+    def __init__(self, server: Any, *, on_watch: Callable[[], None], on_error: Callable[[str], None]) -> None:
+        gui = server.gui
+        self._on_error = on_error
+        self.renewed = 0.0
+        self.shown: store.CaptureInfo | None = None
+        """The live chunk on screen; None while a capture is shown."""
+        with gui.add_folder("Live training"):
+            self.on = gui.add_checkbox(
+                "stream training envs", False, hint="Ask the training process to stream its first environments"
+            )
+            self.rate = gui.add_slider(
+                "rate", 0.05, 1.0, 0.05, 1.0, hint="Fraction of real time streamed: lower costs training less"
+            )
+            self.watch = gui.add_checkbox("watch live", False, hint="Play the stream in the scene")
+            self.status = gui.add_markdown("live stream: off")
+        self._run: store.Run | None = None
+        self.on.on_update(lambda _: self.write_control())
+        self.rate.on_update(lambda _: self.write_control())
+        self.watch.on_update(lambda _: on_watch())
+
+    def set_run(self, run: store.Run) -> None:
+        self._run = run
+        self.shown = None
+
+    def write_control(self) -> None:
+        if self._run is None:
+            return
+        try:
+            self._run.switch_live(bool(self.on.value), rate=float(self.rate.value))
+        except OSError as e:
+            self._on_error(f"cannot switch the live stream (the run directory is not writable): {e}")
+            return
+        self.renewed = time.monotonic()
+        self.draw_status()
+
+    def renew(self) -> None:
+        """Renew the lease of an ``on`` switch when it is due."""
+        if self.on.value and time.monotonic() - self.renewed > store.LiveControl.RENEW_S:
+            self.write_control()
+
+    def next_chunk(self, *, newest: bool = False) -> store.Capture | None:
+        """The chunk to play after the one shown (the newest if playback fell two behind,
+        or if ``newest``); None while training has not sent a later one."""
+        if self._run is None or not self.watch.value:
+            return None
+        chunks = self._run.live_chunks()
+        current = self.shown.id if self.shown is not None else ""
+        later = [c for c in chunks if c.id > current]
+        if not later:
+            return None
+        info = later[-1] if newest or len(later) > 2 else later[0]
+        try:
+            cap = self._run.capture(info)
+        except (store.FormatError, OSError):
+            return None  # deleted by the writer while being read: the next one will do
+        self.shown = info
+        return cap
+
+    def draw_status(self) -> None:
+        if self._run is None:
+            return
+        status = self._run.live_status()
+        if status is None:
+            self.status.content = (
+                "live stream: waiting for training (is it run with `BraxRecorder(live=K)` and `wrap_env_fn`?)"
+                if self.on.value
+                else "live stream: off (this run has never streamed)"
+            )
+            return
+        age = time.time() - status.updated_unix_s
+        state = "**on**" if status.streaming else "off"
+        lines = [f"live stream: {state} · training at {status.env_steps:,} env steps"]
+        if age > 10:
+            lines.append(f"no word from training for {age:.0f} s (finished or stopped?)")
+        shown = self.shown
+        if shown is not None:
+            behind = max(0, status.env_steps - shown.step)
+            lines.append(
+                f"showing {shown.num_envs} envs at {shown.step:,} steps: {behind:,} steps behind training, "
+                f"recorded {max(0.0, time.time() - shown.wall_time_unix_s):.1f} s ago"
+            )
+        self.status.content = "  \n".join(lines)
+
+    def close(self) -> None:
+        """A closing viewer switches the stream off."""
+        if self.on.value and self._run is not None:
+            try:
+                self._run.switch_live(False)
+            except OSError:
+                pass

@@ -1,0 +1,31 @@
+"""The NaN finder: where a capture first holds a non-finite value, and a jump there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import _frames
+
+
+class NanPanel:
+    def __init__(self, server: Any, *, on_jump: Callable[[], None]) -> None:
+        with server.gui.add_folder("NaN finder", expand_by_default=False):
+            self.text = server.gui.add_markdown("no capture")
+            self.jump = server.gui.add_button("jump to first NaN", disabled=True)
+        self.jump.on_click(lambda _: on_jump())
+
+    def show(self, frames: _frames.Frames) -> None:
+        hits = dict(frames.capture.info.summary.get("first_nonfinite", {}))
+        first = _frames.first_nonfinite(frames.capture.info.summary)
+        if first is None:
+            self.text.content = "every value is finite"
+            self.jump.disabled = True
+            return
+        lines = [f"- `{k}`: step {v['t']}, env {v['env']}" for k, v in sorted(hits.items(), key=lambda kv: kv[1]["t"])]
+        self.text.content = f"first non-finite: **{first[0]}** at step {first[1]}, env {first[2]}\n" + "\n".join(lines)
+        self.jump.disabled = False
+
+    def show_step(self, t: int, bad_envs: list[int]) -> None:
+        if bad_envs:
+            self.text.content = f"step {t}: non-finite state in env {bad_envs}; last finite pose shown"

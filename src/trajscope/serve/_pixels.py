@@ -1,0 +1,35 @@
+"""The pixels panel: every image observation of the selected environment at the current step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _frames
+
+
+class PixelsPanel:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.images: dict[str, Any] = {}
+        self.folder = server.gui.add_folder("Pixels")
+        with self.folder:
+            self.on = server.gui.add_checkbox("show pixels", True, hint="Image observations of the selected env")
+
+    def show(self, frames: _frames.Frames | None, t: int) -> None:
+        keep = set(frames.pixels) if frames is not None and self.on.value else set()
+        for key in list(self.images):
+            if key not in keep:
+                self.images.pop(key).remove()
+        if frames is None or not keep:
+            return
+        for key, images in frames.pixels.items():
+            img = images[t]
+            if img.shape[-1] == 1:
+                img = np.repeat(img, 3, axis=-1)
+            if key in self.images:
+                self.images[key].image = img
+            else:
+                with self.folder:
+                    self.images[key] = self.server.gui.add_image(img, label=key, format="png")
