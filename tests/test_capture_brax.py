@@ -138,22 +138,28 @@ def test_value_is_the_networks_prediction(ppo_captured, pendulum):
 
 
 def test_replayed_qpos_reproduces_the_episode(ppo_captured, pendulum):
-    """Stepping the environment again from the captured actions gives the captured states."""
+    """Stepping the environment again from each captured state with the next captured action
+    gives the next captured state; and the stored model is the one trained."""
     _, _, run, _ = ppo_captured
     cap = run.capture(-1)
-    qpos, action, done = cap.load("qpos"), cap.load("action"), cap.load("done")
-    model = run.load_model()
-    assert model.nq == pendulum.sys.mj_model.nq
-    import mujoco
+    q, qd, a, done = (cap.load(n) for n in ("qpos", "qvel", "action", "done"))
+    assert run.load_model().nq == pendulum.sys.mj_model.nq
 
-    # The model stored is the one trained: its kinematics place bodies where brax put them.
-    d = mujoco.MjData(model)
-    for t in (0, 10, 49):
-        d.qpos[:] = qpos[t, 0]
-        mujoco.mj_kinematics(model, d)
-        # Cart slides along x; the pole hangs from the cart at the slider's position.
-        np.testing.assert_allclose(d.xpos[1, 0], qpos[t, 0, 0], atol=1e-6)
-    assert np.isfinite(action).all() and done.dtype == bool
+    @jax.jit
+    @jax.vmap
+    def restep(q, qd, a):
+        s = pendulum.reset(jax.random.PRNGKey(0))
+        s = s.replace(pipeline_state=pendulum.pipeline_init(q, qd))
+        return pendulum.step(s, a).pipeline_state.q
+
+    nq, nu = q.shape[-1], a.shape[-1]
+    pred = np.asarray(restep(q[:-1].reshape(-1, nq), qd[:-1].reshape(-1, nq), a[1:].reshape(-1, nu)))
+    # An environment whose episode ended holds its final state: compare while it runs.
+    running = ~np.cumsum(done, axis=0).astype(bool)[:-1].reshape(-1)
+    assert running.sum() > 100
+    np.testing.assert_allclose(pred[running], q[1:].reshape(-1, nq)[running], atol=1e-4)
+    # And not trivially: the states do change along the episode.
+    assert np.abs(np.diff(q, axis=0)).max() > 1e-3
 
 
 def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline):
@@ -174,9 +180,7 @@ def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline)
 
 
 def test_sac_captures_through_public_hooks(pendulum, tmp_path):
-    rec = BraxRecorder(
-        pendulum, root=tmp_path, name="s", num_envs=3, episode_length=40, algorithm="sac", value=False, strict=True
-    )
+    rec = BraxRecorder(pendulum, root=tmp_path, name="s", num_envs=6, episode_length=40, algorithm="sac", strict=True)
     steps = []
     sac.train(
         pendulum,
@@ -195,13 +199,15 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
     assert [c.step for c in run.captures] == [s for s, _ in steps]
     for info in run.captures:
         cap = run.capture(info)
-        assert (info.num_envs, info.num_steps) == (3, 40)
-        assert cap.load("qpos").shape == (40, 3, pendulum.sys.mj_model.nq)
-        assert cap.load("action").shape == (40, 3, 1)
+        assert (info.num_envs, info.num_steps) == (6, 40)
+        assert cap.load("qpos").shape == (40, 6, pendulum.sys.mj_model.nq)
+        assert cap.load("action").shape == (40, 6, 1)
         assert np.isfinite(cap.load("qpos")).all()
-    # The tapped episode is brax's own evaluation episode: its first environments' returns
-    # average to what brax reports for all six, within the spread of six episodes.
-    assert all(c.mean_return is not None for c in run.captures)
+    # The tapped episode is brax's own evaluation episode: tapping all six of its
+    # environments, their mean return is the return brax reports.
+    for info, (_, reported) in zip(run.captures, steps):
+        assert info.mean_return == pytest.approx(float(reported), rel=1e-5, abs=1e-4)
+    assert len({round(c.mean_return, 3) for c in run.captures}) > 1  # not one constant episode
 
 
 def test_jit_rollout_compiles_once_across_param_values(pendulum, tmp_path):
@@ -254,3 +260,28 @@ def test_ppo_eval_tap_captures_brax_own_evaluation(pendulum, tmp_path, ppo_basel
         assert cap.load("qpos").shape == (50, 3, pendulum.sys.mj_model.nq)
         assert cap.load("value").shape == (50, 3) and np.isfinite(cap.load("value")).all()
         assert "params/policy/params/hidden_0/kernel" in cap
+
+
+def test_conflicting_recorder_options_are_refused(pendulum, tmp_path):
+    import dataclasses
+
+    from trajscope.capture import RecorderConfig
+
+    with pytest.raises(ValueError, match="SAC does not have"):
+        BraxRecorder(pendulum, root=tmp_path, algorithm="sac", source="rollout")
+    with pytest.raises(ValueError, match="SAC has none"):
+        BraxRecorder(pendulum, root=tmp_path, algorithm="sac", value=True)
+    with pytest.raises(ValueError, match="cannot be given with it"):
+        BraxRecorder(pendulum, writer=trajscope.RunWriter(tmp_path, name="w"), root=tmp_path)
+    with pytest.raises(TypeError):
+        BraxRecorder(pendulum, root=tmp_path, num_env=4)  # a misspelt option is not ignored
+    with pytest.raises(TypeError):
+        RecorderConfig(4)  # keyword-only
+    cfg = RecorderConfig(algorithm="sac", num_envs=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.num_envs = 3  # type: ignore[misc]
+    assert (cfg.capture_source, cfg.capture_value) == ("eval", False)  # SAC's defaults, resolved openly
+    rec = BraxRecorder(pendulum, cfg, root=tmp_path, name="c", num_envs=3)  # options replace the config's
+    assert rec.config.num_envs == 3 and rec.config.algorithm == "sac"
+    rec.close()
+    assert not (tmp_path / "c" / "captures").exists() or not list((tmp_path / "c" / "captures").iterdir())

@@ -43,7 +43,7 @@ def _resolve(f, name, src):
     level = len(name) - len(name.lstrip("."))
     base = list(f.relative_to(src.parent).with_suffix("").parts)[:-level]
     rest = name.lstrip(".")
-    return ".".join(base + ([rest] if rest else []))
+    return ".".join([*base, rest] if rest else base)
 
 
 def _imports_from(f):
@@ -97,7 +97,7 @@ def test_no_private_module_of_another_room_is_imported():
             if module is None or not module.startswith("trajscope"):
                 continue
             parts = module.split(".")
-            targets = [parts + [n] for n in names] if len(parts) == 2 and parts[1] in ROOMS else [parts]
+            targets = [[*parts, n] for n in names] if len(parts) == 2 and parts[1] in ROOMS else [parts]
             for p in targets:
                 room = p[1] if len(p) > 1 else None
                 private = len(p) > 2 and p[2].startswith("_")
