@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,30 @@ def page(tmp_path):
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
         pg.goto(viewer.url, wait_until="domcontentloaded")
         pg.wait_for_selector("canvas", timeout=30_000)
-        pg.wait_for_timeout(3000)
+        _wait_pixels(pg, "viewer_loading", lambda px: px.std() > 10)  # the scene has rendered
         yield viewer, pg
         browser.close()
     viewer.close()
+
+
+def _wait_pixels(pg, name, ok, timeout_s=60.0):
+    """Screenshots until ``ok(pixels)`` holds (or the time is up); the last one. A wait on
+    what the page shows, not on a fixed time: a loaded machine only makes it slower."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        px = _canvas_pixels(pg, name)
+        if ok(px) or time.monotonic() > deadline:
+            return px
+
+
+def _changed(a, b):
+    """Pixels that differ clearly between two screenshots."""
+    return int((np.abs(a - b).sum(axis=-1) > 60).sum())
+
+
+def _wait_step(pg, t):
+    """Until the page's step slider shows ``t``."""
+    pg.wait_for_function(f"Array.from(document.querySelectorAll('input')).some(e => e.value === '{t}')", timeout=60_000)
 
 
 def _canvas_pixels(pg, name):
@@ -70,10 +91,9 @@ def test_scene_renders_and_scrubbing_moves_it(page):
     first = _canvas_pixels(pg, "viewer_step0")
     assert first.std() > 10  # not a blank page
     viewer._safe(viewer.show_step, 150)
-    pg.wait_for_timeout(1500)
-    later = _canvas_pixels(pg, "viewer_step150")
-    changed = (np.abs(later - first).sum(axis=-1) > 60).sum()
-    assert changed > 300, changed  # the pole moved on screen (and the slider with it)
+    _wait_step(pg, 150)
+    later = _wait_pixels(pg, "viewer_step150", lambda px: _changed(px, first) > 300)
+    assert _changed(later, first) > 300  # the pole moved on screen (and the slider with it)
     body = pg.inner_text("body")
     for text in ("capture", "reward", "NaN finder", "Training curve"):
         assert text in body
@@ -83,14 +103,15 @@ def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
     viewer.scene.layout.value = "grid"
     viewer.scene.count.value = 4
+    one = _canvas_pixels(pg, "viewer_one")
     viewer._safe(viewer._reload)
-    pg.wait_for_timeout(1500)
-    grid = _canvas_pixels(pg, "viewer_grid")
-    assert grid.std() > 10
+    grid = _wait_pixels(pg, "viewer_grid", lambda px: px.std() > 10 and _changed(px, one) > 300)
+    assert grid.std() > 10 and _changed(grid, one) > 300  # four environments now, not one
     viewer._safe(viewer.load_capture, 0)
-    pg.wait_for_timeout(1000)
-    values = pg.evaluate("Array.from(document.querySelectorAll('input, select')).map(e => e.value)")
-    assert any(v.startswith("#0 step 0") for v in values), values
+    pg.wait_for_function(
+        "Array.from(document.querySelectorAll('input, select')).some(e => e.value.startsWith('#0 step 0'))",
+        timeout=60_000,
+    )
 
 
 def test_live_training_envs_move_in_the_browser(tmp_path):
@@ -141,18 +162,17 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
             pg = browser.new_page(viewport={"width": 1280, "height": 800})
             pg.goto(viewer.url, wait_until="domcontentloaded")
             pg.wait_for_selector("canvas", timeout=30_000)
-            for _ in range(240):  # compiling the training step takes a while on 2 cores
-                if viewer.live.shown is not None and rec.live.chunks_sent >= 3:
-                    break
-                pg.wait_for_timeout(500)
-            assert viewer.live.shown is not None, "no live chunk reached the viewer"
+            deadline = time.monotonic() + 240  # compiling the training step takes a while on 2 cores
+            while not (viewer.live.shown is not None and rec.live.chunks_sent >= 3):
+                assert time.monotonic() < deadline, "no live chunk reached the viewer"
+                time.sleep(0.2)
             assert len(viewer.frames.envs) == 4
-            pg.wait_for_timeout(1000)
-            a = _canvas_pixels(pg, "viewer_live_a")
-            pg.wait_for_timeout(700)
-            b = _canvas_pixels(pg, "viewer_live_b")
-            changed = (np.abs(a - b).sum(axis=-1) > 60).sum()
-            assert changed > 200, changed  # the training environments move on screen
+            a = _wait_pixels(pg, "viewer_live_a", lambda px: px.std() > 10)
+            # The training environments move on screen: wait until the picture has changed
+            # (however slowly the loaded machine renders), not for a fixed window.
+            b = _wait_pixels(pg, "viewer_live_b", lambda px: _changed(a, px) > 200, timeout_s=120)
+            assert _changed(a, b) > 200, _changed(a, b)
+            pg.wait_for_function("document.body.innerText.includes('behind training')", timeout=60_000)
             body = pg.inner_text("body")
             assert "live stream: on" in body.replace("*", "") and "behind training" in body
             browser.close()
@@ -179,8 +199,7 @@ def test_token_gated_viewer_renders_through_the_gate(tmp_path):
             pg.goto(viewer.url, wait_until="domcontentloaded")
             assert "token" not in pg.url  # the redirect took it out of the address bar
             pg.wait_for_selector("canvas", timeout=30_000)
-            pg.wait_for_timeout(3000)
-            shot = _canvas_pixels(pg, "viewer_token_gate")
+            shot = _wait_pixels(pg, "viewer_token_gate", lambda px: px.std() > 10)
             assert shot.std() > 10 and "capture" in pg.inner_text("body")
             assert len(viewer.server.get_clients()) == 1  # the websocket got through
             browser.close()
@@ -214,9 +233,7 @@ def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
             viewer._safe(viewer.show_step, i % 200)
         viewer._safe(viewer.show_step, 150)
         for p in (pg, pg2):
-            p.wait_for_function(
-                "Array.from(document.querySelectorAll('input')).some(e => e.value === '150')", timeout=15_000
-            )
+            _wait_step(p, 150)
         a, b = _canvas_pixels(pg, "viewer_browser_a"), _canvas_pixels(pg2, "viewer_browser_b")
         assert a.std() > 10 and b.std() > 10
         # Both show the same scene (same camera, same state): nearly the same pixels.
