@@ -86,3 +86,18 @@ def all_kinds(model: mujoco.MjModel, *, T: int = 7, E: int = 3, seed: int = 0) -
         },
     }
     return kw
+
+
+def brax_restep(env):
+    """A jitted, batched ``(q, qd, action) -> q`` of one brax environment step from a given
+    physics state: to check captured states against the environment itself."""
+    import jax
+
+    @jax.jit
+    @jax.vmap
+    def restep(q, qd, a):
+        s = env.reset(jax.random.PRNGKey(0))
+        s = s.replace(pipeline_state=env.pipeline_init(q, qd))
+        return env.step(s, a).pipeline_state.q
+
+    return restep

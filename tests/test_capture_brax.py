@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import trajscope
+from conftest import brax_restep
 
 pytest.importorskip("brax")
 from brax import envs
@@ -145,12 +146,7 @@ def test_replayed_qpos_reproduces_the_episode(ppo_captured, pendulum):
     q, qd, a, done = (cap.load(n) for n in ("qpos", "qvel", "action", "done"))
     assert run.load_model().nq == pendulum.sys.mj_model.nq
 
-    @jax.jit
-    @jax.vmap
-    def restep(q, qd, a):
-        s = pendulum.reset(jax.random.PRNGKey(0))
-        s = s.replace(pipeline_state=pendulum.pipeline_init(q, qd))
-        return pendulum.step(s, a).pipeline_state.q
+    restep = brax_restep(pendulum)
 
     nq, nu = q.shape[-1], a.shape[-1]
     pred = np.asarray(restep(q[:-1].reshape(-1, nq), qd[:-1].reshape(-1, nq), a[1:].reshape(-1, nu)))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import trajscope
+from conftest import brax_restep
 from trajscope.store import LiveControl, RunWriter, write_live_control
 
 pytest.importorskip("brax")
@@ -102,12 +103,7 @@ def test_live_frames_are_consecutive_training_steps(ppo_live, pendulum):
     assert len(chunks) == sent[-1] and len(chunks) >= 4
     env = pendulum
 
-    @jax.jit
-    @jax.vmap
-    def restep(q, qd, a):
-        s = env.reset(jax.random.PRNGKey(0))
-        s = s.replace(pipeline_state=env.pipeline_init(q, qd))
-        return env.step(s, a).pipeline_state.q
+    restep = brax_restep(env)
 
     checked = 0
     for info in chunks:
