@@ -101,9 +101,9 @@ def test_scene_renders_and_scrubbing_moves_it(page):
 
 def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
+    one = _canvas_pixels(pg, "viewer_one")
     viewer.scene.layout.value = "grid"
     viewer.scene.count.value = 4
-    one = _canvas_pixels(pg, "viewer_one")
     viewer._safe(viewer._reload)
     grid = _wait_pixels(pg, "viewer_grid", lambda px: px.std() > 10 and _changed(px, one) > 300)
     assert grid.std() > 10 and _changed(grid, one) > 300  # four environments now, not one

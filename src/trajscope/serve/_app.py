@@ -95,9 +95,9 @@ class Viewer:
             self._show_error(f"no runs under {path}")
         if live:
             self.scene.layout.value = "grid"  # every streamed environment side by side
-            self.scene.count.value = _frames.MAX_SHOWN
             self.live.on.value = True
             self.live.watch.value = True
+        self.server.on_client_connect(lambda _: self._safe(self.scene.frame_new_clients))
         threading.Thread(target=self._play_loop, name="trajscope-play", daemon=True).start()
         threading.Thread(target=self._poll_loop, name="trajscope-poll", daemon=True).start()
 
@@ -125,16 +125,23 @@ class Viewer:
         self.server.scene.add_light_directional("/light", position=(2.0, -3.0, 5.0), intensity=2.0)
         self._status = gui.add_markdown("trajscope")
         self._error = gui.add_markdown("", visible=False)
+        # The most used controls first: what is shown, the timeline, which envs, their plots.
         with gui.add_folder("Run"):
-            self._gui_run = gui.add_dropdown("run", ["(loading)"])
-            self._gui_capture = gui.add_dropdown("capture", ["(none)"])
-            self._gui_latest = gui.add_checkbox("follow latest", False, hint="Show each new capture as it is written")
-        self.live = LivePanel(self.server, on_watch=lambda: self._safe(self._on_live_watch), on_error=self._show_error)
-        self.scene = ScenePanel(self.server, on_change=lambda: self._safe(self._reload))
+            self._gui_run = gui.add_dropdown("run", ["(loading)"], hint="Runs under the folder or URL being viewed")
+            self._gui_capture = gui.add_dropdown(
+                "capture", ["(none)"], hint="One rollout per checkpoint: its index, training step and mean return"
+            )
+            self._gui_latest = gui.add_checkbox(
+                "follow latest capture", False, hint="Show each new capture as training writes it"
+            )
         self.replay = ReplayPanel(self.server, on_step=lambda t: self._safe(self.show_step, t))
-        self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
+        self.scene = ScenePanel(self.server, on_change=lambda: self._safe(self._reload))
         self.plots = PlotsPanel(self.server)
         self.pixels = PixelsPanel(self.server)
+        self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
+        self.live = LivePanel(self.server, on_watch=lambda: self._safe(self._on_live_watch), on_error=self._show_error)
+        self.plots.add_curve_folder()
+        self.scene.add_groups_folder()
         self.pixels.on.on_update(lambda _: self._safe(self.pixels.show, self.frames, self.t))
         self._gui_run.on_update(lambda _: self._safe(self.open_run, self._gui_run.value))
         self._gui_capture.on_update(lambda _: self._safe(self._on_capture_choice))
@@ -225,7 +232,7 @@ class Viewer:
     def _load(self, cap: store.Capture) -> None:
         E = cap.info.num_envs
         self.frames = _frames.Frames.load(cap, self.scene.shown(E), self.scene.selected(E))
-        self.scene.show(self.frames)
+        self.scene.show(self.frames, self.t)
         self.plots.draw(self.frames, self.t)
         self.nan.show(self.frames)
         self._error.visible = False
@@ -312,6 +319,7 @@ class Viewer:
                 self._gui_run.value = list(self._runs)[-1]
                 self.open_run(list(self._runs)[-1])
             return
+        self.scene.frame_new_clients()
         self.live.renew()
         self.live.draw_status()
         if self.live.watch.value and self.live.shown is None:

@@ -21,7 +21,10 @@ class PlotsPanel:
         self.folder = server.gui.add_folder("Plots")
         with self.folder:
             self.values = server.gui.add_markdown("")
-        self.curve_folder = server.gui.add_folder("Training curve")
+        self.curve_folder: Any = None
+
+    def add_curve_folder(self) -> None:
+        self.curve_folder = self.server.gui.add_folder("Training curve")
 
     def draw(self, frames: _frames.Frames, t: int) -> None:
         """One plot per group of keys over the capture's steps."""
@@ -64,7 +67,7 @@ class PlotsPanel:
         if self.curve is not None:
             self.curve.remove()
             self.curve = None
-        if not caps:
+        if not caps or self.curve_folder is None:
             return
         x = np.array([c.step for c in caps], float)
         y = np.array([c.mean_return for c in caps], float)

@@ -21,19 +21,53 @@ class ScenePanel:
         self.nodes: dict[int, Any] = {}
         self.kin: _kinematics.Kinematics | None = None
         self._key: tuple[Any, ...] | None = None
-        self._framed: tuple[int, str] | None = None
+        self._framed: tuple[tuple[int, ...], str] | None = None
+        self._local_lo = self._local_hi = np.zeros((0, 3))
+        self._box: tuple[np.ndarray, np.ndarray] | None = None
+        self._framed_clients: set[int] = set()
+        self._framed_geoms = np.zeros(0, bool)
         gui = server.gui
+        self._count_chosen = False
+        self._setting = False
         with gui.add_folder("Environments"):
             self.layout = gui.add_dropdown(
-                "layout", _frames.LAYOUTS, initial_value="one", hint="one env, a grid of envs, or envs overlaid"
+                "layout",
+                _frames.LAYOUTS,
+                initial_value="one",
+                hint="one: the selected env alone; grid: envs side by side; overlay: envs on top of each other",
             )
-            self.env = gui.add_slider("env", 0, 1, 1, 0, hint="The environment whose plots and pixels are shown")
-            self.count = gui.add_slider("shown", 1, 1, 1, 1, hint="Environments in grid and overlay layouts")
+            self.env = gui.add_slider(
+                "selected env", 0, 1, 1, 0, hint="The env whose plots, values and pixels are shown"
+            )
+            self.count = gui.add_slider(
+                "envs shown",
+                1,
+                1,
+                1,
+                1,
+                disabled=True,
+                hint=f"How many envs grid and overlay draw (default: all, up to {_frames.MAX_SHOWN})",
+            )
             self.follow = gui.add_checkbox("camera follows env", False, hint="Keep the selected env in view")
-        with gui.add_folder("Geom groups", expand_by_default=False):
-            self.groups = [gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
-        for h in (self.layout, self.env, self.count):
-            h.on_update(lambda _: on_change())
+        self.groups: list[Any] = []
+
+        def layout_changed() -> None:
+            self.count.disabled = self.layout.value == "one"
+            on_change()
+
+        def count_changed() -> None:
+            if not self._setting:
+                self._count_chosen = True
+                on_change()
+
+        self.layout.on_update(lambda _: layout_changed())
+        self.env.on_update(lambda _: on_change())
+        self.count.on_update(lambda _: count_changed())
+
+    def add_groups_folder(self) -> None:
+        """The geom-group switches (MuJoCo's groups 0 to 5; 0 to 2 shown, as MuJoCo's viewer does)."""
+        with self.server.gui.add_folder("Geom groups", expand_by_default=False):
+            self.groups = [self.server.gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
         for cb in self.groups:
             cb.on_update(lambda _: self.apply_groups())
 
@@ -44,13 +78,29 @@ class ScenePanel:
         self.model = model
         self.geoms = [g for g in (_geometry.geom_mesh(model, i) for i in range(model.ngeom)) if g]
         self._key = None
+        self._framed = None
+        # Each drawn geom's box in its own frame; planes are ground, not content, and never framed.
+        self._local_lo = np.zeros((model.ngeom, 3))
+        self._local_hi = np.zeros((model.ngeom, 3))
+        self._framed_geoms = np.zeros(model.ngeom, bool)
+        for g in self.geoms:
+            if len(g.vertices):
+                self._local_lo[g.geom_id], self._local_hi[g.geom_id] = g.vertices.min(0), g.vertices.max(0)
+            self._framed_geoms[g.geom_id] = int(model.geom_type[g.geom_id]) != _geometry.PLANE
         return model.ngeom - len(self.geoms)
 
     def set_capture_size(self, num_envs: int) -> None:
-        """Slider ranges for a capture of ``num_envs`` environments."""
+        """Slider ranges for a capture of ``num_envs`` environments; grid and overlay show
+        all of them (up to ``MAX_SHOWN``) until the user picks a number."""
         self.env.max = max(num_envs - 1, 1)
         self.env.disabled = num_envs == 1
-        self.count.max = max(num_envs, 1)
+        self._setting = True
+        try:
+            self.count.max = max(num_envs, 2)
+            if not self._count_chosen or int(self.count.value) > num_envs:
+                self.count.value = min(num_envs, _frames.MAX_SHOWN)
+        finally:
+            self._setting = False
 
     def shown(self, num_envs: int) -> list[int]:
         return _frames.shown_envs(self.layout.value, int(self.env.value), int(self.count.value), num_envs)
@@ -62,9 +112,10 @@ class ScenePanel:
         extent = float(self.model.stat.extent) or 1.0
         return _frames.grid_offsets(self.layout.value, n, 1.5 * extent)
 
-    def show(self, frames: _frames.Frames) -> None:
-        """Prepare the scene for ``frames``; meshes are sent again only when the shown
-        environments, the layout or their colours change (live chunks change only poses)."""
+    def show(self, frames: _frames.Frames, t: int) -> None:
+        """Prepare the scene for ``frames`` at step ``t``; meshes are sent again only when
+        the shown environments, the layout or their colours change (live chunks change only
+        poses); the camera is framed again when the shown environments or the layout do."""
         n = len(frames.envs)
         self.kin = _kinematics.Kinematics(self.model, n, frames.model_fields or None)
         rgba = frames.model_fields.get("geom_rgba")
@@ -76,18 +127,22 @@ class ScenePanel:
         if key != self._key or not self.nodes:
             self._key = key
             self._build(n, colors)
+        if self._framed != (tuple(frames.envs), self.layout.value):  # not when only the capture changed
+            self._framed = (tuple(frames.envs), self.layout.value)
+            self.frame_camera(frames, min(t, frames.num_steps - 1))
 
     def _build(self, n: int, colors: np.ndarray) -> None:
         for node in self.nodes.values():
             node.remove()
         self.nodes = {}
+        prefix = "/geoms"
         overlay = self.layout.value == "overlay" and n > 1
         ident = np.tile([1.0, 0, 0, 0], (n, 1))
         for g in self.geoms:
             opacity = float(g.rgba[3]) * (0.35 if overlay else 1.0)
             if g.texture is not None and not overlay:
                 self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_trimesh(
-                    f"/geoms/g{g.geom_id}",
+                    f"{prefix}/g{g.geom_id}",
                     _textured(g.texture),
                     batched_wxyzs=ident,
                     batched_positions=np.zeros((n, 3)),
@@ -97,7 +152,7 @@ class ScenePanel:
                 )
                 continue
             self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
-                f"/geoms/g{g.geom_id}",
+                f"{prefix}/g{g.geom_id}",
                 g.vertices,
                 g.faces,
                 batched_wxyzs=ident,
@@ -109,33 +164,61 @@ class ScenePanel:
                 receive_shadow=False,
             )
         self.apply_groups()
-        if self._framed != (n, self.layout.value):  # not when only the capture changed
-            self._framed = (n, self.layout.value)
-            self.frame_camera(n)
 
-    def frame_camera(self, n: int) -> None:
-        """Point the camera at the shown environments: the start view of new browsers,
-        "reset view", and connected browsers when the layout changes."""
-        extent = float(self.model.stat.extent) or 1.0
-        offsets = self.offsets(n)
-        centre = np.asarray(self.model.stat.center, float) + offsets.mean(axis=0)
-        span = float(np.ptp(offsets[:, :2], axis=0).max()) if n > 1 else 0.0
-        distance = 1.6 * extent + 1.1 * span
-        direction = np.array([0.55, -0.75, 0.45])
-        position = centre + distance * direction / np.linalg.norm(direction)
-        self.server.initial_camera.look_at = centre
+    def frame_camera(self, frames: _frames.Frames, t: int) -> None:
+        """Point the camera so that the shown environments at step ``t`` fill the canvas
+        left of the control panel: the start view of new browsers, "reset view", and every
+        connected browser. Bounded by the drawn geoms' spheres, planes left out."""
+        assert self.kin is not None
+        mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
+        mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
+        pos, wxyz, _ = self.kin.poses(frames.qpos[t], mp, mq)
+        pos = pos + self.offsets(len(frames.envs))[:, None, :]
+        box = _frames.bounds(pos, wxyz, self._local_lo, self._local_hi, self._framed_geoms)
+        if box is None:  # nothing but planes, or no finite state: the model's own extent
+            extent = float(self.model.stat.extent) or 1.0
+            centre = np.asarray(self.model.stat.center, float)
+            box = (centre - extent / 2, centre + extent / 2)
+        self._box = box
+        self._framed_clients = set()
+        fov = float(self.server.initial_camera.fov)
+        position, look_at = _frames.framing(*box, fov_y=fov, width_px=1280, height_px=800)
         self.server.initial_camera.position = position
-        for client in self.server.get_clients().values():
+        self.server.initial_camera.look_at = look_at
+        self.frame_new_clients()
+
+    def content_box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The world box the camera was last framed on: the shown environments' geoms, planes left out."""
+        return self._box
+
+    def framed_clients(self) -> set[int]:
+        """Ids of the browsers framed for the current layout."""
+        return set(self._framed_clients)
+
+    def frame_new_clients(self) -> None:
+        """Frame each browser once it has reported its canvas (new ones, and every one after
+        a layout change), for its own canvas size."""
+        if self._box is None:
+            return
+        for cid, client in self.server.get_clients().items():
+            cam = client.camera
+            if cid in self._framed_clients or cam._state.update_timestamp == 0.0:
+                continue  # framed already, or its camera has not reported yet
+            w, h = int(cam.image_width), int(cam.image_height)
+            if w <= 0 or h <= 0:
+                continue
+            position, look_at = _frames.framing(*self._box, fov_y=float(cam.fov), width_px=w, height_px=h)
             with client.atomic():
-                client.camera.look_at = centre
-                client.camera.position = position
+                cam.position = position  # viser moves look_at with position: set it after
+                cam.look_at = look_at
+            self._framed_clients.add(cid)
 
     def apply_groups(self) -> None:
-        shown = {i for i, cb in enumerate(self.groups) if cb.value}
+        shown = {i for i, cb in enumerate(self.groups) if cb.value} if self.groups else {0, 1, 2}
         for g in self.geoms:
             node = self.nodes.get(g.geom_id)
             if node is not None:
-                node.visible = g.group in shown or g.group >= len(self.groups)
+                node.visible = g.group in shown or g.group >= 6
 
     # ------------------------------------------------------------ one step
 
@@ -171,8 +254,8 @@ class ScenePanel:
             cam = client.camera
             offset = np.asarray(cam.position) - np.asarray(cam.look_at)
             with client.atomic():
+                cam.position = centre + offset  # viser moves look_at with position: set it after
                 cam.look_at = centre
-                cam.position = centre + offset
 
 
 def _textured(tex: _geometry.Texture) -> Any:
