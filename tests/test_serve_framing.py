@@ -81,6 +81,15 @@ def runs(tmp_path_factory):
         E,
     )
     out["all_geoms"] = _write(root, "all_geoms", mujoco.MjModel.from_xml_string(ALL_GEOMS), None, 4)
+    # Mocap bodies, a filtered actuator, and an environment whose state is never finite.
+    from conftest import XML, simulate
+
+    model = mujoco.MjModel.from_xml_string(XML)
+    kw = simulate(model, T=20, E=3)
+    kw["qpos"][:, 1] = np.nan
+    with trajscope.RunWriter(root, name="mocap_nan", model=model, strict=True) as w:
+        w.add_capture(step=0, **kw)
+    out["mocap_nan"] = str(root / "mocap_nan")
     return out
 
 
@@ -113,7 +122,7 @@ def _content_mask(viewer, pg):
     return shown, (np.abs(shown - hidden).sum(axis=-1) > 40)
 
 
-@pytest.mark.parametrize("case", ["pendulum", "pendulum_randomised", "all_geoms"])
+@pytest.mark.parametrize("case", ["pendulum", "pendulum_randomised", "all_geoms", "mocap_nan"])
 def test_every_layout_draws_and_frames_every_shown_env(runs, case):
     playwright = pytest.importorskip("playwright.sync_api")
     viewer = Viewer(runs[case], port=_free_port())
@@ -147,7 +156,10 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 cam = client.camera
                 # viser may render below the page's resolution: the same aspect, fewer pixels.
                 assert cam.image_width / cam.image_height == pytest.approx(W / H, rel=0.02)
-                pos, _, _ = viewer.scene.kin.poses(frames.qpos[viewer.t])
+                t = viewer.t
+                mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
+                mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
+                pos, _, _ = viewer.scene.kin.poses(frames.qpos[t], mp, mq)
                 pos = pos + viewer.scene.offsets(len(frames.envs))[:, None, :]
                 keep = [
                     g.geom_id

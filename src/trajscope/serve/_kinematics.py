@@ -57,6 +57,9 @@ class Kinematics:
                         target[...] = values[e]
             self.models.append(m)
         self.datas = [mujoco.MjData(m) for m in self.models]
+        for m, d in zip(self.models, self.datas):
+            # An environment whose state is never finite is drawn at the model's initial pose.
+            mujoco.mj_kinematics(m, d)
 
     def poses(
         self,

@@ -25,6 +25,7 @@ class ScenePanel:
         self._local_lo = self._local_hi = np.zeros((0, 3))
         self._box: tuple[np.ndarray, np.ndarray] | None = None
         self._framed_clients: set[int] = set()
+        self._spacing = 1.0
         self._framed_geoms = np.zeros(0, bool)
         gui = server.gui
         self._count_chosen = False
@@ -109,8 +110,22 @@ class ScenePanel:
         return min(int(self.env.value), num_envs - 1)
 
     def offsets(self, n: int) -> np.ndarray:
-        extent = float(self.model.stat.extent) or 1.0
-        return _frames.grid_offsets(self.layout.value, n, 1.5 * extent)
+        """World offsets of the shown environments (a grid ``spacing`` apart in ``grid``)."""
+        return _frames.grid_offsets(self.layout.value, n, self._spacing)
+
+    def _grid_spacing(self, frames: _frames.Frames, t: int) -> float:
+        """A quarter more than the widest environment's footprint at step ``t`` (its geoms
+        but the planes): neighbours never touch, and a large floor does not spread them."""
+        assert self.kin is not None
+        pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
+        widths = []
+        for e in range(len(frames.envs)):
+            box = _frames.bounds(pos[e : e + 1], wxyz[e : e + 1], self._local_lo, self._local_hi, self._framed_geoms)
+            if box is not None:
+                widths.append(float(np.max((box[1] - box[0])[:2])))
+        if not widths:
+            return 1.5 * (float(self.model.stat.extent) or 1.0)
+        return max(1.25 * max(widths), 0.2)
 
     def show(self, frames: _frames.Frames, t: int) -> None:
         """Prepare the scene for ``frames`` at step ``t``; meshes are sent again only when
@@ -129,7 +144,9 @@ class ScenePanel:
             self._build(n, colors)
         if self._framed != (tuple(frames.envs), self.layout.value):  # not when only the capture changed
             self._framed = (tuple(frames.envs), self.layout.value)
-            self.frame_camera(frames, min(t, frames.num_steps - 1))
+            t = min(t, frames.num_steps - 1)
+            self._spacing = self._grid_spacing(frames, t)
+            self.frame_camera(frames, t)
 
     def _build(self, n: int, colors: np.ndarray) -> None:
         for node in self.nodes.values():
@@ -170,9 +187,7 @@ class ScenePanel:
         left of the control panel: the start view of new browsers, "reset view", and every
         connected browser. Bounded by the drawn geoms' spheres, planes left out."""
         assert self.kin is not None
-        mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
-        mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
-        pos, wxyz, _ = self.kin.poses(frames.qpos[t], mp, mq)
+        pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
         pos = pos + self.offsets(len(frames.envs))[:, None, :]
         box = _frames.bounds(pos, wxyz, self._local_lo, self._local_hi, self._framed_geoms)
         if box is None:  # nothing but planes, or no finite state: the model's own extent
@@ -226,9 +241,7 @@ class ScenePanel:
         """Pose every shown environment at step ``t``; returns the environments whose state
         is not finite there (they keep their last finite pose)."""
         assert self.kin is not None
-        mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
-        mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
-        pos, wxyz, ok = self.kin.poses(frames.qpos[t], mp, mq)
+        pos, wxyz, ok = self.kin.poses(*_pose_args(frames, t))
         pos = pos + self.offsets(len(frames.envs))[:, None, :]
         with self.server.atomic():
             for g in self.geoms:
@@ -256,6 +269,13 @@ class ScenePanel:
             with client.atomic():
                 cam.position = centre + offset  # viser moves look_at with position: set it after
                 cam.look_at = centre
+
+
+def _pose_args(frames: _frames.Frames, t: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """qpos, mocap positions and orientations of the shown environments at step ``t``."""
+    mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
+    mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
+    return frames.qpos[t], mp, mq
 
 
 def _textured(tex: _geometry.Texture) -> Any:
