@@ -84,17 +84,18 @@ def test_ppo_captures_every_checkpoint_with_all_arrays(ppo_captured, pendulum):
     assert run.metadata["algorithm"] == "ppo" and run.metadata["env_name"] == "InvertedPendulum"
     assert run.metadata["control_dt_s"] == pytest.approx(pendulum.dt)
     for info in run.captures:
-        assert (info.num_envs, info.num_steps, info.kind) == (5, 50, "eval")
+        # 50 steps and the reset state before them.
+        assert (info.num_envs, info.num_steps, info.kind, info.reset_frame) == (5, 51, "eval", True)
         cap = run.capture(info)
         shapes = {n: cap.load(n).shape for n in ("qpos", "qvel", "action", "reward", "done", "value", "obs/obs")}
         assert shapes == {
-            "qpos": (50, 5, m.nq),
-            "qvel": (50, 5, m.nv),
-            "action": (50, 5, m.nu),
-            "reward": (50, 5),
-            "done": (50, 5),
-            "value": (50, 5),
-            "obs/obs": (50, 5, pendulum.observation_size),
+            "qpos": (51, 5, m.nq),
+            "qvel": (51, 5, m.nv),
+            "action": (51, 5, m.nu),
+            "reward": (51, 5),
+            "done": (51, 5),
+            "value": (51, 5),
+            "obs/obs": (51, 5, pendulum.observation_size),
         }
         for n in shapes:
             assert np.isfinite(cap.load(n).astype(float)).all(), n
@@ -104,6 +105,24 @@ def test_ppo_captures_every_checkpoint_with_all_arrays(ppo_captured, pendulum):
     # Parameters differ between checkpoints: these are the checkpoints' own.
     k0, k2 = (run.capture(i).load("params/policy/params/hidden_0/kernel") for i in (0, 2))
     assert not np.array_equal(k0, k2)
+
+
+def _assert_reset_frame(cap, env):
+    """Frame 0 is the state brax reset the environment to: its initial pose plus the reset
+    noise (inverted_pendulum: uniform within 0.01), no action, no reward, not done."""
+    q0 = cap.load("qpos")[0]
+    init = np.asarray(env.sys.init_q)
+    assert np.abs(q0 - init).max() <= 0.01 + 1e-6 and np.abs(q0 - init).max() > 0  # noise, not the nominal pose
+    assert len({tuple(np.round(q, 6)) for q in q0}) == q0.shape[0]  # each environment its own start
+    assert not cap.load("action")[0].any() and not cap.load("reward")[0].any() and not cap.load("done")[0].any()
+
+
+def test_reset_frame_is_the_reset_state(ppo_captured, pendulum):
+    _, _, run, _ = ppo_captured
+    for info in run.captures:
+        _assert_reset_frame(run.capture(info), pendulum)
+        # Episode lengths count steps, not frames.
+        assert max(info.summary["episode_length"]) <= 50
 
 
 def test_capture_does_not_perturb_training(ppo_captured, ppo_baseline):
@@ -195,9 +214,10 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
     assert [c.step for c in run.captures] == [s for s, _ in steps]
     for info in run.captures:
         cap = run.capture(info)
-        assert (info.num_envs, info.num_steps) == (6, 40)
-        assert cap.load("qpos").shape == (40, 6, pendulum.sys.mj_model.nq)
-        assert cap.load("action").shape == (40, 6, 1)
+        assert (info.num_envs, info.num_steps, info.reset_frame) == (6, 41, True)
+        assert cap.load("qpos").shape == (41, 6, pendulum.sys.mj_model.nq)
+        assert cap.load("action").shape == (41, 6, 1)
+        _assert_reset_frame(cap, pendulum)
         assert np.isfinite(cap.load("qpos")).all()
     # The tapped episode is brax's own evaluation episode: tapping all six of its
     # environments, their mean return is the return brax reports.
@@ -253,8 +273,9 @@ def test_ppo_eval_tap_captures_brax_own_evaluation(pendulum, tmp_path, ppo_basel
     # brax evaluates step 0 before the first policy_params_fn: no parameters to attach yet.
     assert "value" not in first and not first.keys("params")
     for cap in later:
-        assert cap.load("qpos").shape == (50, 3, pendulum.sys.mj_model.nq)
-        assert cap.load("value").shape == (50, 3) and np.isfinite(cap.load("value")).all()
+        assert cap.load("qpos").shape == (51, 3, pendulum.sys.mj_model.nq)
+        assert cap.load("value").shape == (51, 3) and np.isfinite(cap.load("value")).all()
+        _assert_reset_frame(cap, pendulum)
         assert "params/policy/params/hidden_0/kernel" in cap
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import trajscope
+import trajscope.analyse
 from conftest import XML, all_kinds, simulate
 
 
@@ -192,3 +193,35 @@ def test_readers_see_captures_appear_while_writing(tmp_path, model):
     assert [c.step for c in new] == [1] and len(run.captures) == 2
     assert run.refresh() == []
     w.close()
+
+
+def test_a_format_1_0_run_still_opens(tmp_path):
+    """A run written by trajscope's format 1.0 (kept in tests/data, made by that version's
+    writer) reads with this reader: captures without a reset frame, arrays intact; and the
+    viewer's summary figures are those it stored."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).parent / "data" / "format-1.0-run"
+    run = trajscope.open_run(shutil.copytree(src, tmp_path / "old"))
+    assert run.format_version == "1.0" and len(run.captures) == 2
+    for info in run.captures:
+        assert info.reset_frame is False and info.num_steps == 200
+        cap = run.capture(info)
+        cap.verify()
+        assert cap.load("qpos").shape == (200, 2, run.model_info["nq"])
+        returns = trajscope.analyse.episode_returns(cap.load("reward"), cap.load("done"))
+        assert info.mean_return == pytest.approx(float(returns.mean()), rel=1e-6)
+    assert not run.check(checksums=True)
+
+
+def test_new_captures_say_whether_frame_0_is_the_reset(tmp_path, model):
+    kw = simulate(model, T=6, E=2)
+    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+        w.add_capture(step=0, **kw)
+        w.add_capture(step=1, reset_frame=True, **kw)
+    a, b = trajscope.open_run(tmp_path / "r").captures
+    assert (a.reset_frame, b.reset_frame) == (False, True)
+    done_at = int(np.argmax(kw["done"][:, 0]))
+    assert a.summary["episode_length"][0] == done_at + 1  # steps to the first done
+    assert b.summary["episode_length"][0] == done_at  # frame 0 is no step

@@ -25,10 +25,12 @@ def episode_returns(reward: np.ndarray, done: np.ndarray | None) -> np.ndarray:
     return np.where(after, 0.0, r).sum(axis=0)
 
 
-def episode_lengths(done: np.ndarray) -> np.ndarray:
-    """Steps to the first ``done`` (inclusive) per environment, ``T`` where none; ``(E,)``."""
+def episode_lengths(done: np.ndarray, *, reset_frame: bool = False) -> np.ndarray:
+    """Steps to the first ``done`` (inclusive) per environment, every step where none;
+    ``(E,)``. With ``reset_frame``, frame 0 is the reset state and no step."""
     d = np.asarray(done).astype(bool)
-    return np.where(d.any(axis=0), d.argmax(axis=0) + 1, d.shape[0])
+    lengths = np.where(d.any(axis=0), d.argmax(axis=0) + 1, d.shape[0])
+    return lengths - 1 if reset_frame else lengths
 
 
 def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
@@ -43,9 +45,12 @@ def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
     return t, int(np.argmax(bad[t]))
 
 
-def summarize(per_step: Mapping[str, np.ndarray], *, metric_prefix: str = "metrics/") -> dict[str, object]:
+def summarize(
+    per_step: Mapping[str, np.ndarray], *, reset_frame: bool = False, metric_prefix: str = "metrics/"
+) -> dict[str, object]:
     """Figures a listing shows without loading arrays, from a capture's per-step arrays
-    ``(T, E, ...)`` by name (``reward``, ``done``, ``metrics/<key>``, ``obs/<key>``, ...).
+    ``(T, E, ...)`` by name (``reward``, ``done``, ``metrics/<key>``, ``obs/<key>``, ...);
+    ``reset_frame``: frame 0 is the reset state, not a step.
 
     Returns ``returns`` and ``mean_return`` (with a reward), ``episode_length`` (with
     ``done``), ``metric_means`` and ``first_nonfinite`` (name to ``{"t", "env"}``)."""
@@ -57,7 +62,7 @@ def summarize(per_step: Mapping[str, np.ndarray], *, metric_prefix: str = "metri
         out["returns"] = returns.tolist()
         out["mean_return"] = float(returns.mean())
     if done is not None:
-        out["episode_length"] = episode_lengths(done).tolist()
+        out["episode_length"] = episode_lengths(done, reset_frame=reset_frame).tolist()
     means = {}
     for name, a in per_step.items():
         if name.startswith(metric_prefix) and a.ndim == 2 and np.issubdtype(a.dtype, np.number):

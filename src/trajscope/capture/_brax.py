@@ -183,6 +183,7 @@ class BraxRecorder:
             ok = self.writer.add_capture(
                 step=int(step),
                 kind="eval",
+                reset_frame=True,
                 deterministic=self.config.deterministic,
                 params=_params_tree(params, self.config.store_params),
                 **_state.drop_empty(traj),
@@ -293,7 +294,9 @@ class BraxRecorder:
                 value_fn = self._tap_value_fn()
                 if value_fn is not None and "obs" in pending:
                     extra["value"] = value_fn(_strong(params), pending["obs"])
-            self.writer.add_capture(step=step, kind="eval", deterministic=self.config.deterministic, **pending, **extra)
+            self.writer.add_capture(
+                step=step, kind="eval", reset_frame=True, deterministic=self.config.deterministic, **pending, **extra
+            )
         except Exception as e:
             if self.strict:
                 raise

@@ -245,7 +245,7 @@ class LiveTap:
 
         # Written every step, on or off: a few small in-place updates cost less than a
         # conditional around them. Off, the chunk is simply never sent.
-        frame = _state.conform(self._frame(nstate, action, state.obs), buf)
+        frame = _state.conform(self._frame(nstate, action, nstate.obs), buf)
         buf = jax.tree_util.tree_map(lambda bb, x: bb.at[t].set(x.astype(bb.dtype)), buf, frame)
         t = t + 1
         tick = live["tick"] + 1

@@ -74,12 +74,15 @@ def make_rollout(
     *,
     value_fn: Callable[[Any, Any], jax.Array] | None = None,
 ) -> Callable[[Any, jax.Array], dict[str, Any]]:
-    """A jitted ``rollout(params, key) -> capture arrays`` of ``num_envs`` environments.
+    """A jitted ``rollout(params, key) -> capture arrays`` of ``num_envs`` environments
+    over ``num_steps + 1`` frames (pass ``reset_frame=True`` to ``add_capture``).
 
-    Each environment runs one episode of up to ``num_steps`` control steps. An environment
-    whose episode ends stays at its final state: later steps repeat it with zero reward
-    and ``done`` False, so replay shows where it ended. ``obs`` and ``value`` are those the
-    action was chosen from; ``qpos`` and the rest are after the step.
+    Frame 0 is the state each environment was reset to (action 0, reward 0, done False);
+    frame ``t`` is the state after ``t`` control steps, with the action and reward of the
+    step that led to it. ``obs`` and ``value`` are those of the frame's state. Each
+    environment runs one episode of up to ``num_steps`` steps; one whose episode ends stays
+    at its final state: later frames repeat it with zero reward and ``done`` False, so
+    replay shows where it ended.
     """
     E, T = cfg.num_envs, cfg.num_steps
 
@@ -109,7 +112,7 @@ def make_rollout(
 
         def body(carry: tuple[Any, jax.Array], k: jax.Array) -> tuple[tuple[Any, jax.Array], dict[str, Any]]:
             state, ended = carry
-            action, extras = policy(state.obs, k)
+            action, _ = policy(state.obs, k)
             nstate, reward = state, jnp.zeros_like(state.reward)
             for _ in range(cfg.action_repeat):
                 nstate = env_step(nstate, action)
@@ -122,16 +125,22 @@ def make_rollout(
                 return jnp.where(keep.reshape((E,) + (1,) * (new.ndim - 1)), old, new)
 
             nstate = jax.tree_util.tree_map(hold, nstate, state)
-            rec = _state.extract(nstate, action=action, obs=state.obs, info_keys=cfg.info_keys)
+            rec = _state.extract(nstate, action=action, obs=nstate.obs, info_keys=cfg.info_keys)
             rec["reward"] = jnp.where(ended, 0.0, reward)
             rec["done"] = jnp.logical_and(~ended, nstate.done.astype(bool))
-            if "value" in extras:
-                rec["value"] = extras["value"]
-            elif value_fn is not None:
-                rec["value"] = value_fn(params, state.obs)
+            if value_fn is not None:
+                rec["value"] = value_fn(params, nstate.obs)
             return (nstate, jnp.logical_or(ended, nstate.done.astype(bool))), rec
 
         (_, _), traj = jax.lax.scan(body, (state0, jnp.zeros(E, bool)), jax.random.split(k_act, T))
+        # Frame 0: the reset state, shaped like the steps (a step may add metrics reset lacks).
+        first = _state.extract(state0, action=jnp.zeros_like(traj["action"][0]), info_keys=cfg.info_keys)
+        first["reward"] = jnp.zeros_like(traj["reward"][0])
+        first["done"] = jnp.zeros_like(traj["done"][0])
+        if value_fn is not None:
+            first["value"] = value_fn(params, state0.obs)
+        first = _state.conform(first, traj)
+        traj = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None].astype(b.dtype), b]), first, traj)
         if fields:
             traj["model_fields"] = fields
         return traj

@@ -39,8 +39,14 @@ class EvalTap:
         return jax.tree_util.tree_map(lambda x: x[: self._K], rec)
 
     def reset(self, rng: jax.Array) -> Any:
+        """Frame 0 of the buffer is the reset state (no action led to it)."""
         state = self.env.reset(rng)
-        buf = _state.step_buffer(self.env, state, self._frame, self._steps)
+        buf = _state.step_buffer(self.env, state, self._frame, self._steps + 1)
+        first = self._frame(state, jnp.zeros((state.reward.shape[0], self.env.action_size)), state.obs)
+        first["reward"] = jnp.zeros_like(first["reward"])
+        first["done"] = jnp.zeros_like(first["done"])
+        first = _state.conform(first, buf)
+        buf = jax.tree_util.tree_map(lambda b, x: b.at[0].set(x.astype(b.dtype)), buf, first)
         info = {**state.info, self._T: jnp.zeros((), jnp.int32), self._BUF: buf}
         return state.replace(info=info)
 
@@ -49,8 +55,8 @@ class EvalTap:
         buf = state.info[self._BUF]
         inner = state.replace(info={k: v for k, v in state.info.items() if k not in (self._T, self._BUF)})
         nstate = self.env.step(inner, action)
-        frame = _state.conform(self._frame(nstate, action, state.obs), buf)
-        buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t, self._steps - 1)].set(x), buf, frame)
+        frame = _state.conform(self._frame(nstate, action, nstate.obs), buf)
+        buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t + 1, self._steps)].set(x), buf, frame)
 
         def send(b: Any) -> None:
             io_callback(self._receive, None, b, ordered=False)

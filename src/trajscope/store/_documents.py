@@ -177,6 +177,7 @@ MANIFEST_FIELDS = (
     "deterministic",
     "wall_time_unix_s",
     "obs_is_dict",
+    "reset_frame",
     "attrs",
     "arrays",
     "summary",
@@ -243,6 +244,7 @@ def build_manifest(
     deterministic: bool | None,
     wall_time_unix_s: float,
     obs_is_dict: bool,
+    reset_frame: bool,
     attrs: Mapping[str, Any],
     arrays: list[dict[str, Any]],
     summary: Mapping[str, Any],
@@ -258,6 +260,7 @@ def build_manifest(
         "deterministic": deterministic,
         "wall_time_unix_s": float(wall_time_unix_s),
         "obs_is_dict": bool(obs_is_dict),
+        "reset_frame": bool(reset_frame),
         "attrs": to_json(dict(attrs)),
         "arrays": arrays,
         "summary": to_json(dict(summary)),
@@ -284,6 +287,9 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     if not isinstance(m.get("wall_time_unix_s", 0.0), (int, float)):
         raise FormatError(path, "malformed field 'wall_time_unix_s'")
     m.setdefault("wall_time_unix_s", 0.0)
+    if not isinstance(m.get("reset_frame", False), bool):
+        raise FormatError(path, "malformed field 'reset_frame'")
+    m.setdefault("reset_frame", False)  # format 1.0: frame 0 is the state after the first step
     if not isinstance(m.get("summary") or {}, dict):
         raise FormatError(path, "malformed field 'summary'")
     names = set()

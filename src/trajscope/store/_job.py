@@ -35,6 +35,7 @@ def make_job(
     fixed: Mapping[str, Any],
     keyed: Mapping[str, Mapping[str, Any] | None],
     obs_is_dict: bool,
+    reset_frame: bool,
     model: Mapping[str, Any] | None,
     deterministic: bool | None,
     wall_time: float | None,
@@ -84,6 +85,7 @@ def make_job(
         "deterministic": deterministic,
         "wall_time_unix_s": float(wall_time) if wall_time is not None else time.time(),
         "obs_is_dict": obs_is_dict,
+        "reset_frame": bool(reset_frame),
         "attrs": dict(attrs or {}),
     }
     return Job(f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}", header, out)
@@ -137,6 +139,6 @@ def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tup
         capture_id=job.capture_id,
         **job.header,
         arrays=entries,
-        summary=analyse.summarize(per_step),
+        summary=analyse.summarize(per_step, reset_frame=bool(job.header["reset_frame"])),
     )
     return files, manifest

@@ -33,6 +33,8 @@ class CaptureInfo:
     num_steps: int
     wall_time_unix_s: float
     deterministic: bool | None
+    reset_frame: bool
+    """Frame 0 is the reset state (format 1.1 captures of trajscope's recorders)."""
     mean_return: float | None
     metric_keys: tuple[str, ...]
     array_names: tuple[str, ...]
@@ -48,6 +50,7 @@ class CaptureInfo:
             "num_steps": self.num_steps,
             "wall_time_unix_s": self.wall_time_unix_s,
             "deterministic": self.deterministic,
+            "reset_frame": self.reset_frame,
             "mean_return": self.mean_return,
             "metric_keys": list(self.metric_keys),
             "first_nonfinite": dict(self.summary.get("first_nonfinite", {})),
@@ -332,6 +335,7 @@ class Run:
             num_steps=m["num_steps"],
             wall_time_unix_s=float(m["wall_time_unix_s"]),
             deterministic=m.get("deterministic"),
+            reset_frame=bool(m.get("reset_frame", False)),
             mean_return=float(mean) if isinstance(mean, (int, float)) else None,
             metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
             array_names=tuple(_schema.array_name(e["group"], e["key"]) for e in m["arrays"]),

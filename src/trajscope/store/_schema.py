@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Literal
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 """``MAJOR.MINOR``. Readers accept any minor version of their major version and reject
 other major versions. Minor versions only ever add optional fields."""
 
@@ -77,15 +77,15 @@ class ArraySpec:
 
 
 FIXED_ARRAYS: tuple[ArraySpec, ...] = (
-    ArraySpec("qpos", ("T", "E", "nq"), "float", "Joint positions after each step.", True),
-    ArraySpec("qvel", ("T", "E", "nv"), "float", "Joint velocities after each step."),
+    ArraySpec("qpos", ("T", "E", "nq"), "float", "Joint positions of each frame's state.", True),
+    ArraySpec("qvel", ("T", "E", "nv"), "float", "Joint velocities of each frame's state."),
     ArraySpec("act", ("T", "E", "na"), "float", "Actuator activations (models with na > 0)."),
     ArraySpec("mocap_pos", ("T", "E", "nmocap", "3"), "float", "Mocap body positions, world frame."),
     ArraySpec("mocap_quat", ("T", "E", "nmocap", "4"), "float", "Mocap body orientations (w, x, y, z)."),
-    ArraySpec("action", ("T", "E", "nu"), "float", "Action the policy took at each step."),
-    ArraySpec("reward", ("T", "E"), "float", "Reward received at each step."),
-    ArraySpec("done", ("T", "E"), "bool", "True where the episode ended at this step."),
-    ArraySpec("value", ("T", "E"), "float", "Critic's value prediction for the state the action was taken in."),
+    ArraySpec("action", ("T", "E", "nu"), "float", "The action that led to the frame's state."),
+    ArraySpec("reward", ("T", "E"), "float", "The reward for that action."),
+    ArraySpec("done", ("T", "E"), "bool", "True where the frame's state ended the episode."),
+    ArraySpec("value", ("T", "E"), "float", "The critic's value prediction for the frame's state."),
 )
 FIXED_BY_NAME = {s.name: s for s in FIXED_ARRAYS}
 

@@ -181,6 +181,7 @@ class RunWriter:
         model_fields: Mapping[str, Any] | None = None,
         params: Any = None,
         deterministic: bool | None = None,
+        reset_frame: bool = False,
         wall_time: float | None = None,
         attrs: Mapping[str, Any] | None = None,
     ) -> bool:
@@ -204,6 +205,10 @@ class RunWriter:
             model_fields: randomised MjModel fields per environment, name to ``(E, ...)``.
             params: the checkpoint's parameters, any pytree of arrays.
             deterministic: whether the policy acted deterministically.
+            reset_frame: frame 0 is the state the environments were reset to (no action
+                led to it: ``action`` 0, ``reward`` 0, ``done`` False there). Then at every
+                frame ``t``, ``obs`` and ``value`` are those of state ``t``, and ``action``
+                and ``reward`` those of the step that led to it.
             wall_time: seconds since the epoch; default now.
             attrs: extra JSON-able facts about this capture.
 
@@ -234,6 +239,7 @@ class RunWriter:
                     "params": _encode.flatten(params) if params is not None else None,
                 },
                 obs_is_dict=obs_is_dict,
+                reset_frame=reset_frame,
                 model=self._model_summary,
                 deterministic=deterministic,
                 wall_time=wall_time,
