@@ -111,7 +111,7 @@ def test_reward_terms_and_randomisation_per_environment(cartpole, tmp_path):
     # captured action under each environment's stored masses reproduces the next state,
     # markedly better than under the nominal masses.
     q, qd, a = cap.load("qpos"), cap.load("qvel"), cap.load("action")
-    assert np.isfinite(q).all() and cap.load("value").shape == (30, 4)
+    assert np.isfinite(q).all() and cap.load("value").shape == (31, 4)  # 30 steps and the reset state
     nsub = round(cartpole.dt / nominal.opt.timestep)
 
     def one_step_error(m, e):
@@ -177,4 +177,4 @@ def test_pixel_observations_round_trip(cartpole, tmp_path):
     assert isinstance(got, dict) and set(got) == {"state", "pixels/view_0"}
     np.testing.assert_allclose(got["pixels/view_0"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
     np.testing.assert_array_equal(cap.load("obs/pixels/view_0", decode=False), np.rint(want * 255).astype(np.uint8))
-    assert got["pixels/view_0"].shape == (20, 2, 12, 16, 3) and want.max() > 0.9
+    assert got["pixels/view_0"].shape == (21, 2, 12, 16, 3) and want.max() > 0.9
