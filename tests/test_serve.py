@@ -356,3 +356,50 @@ def test_textures_are_drawn_from_the_model(tmp_path):
         assert not v.errors
     finally:
         v.close()
+
+
+def test_randomised_sizes_scale_each_environments_geoms(tmp_path):
+    """Per-environment geom_size changes what is drawn: each geom's instances are scaled so
+    that its mesh has the environment's size (the mesh's extent, measured, not assumed)."""
+    m = mujoco.MjModel.from_xml_string(ALL_GEOMS)
+    rng = np.random.default_rng(0)
+    E = 3
+    sizes = m.geom_size * rng.uniform(0.5, 2.0, (E, m.ngeom, 3))
+    kw = simulate_free(m, T=4, E=E)
+    with trajscope.RunWriter(tmp_path, name="s", model=m, strict=True) as w:
+        w.add_capture(step=0, model_fields={"geom_size": sizes}, **kw)
+    v = Viewer(str(tmp_path / "s"), port=_free_port())
+    try:
+        v.scene.layout.value = "grid"
+        assert v.frames.envs == [0, 1, 2]
+        for g in v.scene.geoms:
+            t = int(m.geom_type[g.geom_id])
+            scales = np.asarray(v.scene.nodes[g.geom_id].batched_scales)
+            for e in range(E):
+                extent = (g.vertices * scales[e]).max(axis=0)
+                s = sizes[e, g.geom_id]
+                want = {
+                    _geometry.SPHERE: [s[0]] * 3,
+                    _geometry.ELLIPSOID: s[:3],
+                    _geometry.BOX: s[:3],
+                    _geometry.CYLINDER: [s[0], s[0], s[1]],
+                    _geometry.CAPSULE: [s[0], s[0], s[1] + s[0]],
+                    _geometry.PLANE: [s[0], s[1], 0.0],
+                }.get(t)
+                if want is None:  # meshes and height fields are not sized by geom_size
+                    np.testing.assert_allclose(scales[e], 1.0)
+                else:
+                    np.testing.assert_allclose(extent, want, rtol=1e-3, atol=1e-6)
+        assert not v.errors
+    finally:
+        v.close()
+
+
+def simulate_free(m, *, T, E):
+    """qpos of a model with one free body, falling in MuJoCo."""
+    d = mujoco.MjData(m)
+    out = np.zeros((T, E, m.nq))
+    for t in range(T):
+        mujoco.mj_step(m, d)
+        out[t] = d.qpos
+    return {"qpos": out}

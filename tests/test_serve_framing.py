@@ -203,3 +203,45 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
             browser.close()
     finally:
         viewer.close()
+
+
+def test_randomised_sizes_are_drawn_in_the_browser(tmp_path):
+    """Two spheres, the second randomised to twice the radius and coloured apart: on screen
+    the second covers about four times the pixels of the first (more, being nearer)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    m = mujoco.MjModel.from_xml_string(
+        '<mujoco><worldbody><body pos="0 0 0.5"><freejoint/><geom type="sphere" size="0.1"/></body>'
+        "</worldbody></mujoco>"
+    )
+    qpos = np.tile(m.qpos0, (3, 2, 1))
+    fields = {
+        "geom_size": np.array([[[0.1, 0, 0]], [[0.2, 0, 0]]]),
+        "geom_rgba": np.array([[[1.0, 0, 0, 1]], [[0, 0, 1.0, 1]]]),
+    }
+    with trajscope.RunWriter(tmp_path, name="s", model=m, strict=True) as w:
+        w.add_capture(step=0, qpos=qpos, model_fields=fields)
+    viewer = Viewer(str(tmp_path / "s"), port=_free_port())
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": W, "height": H})
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            pg.wait_for_selector("canvas", timeout=30_000)
+            pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+            viewer.scene.layout.value = "grid"
+            deadline = time.monotonic() + 60
+            while not viewer.scene.framed_clients():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            shot = _settled(pg)[:, : W - _frames.PANEL_PX]
+            ARTIFACTS.mkdir(exist_ok=True)
+            from PIL import Image
+
+            Image.fromarray(shot.astype(np.uint8)).save(ARTIFACTS / "randomised_sizes.png")
+            red = ((shot[..., 0] > 120) & (shot[..., 1] < 90) & (shot[..., 2] < 90)).sum()
+            blue = ((shot[..., 2] > 120) & (shot[..., 0] < 90) & (shot[..., 1] < 90)).sum()
+            # About 4x the area; perspective (the second sits nearer the camera) adds to it.
+            assert red > 100 and 2.5 < blue / red < 12, (red, blue)
+            browser.close()
+    finally:
+        viewer.close()

@@ -141,16 +141,26 @@ def quat_to_mat(wxyz: np.ndarray) -> np.ndarray:
 
 
 def bounds(
-    pos: np.ndarray, wxyz: np.ndarray, local_lo: np.ndarray, local_hi: np.ndarray, keep: np.ndarray
+    pos: np.ndarray,
+    wxyz: np.ndarray,
+    local_lo: np.ndarray,
+    local_hi: np.ndarray,
+    keep: np.ndarray,
+    *,
+    scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """World box ``(lo, hi)`` holding the geoms in ``keep (G,)``: each geom's own box
-    ``local_lo..local_hi (G, 3)`` (in its frame) placed at ``pos (N, G, 3)``, turned by
-    ``wxyz (N, G, 4)``; environments with non-finite poses left out."""
+    ``local_lo..local_hi (G, 3)`` (in its frame), scaled per environment by ``scales
+    (N, G, 3)``, placed at ``pos (N, G, 3)``, turned by ``wxyz (N, G, 4)``; environments
+    with non-finite poses left out."""
     sign = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
     lo, hi = np.asarray(local_lo, float)[keep], np.asarray(local_hi, float)[keep]
     corners = lo[:, None, :] + sign[None] * (hi - lo)[:, None, :]  # (G', 8, 3)
+    n = np.shape(pos)[0]
+    scale = np.ones((n, len(lo), 3)) if scales is None else np.asarray(scales, float)[:, keep]
+    corners = corners[None] * scale[:, :, None, :]  # (N, G', 8, 3)
     rot = quat_to_mat(np.asarray(wxyz)[:, keep])  # (N, G', 3, 3)
-    world = np.asarray(pos)[:, keep, None, :] + np.einsum("ngij,gkj->ngki", rot, corners)
+    world = np.asarray(pos)[:, keep, None, :] + np.einsum("ngij,ngkj->ngki", rot, corners)
     world = world.reshape(-1, 3)
     world = world[np.isfinite(world).all(axis=1)]
     if not len(world):

@@ -210,3 +210,37 @@ def geom_mesh(model: Any, g: int) -> GeomMesh | None:
     except (IndexError, ValueError):  # a texture this code cannot map: draw the colour
         tex = None
     return GeomMesh(g, v, f, rgba, int(model.geom_group[g]), tex)
+
+
+def size_scales(model: Any, sizes: np.ndarray) -> np.ndarray:
+    """Per-axis scales ``(ngeom, N, 3)`` that turn each geom's nominal mesh into the one of
+    ``sizes (N, ngeom, 3)`` (randomised ``geom_size`` per environment).
+
+    Exact for spheres, ellipsoids, boxes, cylinders and planes; a capsule's radius and its
+    total half-height scale apart, so a capsule whose radius and length change by different
+    factors gets slightly elliptic caps. Meshes and height fields are not sized by
+    ``geom_size`` and keep scale 1; non-finite or non-positive sizes too."""
+    sizes = np.asarray(sizes, float)
+    nominal = np.asarray(model.geom_size, float)
+    out = np.ones((model.ngeom, sizes.shape[0], 3))
+
+    def ratio(a: np.ndarray, b: float | np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(np.asarray(b) > 0, a / b, 1.0)
+        return np.where(np.isfinite(r) & (r > 0), r, 1.0)
+
+    for g in range(model.ngeom):
+        t, s, s0 = int(model.geom_type[g]), sizes[:, g], nominal[g]
+        if t == SPHERE:
+            out[g] = ratio(s[:, 0], s0[0])[:, None]
+        elif t in (ELLIPSOID, BOX):
+            out[g] = ratio(s[:, :3], s0[:3])
+        elif t == CYLINDER:
+            r = ratio(s[:, 0], s0[0])
+            out[g] = np.stack([r, r, ratio(s[:, 1], s0[1])], axis=1)
+        elif t == CAPSULE:
+            r = ratio(s[:, 0], s0[0])
+            out[g] = np.stack([r, r, ratio(s[:, 1] + s[:, 0], s0[1] + s0[0])], axis=1)
+        elif t == PLANE:
+            out[g] = np.stack([ratio(s[:, 0], s0[0]), ratio(s[:, 1], s0[1]), np.ones(len(s))], axis=1)
+    return out

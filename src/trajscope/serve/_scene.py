@@ -26,6 +26,7 @@ class ScenePanel:
         self._box: tuple[np.ndarray, np.ndarray] | None = None
         self._framed_clients: set[int] = set()
         self._spacing = 1.0
+        self._scales = np.ones((0, 0, 3))
         self._framed_geoms = np.zeros(0, bool)
         gui = server.gui
         self._count_chosen = False
@@ -120,7 +121,14 @@ class ScenePanel:
         pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
         widths = []
         for e in range(len(frames.envs)):
-            box = _frames.bounds(pos[e : e + 1], wxyz[e : e + 1], self._local_lo, self._local_hi, self._framed_geoms)
+            box = _frames.bounds(
+                pos[e : e + 1],
+                wxyz[e : e + 1],
+                self._local_lo,
+                self._local_hi,
+                self._framed_geoms,
+                scales=self._scales[:, e : e + 1].transpose(1, 0, 2),
+            )
             if box is not None:
                 widths.append(float(np.max((box[1] - box[0])[:2])))
         if not widths:
@@ -138,7 +146,13 @@ class ScenePanel:
         for g in self.geoms:
             c = rgba[:, g.geom_id, :3] if rgba is not None else np.broadcast_to(g.rgba[:3], (n, 3))
             colors[g.geom_id] = np.clip(np.asarray(c) * 255, 0, 255).astype(np.uint8)
-        key = (tuple(frames.envs), self.layout.value, colors.tobytes())
+        sizes = frames.model_fields.get("geom_size")
+        self._scales = (
+            _geometry.size_scales(self.model, sizes)
+            if sizes is not None and np.shape(sizes)[1:] == np.shape(self.model.geom_size)
+            else np.ones((self.model.ngeom, n, 3))
+        )
+        key = (tuple(frames.envs), self.layout.value, colors.tobytes(), self._scales.tobytes())
         if key != self._key or not self.nodes:
             self._key = key
             self._build(n, colors)
@@ -163,6 +177,7 @@ class ScenePanel:
                     _textured(g.texture),
                     batched_wxyzs=ident,
                     batched_positions=np.zeros((n, 3)),
+                    batched_scales=self._scales[g.geom_id],
                     lod="off",
                     cast_shadow=False,
                     receive_shadow=False,
@@ -174,6 +189,7 @@ class ScenePanel:
                 g.faces,
                 batched_wxyzs=ident,
                 batched_positions=np.zeros((n, 3)),
+                batched_scales=self._scales[g.geom_id],
                 batched_colors=colors[g.geom_id],
                 opacity=opacity if opacity < 1 else None,
                 lod="off",
@@ -189,7 +205,9 @@ class ScenePanel:
         assert self.kin is not None
         pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
         pos = pos + self.offsets(len(frames.envs))[:, None, :]
-        box = _frames.bounds(pos, wxyz, self._local_lo, self._local_hi, self._framed_geoms)
+        box = _frames.bounds(
+            pos, wxyz, self._local_lo, self._local_hi, self._framed_geoms, scales=self._scales.transpose(1, 0, 2)
+        )
         if box is None:  # nothing but planes, or no finite state: the model's own extent
             extent = float(self.model.stat.extent) or 1.0
             centre = np.asarray(self.model.stat.center, float)
