@@ -241,3 +241,39 @@ def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
     finally:
         stalled.close()
         pg2.close()
+
+
+def test_plot_markers_follow_the_replay(page):
+    """Every plot's marker moves with the timeline, and the plots stay drawn (uPlot went blank
+    when the marker series began with a gap: the y ranges are fixed now)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    viewer, pg = page
+    plot = pg.locator(".uplot").first
+    plot.scroll_into_view_if_needed()
+
+    def shot(t):
+        viewer._safe(viewer.show_step, t)
+        viewer._safe(viewer.plots.catch_up, t)
+        _wait_step(pg, t)
+        deadline = time.monotonic() + 60
+        while True:  # until the picture holds still
+            a = np.asarray(Image.open(BytesIO(plot.screenshot())).convert("RGB")).astype(int)
+            b = np.asarray(Image.open(BytesIO(plot.screenshot())).convert("RGB")).astype(int)
+            if (a.shape == b.shape and _changed(a, b) == 0) or time.monotonic() > deadline:
+                return b
+
+    early, late = shot(10), shot(190)
+    ARTIFACTS.mkdir(exist_ok=True)
+    Image.fromarray(early.astype(np.uint8)).save(ARTIFACTS / "plot_marker_10.png")
+    Image.fromarray(late.astype(np.uint8)).save(ARTIFACTS / "plot_marker_190.png")
+    for img in (early, late):  # the curve is drawn (the palette's first colour, #1f77b4)
+        blue = (np.abs(img - np.array([31, 119, 180])).sum(axis=-1) < 60).sum()
+        assert blue > 50, blue
+    diff = np.abs(early - late).sum(axis=-1) > 60
+    cols = np.nonzero(diff.any(axis=0))[0]
+    w = early.shape[1]
+    # The marker left the start of the plot and arrived at its end.
+    assert cols.size and cols.min() < 0.35 * w and cols.max() > 0.75 * w, (cols.min(), cols.max(), w)

@@ -249,6 +249,7 @@ class Viewer:
         self.replay.show_step(t)
         self.nan.show_step(t, bad)
         self.plots.show_values(frames, t)
+        self.plots.move_marker(t)
         self.pixels.show(frames, t)
 
     def _jump_nan(self) -> None:
@@ -320,6 +321,7 @@ class Viewer:
                 self.open_run(list(self._runs)[-1])
             return
         self.scene.frame_new_clients()
+        self.plots.catch_up(self.t)
         self.live.renew()
         self.live.draw_status()
         if self.live.watch.value and self.live.shown is None:

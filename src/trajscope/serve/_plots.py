@@ -3,6 +3,7 @@ at the current step, and the training curve of the run."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from .. import store
 from . import _frames
 
+MARKER_INTERVAL_S = 0.25
+"""Plot markers move at most this often while playing (each move resends the plot data)."""
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
@@ -17,6 +20,10 @@ class PlotsPanel:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.plots: dict[str, Any] = {}
+        self._data: dict[str, tuple[np.ndarray, ...]] = {}
+        self._ranges: dict[str, tuple[float, float]] = {}
+        self._marker_t = -1
+        self._marker_sent = 0.0
         self.curve: Any = None
         self.folder = server.gui.add_folder("Plots")
         with self.folder:
@@ -27,21 +34,26 @@ class PlotsPanel:
         self.curve_folder = self.server.gui.add_folder("Training curve")
 
     def draw(self, frames: _frames.Frames, t: int) -> None:
-        """One plot per group of keys over the capture's steps."""
+        """One plot per group of keys over the capture's steps, each with a marker at ``t``.
+
+        Each plot's y range is fixed from its finite values: uPlot's automatic range went
+        blank whenever a series began with a gap (a marker series, or a metric that starts
+        as NaN), so the marker series is a point at ``t`` and, elsewhere, values below the
+        fixed range, which uPlot clips."""
         from viser import uplot
 
         for h in self.plots.values():
             h.remove()
         self.plots = {}
+        self._data = {}
         T = frames.num_steps
-        x = np.arange(T, dtype=float)
+        x = np.arange(T, dtype=np.float64)
         with self.folder:
             for group, keys in _frames.plot_groups(frames.series).items():
-                ys = [np.nan_to_num(frames.series[k], nan=np.nan, posinf=np.nan, neginf=np.nan) for k in keys]
-                # The marker shows the step the capture was opened at. Moving it with the
-                # timeline needs uPlot data updates, which blanked the plots in Chromium here.
-                cursor = np.full(T, np.nan)
-                cursor[min(t, T - 1)] = float(np.nan_to_num(ys[0][min(t, T - 1)]))
+                ys = [np.where(np.isfinite(frames.series[k]), frames.series[k], np.nan) for k in keys]
+                lo, hi = _range(ys)
+                self._data[group] = (x, *ys)
+                self._ranges[group] = (lo, hi)
                 series = [uplot.Series(label="step")]
                 series += [
                     uplot.Series(label=k.removeprefix("metrics/"), stroke=PALETTE[i % len(PALETTE)], width=1.5)
@@ -49,8 +61,38 @@ class PlotsPanel:
                 ]
                 series.append(uplot.Series(label="now", stroke="#000", width=0, points={"show": True, "size": 8}))
                 self.plots[group] = self.server.gui.add_uplot(
-                    (x, *ys, cursor), tuple(series), title=group, aspect=2.0, scales={"x": uplot.Scale(time=False)}
+                    (x, *ys, self._cursor(group, t)),
+                    tuple(series),
+                    title=group,
+                    aspect=2.0,
+                    scales={"x": uplot.Scale(time=False), "y": uplot.Scale(range=(lo, hi))},
                 )
+        self._marker_t = t
+        self._marker_sent = time.monotonic()
+
+    def _cursor(self, group: str, t: int) -> np.ndarray:
+        """The marker series: the first series' value at ``t``, below the range elsewhere."""
+        x, first = self._data[group][:2]
+        lo, hi = self._ranges[group]
+        out = np.full(len(x), lo - 10 * (hi - lo) - 1.0)
+        t = min(max(int(t), 0), len(x) - 1)
+        if np.isfinite(first[t]):
+            out[t] = first[t]
+        return out
+
+    def move_marker(self, t: int, *, min_interval_s: float = MARKER_INTERVAL_S) -> None:
+        """Put every plot's marker on step ``t``, at most every ``min_interval_s`` (each move
+        sends the plots' data again); :meth:`catch_up` moves a marker left behind."""
+        if t == self._marker_t or time.monotonic() - self._marker_sent < min_interval_s:
+            return
+        for group, h in self.plots.items():
+            h.data = (*self._data[group], self._cursor(group, t))
+        self._marker_t = t
+        self._marker_sent = time.monotonic()
+
+    def catch_up(self, t: int) -> None:
+        """Move a marker that throttling left behind (called when playback rests)."""
+        self.move_marker(t, min_interval_s=0.0)
 
     def show_values(self, frames: _frames.Frames, t: int) -> None:
         """Every plotted key's value at step ``t``: the plots' cursor, in numbers."""
@@ -82,3 +124,13 @@ class PlotsPanel:
                 aspect=2.0,
                 scales={"x": uplot.Scale(time=False)},
             )
+
+
+def _range(ys: list[np.ndarray]) -> tuple[float, float]:
+    """A y range holding every finite value, padded 5%; (-1, 1) when there is none."""
+    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.zeros(0)
+    if not finite.size:
+        return -1.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.5
+    return lo - pad, hi + pad
