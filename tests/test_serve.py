@@ -99,7 +99,15 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
     assert int(viewer.replay.slider.value) == 199
     # Plots: every metric key, grouped, nothing capped.
-    assert set(viewer.plots.plots) == {"reward & value", "reward"}
+    assert set(viewer.plots.plots) == {"reward & value", "reward", "action", "info/alive"}
+    np.testing.assert_array_equal(viewer.frames.series["info/alive"], cap.load("info/alive", env=0).astype(float))
+    np.testing.assert_array_equal(viewer.frames.series["action[0]"], cap.load("action", env=0)[:, 0])
+    # Observations are plotted on demand, one plot per 8 dimensions.
+    viewer.plots.kinds["observations"].value = True
+    assert {"obs/state"} <= set(viewer.plots.plots)  # 4 dimensions: one plot
+    assert len(viewer.plots.plots["obs/state"].series) == 1 + 4 + 1
+    viewer.plots.kinds["observations"].value = False
+    assert "obs/state" not in viewer.plots.plots
     assert {s["label"] for s in viewer.plots.plots["reward"].series} >= {
         "reward/upright",
         "reward/centered",
@@ -403,3 +411,17 @@ def simulate_free(m, *, T, E):
         mujoco.mj_step(m, d)
         out[t] = d.qpos
     return {"qpos": out}
+
+
+def test_plot_groups_split_wide_vectors_and_follow_the_kinds_chosen():
+    from trajscope.serve import _frames
+
+    series = {"reward": 0, "metrics/reward/a": 0, "metrics/height": 0, "info/level": 0}
+    series |= {f"obs/state[{j}]": 0 for j in range(20)} | {f"action[{j}]": 0 for j in range(3)}
+    groups = _frames.plot_groups(series)
+    assert groups["reward & value"] == ["reward"] and groups["reward"] == ["metrics/reward/a"]
+    assert groups["metrics"] == ["metrics/height"] and groups["info/level"] == ["info/level"]
+    assert groups["action"] == ["action[0]", "action[1]", "action[2]"]
+    assert [g for g in groups if g.startswith("obs/")] == ["obs/state [0-7]", "obs/state [8-15]", "obs/state [16-23]"]
+    assert sum(len(v) for k, v in groups.items() if k.startswith("obs/")) == 20
+    assert set(_frames.plot_groups(series, ("actions",))) == {"action"}

@@ -140,6 +140,7 @@ class Viewer:
         self.pixels = PixelsPanel(self.server)
         self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
         self.live = LivePanel(self.server, on_watch=lambda: self._safe(self._on_live_watch), on_error=self._show_error)
+        self.plots.on_kinds(lambda: self._safe(self._redraw_plots))
         self.plots.add_curve_folder()
         self.scene.add_groups_folder()
         self.pixels.on.on_update(lambda _: self._safe(self.pixels.show, self.frames, self.t))
@@ -251,6 +252,11 @@ class Viewer:
         self.plots.show_values(frames, t)
         self.plots.move_marker(t)
         self.pixels.show(frames, t)
+
+    def _redraw_plots(self) -> None:
+        if self.frames is not None:
+            self.plots.draw(self.frames, self.t)
+            self.plots.show_values(self.frames, self.t)
 
     def _jump_nan(self) -> None:
         if self.frames is None:

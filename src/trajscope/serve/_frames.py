@@ -90,6 +90,17 @@ class Frames:
                 series[name] = cap.load(name, env=selected).astype(float)
         for key in cap.keys("metrics"):
             series[f"metrics/{key}"] = cap.load(f"metrics/{key}", env=selected).astype(float)
+        if "action" in cap:
+            series.update(_columns("action", cap.load("action", env=selected)))
+        images = set(cap.image_keys())
+        for group in ("info", "obs"):
+            for key in cap.keys(group):
+                e = cap.entry(f"{group}/{key}")
+                if key in images or len(e["shape"]) > 3 or not _numeric(e["dtype"]):
+                    continue  # images are the pixel panel's; higher ranks are not plotted
+                if len(e["shape"]) == 3 and e["shape"][2] > MAX_PLOTTED_DIMS:
+                    continue
+                series.update(_columns(f"{group}/{key}", cap.load(f"{group}/{key}", env=selected)))
         pixels = {}
         for key in cap.image_keys():
             e = cap.entry(f"obs/{key}")
@@ -98,16 +109,62 @@ class Frames:
         return Frames(cap, envs, selected, qpos, per_env("mocap_pos"), per_env("mocap_quat"), fields, series, pixels)
 
 
-def plot_groups(series: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Plot keys by plot: ``reward & value``, then one plot per metric prefix
-    (``reward/<term>`` share a plot), the rest under ``metrics``."""
+MAX_PLOTTED_DIMS = 256
+"""Vector observations and info entries wider than this are not plotted."""
+PER_PLOT = 8
+"""Lines per plot of a vector (``action``, ``obs/state``, ...): wider ones take several plots."""
+KINDS = ("rewards & metrics", "actions", "observations", "info")
+
+
+def _numeric(dtype: str) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_
+
+
+def _columns(name: str, a: np.ndarray) -> dict[str, np.ndarray]:
+    """``(T,)`` series of a per-step array of one environment, ``(T,)`` or ``(T, k)``."""
+    a = np.asarray(a, float)
+    if a.ndim == 1:
+        return {name: a}
+    return {f"{name}[{j}]": a[:, j] for j in range(a.shape[1])}
+
+
+def series_kind(key: str) -> str:
+    """Which of :data:`KINDS` a plot key belongs to."""
+    if key.startswith("action"):
+        return "actions"
+    if key.startswith("obs/"):
+        return "observations"
+    if key.startswith("info/"):
+        return "info"
+    return "rewards & metrics"
+
+
+def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> dict[str, list[str]]:
+    """Plot keys by plot, for the kinds asked for: ``reward & value``; one plot per metric
+    prefix (``reward/<term>`` share one), the rest under ``metrics``; ``action``; each
+    observation and info entry; vectors in plots of :data:`PER_PLOT` dimensions."""
     groups: dict[str, list[str]] = {}
+    width: dict[str, int] = {}
     for key in series:
+        base, _, index = key.partition("[")
+        if index:
+            width[base] = max(width.get(base, 0), int(index.rstrip("]")) + 1)
+    for key in series:
+        kind = series_kind(key)
+        if kind not in kinds:
+            continue
         if key.startswith("metrics/"):
             name = key[len("metrics/") :]
             group = name.split("/")[0] if "/" in name else "metrics"
-        else:
+        elif kind == "rewards & metrics":
             group = "reward & value"
+        else:
+            base, _, index = key.partition("[")
+            group = base
+            if index and width[base] > PER_PLOT:
+                j = int(index.rstrip("]"))
+                lo = j - j % PER_PLOT
+                group = f"{base} [{lo}-{lo + PER_PLOT - 1}]"
         groups.setdefault(group, []).append(key)
     return groups
 

@@ -26,7 +26,12 @@ class PlotsPanel:
         self._marker_sent = 0.0
         self.curve: Any = None
         self.folder = server.gui.add_folder("Plots")
+        self._redraw: Any = None
         with self.folder:
+            self.kinds = {
+                kind: server.gui.add_checkbox(kind, kind != "observations", hint=f"Plot the {kind} of the selected env")
+                for kind in _frames.KINDS
+            }
             self.values = server.gui.add_markdown("")
         self.curve_folder: Any = None
 
@@ -49,14 +54,15 @@ class PlotsPanel:
         T = frames.num_steps
         x = np.arange(T, dtype=np.float64)
         with self.folder:
-            for group, keys in _frames.plot_groups(frames.series).items():
+            kinds = tuple(k for k, cb in self.kinds.items() if cb.value)
+            for group, keys in _frames.plot_groups(frames.series, kinds).items():
                 ys = [np.where(np.isfinite(frames.series[k]), frames.series[k], np.nan) for k in keys]
                 lo, hi = _range(ys)
                 self._data[group] = (x, *ys)
                 self._ranges[group] = (lo, hi)
                 series = [uplot.Series(label="step")]
                 series += [
-                    uplot.Series(label=k.removeprefix("metrics/"), stroke=PALETTE[i % len(PALETTE)], width=1.5)
+                    uplot.Series(label=_label(k), stroke=PALETTE[i % len(PALETTE)], width=1.5)
                     for i, k in enumerate(keys)
                 ]
                 series.append(uplot.Series(label="now", stroke="#000", width=0, points={"show": True, "size": 8}))
@@ -94,9 +100,19 @@ class PlotsPanel:
         """Move a marker that throttling left behind (called when playback rests)."""
         self.move_marker(t, min_interval_s=0.0)
 
+    def on_kinds(self, redraw: Any) -> None:
+        """Call ``redraw()`` when the user picks which kinds of series to plot."""
+        for cb in self.kinds.values():
+            cb.on_update(lambda _: redraw())
+
     def show_values(self, frames: _frames.Frames, t: int) -> None:
         """Every plotted key's value at step ``t``: the plots' cursor, in numbers."""
-        rows = [f"| `{k.removeprefix('metrics/')}` | {float(v[t]):.4g} |" for k, v in frames.series.items()]
+        kinds = {k for k, cb in self.kinds.items() if cb.value}
+        rows = [
+            f"| `{_label(k)}` | {float(v[t]):.4g} |"
+            for k, v in frames.series.items()
+            if _frames.series_kind(k) in kinds
+        ]
         self.values.content = (
             f"**step {t}**, env {frames.selected}\n\n| key | value |\n|---|---|\n" + "\n".join(rows) if rows else ""
         )
@@ -124,6 +140,10 @@ class PlotsPanel:
                 aspect=2.0,
                 scales={"x": uplot.Scale(time=False)},
             )
+
+
+def _label(key: str) -> str:
+    return key.removeprefix("metrics/")
 
 
 def _range(ys: list[np.ndarray]) -> tuple[float, float]:
