@@ -425,3 +425,66 @@ def test_plot_groups_split_wide_vectors_and_follow_the_kinds_chosen():
     assert [g for g in groups if g.startswith("obs/")] == ["obs/state [0-7]", "obs/state [8-15]", "obs/state [16-23]"]
     assert sum(len(v) for k, v in groups.items() if k.startswith("obs/")) == 20
     assert set(_frames.plot_groups(series, ("actions",))) == {"action"}
+
+
+def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
+    """Greyscale (T, E, H, W), stacked frames (9 channels), float images kept as floats
+    (lossless mode, and with NaN): each reaches the pixel panel as RGB with its range."""
+    from trajscope.serve import _frames
+
+    T, E, H, W = 5, 2, 6, 8
+    rng = np.random.default_rng(0)
+    grey = (rng.integers(0, 256, (T, E, H, W)) / 255.0).astype(np.float32)
+    stack = rng.integers(0, 256, (T, E, H, W, 9), dtype=np.uint8)
+    depth = rng.uniform(0.3, 7.0, (T, E, H, W, 1)).astype(np.float32)  # not on the k/255 grid
+    depth[2, 1, 3, 4, 0] = np.nan
+    kw = simulate(model, T=T, E=E)
+    kw["obs"] = {"pixels/grey": grey, "pixels/stack": stack, "pixels/depth": depth}
+    with trajscope.RunWriter(tmp_path, name="px", model=model, strict=True, lossless_images=True) as w:
+        w.add_capture(step=0, **kw)
+    v = Viewer(str(tmp_path / "px"), port=_free_port())
+    try:
+        v.scene.env.value = 1
+        f = v.frames
+        assert set(f.pixels) == {"pixels/grey", "pixels/stack", "pixels/depth"}
+        g = f.pixels["pixels/grey"]
+        assert g.shape == (T, H, W, 3) and g.dtype == np.uint8
+        np.testing.assert_array_equal(g[..., 0], np.rint(grey[:, 1] * 255).astype(np.uint8))  # k/255: exact
+        assert "values 0 to 1" in f.pixel_labels["pixels/grey"]
+        s = f.pixels["pixels/stack"]
+        assert s.shape == (T, H, 3 * W, 3) and "3 frames stacked" in f.pixel_labels["pixels/stack"]
+        np.testing.assert_array_equal(s[:, :, W : 2 * W], stack[:, 1, ..., 3:6])  # the second frame, in place
+        d = f.pixels["pixels/depth"]
+        assert tuple(d[2, 3, 4]) == _frames.NAN_RGB and "1 non-finite" in f.pixel_labels["pixels/depth"]
+        finite = depth[:, 1, ..., 0][np.isfinite(depth[:, 1, ..., 0])]
+        assert f"values {finite.min():.3g} to {finite.max():.3g}" in f.pixel_labels["pixels/depth"]
+        v.show_step(2)
+        assert set(v.pixels.images) == set(f.pixels)
+        assert "3 frames stacked" in v.pixels.images["pixels/stack"].label
+        assert not v.errors
+    finally:
+        v.close()
+
+
+def test_new_runs_under_a_root_appear_while_one_is_open(tmp_path, model):
+    """A root written by several trainings: runs started after the viewer opened one are
+    listed as they appear (within RUNS_POLL_S), and the open run stays open."""
+    from trajscope.serve import _app
+
+    kw = simulate(model, T=5, E=2)
+    with trajscope.RunWriter(tmp_path, name="first", model=model, strict=True) as w:
+        w.add_capture(step=0, **kw)
+    v = Viewer(str(tmp_path), port=_free_port(), poll_s=0.1)
+    try:
+        assert v.run is not None and v.run.name == "first"
+        with trajscope.RunWriter(tmp_path, name="second", model=model, strict=True) as w:
+            w.add_capture(step=0, **kw)
+        deadline = time.monotonic() + 10 * _app.RUNS_POLL_S
+        while "second" not in v._gui_run.options:
+            assert time.monotonic() < deadline, v._gui_run.options
+            time.sleep(0.05)
+        assert v.run.name == "first" and v._gui_run.value == "first"
+        v._gui_run.value = "second"
+        assert v.run.name == "second" and v.frames.capture.info.num_envs == 2
+    finally:
+        v.close()

@@ -277,3 +277,46 @@ def test_plot_markers_follow_the_replay(page):
     w = early.shape[1]
     # The marker left the start of the plot and arrived at its end.
     assert cols.size and cols.min() < 0.35 * w and cols.max() > 0.75 * w, (cols.min(), cols.max(), w)
+
+
+def test_pixel_panels_show_greyscale_stacked_and_float_images(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    import mujoco
+
+    import trajscope
+    from conftest import XML, simulate
+
+    model = mujoco.MjModel.from_xml_string(XML)
+    T, E, H, W = 4, 1, 24, 32
+    rng = np.random.default_rng(0)
+    kw = simulate(model, T=T, E=E)
+    depth = rng.uniform(0.3, 7.0, (T, E, H, W, 1)).astype(np.float32)
+    depth[:, :, :4, :4] = np.nan
+    kw["obs"] = {
+        "pixels/grey": (rng.integers(0, 256, (T, E, H, W)) / 255.0).astype(np.float32),
+        "pixels/stack": rng.integers(0, 256, (T, E, H, W, 9), dtype=np.uint8),
+        "pixels/depth": depth,
+    }
+    with trajscope.RunWriter(tmp_path, name="px", model=model, strict=True, lossless_images=True) as w:
+        w.add_capture(step=0, **kw)
+    viewer = Viewer(str(tmp_path / "px"), port=_free_port())
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1280, "height": 2000})
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            for text in ("3 frames stacked", "non-finite (magenta)", "values 0 to 1"):
+                pg.wait_for_function(f"document.body.innerText.includes({text!r})", timeout=60_000)
+            # The three panels' images have the strips' aspect: the stack three frames wide.
+            pg.wait_for_function(
+                "Array.from(document.querySelectorAll('img')).filter(i => i.naturalWidth > 0).length >= 3",
+                timeout=60_000,
+            )
+            sizes = pg.evaluate(
+                "Array.from(document.querySelectorAll('img')).map(i => [i.naturalWidth, i.naturalHeight])"
+            )
+            assert [W, H] in sizes and [3 * W, H] in sizes, sizes
+            pg.screenshot(path=str(ARTIFACTS / "viewer_pixels.png"), full_page=True)
+            browser.close()
+    finally:
+        viewer.close()

@@ -59,7 +59,9 @@ class Frames:
     series: dict[str, np.ndarray]
     """plot key to ``(T,)`` of the selected environment"""
     pixels: dict[str, np.ndarray]
-    """image key to ``(T, H, W, C)`` uint8 of the selected environment"""
+    """image key to ``(T, H, W', 3)`` uint8 of the selected environment (stacks side by side)"""
+    pixel_labels: dict[str, str]
+    """image key to what its panel says: size, frames stacked, value range"""
 
     @property
     def num_steps(self) -> int:
@@ -101,12 +103,14 @@ class Frames:
                 if len(e["shape"]) == 3 and e["shape"][2] > MAX_PLOTTED_DIMS:
                     continue
                 series.update(_columns(f"{group}/{key}", cap.load(f"{group}/{key}", env=selected)))
-        pixels = {}
+        pixels, pixel_labels = {}, {}
         for key in cap.image_keys():
             e = cap.entry(f"obs/{key}")
-            if e["stored_dtype"] == "uint8" and len(e["shape"]) == 5:
-                pixels[key] = cap.load(f"obs/{key}", env=selected, decode=False)
-        return Frames(cap, envs, selected, qpos, per_env("mocap_pos"), per_env("mocap_quat"), fields, series, pixels)
+            stored = cap.load(f"obs/{key}", env=selected, decode=False)
+            pixels[key], pixel_labels[key] = image_strip(stored, e.get("encoding") or {})
+        return Frames(
+            cap, envs, selected, qpos, per_env("mocap_pos"), per_env("mocap_quat"), fields, series, pixels, pixel_labels
+        )
 
 
 MAX_PLOTTED_DIMS = 256
@@ -137,6 +141,58 @@ def series_kind(key: str) -> str:
     if key.startswith("info/"):
         return "info"
     return "rewards & metrics"
+
+
+NAN_RGB = (255, 0, 255)
+"""Non-finite pixels of float images are drawn in magenta."""
+
+
+def image_strip(stored: np.ndarray, encoding: Mapping[str, Any]) -> tuple[np.ndarray, str]:
+    """One environment's stored images ``(T, H, W)`` or ``(T, H, W, C)`` as RGB uint8
+    ``(T, H, W', 3)`` and a label.
+
+    Greyscale (no channel axis, or ``C == 1``) is repeated into RGB; stacked frames (``C`` a
+    multiple of 3 other than 3, e.g. 9 or 12, or any other ``C`` but 4) are laid side by
+    side, oldest first; float images (stored as given: lossless mode, or holding NaN) are
+    mapped from their finite range to 0..255 with non-finite pixels in magenta. The label
+    gives the size, the frames stacked and the recorded value range."""
+    a = np.asarray(stored)
+    if a.ndim == 3:
+        a = a[..., None]
+    _, H, W, C = a.shape
+    rng = encoding.get("value_range")
+    if a.dtype == np.uint8:
+        lo, hi = rng if rng else (0, 255)
+        bad = None
+        u8 = a
+    else:
+        f = a.astype(np.float64)
+        finite = np.isfinite(f)
+        bad = ~finite
+        lo, hi = (float(f[finite].min()), float(f[finite].max())) if finite.any() else (0.0, 1.0)
+        span = hi - lo if hi > lo else 1.0
+        u8 = np.clip(np.rint((np.where(finite, f, lo) - lo) / span * 255), 0, 255).astype(np.uint8)
+    if C in (3, 4):
+        frames, rgb = [u8[..., :3]], True
+    elif C % 3 == 0:
+        frames, rgb = [u8[..., i : i + 3] for i in range(0, C, 3)], True
+    else:
+        frames, rgb = [u8[..., i : i + 1] for i in range(C)], False
+    if not rgb:
+        frames = [np.repeat(x, 3, axis=-1) for x in frames]
+    out = np.concatenate(frames, axis=2)
+    if bad is not None and bad.any():
+        if C in (3, 4):
+            mask = [bad[..., :3].any(axis=-1)]
+        elif C % 3 == 0:
+            mask = [bad[..., i : i + 3].any(axis=-1) for i in range(0, C, 3)]
+        else:
+            mask = [bad[..., i] for i in range(C)]
+        out[np.concatenate(mask, axis=2)] = NAN_RGB
+    stack = f" · {len(frames)} frames stacked" if len(frames) > 1 else ""
+    nan = f" · {int(bad.sum())} non-finite (magenta)" if bad is not None and bad.any() else ""
+    label = f"{H}x{W}{stack} · values {lo:.3g} to {hi:.3g}{nan}"
+    return out, label
 
 
 def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> dict[str, list[str]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from . import _frames
 
 
@@ -26,10 +24,10 @@ class PixelsPanel:
             return
         for key, images in frames.pixels.items():
             img = images[t]
-            if img.shape[-1] == 1:
-                img = np.repeat(img, 3, axis=-1)
+            label = f"{key} · {frames.pixel_labels.get(key, '')}"
             if key in self.images:
                 self.images[key].image = img
+                self.images[key].label = label
             else:
                 with self.folder:
-                    self.images[key] = self.server.gui.add_image(img, label=key, format="png")
+                    self.images[key] = self.server.gui.add_image(img, label=label, format="png")
