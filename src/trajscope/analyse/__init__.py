@@ -1,4 +1,5 @@
-"""Analyses of captured rollouts: arrays in, arrays out. numpy only; imports no other room.
+"""Analyses of captured rollouts: arrays in, arrays out. numpy only (openTSNE and umap-learn
+for those maps, imported when asked for); imports no other room.
 
     from trajscope import analyse
     analyse.episode_returns(reward, done)        # (T, E) -> (E,)
@@ -7,6 +8,19 @@ The store calls :func:`summarize` to write each capture's summary; the viewer an
 command line call the rest on arrays they read through the store.
 """
 
+from ._run import ANALYSIS_VERSION as ANALYSIS_VERSION
+from ._run import METHODS as METHODS
+from ._run import AnalysisConfig as AnalysisConfig
+from ._run import CaptureSource as CaptureSource
+from ._run import analyse as analyse
+from ._stats import PCA as PCA
+from ._stats import Standardizer as Standardizer
+from ._stats import js_divergence as js_divergence
+from ._stats import kmeans as kmeans
+from ._stats import returns_to_go as returns_to_go
+from ._stats import silhouette as silhouette
+from ._stats import split_half as split_half
+from ._stats import value_summary as value_summary
 from ._summary import episode_lengths as episode_lengths
 from ._summary import episode_returns as episode_returns
 from ._summary import first_nonfinite as first_nonfinite

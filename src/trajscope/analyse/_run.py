@@ -1,0 +1,334 @@
+"""How behaviour changes over a training run: one state map for the whole run, visitation
+shift between checkpoints, predicted value against realised return, behaviour clusters.
+
+Captures come in as :class:`CaptureSource` (a step, and a function that loads named arrays
+``(T, E, ...)``), one at a time, twice: a first pass samples a pool with equal shares from
+every capture and fits the map, the codebook and the clusters on it; a second pass places
+every captured state. Memory holds one capture, the pool and the placed points (at most
+``points_per_capture`` of each capture), whatever the number of captures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _stats
+
+ANALYSIS_VERSION = 1
+METHODS = ("pca", "tsne", "umap")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureSource:
+    """One capture, to be loaded when needed."""
+
+    index: int
+    step: int
+    names: tuple[str, ...]
+    """The arrays it holds, by the store's names (``qpos``, ``obs/state``, ``value``, ...)."""
+    load: Callable[[str], np.ndarray]
+    """An array by name, ``(T, E, ...)``."""
+    reset_frame: bool = False
+    image_names: tuple[str, ...] = ()
+    """Names of image observations (never used as state features)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    method: str = "pca"
+    """``pca`` (numpy), ``tsne`` (openTSNE) or ``umap`` (umap-learn): the 2-D state map."""
+    features: tuple[str, ...] = ("qpos", "qvel", "obs")
+    """Per-step arrays making a state: ``qpos``, ``qvel``, ``act``, ``obs`` (every vector
+    observation) or any array name."""
+    gamma: float = 0.99
+    """Discount of the realised returns (the run's ``discounting`` when it stored one)."""
+    reward_scaling: float = 1.0
+    """Values are divided by this before comparison (brax PPO trains its value on rewards
+    times ``reward_scaling``)."""
+    pool_size: int = 20_000
+    codebook: int = 32
+    """Codes of the visitation histograms."""
+    clusters: int = 0
+    """Behaviour clusters; 0 chooses 2 to 8 by silhouette."""
+    window: int = 8
+    """Steps per behaviour window."""
+    points_per_capture: int = 2_000
+    seed: int = 0
+
+
+def _features(src: CaptureSource, cfg: AnalysisConfig) -> list[str]:
+    names = []
+    for f in cfg.features:
+        if f == "obs":
+            names += [n for n in src.names if n.startswith("obs/") and n not in src.image_names]
+        elif f in src.names:
+            names.append(f)
+    return names
+
+
+def _states(src: CaptureSource, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``(N, D)`` of the capture's states with their ``(t, env)``: every frame up to and
+    including each environment's first ``done`` (later frames hold the final state)."""
+    parts = []
+    for n in names:
+        a = np.asarray(src.load(n), np.float64)
+        parts.append(a.reshape(a.shape[0], a.shape[1], -1))
+    x = np.concatenate(parts, axis=2)
+    T, E = x.shape[:2]
+    live = np.ones((T, E), bool)
+    if "done" in src.names:
+        d = np.asarray(src.load("done"), bool)
+        ended_before = (np.cumsum(d, axis=0) - d) > 0
+        live = ~ended_before
+    t_idx, e_idx = np.nonzero(live)
+    return x[t_idx, e_idx], t_idx, e_idx
+
+
+def _windows(x: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive windows of ``w`` rows of one environment (stride ``w // 2``), flattened,
+    and their ``(env, start t)``."""
+    out, where = [], []
+    for e in np.unique(e_idx):
+        rows = np.flatnonzero(e_idx == e)
+        for s in range(0, len(rows) - w + 1, max(1, w // 2)):
+            sel = rows[s : s + w]
+            if t_idx[sel[-1]] - t_idx[sel[0]] == w - 1:
+                out.append(x[sel].ravel())
+                where.append((int(e), int(t_idx[sel[0]])))
+    if not out:
+        return np.zeros((0, x.shape[1] * w)), np.zeros((0, 2), np.int64)
+    return np.array(out), np.array(where, np.int64)
+
+
+def _embedder(method: str, pool: np.ndarray, seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+    """A fitted 2-D map of the pool: ``(transform, pool placed)``."""
+    if method == "pca":
+        pca = _stats.PCA.fit(pool, 2)
+        return pca.transform, pca.transform(pool)
+    if method == "tsne":
+        try:
+            from openTSNE import TSNE  # pyright: ignore[reportMissingImports]
+        except ImportError:
+            raise ImportError("method 'tsne' needs openTSNE: pip install 'trajscope[analysis]'") from None
+        emb = TSNE(n_components=2, perplexity=30, random_state=seed, n_jobs=2, verbose=False).fit(pool)
+        return (lambda x: np.asarray(emb.transform(x))), np.asarray(emb)
+    if method == "umap":
+        try:
+            import umap  # pyright: ignore[reportMissingImports]
+        except ImportError:
+            raise ImportError("method 'umap' needs umap-learn: pip install 'trajscope[analysis]'") from None
+        model = umap.UMAP(n_components=2, random_state=seed)
+        placed = model.fit_transform(pool)
+        return (lambda x: np.asarray(model.transform(x))), np.asarray(placed)
+    raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+
+
+def analyse(
+    captures: Sequence[CaptureSource],
+    cfg: AnalysisConfig = AnalysisConfig(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The run's analysis: a JSON-able document and named arrays (the placed points).
+
+    Bad input gives partial results and messages in ``doc["problems"]``: captures without
+    the features (or with a different feature size than the first) are left out of the
+    map; non-finite states are skipped and counted; captures without ``value`` have no
+    value figures; a run of one capture has no shift."""
+    say = progress or (lambda _: None)
+    problems: list[str] = []
+    rng = np.random.default_rng(cfg.seed)
+    usable: list[tuple[CaptureSource, list[str]]] = []
+    width = None
+    per = max(1, cfg.pool_size // max(1, len(captures)))
+    pool, wpool = [], []
+    skipped = 0
+    # ---------------------------------------------------------------- pass 1: the pool
+    for src in captures:
+        names = _features(src, cfg)
+        if not names:
+            problems.append(f"capture {src.index} (step {src.step}): none of the features {list(cfg.features)}")
+            continue
+        x, t_idx, e_idx = _states(src, names)
+        if width is None:
+            width = x.shape[1]
+        if x.shape[1] != width:
+            problems.append(
+                f"capture {src.index} (step {src.step}): {x.shape[1]} state features where the first capture has "
+                f"{width}; left out"
+            )
+            continue
+        finite = np.isfinite(x).all(axis=1)
+        skipped += int((~finite).sum())
+        rows = np.flatnonzero(finite)
+        if not len(rows):
+            problems.append(f"capture {src.index} (step {src.step}): no finite state")
+            continue
+        usable.append((src, names))
+        pool.append(x[rng.choice(rows, min(per, len(rows)), replace=False)])
+        wx, _ = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_idx[finite], e_idx[finite], cfg.window)
+        if len(wx):
+            wpool.append(wx[rng.choice(len(wx), min(max(1, per // cfg.window), len(wx)), replace=False)])
+        say(f"pooled capture {src.index} (step {src.step})")
+    doc: dict[str, Any] = {
+        "analysis_version": ANALYSIS_VERSION,
+        "config": dataclasses.asdict(cfg),
+        "embedding": {"method": cfg.method, "points": 0, "skipped_nonfinite": skipped, "explained_variance": None},
+        "captures": [],
+        "clusters": None,
+        "problems": problems,
+    }
+    if not usable:
+        return doc, {}
+    pool_x = np.concatenate(pool)
+    std = _stats.Standardizer.fit(pool_x)
+    pool_z = std(pool_x)
+    transform, _ = _embedder(cfg.method, pool_z, cfg.seed)
+    if cfg.method == "pca":
+        doc["embedding"]["explained_variance"] = _stats.PCA.fit(pool_z, 2).explained_variance_ratio.tolist()
+    centers, _ = _stats.kmeans(pool_z, cfg.codebook, seed=cfg.seed)
+    k = len(centers)
+    wstd, wpca, wcenters = _fit_clusters(wpool, cfg, doc)
+    # ---------------------------------------------------------------- pass 2: every state
+    points, meta = [], []
+    hists: list[np.ndarray] = []
+    for src, names in usable:
+        x, t_idx, e_idx = _states(src, names)
+        finite = np.isfinite(x).all(axis=1)
+        z = std(x[finite])
+        t_f, e_f = t_idx[finite], e_idx[finite]
+        labels = _stats.assign(z, centers)
+        h = _stats.histogram(labels, k)
+        entry: dict[str, Any] = {
+            "index": src.index,
+            "step": src.step,
+            "states": len(z),
+            "shift_prev": None,
+            "shift_first": None,
+            "noise_floor": _stats.split_half(labels, k, seed=cfg.seed),
+            "value_corr": None,
+            "value_bias": None,
+            "value_explained_variance": None,
+            "cluster_share": None,
+        }
+        if hists:
+            entry["shift_prev"] = _stats.js_divergence(hists[-1], h)
+            entry["shift_first"] = _stats.js_divergence(hists[0], h)
+        hists.append(h)
+        sel = np.arange(len(z))
+        if len(sel) > cfg.points_per_capture:
+            sel = np.sort(rng.choice(len(z), cfg.points_per_capture, replace=False))
+        points.append(transform(z[sel]))
+        meta.append(np.stack([np.full(len(sel), src.index), e_f[sel], t_f[sel]], axis=1))
+        _value(src, cfg, entry, problems)
+        if wcenters is not None and wstd is not None and wpca is not None:
+            wx, where = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_f, e_f, cfg.window)
+            if len(wx):
+                wl = _stats.assign(wpca.transform(wstd(wx)), wcenters)
+                entry["cluster_share"] = _stats.histogram(wl, len(wcenters)).tolist()
+                _typical(doc["clusters"], wpca.transform(wstd(wx)), wl, wcenters, where, src.index)
+        doc["captures"].append(entry)
+        say(f"placed capture {src.index} (step {src.step})")
+    pts = np.concatenate(points).astype(np.float32)
+    doc["embedding"]["points"] = len(pts)
+    if len(hists) == 1:
+        problems.append("one capture: no shift between captures to measure")
+    return doc, {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
+
+
+def _with_action(src: CaptureSource, x: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+    """State rows with the action taken from each state appended (behaviour = state + action)."""
+    if "action" not in src.names:
+        return x
+    a = np.asarray(src.load("action"), np.float64)
+    a = a.reshape(a.shape[0], a.shape[1], -1)
+    # With a reset frame the action leaving state t is stored at t + 1.
+    shift = 1 if src.reset_frame else 0
+    tt = np.minimum(t_idx + shift, a.shape[0] - 1)
+    return np.concatenate([x, a[tt, e_idx]], axis=1)
+
+
+def _fit_clusters(
+    wpool: list[np.ndarray], cfg: AnalysisConfig, doc: dict[str, Any]
+) -> tuple[Any, Any, np.ndarray | None]:
+    """Behaviour clusters of windows: standardise, reduce to 16 axes, k-means (k by
+    silhouette on a sample when not given)."""
+    if not wpool:
+        return None, None, None
+    w = np.concatenate(wpool)
+    if len(w) < 4:
+        return None, None, None
+    wstd = _stats.Standardizer.fit(w)
+    wz = wstd(w)
+    pca = _stats.PCA.fit(wz, min(16, wz.shape[1]))
+    y = pca.transform(wz)
+    rng = np.random.default_rng(cfg.seed)
+    sample = y[rng.choice(len(y), min(1500, len(y)), replace=False)]
+    if cfg.clusters:
+        k = cfg.clusters
+        scores = None
+    else:
+        scores = {}
+        for kk in range(2, min(8, len(sample) - 1) + 1):
+            _, lab = _stats.kmeans(sample, kk, seed=cfg.seed)
+            scores[kk] = _stats.silhouette(sample, lab)
+        k = max(scores, key=lambda kk: scores[kk]) if scores else 2
+    centers, _ = _stats.kmeans(y, k, seed=cfg.seed)
+    doc["clusters"] = {
+        "k": len(centers),
+        "silhouette": {str(kk): v for kk, v in scores.items()} if scores else None,
+        "typical": [[] for _ in range(len(centers))],
+    }
+    return wstd, pca, centers
+
+
+def _typical(
+    clusters: dict[str, Any], y: np.ndarray, labels: np.ndarray, centers: np.ndarray, where: np.ndarray, index: int
+) -> None:
+    """Keep each cluster's three windows nearest its centre, over all captures."""
+    d = np.sqrt(_stats.sq_distances(y, centers))
+    for j in range(len(centers)):
+        mine = np.flatnonzero(labels == j)
+        for i in mine[np.argsort(d[mine, j])[:3]]:
+            clusters["typical"][j].append(
+                {"capture": index, "env": int(where[i, 0]), "t": int(where[i, 1]), "distance": float(d[i, j])}
+            )
+        clusters["typical"][j] = sorted(clusters["typical"][j], key=lambda w: w["distance"])[:3]
+
+
+def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], problems: list[str]) -> None:
+    """Predicted value against the discounted return actually obtained, per capture."""
+    if "value" not in src.names or "reward" not in src.names:
+        return
+    value = np.asarray(src.load("value"), np.float64) / (cfg.reward_scaling or 1.0)
+    reward = np.asarray(src.load("reward"), np.float64)
+    done = np.asarray(src.load("done"), bool) if "done" in src.names else np.zeros(reward.shape, bool)
+    g = _stats.returns_to_go(reward, done, cfg.gamma, reset_frame=src.reset_frame)
+    valid = _complete_returns(done, cfg.gamma, reset_frame=src.reset_frame)
+    s = _stats.value_summary(value[valid], g[valid])
+    entry["value_corr"], entry["value_bias"] = s["corr"], s["bias"]
+    entry["value_explained_variance"] = s["explained_variance"]
+    if (s["points"] or 0) < 2:
+        problems.append(f"capture {src.index}: too few steps for value figures")
+
+
+def _complete_returns(done: np.ndarray, gamma: float, *, reset_frame: bool) -> np.ndarray:
+    """Frames whose realised return is (nearly) whole: up to each environment's first done;
+    where the capture ends first, all but the last ``log(0.01) / log(gamma)`` frames (whose
+    missing tail would weigh more than 1%)."""
+    T, E = done.shape
+    horizon = T if gamma >= 1 else min(T, math.ceil(math.log(0.01) / math.log(max(gamma, 1e-9))))
+    valid = np.zeros((T, E), bool)
+    for e in range(E):
+        hits = np.flatnonzero(done[:, e])
+        if hits.size:
+            end = hits[0] if reset_frame else hits[0] + 1  # frames before the state that ended it
+            valid[:end, e] = True
+        else:
+            valid[: max(0, T - horizon), e] = True
+    return valid

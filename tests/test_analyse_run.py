@@ -1,0 +1,114 @@
+"""The run analyses against known answers: planted shifts, a perfect value function,
+planted behaviours; and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trajscope import analyse
+
+
+def _source(index, arrays, *, step=None, reset_frame=True):
+    return analyse.CaptureSource(
+        index=index,
+        step=index * 1000 if step is None else step,
+        names=tuple(arrays),
+        load=lambda n, a=arrays: a[n],
+        reset_frame=reset_frame,
+    )
+
+
+def _gauss(rng, T, E, d, shift=0.0):
+    return {"qpos": rng.normal(size=(T, E, d)) + shift}
+
+
+def test_same_distribution_stays_below_the_noise_floor_a_shifted_one_goes_above():
+    rng = np.random.default_rng(0)
+    caps = [_source(i, _gauss(rng, 200, 8, 5)) for i in range(2)]
+    caps.append(_source(2, _gauss(rng, 200, 8, 5, shift=1.5)))
+    doc, arrays = analyse.analyse(caps, analyse.AnalysisConfig(codebook=16))
+    same, moved = doc["captures"][1], doc["captures"][2]
+    # The noise floor of a comparison is about twice one capture's split-half divergence
+    # (two samples, each noisy); the same distribution stays within it.
+    assert same["shift_prev"] < 2 * max(same["noise_floor"], doc["captures"][0]["noise_floor"])
+    assert moved["shift_first"] > 10 * max(moved["noise_floor"], doc["captures"][0]["noise_floor"])
+    assert moved["shift_first"] > 0.3
+    assert doc["embedding"]["method"] == "pca" and doc["embedding"]["points"] == len(arrays["points"]) == 3 * 1600
+    assert arrays["point_capture_env_t"].shape == (4800, 3)
+    # Every state is placed in one map: the shifted capture sits apart along its first axis.
+    pc = arrays["point_capture_env_t"][:, 0]
+    m = [arrays["points"][pc == i].mean(axis=0) for i in range(3)]
+    assert np.linalg.norm(m[2] - m[0]) > 5 * np.linalg.norm(m[1] - m[0])
+
+
+def test_a_value_equal_to_the_return_to_go_scores_perfectly():
+    rng = np.random.default_rng(1)
+    T, E, gamma = 120, 6, 0.9
+    reward = np.zeros((T, E))
+    reward[1:] = rng.uniform(0, 1, (T - 1, E))
+    done = np.zeros((T, E), bool)
+    done[70, 2] = True
+    done[40, 4] = True
+    g = analyse.returns_to_go(reward, done, gamma, reset_frame=True)
+    # Against a loop: state t's return is the rewards of the steps after it, to the episode's end.
+    for e in range(E):
+        for t in (0, 39, 69, 100):
+            want, k = 0.0, t + 1
+            while k < T:
+                want += gamma ** (k - t - 1) * reward[k, e]
+                if done[k, e]:
+                    break
+                k += 1
+            assert g[t, e] == pytest.approx(want)
+    arrays = {"qpos": rng.normal(size=(T, E, 2)), "reward": reward, "done": done, "value": g * 10.0}
+    cfg = analyse.AnalysisConfig(gamma=gamma, reward_scaling=10.0)
+    doc, _ = analyse.analyse([_source(0, arrays)], cfg)
+    c = doc["captures"][0]
+    assert c["value_corr"] == pytest.approx(1.0) and c["value_bias"] == pytest.approx(0.0, abs=1e-12)
+    assert c["value_explained_variance"] == pytest.approx(1.0)
+    noisy = dict(arrays, value=(g + rng.normal(0, 0.5, g.shape)) * 10.0)
+    c2 = analyse.analyse([_source(0, noisy)], cfg)[0]["captures"][0]
+    assert c2["value_corr"] < 0.95 and abs(c2["value_bias"]) < 0.2
+
+
+def test_planted_behaviours_come_out_as_separate_clusters():
+    """Two distinct periodic motions (slow swing, fast jitter) in different captures."""
+    T, E = 160, 4
+    t = np.arange(T)[:, None, None]
+    phase = np.arange(E)[None, :, None] * 0.7
+    slow = {"qpos": np.concatenate([np.sin(0.1 * t + phase), np.cos(0.1 * t + phase)], axis=2)}
+    fast = {"qpos": np.concatenate([0.3 * np.sign(np.sin(1.3 * t + phase)), 0.3 * np.cos(2.0 * t + phase)], axis=2)}
+    for a in (slow, fast):
+        a["action"] = np.diff(a["qpos"], axis=0, prepend=a["qpos"][:1])
+    doc, _ = analyse.analyse([_source(0, slow), _source(1, fast)], analyse.AnalysisConfig(window=8))
+    k = doc["clusters"]["k"]
+    share_slow, share_fast = (np.array(c["cluster_share"]) for c in doc["captures"])
+    # Each capture's windows fall in clusters the other's do not use.
+    assert k >= 2
+    assert (np.minimum(share_slow, share_fast).sum()) < 0.05, (share_slow, share_fast)
+    typical = doc["clusters"]["typical"]
+    assert all(len(w) >= 1 for w in typical)
+    owners = {frozenset(w["capture"] for w in ws) for ws in typical}
+    assert all(len(o) == 1 for o in owners)  # a cluster's typical windows come from one behaviour
+
+
+def test_bad_input_gives_partial_results_and_clear_messages():
+    rng = np.random.default_rng(2)
+    good = _gauss(rng, 50, 4, 3)
+    nan = _gauss(rng, 50, 4, 3)
+    nan["qpos"][10:20, 1] = np.nan
+    wide = _gauss(rng, 50, 4, 5)
+    novalue = {"qqq": np.zeros((50, 4))}
+    doc, arrays = analyse.analyse([_source(0, good), _source(1, nan), _source(2, wide), _source(3, novalue)])
+    assert [c["index"] for c in doc["captures"]] == [0, 1]
+    assert doc["embedding"]["skipped_nonfinite"] == 10
+    text = " ".join(doc["problems"])
+    assert "5 state features where the first capture has 3" in text and "none of the features" in text
+    assert doc["captures"][0]["value_corr"] is None  # no value captured: no value figures
+    one, _ = analyse.analyse([_source(0, good)])
+    assert one["captures"][0]["shift_prev"] is None and "one capture" in " ".join(one["problems"])
+    none, arrays = analyse.analyse([_source(0, novalue)])
+    assert none["captures"] == [] and arrays == {}
+    with pytest.raises(ValueError, match="method must be one of"):
+        analyse.analyse([_source(0, good)], analyse.AnalysisConfig(method="nope"))
