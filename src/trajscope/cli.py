@@ -52,6 +52,30 @@ class View:
 
 
 @dataclasses.dataclass(frozen=True)
+class Analyse:
+    """How behaviour changes over a run: state map, visitation shift, value against return,
+    behaviour clusters. Stored in the run's analysis/ folder and printed."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder or fsspec URL."""
+    method: str = "pca"
+    """The 2-D state map: pca, tsne (openTSNE) or umap (umap-learn); the last two need the
+    `analysis` extra."""
+    features: str = "qpos,qvel,obs"
+    """Comma-separated per-step arrays making a state (obs: every vector observation)."""
+    gamma: float | None = None
+    """Discount of the realised returns; default the run's `discounting`, else 0.99."""
+    reward_scaling: float | None = None
+    """Values are divided by this; default the run's `reward_scaling`, else 1."""
+    clusters: int = 0
+    """Behaviour clusters; 0 chooses 2 to 8 by silhouette."""
+    json: bool = False
+    """Print one JSON object instead of tables."""
+    write: bool = True
+    """Store the result in the run's analysis/ folder."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Demo:
     """Train a small PPO agent with capture on, then show the run.
 
@@ -227,6 +251,65 @@ def cmd_ls(args: Ls) -> int:
     return 0
 
 
+def cmd_analyse(args: Analyse) -> int:
+    from . import analyse
+
+    try:
+        run = store.open_run(args.run)
+    except store.FormatError as e:
+        print(f"trajscope analyse: {e}", file=sys.stderr)
+        return 2
+    conf = run.metadata.get("config") or {}
+    cfg = analyse.AnalysisConfig(
+        method=args.method,
+        features=tuple(f.strip() for f in args.features.split(",") if f.strip()),
+        gamma=args.gamma if args.gamma is not None else float(conf.get("discounting") or 0.99),
+        reward_scaling=args.reward_scaling
+        if args.reward_scaling is not None
+        else float(conf.get("reward_scaling") or 1.0),
+        clusters=args.clusters,
+    )
+    try:
+        doc, _ = store.analyse_run(run, cfg, write=args.write)
+    except (ImportError, ValueError) as e:
+        print(f"trajscope analyse: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"trajscope analyse: cannot write {run.url}/analysis: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    emb = doc["embedding"]
+    print(f"run       {run.name}")
+    print(f"map       {emb['method']}, {emb['points']} states placed, {emb['skipped_nonfinite']} non-finite skipped")
+    print(f"discount  {cfg.gamma}  (values divided by {cfg.reward_scaling})\n")
+    rows = [
+        [
+            str(c["index"]),
+            str(c["step"]),
+            _fmt(c["shift_prev"], 3),
+            _fmt(c["shift_first"], 3),
+            _fmt(c["noise_floor"], 3),
+            _fmt(c["value_corr"], 3),
+            _fmt(c["value_bias"], 3),
+            " ".join(f"{x:.2f}" for x in c["cluster_share"]) if c["cluster_share"] else "-",
+        ]
+        for c in doc["captures"]
+    ]
+    header = ["index", "step", "shift_prev", "shift_first", "noise_floor", "value_corr", "value_bias", "cluster share"]
+    print(_table(rows, header) if rows else "no capture could be analysed")
+    if doc["clusters"]:
+        print(f"\n{doc['clusters']['k']} behaviour clusters; most typical windows (capture, env, start step):")
+        for j, ws in enumerate(doc["clusters"]["typical"]):
+            print(f"  {j}: " + ", ".join(f"({w['capture']}, {w['env']}, {w['t']})" for w in ws))
+    for p in doc["problems"]:
+        print(f"note: {p}")
+    if args.write:
+        print(f"\nstored in {run.url}/analysis")
+    return 0
+
+
 def cmd_demo(args: Demo) -> int:
     if args.scripted:
         from .demo import write_demo_run
@@ -285,11 +368,12 @@ def main(argv: list[str] | None = None) -> None:
             "info": Info,
             "ls": Ls,
             "view": View,
+            "analyse": Analyse,
             "demo": Demo,
         },
         prog="trajscope",
         description="Capture, store and replay rollouts of JAX RL training.",
         args=argv,
     )
-    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, View: cmd_view, Demo: cmd_demo}
+    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, View: cmd_view, Analyse: cmd_analyse, Demo: cmd_demo}
     sys.exit(handlers[type(cmd)](cmd))

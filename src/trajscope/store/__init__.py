@@ -5,6 +5,8 @@ Writing: :class:`RunWriter`. Reading: :func:`open_run` (a :class:`Run` of
 or :func:`write_live_control` / :func:`read_live_control` on a run folder or URL.
 """
 
+from ._analysis import analyse_run as analyse_run
+from ._analysis import write_analysis as write_analysis
 from ._documents import LiveControl as LiveControl
 from ._documents import LiveStatus as LiveStatus
 from ._errors import FormatError as FormatError

@@ -421,3 +421,36 @@ class LiveStatus:
             return LiveStatus(**{k: v for k, v in doc.items() if k in names})
         except TypeError as e:
             raise FormatError(path, f"malformed live status ({e})") from None
+
+
+# ---------------------------------------------------------------------------- analysis/analysis.json
+
+ANALYSIS_FIELDS = ("format_version", "created_unix_s", "captures_analysed", "arrays", "analysis")
+
+
+def build_analysis(
+    *, analysis: Mapping[str, Any], arrays: list[dict[str, Any]], captures_analysed: list[str]
+) -> dict[str, Any]:
+    """``analysis/analysis.json``: the analysis document (see docs/analysis.md), the array
+    files it comes with (``npy`` entries as in a manifest, ``layout`` ``free``) and the ids
+    of the captures it covers."""
+    return {
+        "format_version": _schema.FORMAT_VERSION,
+        "created_unix_s": time.time(),
+        "captures_analysed": list(captures_analysed),
+        "arrays": arrays,
+        "analysis": to_json(dict(analysis)),
+    }
+
+
+def parse_analysis(path: str, data: bytes) -> dict[str, Any]:
+    doc = load_json(path, data)
+    check_version(path, doc)
+    if not isinstance(doc.get("analysis"), dict) or not isinstance(doc.get("arrays"), list):
+        raise FormatError(path, "missing or malformed field 'analysis' or 'arrays'")
+    for e in doc["arrays"]:
+        if not isinstance(e, dict) or not {"key", "file", "nbytes"} <= set(e):
+            raise FormatError(path, f"malformed array entry {e!r}")
+        if not isinstance(e["file"], str) or "/" in e["file"] or e["file"].startswith("."):
+            raise FormatError(path, f"array file name {e['file']!r} leaves the analysis folder")
+    return doc

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _documents, _encode, _fs, _live, _model, _npy, _schema
+from . import _analysis, _documents, _encode, _fs, _live, _model, _npy, _schema
 from ._documents import LiveControl, LiveStatus
 from ._errors import FormatError
 
@@ -299,6 +299,11 @@ class Run:
         lease, which a viewer renews every ``LiveControl.RENEW_S`` seconds. Raises
         ``OSError`` when the run directory cannot be written."""
         return _live.write_live_control(self.url, on=on, rate=rate)
+
+    def analysis(self) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """The stored analysis (``analysis/``): the document written by ``trajscope analyse``
+        (``doc["analysis"]``) and its arrays; None when the run has not been analysed."""
+        return _analysis.read_analysis(self.fs, self.path)
 
     def live_chunks(self) -> list[CaptureInfo]:
         """The live stream's chunks now on disk, oldest first (training keeps a few and

@@ -37,6 +37,12 @@ LIVE_CONTROL = "live/control.json"
 """Written by viewers: switch the live stream on or off and set its rate."""
 
 
+ANALYSIS_DIR = "analysis"
+"""Results of ``trajscope analyse`` (and the viewer's Analysis panel): derived from the
+captures, recomputable, never needed to read them."""
+ANALYSIS_FILE = "analysis/analysis.json"
+
+
 def is_live_chunk(name: str) -> bool:
     """Whether an entry of ``live/`` is a chunk folder (``<step>-live-<hex>``), not one of
     the stream's own files."""

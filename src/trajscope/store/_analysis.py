@@ -1,0 +1,110 @@
+"""The ``analysis/`` part of a run: written whole, arrays first and the document last
+(atomically), so a reader sees the old analysis or the new one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import analyse
+from . import _documents, _fs, _npy, _schema
+from ._errors import FormatError
+
+
+def write_analysis(
+    run: str | os.PathLike[str],
+    analysis: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    *,
+    captures_analysed: Sequence[str] = (),
+) -> None:
+    """Store an analysis of a run (a JSON-able document and named arrays) in its
+    ``analysis/`` folder, replacing any earlier one. Raises ``OSError`` when the run
+    directory cannot be written."""
+    fs, path = _fs.resolve(run)
+    adir = _fs.join(path, _schema.ANALYSIS_DIR)
+    _fs.makedirs(fs, adir)
+    entries = []
+    for i, (key, a) in enumerate(arrays.items()):
+        a = np.asarray(a)
+        data = _npy.encode(a)
+        fname = f"array.{i:03d}.npy"
+        _fs.write_file(fs, _fs.join(adir, fname), data)
+        entries.append(
+            {"key": key, "file": fname, "shape": list(a.shape), "dtype": str(a.dtype), "nbytes": len(data),
+             "crc32": _npy.crc32(data)}
+        )  # fmt: skip
+    doc = _documents.build_analysis(analysis=analysis, arrays=entries, captures_analysed=list(captures_analysed))
+    _fs.write_atomic(fs, _fs.join(path, _schema.ANALYSIS_FILE), _documents.dumps(doc, indent=1))
+
+
+def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The stored analysis (its document and arrays), or None when the run has none."""
+    p = _fs.join(run_path, _schema.ANALYSIS_FILE)
+    try:
+        data = _fs.cat(fs, p)
+    except FileNotFoundError:
+        return None
+    doc = _documents.parse_analysis(p, data)
+    arrays = {}
+    for e in doc["arrays"]:
+        ap = _fs.join(run_path, _schema.ANALYSIS_DIR, e["file"])
+        try:
+            blob = _fs.cat(fs, ap)
+        except FileNotFoundError:
+            raise FormatError(ap, "analysis array file is missing") from None
+        if len(blob) != e["nbytes"]:
+            raise FormatError(ap, f"truncated: {len(blob)} of {e['nbytes']} bytes")
+        arrays[str(e["key"])] = _npy.decode(ap, blob, expect_crc=e.get("crc32"))
+    return doc, arrays
+
+
+def capture_sources(run: Any) -> list[analyse.CaptureSource]:
+    """The evaluation captures of a :class:`Run` as the analyses take them: loaded one at a
+    time, when needed."""
+    out = []
+    for info in run.captures:
+        if info.kind != "eval":
+            continue
+
+        def load(name: str, info: Any = info) -> np.ndarray:
+            return run.capture(info).load(name)
+
+        cap = run.capture(info)
+        per_step = tuple(n for n in cap.names() if cap.entry(n)["layout"] == "time_env")
+        out.append(
+            analyse.CaptureSource(
+                index=info.index,
+                step=info.step,
+                names=per_step,
+                load=load,
+                reset_frame=info.reset_frame,
+                image_names=tuple(f"obs/{k}" for k in cap.image_keys()),
+            )
+        )
+    return out
+
+
+def analyse_run(
+    run: Any,
+    cfg: analyse.AnalysisConfig | None = None,
+    *,
+    write: bool = True,
+    progress: Any = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Analyse a :class:`Run`'s evaluation captures and (with ``write``) store the result in
+    its ``analysis/``. Without a ``cfg``, the discount and reward scaling are the run's own
+    (``discounting`` and ``reward_scaling`` of its stored training config, as brax's PPO
+    names them), else 0.99 and 1."""
+    if cfg is None:
+        conf = run.metadata.get("config") or {}
+        cfg = analyse.AnalysisConfig(
+            gamma=float(conf.get("discounting") or 0.99), reward_scaling=float(conf.get("reward_scaling") or 1.0)
+        )
+    doc, arrays = analyse.analyse(capture_sources(run), cfg, progress=progress)
+    if write:
+        write_analysis(run.url, doc, arrays, captures_analysed=[c.id for c in run.captures if c.kind == "eval"])
+    return doc, arrays
