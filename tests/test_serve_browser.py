@@ -320,3 +320,51 @@ def test_pixel_panels_show_greyscale_stacked_and_float_images(tmp_path):
             browser.close()
     finally:
         viewer.close()
+
+
+def test_analysis_panel_map_click_replays_that_state(page):
+    """The Analysis panel computes and stores the run's analysis; its state map is drawn
+    beside the replay, and a click on a point in the browser loads that capture,
+    environment and step."""
+    from trajscope.serve import _frames
+
+    viewer, pg = page
+    viewer.analysis.compute()
+    assert viewer.analysis.wait(300)
+    assert viewer.analysis.points is not None and len(viewer.analysis.points) > 100
+    assert viewer.run.analysis() is not None  # stored in the run
+    pg.wait_for_function("document.body.innerText.includes('states on a pca map')", timeout=60_000)
+    pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+    viewer.analysis.show_map.value = True
+    deadline = time.monotonic() + 60
+    while not viewer.scene.framed_clients():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    _wait_pixels(pg, "analysis_map", lambda px: px.std() > 10)
+    time.sleep(0.5)  # noqa: the camera message and the next frame; the click is verified below
+    (client,) = viewer.server.get_clients().values()
+    cam = client.camera
+    w, h = 1280, 800
+    world = viewer.analysis.world(viewer.analysis.points)
+    px = _frames.project(world, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=w, height_px=h)
+    # A point of the last capture, late in its episode, well inside the visible canvas.
+    meta = viewer.analysis.meta
+    ok = np.isfinite(px).all(axis=1) & (px[:, 0] > 40) & (px[:, 0] < w - 380) & (px[:, 1] > 40) & (px[:, 1] < h - 40)
+    ok &= (meta[:, 0] == meta[:, 0].min()) & (meta[:, 2] > 20)
+    assert ok.any()
+    i = np.flatnonzero(ok)[0]
+    pg.mouse.click(float(px[i, 0]), float(px[i, 1]))
+    deadline = time.monotonic() + 60
+    while getattr(viewer.analysis, "picked", None) is None:
+        assert time.monotonic() < deadline, "the click on the map reached no point"
+        time.sleep(0.05)
+    capture, env, t = viewer.analysis.picked
+    # The point clicked (or one drawn at the same spot) is replayed.
+    assert np.linalg.norm(px[np.flatnonzero((meta == [capture, env, t]).all(axis=1))[0]] - px[i]) < 12
+    deadline = time.monotonic() + 30
+    while not (viewer.frames.capture.info.index == capture and viewer.t == t):
+        assert time.monotonic() < deadline, (viewer.frames.capture.info.index, viewer.t, capture, t)
+        time.sleep(0.05)
+    assert viewer.frames.envs == [env] and viewer.scene.layout.value == "one"
+    _wait_step(pg, t)
+    _canvas_pixels(pg, "analysis_map_clicked")

@@ -184,7 +184,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 # Framed whole beside the panel: every corner of the shown geoms' box projects
                 # into the visible part, nothing drawn touches its edges, and it fills a good
                 # part of it rather than sitting small in the distance.
-                lo, hi = viewer.scene.content_box()
+                lo, hi = viewer.scene.framed_box()
                 corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
                 cpx = _frames.project(
                     corners, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=W, height_px=H

@@ -16,8 +16,11 @@ import time
 import traceback
 from typing import Any
 
+import numpy as np
+
 from .. import store
 from . import _frames
+from ._analysis import AnalysisPanel
 from ._live import LivePanel
 from ._nan import NanPanel
 from ._pixels import PixelsPanel
@@ -139,6 +142,10 @@ class Viewer:
         self.plots = PlotsPanel(self.server)
         self.pixels = PixelsPanel(self.server)
         self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
+        self.analysis = AnalysisPanel(
+            self.server, on_pick=lambda c, e, t: self._safe(self.show_state, c, e, t), on_error=self._show_error
+        )
+        self.analysis.show_map.on_update(lambda _: self._safe(self._frame_with_map))
         self.live = LivePanel(self.server, on_watch=lambda: self._safe(self._on_live_watch), on_error=self._show_error)
         self.plots.on_kinds(lambda: self._safe(self._redraw_plots))
         self.plots.add_curve_folder()
@@ -171,6 +178,8 @@ class Viewer:
         skipped = self.scene.set_model(run.load_model())
         self.live.set_run(run)
         self._update_capture_list(select_last=True)
+        self._place_map()
+        self.analysis.set_run(run)
         meta = run.metadata
         known = [str(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
         self._status.content = f"**{run.name}**  \n{' · '.join([*known, f'{len(run.captures)} captures'])}" + (
@@ -251,7 +260,36 @@ class Viewer:
         self.nan.show_step(t, bad)
         self.plots.show_values(frames, t)
         self.plots.move_marker(t)
+        if self.live.shown is None:
+            self.analysis.show_frame(frames.capture.info.index, frames.selected, t)
         self.pixels.show(frames, t)
+
+    def show_state(self, capture: int, env: int, t: int) -> None:
+        """Replay one state: capture ``capture``, environment ``env`` alone, step ``t``."""
+        if self.run is None:
+            return
+        self.live.watch.value = False
+        self.scene.layout.value = "one"
+        self.scene.env.value = env
+        self.load_capture(capture)
+        self.show_step(t)
+
+    def _place_map(self) -> None:
+        """The state map lies beside the environments, on the ground, as wide as they are."""
+        box = self.scene.content_box()
+        if box is None:
+            return
+        lo, hi = box
+        size = max(1.0, 1.2 * float(max(hi[0] - lo[0], hi[1] - lo[1])))
+        self.analysis.place(np.array([lo[0], hi[1] + 0.25 * size, 0.0]), size)
+
+    def _frame_with_map(self) -> None:
+        """Frame the environments and the map together when the map is switched on."""
+        box = self.scene.content_box()
+        if not self.analysis.show_map.value or box is None or self.analysis.map is None:
+            return
+        mlo, mhi = self.analysis.map_box()
+        self.scene.frame_box((np.minimum(box[0], mlo), np.maximum(box[1], mhi)))
 
     def _redraw_plots(self) -> None:
         if self.frames is not None:

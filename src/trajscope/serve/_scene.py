@@ -24,6 +24,7 @@ class ScenePanel:
         self._framed: tuple[tuple[int, ...], str] | None = None
         self._local_lo = self._local_hi = np.zeros((0, 3))
         self._box: tuple[np.ndarray, np.ndarray] | None = None
+        self._content: tuple[np.ndarray, np.ndarray] | None = None
         self._framed_clients: set[int] = set()
         self._spacing = 1.0
         self._scales = np.ones((0, 0, 3))
@@ -212,6 +213,11 @@ class ScenePanel:
             extent = float(self.model.stat.extent) or 1.0
             centre = np.asarray(self.model.stat.center, float)
             box = (centre - extent / 2, centre + extent / 2)
+        self._content = box
+        self.frame_box(box)
+
+    def frame_box(self, box: tuple[np.ndarray, np.ndarray]) -> None:
+        """Frame the camera of new browsers and of every connected one on ``box``."""
         self._box = box
         self._framed_clients = set()
         fov = float(self.server.initial_camera.fov)
@@ -221,7 +227,11 @@ class ScenePanel:
         self.frame_new_clients()
 
     def content_box(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The world box the camera was last framed on: the shown environments' geoms, planes left out."""
+        """The world box of the shown environments' geoms (planes left out) when last framed."""
+        return self._content
+
+    def framed_box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The world box the camera was last framed on."""
         return self._box
 
     def framed_clients(self) -> set[int]:

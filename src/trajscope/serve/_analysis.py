@@ -1,0 +1,322 @@
+"""The Analysis panel: the run's stored analysis (or one computed on demand), its curves
+over training, and the state map drawn beside the replay, where a click on a point loads
+that capture, environment and step.
+
+The map lies flat on the ground to the side of the environments: one clickable instance
+per placed state, coloured by training time (capture) or by the episode's return, and a
+larger marker on the state on screen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import store
+from ._plots import PALETTE
+
+COLOURINGS = ("training time", "episode return", "behaviour cluster")
+MAP_NAME = "/analysis/map"
+
+
+def ramp(x: np.ndarray) -> np.ndarray:
+    """Colours ``(N, 3)`` uint8 from values in 0..1: dark blue through teal to yellow."""
+    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
+    x = np.clip(np.nan_to_num(np.asarray(x, float), nan=0.0), 0, 1) * (len(stops) - 1)
+    i = np.minimum(x.astype(int), len(stops) - 2)
+    f = (x - i)[:, None]
+    return (stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
+
+
+class AnalysisPanel:
+    def __init__(
+        self,
+        server: Any,
+        *,
+        on_pick: Callable[[int, int, int], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.server = server
+        self._on_pick = on_pick
+        self._on_error = on_error
+        self.run: store.Run | None = None
+        self.doc: dict[str, Any] | None = None
+        self.points: np.ndarray | None = None
+        self.meta: np.ndarray | None = None
+        """``(N, 3)`` capture index, env, step of each placed state"""
+        self.map: Any = None
+        self.marker: Any = None
+        self.plots: dict[str, Any] = {}
+        self._map_origin = np.zeros(3)
+        self._map_size = 1.0
+        self._busy = threading.Event()
+        gui = server.gui
+        self.folder = gui.add_folder("Analysis")
+        with self.folder:
+            self.status = gui.add_markdown("no run")
+            self.run_button = gui.add_button(
+                "analyse run", hint="State map, visitation shift, value against return, behaviour clusters"
+            )
+            self.show_map = gui.add_checkbox(
+                "state map", False, hint="Every captured state on one map beside the replay: click one to replay it"
+            )
+            self.colour = gui.add_dropdown("colour map by", COLOURINGS, initial_value="training time")
+        self.run_button.on_click(lambda _: self.compute())
+        self.show_map.on_update(lambda _: self._safe(self.draw_map))
+        self.colour.on_update(lambda _: self._safe(self.draw_map))
+
+    def _safe(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - shown on the page
+            self._on_error(f"analysis: {type(e).__name__}: {e}")
+            traceback.print_exc()
+
+    # ------------------------------------------------------------ data
+
+    def set_run(self, run: store.Run) -> None:
+        self.run = run
+        self.doc = self.points = self.meta = None
+        try:
+            stored = run.analysis()
+        except store.FormatError as e:
+            self._on_error(f"stored analysis unreadable ({e}); press 'analyse run' to compute it again")
+            stored = None
+        if stored is not None:
+            self._use(stored[0]["analysis"], stored[1], stored[0].get("captures_analysed", []))
+        else:
+            self.status.content = "not analysed yet: press **analyse run**"
+            self._clear()
+
+    def compute(self) -> None:
+        """Analyse the open run on a thread of its own, store the result, show it."""
+        if self.run is None or self._busy.is_set():
+            return
+        self._busy.set()
+        run = self.run
+        self.status.content = "analysing..."
+
+        def work() -> None:
+            try:
+                t0 = time.perf_counter()
+                doc, arrays = store.analyse_run(run, progress=self._progress)
+                if run is self.run:
+                    self._use(doc, arrays, [c.id for c in run.captures if c.kind == "eval"])
+                    self.status.content += f"  \ncomputed in {time.perf_counter() - t0:.1f} s"
+            except Exception as e:  # noqa: BLE001 - shown on the page
+                self.status.content = f"analysis failed: {type(e).__name__}: {e}"
+                traceback.print_exc()
+            finally:
+                self._busy.clear()
+
+        threading.Thread(target=work, name="trajscope-analyse", daemon=True).start()
+
+    def wait(self, timeout_s: float = 300.0) -> bool:
+        """Until no analysis is being computed (tests, scripts); True if none is."""
+        deadline = time.monotonic() + timeout_s
+        while self._busy.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self._busy.is_set()
+
+    def _progress(self, text: str) -> None:
+        self.status.content = f"analysing: {text}"
+
+    def _use(self, doc: dict[str, Any], arrays: dict[str, np.ndarray], analysed: list[str]) -> None:
+        self.doc = doc
+        self.points = arrays.get("points")
+        self.meta = arrays.get("point_capture_env_t")
+        emb = doc.get("embedding", {})
+        n_new = 0
+        if self.run is not None:
+            n_new = len([c for c in self.run.captures if c.kind == "eval" and c.id not in set(analysed)])
+        lines = [
+            f"{len(doc.get('captures', []))} captures, {emb.get('points', 0):,} states on a "
+            f"{emb.get('method', '?')} map ({emb.get('skipped_nonfinite', 0)} non-finite skipped)"
+        ]
+        if n_new:
+            lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
+        lines += [f"note: {p}" for p in doc.get("problems", [])[:5]]
+        self.status.content = "  \n".join(lines)
+        self._draw_curves()
+        self.draw_map()
+
+    def _clear(self) -> None:
+        for h in self.plots.values():
+            h.remove()
+        self.plots = {}
+        for h in (self.map, self.marker):
+            if h is not None:
+                h.remove()
+        self.map = self.marker = None
+
+    # ------------------------------------------------------------ curves
+
+    def _draw_curves(self) -> None:
+        from viser import uplot
+
+        for h in self.plots.values():
+            h.remove()
+        self.plots = {}
+        caps = (self.doc or {}).get("captures", [])
+        if not caps:
+            return
+        x = np.array([c["step"] for c in caps], np.float64)
+
+        def col(k: str) -> np.ndarray:
+            return np.array([np.nan if c.get(k) is None else c[k] for c in caps], np.float64)
+
+        def add(title: str, keys: list[tuple[str, str]]) -> None:
+            ys = [col(k) for k, _ in keys]
+            finite = np.concatenate([y[np.isfinite(y)] for y in ys])
+            if not finite.size:
+                return
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = 0.05 * (hi - lo) if hi > lo else 0.5
+            with self.folder:
+                self.plots[title] = self.server.gui.add_uplot(
+                    (x, *ys),
+                    (
+                        uplot.Series(label="env step"),
+                        *(
+                            uplot.Series(label=label, stroke=PALETTE[i], width=2, points={"show": True})
+                            for i, (_, label) in enumerate(keys)
+                        ),
+                    ),
+                    title=title,
+                    aspect=1.6,
+                    scales={"x": uplot.Scale(time=False), "y": uplot.Scale(range=(lo - pad, hi + pad))},
+                )
+
+        add(
+            "visitation shift (JS divergence)",
+            [("shift_first", "from first"), ("shift_prev", "from previous"), ("noise_floor", "noise floor")],
+        )
+        add("value against realised return", [("value_corr", "correlation"), ("value_bias", "bias")])
+
+    # ------------------------------------------------------------ the map
+
+    def place(self, origin: np.ndarray, size: float) -> None:
+        """Where the map lies: its corner at ``origin``, ``size`` metres wide."""
+        self._map_origin, self._map_size = np.asarray(origin, float), float(size)
+
+    def world(self, points: np.ndarray) -> np.ndarray:
+        """Map coordinates to world positions on the map's square."""
+        assert self.points is not None
+        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        uv = (np.asarray(points, float) - lo) / span
+        return self._map_origin + np.column_stack([uv * self._map_size, np.zeros(len(uv))])
+
+    def colours(self) -> np.ndarray:
+        assert self.meta is not None and self.run is not None
+        how = self.colour.value
+        if how == "episode return":
+            by_index = {c.index: c for c in self.run.captures}
+            ret = np.array([_env_return(by_index.get(int(ci)), int(e)) for ci, e in self.meta[:, :2]], np.float64)
+            finite = ret[np.isfinite(ret)]
+            lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+            return ramp((ret - lo) / (hi - lo if hi > lo else 1.0))
+        if how == "behaviour cluster":
+            return _cluster_colours(self.doc or {}, self.meta)
+        order = np.unique(self.meta[:, 0])
+        rank = np.searchsorted(order, self.meta[:, 0])
+        return ramp(rank / max(1, len(order) - 1))
+
+    def draw_map(self) -> None:
+        if self.map is not None:
+            self.map.remove()
+            self.map = None
+        if self.marker is not None:
+            self.marker.remove()
+            self.marker = None
+        if not self.show_map.value or self.points is None or self.meta is None or not len(self.points):
+            return
+        pos = self.world(self.points)
+        r = self._map_size / 150
+        v, f = _disc(r)
+        self.map = self.server.scene.add_batched_meshes_simple(
+            MAP_NAME,
+            v,
+            f,
+            batched_wxyzs=np.tile([1.0, 0, 0, 0], (len(pos), 1)),
+            batched_positions=pos.astype(np.float32),
+            batched_colors=self.colours(),
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+        )
+        self.map.on_click(lambda event: self._picked(event))
+        mv, mf = _disc(3 * r, height=2 * r)
+        self.marker = self.server.scene.add_batched_meshes_simple(
+            "/analysis/now",
+            mv,
+            mf,
+            batched_wxyzs=np.array([[1.0, 0, 0, 0]]),
+            batched_positions=np.array([[0.0, 0.0, -100.0]]),
+            batched_colors=np.array([[230, 20, 20]], np.uint8),
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+        )
+
+    def _picked(self, event: Any) -> None:
+        i = getattr(event, "instance_index", None)
+        if i is None or self.meta is None:
+            return
+        capture, env, t = (int(v) for v in self.meta[int(i)])
+        self.picked = (capture, env, t)
+        self._on_pick(capture, env, t)
+
+    def show_frame(self, capture: int, env: int, t: int) -> None:
+        """Put the marker on the state on screen (the nearest placed step of that capture
+        and environment)."""
+        if self.marker is None or self.meta is None or self.points is None:
+            return
+        mine = np.flatnonzero((self.meta[:, 0] == capture) & (self.meta[:, 1] == env))
+        if not len(mine):
+            self.marker.batched_positions = np.array([[0.0, 0.0, -100.0]], np.float32)
+            return
+        j = mine[np.abs(self.meta[mine, 2] - t).argmin()]
+        self.marker.batched_positions = self.world(self.points[j : j + 1]).astype(np.float32)
+
+    def map_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map's square in the world."""
+        o = self._map_origin
+        return o, o + np.array([self._map_size, self._map_size, 0.0])
+
+
+def _env_return(info: Any, env: int) -> float:
+    if info is None:
+        return float("nan")
+    returns = info.summary.get("returns") or []
+    return float(returns[env]) if env < len(returns) and returns[env] is not None else float("nan")
+
+
+def _cluster_colours(doc: dict[str, Any], meta: np.ndarray) -> np.ndarray:
+    """Points of a capture coloured by the cluster holding most of its windows."""
+    palette = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], np.uint8)
+    top = {}
+    for c in doc.get("captures", []):
+        share = c.get("cluster_share")
+        top[c["index"]] = int(np.argmax(share)) if share else 0
+    return palette[np.array([top.get(int(ci), 0) for ci in meta[:, 0]]) % len(palette)]
+
+
+def _disc(radius: float, *, height: float | None = None, segments: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A flat octagonal disc (or a short prism) lying on the ground."""
+    h = height if height is not None else radius / 4
+    ang = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    ring = np.column_stack([radius * np.cos(ang), radius * np.sin(ang)])
+    v = np.vstack([np.column_stack([ring, np.zeros(segments)]), np.column_stack([ring, np.full(segments, h)])])
+    v = np.vstack([v, [[0, 0, 0], [0, 0, h]]]).astype(np.float32)
+    faces = []
+    cb, ct = 2 * segments, 2 * segments + 1
+    for i in range(segments):
+        j = (i + 1) % segments
+        faces += [(i, j, segments + j), (i, segments + j, segments + i), (cb, j, i), (ct, segments + i, segments + j)]
+    return v, np.array(faces, np.uint32)
