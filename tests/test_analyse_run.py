@@ -112,3 +112,17 @@ def test_bad_input_gives_partial_results_and_clear_messages():
     assert none["captures"] == [] and arrays == {}
     with pytest.raises(ValueError, match="method must be one of"):
         analyse.analyse([_source(0, good)], analyse.AnalysisConfig(method="nope"))
+
+
+@pytest.mark.parametrize("method,package", [("tsne", "openTSNE"), ("umap", "umap")])
+def test_tsne_and_umap_maps_place_every_state(method, package):
+    pytest.importorskip(package)
+    rng = np.random.default_rng(3)
+    caps = [_source(i, _gauss(rng, 60, 4, 6, shift=2.0 * i)) for i in range(3)]
+    doc, arrays = analyse.analyse(caps, analyse.AnalysisConfig(method=method, pool_size=300, codebook=8))
+    assert doc["embedding"]["method"] == method and arrays["points"].shape == (720, 2)
+    assert np.isfinite(arrays["points"]).all()
+    pc = arrays["point_capture_env_t"][:, 0]
+    m = np.array([arrays["points"][pc == i].mean(axis=0) for i in range(3)])
+    spread = np.mean([arrays["points"][pc == i].std(axis=0).mean() for i in range(3)])
+    assert np.linalg.norm(m[2] - m[0]) > spread  # far-apart state distributions, apart on the map

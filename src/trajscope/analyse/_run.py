@@ -268,7 +268,7 @@ def _fit_clusters(
     pca = _stats.PCA.fit(wz, min(16, wz.shape[1]))
     y = pca.transform(wz)
     rng = np.random.default_rng(cfg.seed)
-    sample = y[rng.choice(len(y), min(1500, len(y)), replace=False)]
+    sample = y[rng.choice(len(y), min(1000, len(y)), replace=False)]
     if cfg.clusters:
         k = cfg.clusters
         scores = None
