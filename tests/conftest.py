@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Every brax training in the suite compiles programs that earlier tests compiled too (same
+# trainer, same tiny configuration): JAX's persistent compilation cache reuses them. Set
+# before JAX starts; subprocesses inherit it.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "trajscope-test-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
 import mujoco
 import numpy as np
 import pytest

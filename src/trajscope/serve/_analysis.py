@@ -2,9 +2,9 @@
 over training, and the state map drawn beside the replay, where a click on a point loads
 that capture, environment and step.
 
-The map lies flat on the ground to the side of the environments: one clickable instance
-per placed state, coloured by training time (capture) or by the episode's return, and a
-larger marker on the state on screen.
+The map stands upright beside the environments, facing the default view: one clickable
+instance per placed state, coloured by training time (capture), by the episode's return or
+by behaviour cluster, and a larger marker on the state on screen.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class AnalysisPanel:
         self.plots: dict[str, Any] = {}
         self._map_origin = np.zeros(3)
         self._map_size = 1.0
+        self._right = np.array([1.0, 0.0, 0.0])
         self._busy = threading.Event()
         gui = server.gui
         self.folder = gui.add_folder("Analysis")
@@ -200,9 +201,11 @@ class AnalysisPanel:
 
     # ------------------------------------------------------------ the map
 
-    def place(self, origin: np.ndarray, size: float) -> None:
-        """Where the map lies: its corner at ``origin``, ``size`` metres wide."""
+    def place(self, origin: np.ndarray, size: float, *, right: np.ndarray) -> None:
+        """Where the map stands: its lower left corner at ``origin``, ``size`` metres wide
+        along the horizontal unit vector ``right`` and as high, upright."""
         self._map_origin, self._map_size = np.asarray(origin, float), float(size)
+        self._right = np.asarray(right, float) / np.linalg.norm(right)
 
     def world(self, points: np.ndarray) -> np.ndarray:
         """Map coordinates to world positions on the map's square."""
@@ -210,7 +213,16 @@ class AnalysisPanel:
         lo, hi = self.points.min(axis=0), self.points.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         uv = (np.asarray(points, float) - lo) / span
-        return self._map_origin + np.column_stack([uv * self._map_size, np.zeros(len(uv))])
+        up = np.array([0.0, 0.0, 1.0])
+        return self._map_origin + self._map_size * (uv[:, :1] * self._right + uv[:, 1:2] * up)
+
+    def _facing(self) -> np.ndarray:
+        """The rotation (w, x, y, z) turning a disc lying on the ground to face the viewer:
+        its normal from +z to the horizontal direction towards the default camera."""
+        toward = np.cross([0.0, 0.0, 1.0], self._right)  # horizontal, towards the viewer
+        axis = np.cross([0.0, 0.0, 1.0], toward)
+        axis /= np.linalg.norm(axis)
+        return np.array([np.cos(np.pi / 4), *(np.sin(np.pi / 4) * axis)])
 
     def colours(self) -> np.ndarray:
         assert self.meta is not None and self.run is not None
@@ -243,7 +255,7 @@ class AnalysisPanel:
             MAP_NAME,
             v,
             f,
-            batched_wxyzs=np.tile([1.0, 0, 0, 0], (len(pos), 1)),
+            batched_wxyzs=np.tile(self._facing(), (len(pos), 1)),
             batched_positions=pos.astype(np.float32),
             batched_colors=self.colours(),
             lod="off",
@@ -256,7 +268,7 @@ class AnalysisPanel:
             "/analysis/now",
             mv,
             mf,
-            batched_wxyzs=np.array([[1.0, 0, 0, 0]]),
+            batched_wxyzs=self._facing()[None],
             batched_positions=np.array([[0.0, 0.0, -100.0]]),
             batched_colors=np.array([[230, 20, 20]], np.uint8),
             lod="off",
@@ -285,9 +297,11 @@ class AnalysisPanel:
         self.marker.batched_positions = self.world(self.points[j : j + 1]).astype(np.float32)
 
     def map_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """The map's square in the world."""
-        o = self._map_origin
-        return o, o + np.array([self._map_size, self._map_size, 0.0])
+        """The world box around the map's square."""
+        corners = self._map_origin + self._map_size * np.array(
+            [[0, 0, 0], self._right, [0, 0, 1], self._right + np.array([0.0, 0.0, 1.0])], float
+        )
+        return corners.min(axis=0), corners.max(axis=0)
 
 
 def _env_return(info: Any, env: int) -> float:

@@ -275,13 +275,19 @@ class Viewer:
         self.show_step(t)
 
     def _place_map(self) -> None:
-        """The state map lies beside the environments, on the ground, as wide as they are."""
+        """The state map stands to the right of the environments as the camera starts out
+        (facing it), about as large as they are."""
         box = self.scene.content_box()
         if box is None:
             return
         lo, hi = box
-        size = max(1.0, 1.2 * float(max(hi[0] - lo[0], hi[1] - lo[1])))
-        self.analysis.place(np.array([lo[0], hi[1] + 0.25 * size, 0.0]), size)
+        d = _frames.VIEW_DIRECTION / np.linalg.norm(_frames.VIEW_DIRECTION)
+        right = np.cross(-d, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        size = max(1.0, 1.2 * float(np.max(hi - lo)))
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        start = corners[np.argmax(corners @ right)]  # the box's corner furthest right
+        self.analysis.place(np.array([*(start[:2] + 0.3 * size * right[:2]), lo[2]]), size, right=right)
 
     def _frame_with_map(self) -> None:
         """Frame the environments and the map together when the map is switched on."""
