@@ -105,27 +105,41 @@ def _windows(x: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray, w: int) -> tup
     return np.array(out), np.array(where, np.int64)
 
 
+MANIFOLD_POOL = 4_000
+"""States t-SNE and UMAP are fitted on; every other state is placed by its neighbours."""
+
+
 def _embedder(method: str, pool: np.ndarray, seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
-    """A fitted 2-D map of the pool: ``(transform, pool placed)``."""
+    """A fitted 2-D map of the pool: ``(transform, pool placed)``.
+
+    PCA maps every state exactly. t-SNE (openTSNE) and UMAP (umap-learn) are fitted on at
+    most ``MANIFOLD_POOL`` states of the pool; any other state is placed at the
+    distance-weighted mean of its 10 nearest fitted states (in the standardised feature
+    space): far faster than their own ``transform`` for 100,000 states, and the same map."""
     if method == "pca":
         pca = _stats.PCA.fit(pool, 2)
         return pca.transform, pca.transform(pool)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    rng = np.random.default_rng(seed)
+    fit_on = pool if len(pool) <= MANIFOLD_POOL else pool[rng.choice(len(pool), MANIFOLD_POOL, replace=False)]
     if method == "tsne":
         try:
             from openTSNE import TSNE  # pyright: ignore[reportMissingImports]
         except ImportError:
             raise ImportError("method 'tsne' needs openTSNE: pip install 'trajscope[analysis]'") from None
-        emb = TSNE(n_components=2, perplexity=30, random_state=seed, n_jobs=2, verbose=False).fit(pool)
-        return (lambda x: np.asarray(emb.transform(x))), np.asarray(emb)
-    if method == "umap":
+        placed = np.asarray(TSNE(n_components=2, perplexity=30, random_state=seed, n_jobs=2).fit(fit_on))
+    else:
         try:
             import umap  # pyright: ignore[reportMissingImports]
         except ImportError:
             raise ImportError("method 'umap' needs umap-learn: pip install 'trajscope[analysis]'") from None
-        model = umap.UMAP(n_components=2, random_state=seed)
-        placed = model.fit_transform(pool)
-        return (lambda x: np.asarray(model.transform(x))), np.asarray(placed)
-    raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        placed = np.asarray(umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(fit_on))
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        return _stats.knn_place(x, fit_on, placed, k=10)
+
+    return transform, transform(pool)
 
 
 def analyse(

@@ -73,6 +73,22 @@ def assign(x: np.ndarray, centers: np.ndarray, *, chunk: int = 65536) -> np.ndar
     return out
 
 
+def knn_place(x: np.ndarray, anchors: np.ndarray, placed: np.ndarray, *, k: int = 10, chunk: int = 4096) -> np.ndarray:
+    """Positions of ``x`` on a map known at ``anchors``: the inverse-distance weighted mean
+    of the ``placed`` positions of each row's ``k`` nearest anchors (an anchor itself lands
+    on its own place)."""
+    x = np.asarray(x, np.float64)
+    k = min(k, len(anchors))
+    out = np.empty((len(x), placed.shape[1]))
+    for i in range(0, len(x), chunk):
+        d2 = sq_distances(x[i : i + chunk], anchors)
+        idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        d = np.sqrt(np.take_along_axis(d2, idx, axis=1))
+        w = 1.0 / np.maximum(d, 1e-9) ** 2
+        out[i : i + chunk] = (w[:, :, None] * placed[idx]).sum(axis=1) / w.sum(axis=1, keepdims=True)
+    return out
+
+
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with k-means++ seeding: centres ``(k, D)`` and labels ``(N,)``."""
     x = np.asarray(x, np.float64)
