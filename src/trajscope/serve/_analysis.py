@@ -210,9 +210,10 @@ class AnalysisPanel:
     def world(self, points: np.ndarray) -> np.ndarray:
         """Map coordinates to world positions on the map's square."""
         assert self.points is not None
-        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
+        # The central 99% of the states fill the square; the rare outliers sit on its edge.
+        lo, hi = np.percentile(self.points, 0.5, axis=0), np.percentile(self.points, 99.5, axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
-        uv = (np.asarray(points, float) - lo) / span
+        uv = np.clip((np.asarray(points, float) - lo) / span, 0.0, 1.0)
         up = np.array([0.0, 0.0, 1.0])
         return self._map_origin + self._map_size * (uv[:, :1] * self._right + uv[:, 1:2] * up)
 
