@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import trajscope
+import trajscope.analyse
 from conftest import simulate
 from trajscope.demo import write_demo_run
 from trajscope.serve import Viewer, _geometry, _kinematics
@@ -488,3 +489,53 @@ def test_new_runs_under_a_root_appear_while_one_is_open(tmp_path, model):
         assert v.run.name == "second" and v.frames.capture.info.num_envs == 2
     finally:
         v.close()
+
+
+def test_realised_return_is_plotted_beside_the_value(tmp_path, model):
+    """The Plots show, for the selected env, the discounted return it actually got from each
+    frame (the run's discount, in the value's units) beside the value predicted there."""
+    kw = simulate(model, T=30, E=2)
+    kw["reward"] = np.abs(kw["reward"])
+    kw["done"][:] = False
+    kw["done"][20, 1] = True
+    gamma, scaling = 0.9, 10.0
+    want = trajscope.analyse.returns_to_go(kw["reward"], kw["done"], gamma, reset_frame=True) * scaling
+    kw["value"] = want.astype(np.float32)
+    with trajscope.RunWriter(
+        tmp_path, name="v", model=model, strict=True, config={"discounting": gamma, "reward_scaling": scaling}
+    ) as w:
+        w.add_capture(step=0, reset_frame=True, **kw)
+    v = Viewer(str(tmp_path / "v"), port=_free_port())
+    try:
+        v.scene.env.value = 1
+        np.testing.assert_allclose(v.frames.series["realised return"], want[:, 1], rtol=1e-6)
+        np.testing.assert_allclose(v.frames.series["value"], want[:, 1], rtol=1e-6)
+        labels = {s["label"] for s in v.plots.plots["reward & value"].series}
+        assert {"value", "realised return"} <= labels
+    finally:
+        v.close()
+
+
+def test_the_analysis_follows_a_run_being_written(tmp_path, model):
+    w = trajscope.RunWriter(tmp_path, name="a", model=model, strict=True)
+    for step in range(2):
+        w.add_capture(step=step, **simulate(model, T=20, E=3, seed=step))
+    w.flush()
+    v = Viewer(str(tmp_path / "a"), port=_free_port(), poll_s=3600)
+    try:
+        assert "not analysed yet" in v.analysis.status.content
+        v.analysis.compute()
+        assert v.analysis.wait(120) and len(v.analysis.doc["captures"]) == 2
+        w.add_capture(step=5, **simulate(model, T=20, E=3, seed=5))
+        w.flush()
+        v.poll()  # the viewer's poll picks up the capture and analyses again
+        assert v.analysis.wait(120)
+        assert [c["step"] for c in v.analysis.doc["captures"]] == [0, 1, 5]
+        assert [c["step"] for c in trajscope.open_run(tmp_path / "a").analysis()[0]["analysis"]["captures"]] == [
+            0,
+            1,
+            5,
+        ]
+    finally:
+        v.close()
+        w.close()

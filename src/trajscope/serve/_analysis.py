@@ -67,6 +67,9 @@ class AnalysisPanel:
                 "state map", False, hint="Every captured state on one map beside the replay: click one to replay it"
             )
             self.colour = gui.add_dropdown("colour map by", COLOURINGS, initial_value="training time")
+            self.follow = gui.add_checkbox(
+                "update as captures arrive", True, hint="Analyse again when training writes new captures"
+            )
         self.run_button.on_click(lambda _: self.compute())
         self.show_map.on_update(lambda _: self._safe(self.draw_map))
         self.colour.on_update(lambda _: self._safe(self.draw_map))
@@ -116,6 +119,11 @@ class AnalysisPanel:
                 self._busy.clear()
 
         threading.Thread(target=work, name="trajscope-analyse", daemon=True).start()
+
+    def new_captures(self) -> None:
+        """Training wrote captures: analyse again if asked to and an analysis is shown."""
+        if self.follow.value and self.doc is not None and not self._busy.is_set():
+            self.compute()
 
     def wait(self, timeout_s: float = 300.0) -> bool:
         """Until no analysis is being computed (tests, scripts); True if none is."""
@@ -198,6 +206,14 @@ class AnalysisPanel:
             [("shift_first", "from first"), ("shift_prev", "from previous"), ("noise_floor", "noise floor")],
         )
         add("value against realised return", [("value_corr", "correlation"), ("value_bias", "bias")])
+        shares = [c.get("cluster_share") for c in caps]
+        k = max((len(sh) for sh in shares if sh), default=0)
+        if k:
+            for j in range(k):
+                for c in caps:
+                    sh = c.get("cluster_share")
+                    c[f"cluster_{j}"] = sh[j] if sh and j < len(sh) else None
+            add("behaviour cluster share", [(f"cluster_{j}", f"cluster {j}") for j in range(min(k, len(PALETTE)))])
 
     # ------------------------------------------------------------ the map
 

@@ -241,7 +241,14 @@ class Viewer:
 
     def _load(self, cap: store.Capture) -> None:
         E = cap.info.num_envs
-        self.frames = _frames.Frames.load(cap, self.scene.shown(E), self.scene.selected(E))
+        conf = (self.run.metadata.get("config") or {}) if self.run is not None else {}
+        self.frames = _frames.Frames.load(
+            cap,
+            self.scene.shown(E),
+            self.scene.selected(E),
+            gamma=float(conf.get("discounting") or 0.99),
+            reward_scaling=float(conf.get("reward_scaling") or 1.0),
+        )
         self.scene.show(self.frames, self.t)
         self.plots.draw(self.frames, self.t)
         self.nan.show(self.frames)
@@ -380,6 +387,8 @@ class Viewer:
         if new:
             self._update_capture_list(select_last=False)
             self.plots.draw_curve(self.run)
+            if any(c.kind == "eval" for c in new):
+                self.analysis.new_captures()
             if self._gui_latest.value and self.live.shown is None:
                 self.load_capture(len(self.run.captures) - 1)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import store
+from .. import analyse, store
 
 LAYOUTS = ("one", "grid", "overlay")
 MAX_SHOWN = 16
@@ -73,8 +73,14 @@ class Frames:
         return self.envs.index(self.selected)
 
     @staticmethod
-    def load(cap: store.Capture, envs: list[int], selected: int) -> Frames:
-        """Read what the panels need, one environment at a time where not all are shown."""
+    def load(
+        cap: store.Capture, envs: list[int], selected: int, *, gamma: float = 0.99, reward_scaling: float = 1.0
+    ) -> Frames:
+        """Read what the panels need, one environment at a time where not all are shown.
+
+        With ``value`` and ``reward``, the series hold ``realised return``: the discounted
+        return the selected environment actually obtained from each frame (``gamma``), in
+        the value's units (times ``reward_scaling``), beside the value it predicted."""
 
         def per_env(name: str) -> np.ndarray | None:
             if name not in cap:
@@ -90,6 +96,12 @@ class Frames:
         for name in ("reward", "value"):
             if name in cap:
                 series[name] = cap.load(name, env=selected).astype(float)
+        if "value" in series and "reward" in series:
+            done = cap.load("done", env=selected) if "done" in cap else np.zeros(len(series["reward"]), bool)
+            g = analyse.returns_to_go(
+                series["reward"][:, None], np.asarray(done)[:, None], gamma, reset_frame=cap.info.reset_frame
+            )[:, 0]
+            series["realised return"] = g * reward_scaling
         for key in cap.keys("metrics"):
             series[f"metrics/{key}"] = cap.load(f"metrics/{key}", env=selected).astype(float)
         if "action" in cap:
