@@ -18,24 +18,19 @@ from brax import envs
 from brax.training.agents.ppo import train as ppo
 
 from trajscope.capture import BraxRecorder
+from trajscope.capture._demo import PPO_CONFIG
 
-PPO = dict(
-    num_timesteps=120_000,
-    num_evals=5,
-    episode_length=200,
-    num_envs=64,
-    batch_size=256,
-    num_minibatches=4,
-    unroll_length=10,
-    num_updates_per_batch=4,
-    normalize_observations=True,
-    reward_scaling=10.0,
-    discounting=0.97,
-    learning_rate=3e-4,
-    entropy_cost=1e-2,
-    num_eval_envs=8,
-    seed=0,
-)
+# The demo's PPO configuration (it learns inverted_pendulum), shortened.
+PPO = {
+    **PPO_CONFIG,
+    "num_timesteps": 120_000,
+    "num_evals": 5,
+    "episode_length": 200,
+    "num_envs": 64,
+    "batch_size": 256,
+    "num_minibatches": 4,
+    "num_eval_envs": 8,
+}
 
 
 @pytest.fixture(scope="module")

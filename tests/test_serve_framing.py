@@ -93,6 +93,14 @@ def runs(tmp_path_factory):
     return out
 
 
+def _wait_framed(viewer, timeout_s=60.0):
+    """Until the viewer has framed the connected browser."""
+    deadline = time.monotonic() + timeout_s
+    while not viewer.scene.framed_clients():
+        assert time.monotonic() < deadline, "the browser was never framed"
+        time.sleep(0.1)
+
+
 def _shot(pg):
     from PIL import Image
 
@@ -136,11 +144,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
             # The software-WebGL notice would cover the canvas' corner in every shot.
             pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
             pg.wait_for_function("document.body.innerText.includes('captures')", timeout=60_000)
-            # The browser is framed for its own canvas once it has reported it.
-            deadline = time.monotonic() + 60
-            while not viewer.scene.framed_clients():
-                assert time.monotonic() < deadline, "the browser was never framed"
-                time.sleep(0.1)
+            _wait_framed(viewer)  # for its own canvas, once it has reported it
             E = viewer.frames.capture.info.num_envs
             assert int(viewer.scene.count.value) == min(E, _frames.MAX_SHOWN)  # all shown by default
             # On one page, as a user would switch: overlay then grid is where it drew nothing.
@@ -229,10 +233,7 @@ def test_randomised_sizes_are_drawn_in_the_browser(tmp_path):
             pg.wait_for_selector("canvas", timeout=30_000)
             pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
             viewer.scene.layout.value = "grid"
-            deadline = time.monotonic() + 60
-            while not viewer.scene.framed_clients():
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+            _wait_framed(viewer)
             shot = _settled(pg)[:, : W - _frames.PANEL_PX]
             ARTIFACTS.mkdir(exist_ok=True)
             from PIL import Image
