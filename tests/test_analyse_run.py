@@ -126,3 +126,23 @@ def test_tsne_and_umap_maps_place_every_state(method, package):
     m = np.array([arrays["points"][pc == i].mean(axis=0) for i in range(3)])
     spread = np.mean([arrays["points"][pc == i].std(axis=0).mean() for i in range(3)])
     assert np.linalg.norm(m[2] - m[0]) > spread  # far-apart state distributions, apart on the map
+
+
+def test_a_damaged_capture_file_is_left_out_with_its_name(tmp_path):
+    """Through the store: a truncated array file of one capture; the others are analysed."""
+    import mujoco
+
+    import trajscope
+    from conftest import XML, simulate
+
+    model = mujoco.MjModel.from_xml_string(XML)
+    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+        for step in range(3):
+            w.add_capture(step=step, **simulate(model, T=20, E=2, seed=step))
+    run = trajscope.open_run(tmp_path / "r")
+    victim = tmp_path / "r" / "captures" / run.captures[1].id / "qpos.zs"
+    victim.write_bytes(victim.read_bytes()[:20])
+    doc, arrays = trajscope.store.analyse_run(run)
+    assert [c["step"] for c in doc["captures"]] == [0, 2]
+    assert any("capture 1 (step 1): unreadable" in p and "qpos.zs" in p for p in doc["problems"]), doc["problems"]
+    assert run.analysis() is not None and len(arrays["points"]) > 0

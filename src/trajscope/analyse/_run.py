@@ -168,7 +168,12 @@ def analyse(
         if not names:
             problems.append(f"capture {src.index} (step {src.step}): none of the features {list(cfg.features)}")
             continue
-        x, t_idx, e_idx = _states(src, names)
+        try:
+            x, t_idx, e_idx = _states(src, names)
+            xa = _with_action(src, x, t_idx, e_idx)
+        except (ValueError, OSError, KeyError) as e:  # a damaged or vanished capture file
+            problems.append(f"capture {src.index} (step {src.step}): unreadable, left out ({e})")
+            continue
         if width is None:
             width = x.shape[1]
         if x.shape[1] != width:
@@ -185,7 +190,7 @@ def analyse(
             continue
         usable.append((src, names))
         pool.append(x[rng.choice(rows, min(per, len(rows)), replace=False)])
-        wx, _ = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_idx[finite], e_idx[finite], cfg.window)
+        wx, _ = _windows(xa[finite], t_idx[finite], e_idx[finite], cfg.window)
         if len(wx):
             wpool.append(wx[rng.choice(len(wx), min(max(1, per // cfg.window), len(wx)), replace=False)])
         say(f"pooled capture {src.index} (step {src.step})")
@@ -212,7 +217,11 @@ def analyse(
     points, meta = [], []
     hists: list[np.ndarray] = []
     for src, names in usable:
-        x, t_idx, e_idx = _states(src, names)
+        try:
+            x, t_idx, e_idx = _states(src, names)
+        except (ValueError, OSError, KeyError) as e:
+            problems.append(f"capture {src.index} (step {src.step}): unreadable, left out ({e})")
+            continue
         finite = np.isfinite(x).all(axis=1)
         z = std(x[finite])
         t_f, e_f = t_idx[finite], e_idx[finite]
