@@ -9,6 +9,7 @@ from ._brax import BraxRecorder as BraxRecorder
 from ._config import RecorderConfig as RecorderConfig
 from ._demo import train_demo as train_demo
 from ._live import LiveStream as LiveStream
+from ._nan import NonFiniteTrainingError as NonFiniteTrainingError
 from ._rollout import RolloutConfig as RolloutConfig
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract

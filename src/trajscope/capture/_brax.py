@@ -27,6 +27,7 @@ from ..store import RunWriter
 from . import _rollout, _state
 from ._config import RecorderConfig
 from ._live import LiveStream
+from ._nan import NanGuard
 from ._tap import EvalTap
 
 WRAP_ORDER = ("train", "eval")
@@ -108,6 +109,16 @@ class BraxRecorder:
         self._pending_params: tuple[int, Any, Any] | None = None
         self._value_jit: Any = None
         self._compiling: threading.Thread | None = None
+        self.nan: NanGuard | None = None
+        if cfg.nan_guard:
+            self.nan = NanGuard(
+                self.writer,
+                steps=cfg.nan_guard,
+                stop=cfg.nan_guard_stop,
+                info_keys=tuple(cfg.info_keys),
+                action_repeat=cfg.action_repeat,
+                strict=cfg.strict,
+            )
         self.live: LiveStream | None = None
         if cfg.live:
             self.live = LiveStream(
@@ -126,6 +137,8 @@ class BraxRecorder:
         """The hook for ``ppo.train(policy_params_fn=...)``; calls ``chain`` after capturing."""
 
         def hook(current_step: int, make_policy: Callable[..., Any], params: Any) -> None:
+            if self.nan is not None:
+                self.nan.check()
             if self.config.capture_source == "eval":
                 # The tapped evaluation of the previous checkpoint, if progress_fn did not write it.
                 self._write_tapped(None)
@@ -258,8 +271,13 @@ class BraxRecorder:
                 )
                 return wrapped
             role = WRAP_ORDER[calls - 1]
-            if role == "train" and self.live is not None:
-                return self.live.wrap(wrapped, action_repeat=int(kwargs.get("action_repeat", 1)))
+            if role == "train":
+                repeat = int(kwargs.get("action_repeat", 1))
+                if self.live is not None:
+                    wrapped = self.live.wrap(wrapped, action_repeat=repeat)
+                if self.nan is not None:
+                    wrapped = self.nan.wrap(wrapped, action_repeat=repeat)
+                return wrapped
             if role == "eval" and self.config.capture_source == "eval":
                 return EvalTap(wrapped, self._rollout_cfg, self._receive)
             return wrapped
@@ -270,6 +288,8 @@ class BraxRecorder:
         """The hook for ``sac.train(progress_fn=...)``: writes the tapped evaluation."""
 
         def hook(step: int, metrics: Any) -> None:
+            if self.nan is not None:
+                self.nan.check()
             self._write_tapped(int(step))
             if chain is not None:
                 chain(step, metrics)

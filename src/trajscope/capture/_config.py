@@ -73,6 +73,13 @@ class RecorderConfig:
     """Consecutive training steps per live chunk."""
     live_obs: bool = True
     """Include observations in the live stream."""
+    nan_guard: int = 0
+    """Keep the last this many steps of every training environment on the device; when one
+    becomes non-finite (state, reward or observation), write its steps as a capture of kind
+    ``nan`` (0: off). Needs ``wrap_env_fn=rec.wrap_env_fn()``."""
+    nan_guard_stop: bool = False
+    """Stop training (``NonFiniteTrainingError`` at the next checkpoint) once the guard trips;
+    by default training goes on."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "info_keys", tuple(self.info_keys))
@@ -93,6 +100,10 @@ class RecorderConfig:
             )
         if self.algorithm == "sac" and self.value:
             raise ValueError("value=True needs PPO's value network; brax's SAC has none (leave value unset)")
+        if self.nan_guard < 0 or self.nan_guard == 1:
+            raise ValueError(f"nan_guard must be 0 (off) or at least 2 steps, got {self.nan_guard}")
+        if self.nan_guard_stop and not self.nan_guard:
+            raise ValueError("nan_guard_stop=True needs nan_guard=N steps")
         if self.live < 0 or self.live_chunk_steps < 2:
             raise ValueError(f"live must be >= 0 and live_chunk_steps >= 2, got {self.live}, {self.live_chunk_steps}")
 

@@ -191,6 +191,11 @@ class Viewer:
         assert self.run is not None
         out = []
         for c in self.run.captures:
+            if c.kind == "nan":
+                first = _frames.first_nonfinite(c.summary)
+                what = f"{first[0]} non-finite" if first else "non-finite"
+                out.append(f"#{c.index} step {c.step} · NaN caught: {what} · nan")
+                continue
             ret = "-" if c.mean_return is None else f"{c.mean_return:.1f}"
             out.append(f"#{c.index} step {c.step} · return {ret} · {c.kind}")
         return out
@@ -205,10 +210,26 @@ class Viewer:
             self._gui_capture.options = ["(no captures yet)"]
             return
         current = self._gui_capture.value
-        self._gui_capture.options = labels
+        nan = [i for i, c in enumerate(self.run.captures) if c.kind == "nan"]
+        # What the NaN guard caught comes first: it is what a user needs to see first.
+        self._gui_capture.options = [labels[i] for i in nan] + [x for i, x in enumerate(labels) if i not in nan]
+        if select_last and nan:
+            self._open_nan(nan[-1])
+            return
         self._gui_capture.value = labels[-1] if select_last or current not in labels else current
         if select_last:
             self.load_capture(len(labels) - 1)
+
+    def _open_nan(self, index: int) -> None:
+        """Open a capture of the NaN guard at the last step before its first non-finite value."""
+        assert self.run is not None
+        first = _frames.first_nonfinite(self.run.captures[index].summary)
+        self.scene.layout.value = "one"
+        if first is not None:
+            self.scene.env.value = first[2]
+        self.load_capture(index)
+        if first is not None:
+            self.show_step(max(0, first[1] - 1))
 
     def _on_capture_choice(self) -> None:
         value = self._gui_capture.value

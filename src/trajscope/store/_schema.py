@@ -27,7 +27,10 @@ CAPTURES_DIR = "captures"
 MANIFEST_FILE = "capture.json"
 MANIFEST_TMP = "capture.json.tmp"
 
-CAPTURE_KINDS = ("eval", "live")
+CAPTURE_KINDS = ("eval", "live", "nan")
+"""``eval``: a rollout of a checkpoint's policy; ``live``: a chunk of the live stream of the
+training environments; ``nan``: the training steps up to a training environment's first
+non-finite value (the NaN guard)."""
 
 LIVE_DIR = "live"
 """Chunks of the live stream (captures of kind ``live``); only the newest few are kept."""
