@@ -76,11 +76,18 @@ def _train(env, rec):
     return seen
 
 
-def test_the_steps_before_the_first_nan_are_caught_and_training_goes_on(env, tmp_path):
-    rec = BraxRecorder(env, root=tmp_path, name="n", num_envs=2, episode_length=50, nan_guard=16, value=False)
+@pytest.fixture(scope="module")
+def caught(env, tmp_path_factory):
+    root = tmp_path_factory.mktemp("nan")
+    rec = BraxRecorder(env, root=root, name="n", num_envs=2, episode_length=50, nan_guard=16, value=False)
     with rec:
         checkpoints = _train(env, rec)
-    run = trajscope.open_run(tmp_path / "n")
+    return rec, checkpoints, str(root / "n")
+
+
+def test_the_steps_before_the_first_nan_are_caught_and_training_goes_on(caught):
+    rec, checkpoints, path = caught
+    run = trajscope.open_run(path)
     (nan,) = [c for c in run.captures if c.kind == "nan"]
     assert nan.num_steps == 16 and nan.num_envs == 8  # the guard's steps, its 8 affected envs
     assert nan.step == BLOW_UP_AT * KW["num_envs"]  # env steps when it happened
@@ -108,18 +115,15 @@ def test_stop_raises_at_the_next_checkpoint(env, tmp_path):
     assert "nan" in kinds
 
 
-def test_the_viewer_opens_on_the_step_before_the_first_nan(env, tmp_path):
-    from trajscope.serve import Viewer
-
-    rec = BraxRecorder(env, root=tmp_path, name="v", num_envs=2, episode_length=50, nan_guard=16, value=False)
-    with rec:
-        _train(env, rec)
+def test_the_viewer_opens_on_the_step_before_the_first_nan(caught):
     import socket
+
+    from trajscope.serve import Viewer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    v = Viewer(str(tmp_path / "v"), port=port)
+    v = Viewer(caught[2], port=port)
     try:
         assert v.frames.capture.info.kind == "nan" and v.t == 14  # the last finite step
         assert "NaN caught: qpos non-finite" in v._gui_capture.options[0]  # listed first
