@@ -341,7 +341,11 @@ def test_analysis_panel_map_click_replays_that_state(page):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     _wait_pixels(pg, "analysis_map", lambda px: px.std() > 10)
-    time.sleep(0.5)  # noqa: the camera message and the next frame; the click is verified below
+    # Until the camera has settled: two screenshots in a row the same.
+    last = _canvas_pixels(pg, "analysis_map")
+    deadline = time.monotonic() + 60
+    while _changed(last, now := _canvas_pixels(pg, "analysis_map")) > 0 and time.monotonic() < deadline:
+        last = now
     (client,) = viewer.server.get_clients().values()
     cam = client.camera
     w, h = 1280, 800
