@@ -126,7 +126,9 @@ def test_grid_and_overlay_show_many_environments(viewer):
     assert len(xs) >= 2  # laid out side by side
     viewer.scene.layout.value = "overlay"
     viewer._safe(viewer._reload)
-    assert all(n.opacity is not None and n.opacity < 1 for n in viewer.scene.nodes.values())
+    ground = {g for g in viewer.scene.nodes if viewer.scene.model.geom_type[g] == _geometry.PLANE}
+    assert ground and all(viewer.scene.nodes[g].opacity is None for g in ground)  # the floor stays opaque
+    assert all(n.opacity is not None and n.opacity < 1 for g, n in viewer.scene.nodes.items() if g not in ground)
 
 
 def test_switching_capture_and_environment(viewer, demo_run):

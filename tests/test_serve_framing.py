@@ -118,15 +118,24 @@ def _settled(pg, timeout_s=60.0):
         last = now
 
 
+def _changed_from(pg, before, *, at_least=200, timeout_s=60.0):
+    """Screenshots until the page differs from ``before`` (an update sent to the browser
+    has been drawn), then until it holds still."""
+    deadline = time.monotonic() + timeout_s
+    while (np.abs(_shot(pg) - before).sum(axis=-1) > 40).sum() < at_least:
+        assert time.monotonic() < deadline, "the page never showed the update"
+    return _settled(pg)
+
+
 def _content_mask(viewer, pg):
     """Pixels showing the environments: those that change when the non-plane geoms hide."""
     shown = _settled(pg)
     content = [g for g in viewer.scene.geoms if int(viewer.scene.model.geom_type[g.geom_id]) != _geometry.PLANE]
     for g in content:
         viewer.scene.nodes[g.geom_id].visible = False
-    hidden = _settled(pg)
+    hidden = _changed_from(pg, shown)
     viewer.scene.apply_groups()
-    _settled(pg)
+    _changed_from(pg, hidden)
     return shown, (np.abs(shown - hidden).sum(axis=-1) > 40)
 
 
@@ -149,7 +158,11 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
             assert int(viewer.scene.count.value) == min(E, _frames.MAX_SHOWN)  # all shown by default
             # On one page, as a user would switch: overlay then grid is where it drew nothing.
             for layout in ("one", "grid", "overlay", "grid"):
+                before = _settled(pg)
+                changes = layout != viewer.scene.layout.value
                 viewer.scene.layout.value = layout
+                if changes:  # the new layout and its framing have reached the page
+                    _changed_from(pg, before, at_least=500)
                 frames = viewer.frames
                 assert len(frames.envs) == (1 if layout == "one" else E)
                 shot, mask = _content_mask(viewer, pg)

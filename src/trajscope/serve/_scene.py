@@ -171,7 +171,10 @@ class ScenePanel:
         overlay = self.layout.value == "overlay" and n > 1
         ident = np.tile([1.0, 0, 0, 0], (n, 1))
         for g in self.geoms:
-            opacity = float(g.rgba[3]) * (0.35 if overlay else 1.0)
+            # Overlaid bodies are see-through; the ground stays opaque (N copies of a
+            # see-through plane would stack, and hide what lies below it).
+            ground = int(self.model.geom_type[g.geom_id]) == _geometry.PLANE
+            opacity = float(g.rgba[3]) * (0.35 if overlay and not ground else 1.0)
             if g.texture is not None and not overlay:
                 self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_trimesh(
                     f"{prefix}/g{g.geom_id}",
