@@ -14,20 +14,10 @@ pytest.importorskip("brax")
 from brax import envs
 from brax.training.agents.ppo import train as ppo
 
+from test_capture_brax import PPO_KW
 from trajscope.capture import BraxRecorder, NonFiniteTrainingError
 
-KW = dict(
-    num_timesteps=6_000,
-    num_evals=3,
-    episode_length=50,
-    num_envs=16,
-    batch_size=16,
-    num_minibatches=4,
-    unroll_length=8,
-    num_eval_envs=4,
-    normalize_observations=True,
-    seed=3,
-)
+KW = PPO_KW  # the capture tests' tiny PPO
 BLOW_UP_AT = 30
 """The step of every episode whose state is made non-finite."""
 

@@ -359,7 +359,7 @@ def test_analysis_panel_map_click_replays_that_state(page):
     i = np.flatnonzero(ok)[0]
     pg.mouse.click(float(px[i, 0]), float(px[i, 1]))
     deadline = time.monotonic() + 60
-    while getattr(viewer.analysis, "picked", None) is None:
+    while viewer.analysis.picked is None:
         assert time.monotonic() < deadline, "the click on the map reached no point"
         time.sleep(0.05)
     capture, env, t = viewer.analysis.picked

@@ -51,6 +51,8 @@ class AnalysisPanel:
         """``(N, 3)`` capture index, env, step of each placed state"""
         self.map: Any = None
         self.marker: Any = None
+        self.picked: tuple[int, int, int] | None = None
+        """The (capture, env, step) last clicked on the map."""
         self.plots: dict[str, Any] = {}
         self._map_origin = np.zeros(3)
         self._map_size = 1.0
