@@ -93,6 +93,17 @@ def runs(tmp_path_factory):
     return out
 
 
+def _open_page(p, viewer):
+    """Chromium on the viewer's page, its canvas up; the software-WebGL notice hidden (it
+    would cover the canvas' corner in every shot)."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    pg = browser.new_page(viewport={"width": W, "height": H})
+    pg.goto(viewer.url, wait_until="domcontentloaded")
+    pg.wait_for_selector("canvas", timeout=30_000)
+    pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+    return browser, pg
+
+
 def _wait_framed(viewer, timeout_s=60.0):
     """Until the viewer has framed the connected browser."""
     deadline = time.monotonic() + timeout_s
@@ -146,12 +157,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_page(viewport={"width": W, "height": H})
-            pg.goto(viewer.url, wait_until="domcontentloaded")
-            pg.wait_for_selector("canvas", timeout=30_000)
-            # The software-WebGL notice would cover the canvas' corner in every shot.
-            pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+            browser, pg = _open_page(p, viewer)
             pg.wait_for_function("document.body.innerText.includes('captures')", timeout=60_000)
             _wait_framed(viewer)  # for its own canvas, once it has reported it
             E = viewer.frames.capture.info.num_envs
@@ -240,11 +246,7 @@ def test_randomised_sizes_are_drawn_in_the_browser(tmp_path):
     viewer = Viewer(str(tmp_path / "s"), port=_free_port())
     try:
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_page(viewport={"width": W, "height": H})
-            pg.goto(viewer.url, wait_until="domcontentloaded")
-            pg.wait_for_selector("canvas", timeout=30_000)
-            pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+            browser, pg = _open_page(p, viewer)
             viewer.scene.layout.value = "grid"
             _wait_framed(viewer)
             shot = _settled(pg)[:, : W - _frames.PANEL_PX]

@@ -24,6 +24,7 @@ from jax.experimental import io_callback
 
 from .. import store
 from . import _state
+from ._live import _num_devices
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -175,10 +176,3 @@ class NanTap:
         jax.lax.cond(fire, report, lambda args: None, (buf, envs, count))
         nan = {"buf": buf, "count": count, "sent": jnp.logical_or(nan["sent"], fire)}
         return nstate.replace(info={**nstate.info, self._KEY: nan})
-
-
-def _num_devices() -> int:
-    try:
-        return int(jax.lax.psum(1, "i"))
-    except Exception:  # noqa: BLE001 - not under brax's pmap
-        return 1
