@@ -134,7 +134,7 @@ def test_switching_off_stops_chunks_and_training_goes_on(ppo_live):
     assert status is not None and not status.streaming and status.chunks_sent == end
     # The stream counted every training step (brax rounds num_timesteps up).
     assert status.env_steps >= PPO_KW["num_timesteps"]
-    assert rec.live.failures == 0 and rec.writer.stats.dropped == 0
+    assert rec.live.failures == 0 and rec.writer.stats.dropped == 0, (rec.live.last_failure, rec.writer.stats)
 
 
 def test_streaming_does_not_change_training(ppo_live, pendulum):

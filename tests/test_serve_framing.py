@@ -168,6 +168,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 changes = layout != viewer.scene.layout.value
                 viewer.scene.layout.value = layout
                 if changes:  # the new layout and its framing have reached the page
+                    _wait_framed(viewer)
                     _changed_from(pg, before, at_least=500)
                 frames = viewer.frames
                 assert len(frames.envs) == (1 if layout == "one" else E)

@@ -80,6 +80,8 @@ class LiveStream:
         self.env_steps = 0
         self.chunks_sent = 0
         self.failures = 0
+        self.last_failure: str | None = None
+        """What the newest failure was (for reports and tests)."""
         self._last_tick = 0
         self._on = False
         self._last_record_start = -1e9
@@ -163,7 +165,8 @@ class LiveStream:
             if self.strict:
                 raise
             self.failures += 1
-            self._warn("tick", f"trajscope: live stream: {type(e).__name__}: {e}")
+            self.last_failure = f"{type(e).__name__}: {e}"
+            self._warn("tick", f"trajscope: live stream: {self.last_failure}")
             return np.int32(0)
 
     def _send(self, buf: dict[str, Any]) -> None:
@@ -182,6 +185,7 @@ class LiveStream:
             self._last_chunk = (str(self.chunks_sent - 1), self.env_steps, time.time())
         else:
             self.failures += 1
+            self.last_failure = "the writer dropped a chunk (see its stats and warnings)"
 
     def _write_status(self) -> None:
         last = self._last_chunk

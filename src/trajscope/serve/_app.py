@@ -270,11 +270,15 @@ class Viewer:
             gamma=float(conf.get("discounting") or 0.99),
             reward_scaling=float(conf.get("reward_scaling") or 1.0),
         )
-        self.scene.show(self.frames, self.t)
-        self.plots.draw(self.frames, self.t)
-        self.nan.show(self.frames)
-        self._error.visible = False
-        self.show_step(min(self.t, cap.info.num_steps - 1))
+        # One update for the browsers: the rebuilt scene (old meshes removed, new ones
+        # added at their poses), the plots and the step arrive together, so a browser never
+        # draws the empty or unposed scene in between.
+        with self.server.atomic():
+            self.scene.show(self.frames, self.t)
+            self.plots.draw(self.frames, self.t)
+            self.nan.show(self.frames)
+            self._error.visible = False
+            self.show_step(min(self.t, cap.info.num_steps - 1))
 
     def show_step(self, t: int) -> None:
         """Pose the scene, the plot values and the pixel panels at step ``t``."""
