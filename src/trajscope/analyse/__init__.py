@@ -1,5 +1,6 @@
 """Analyses of captured rollouts: arrays in, arrays out. numpy only (openTSNE and umap-learn
-for those maps, imported when asked for); imports no other room.
+for those maps; JAX and brax for saliency and rebuilt policies: each imported when asked
+for); imports no other room.
 
     from trajscope import analyse
     analyse.episode_returns(reward, done)        # (T, E) -> (E,)
@@ -12,7 +13,12 @@ from ._run import ANALYSIS_VERSION as ANALYSIS_VERSION
 from ._run import METHODS as METHODS
 from ._run import AnalysisConfig as AnalysisConfig
 from ._run import CaptureSource as CaptureSource
+from ._policy import Policy as Policy
+from ._policy import PolicyUnavailable as PolicyUnavailable
+from ._policy import load_policy as load_policy
 from ._run import analyse as analyse
+from ._saliency import METHODS as SALIENCY_METHODS
+from ._saliency import saliency as saliency
 from ._stats import PCA as PCA
 from ._stats import Standardizer as Standardizer
 from ._stats import js_divergence as js_divergence

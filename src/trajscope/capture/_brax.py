@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import store
 from ..store import RunWriter
-from . import _rollout, _state
+from . import _networks, _rollout, _state
 from ._config import RecorderConfig
 from ._live import LiveStream
 from ._nan import NanGuard
@@ -108,6 +108,7 @@ class BraxRecorder:
         self._pending_lock = threading.Lock()
         self._pending_params: tuple[int, Any, Any] | None = None
         self._value_jit: Any = None
+        self._network_described = False
         self._compiling: threading.Thread | None = None
         self.nan: NanGuard | None = None
         if cfg.nan_guard:
@@ -139,6 +140,7 @@ class BraxRecorder:
         def hook(current_step: int, make_policy: Callable[..., Any], params: Any) -> None:
             if self.nan is not None:
                 self.nan.check()
+            self._describe_network()
             if self.config.capture_source == "eval":
                 # The tapped evaluation of the previous checkpoint, if progress_fn did not write it.
                 self._write_tapped(None)
@@ -218,15 +220,37 @@ class BraxRecorder:
             self._rollouts = {id(make_policy): fn}  # one trainer at a time; drop old executables
         return fn
 
+    def _obs_shape(self) -> Any:
+        """One environment's observation shape (a dict of them for dict observations)."""
+        state = jax.eval_shape(self.env.reset, jax.random.PRNGKey(0))
+        return jax.tree_util.tree_map(lambda x: x.shape, state.obs)
+
+    def _describe_network(self) -> None:
+        """Once: how to rebuild this training's networks, into ``run.json`` (``network``)."""
+        if self._network_described:
+            return
+        self._network_described = True
+        try:
+            algorithm = self.config.algorithm
+            factory = self.config.network_factory or _networks.default_factory(algorithm)
+            desc = _networks.describe(
+                factory,
+                algorithm=algorithm,
+                observation_size=self._obs_shape(),
+                action_size=int(self.env.action_size),
+                normalize_observations=self.config.normalize_observations,
+            )
+            self.writer.set_metadata(network=desc)
+        except Exception as e:  # noqa: BLE001 - the description is optional
+            self._warn("network", f"trajscope: the network description was not stored: {type(e).__name__}: {e}")
+
     def _value_fn(self) -> Callable[[Any, Any], jax.Array] | None:
         """The PPO value network, rebuilt as ``ppo.train`` builds it."""
         try:
             from brax.training.acme import running_statistics
-            from brax.training.agents.ppo import networks as ppo_networks
 
-            state = jax.eval_shape(self.env.reset, jax.random.PRNGKey(0))
-            obs_shape = jax.tree_util.tree_map(lambda x: x.shape, state.obs)
-            factory = self.config.network_factory or ppo_networks.make_ppo_networks
+            obs_shape = self._obs_shape()
+            factory = self.config.network_factory or _networks.default_factory("ppo")
 
             def identity(x: Any, _: Any) -> Any:
                 return x
@@ -290,6 +314,7 @@ class BraxRecorder:
         def hook(step: int, metrics: Any) -> None:
             if self.nan is not None:
                 self.nan.check()
+            self._describe_network()
             self._write_tapped(int(step))
             if chain is not None:
                 chain(step, metrics)

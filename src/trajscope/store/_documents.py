@@ -121,6 +121,7 @@ RUN_FIELDS = (
     "model",
     "control_dt_s",
     "writer",
+    "network",
 )
 
 
@@ -137,6 +138,7 @@ def build_run(
     model: Mapping[str, Any] | None,
     control_dt_s: float | None,
     writer: Mapping[str, Any],
+    network: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``run.json``'s contents."""
     return {
@@ -152,6 +154,7 @@ def build_run(
         "model": dict(model) if model is not None else None,
         "control_dt_s": control_dt_s,
         "writer": dict(writer),
+        "network": to_json(dict(network)) if network is not None else None,
     }
 
 
@@ -160,8 +163,9 @@ def parse_run(path: str, data: bytes) -> dict[str, Any]:
     summary, when present, is an object."""
     doc = load_json(path, data)
     check_version(path, doc)
-    if doc.get("model") is not None and not isinstance(doc["model"], dict):
-        raise FormatError(path, "malformed field 'model' (expected an object or null)")
+    for field in ("model", "network"):
+        if doc.get(field) is not None and not isinstance(doc[field], dict):
+            raise FormatError(path, f"malformed field '{field}' (expected an object or null)")
     return doc
 
 
