@@ -8,7 +8,7 @@ import sys
 
 def test_store_never_imports_jax(tmp_path):
     code = (
-        "import sys, trajscope, trajscope.store, trajscope.cli, trajscope.serve\n"
+        "import sys, trajscope, trajscope.store, trajscope.cli, trajscope.serve, trajscope.analyse\n"
         "from trajscope.cli import main\n"
         "import trajscope.demo\n"
         f"trajscope.demo.write_demo_run({str(tmp_path)!r}, name='d', checkpoints=1)\n"
@@ -22,11 +22,12 @@ def test_store_never_imports_jax(tmp_path):
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
 
 
-def _imports(path):
+def _imports(path, *, top_level=False):
+    """Imported module names; ``top_level``: only those run when the module is imported."""
     import ast
 
     tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
+    for node in tree.body if top_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -61,7 +62,8 @@ def _imports_from(f):
 def test_rooms_import_only_downstream():
     """capture -> store -> serve; analyse is arrays in, arrays out and imports no room (the
     store calls it for summaries). The store imports neither JAX nor capture or serve, and
-    capture never imports the viewer."""
+    capture never imports the viewer. analyse imports JAX and brax only inside the functions
+    that need them (saliency, rebuilt policies), never when it is imported."""
     from pathlib import Path
 
     src = Path(__file__).parents[1] / "src" / "trajscope"
@@ -69,14 +71,18 @@ def test_rooms_import_only_downstream():
         "store": ("jax", "jaxlib", "brax", "flax", "mujoco_playground", "..capture", "..serve"),
         "capture": ("..serve", "..analyse"),
         "serve": ("jax", "jaxlib", "brax", "flax", "mujoco_playground", "..capture"),
-        "analyse": ("jax", "jaxlib", "brax", "flax", "mujoco", "viser", "..store", "..capture", "..serve"),
+        "analyse": ("mujoco", "viser", "..store", "..capture", "..serve"),
     }
+    top_level_only = {"analyse": ("jax", "jaxlib", "brax", "flax")}
     checked = 0
     for room, banned in rules.items():
         for f in (src / room).glob("*.py"):
             checked += 1
             for name in _imports(f):
                 assert not any(name == b or name.startswith(b + ".") for b in banned), f"{f.name} imports {name}"
+            for name in _imports(f, top_level=True):
+                lazy = top_level_only.get(room, ())
+                assert not any(name == b or name.startswith(b + ".") for b in lazy), f"{f.name} imports {name} at once"
     assert checked >= 20
 
 

@@ -138,9 +138,21 @@ def _changed_from(pg, before, *, at_least=200, timeout_s=60.0):
     return _settled(pg)
 
 
-def _content_mask(viewer, pg):
+def _drawn(shot):
+    """Whether the canvas left of the panel shows a scene rather than its bare background
+    (a browser shows the background alone while it compiles new materials' shaders, which
+    software WebGL on a loaded machine may take seconds to do)."""
+    canvas = shot[:, : W - _frames.PANEL_PX]
+    return (np.abs(canvas - canvas[H // 2, 10]).sum(axis=-1) > 40).sum() > 1000
+
+
+def _content_mask(viewer, pg, timeout_s=60.0):
     """Pixels showing the environments: those that change when the non-plane geoms hide."""
+    deadline = time.monotonic() + timeout_s
     shown = _settled(pg)
+    while not _drawn(shown):
+        assert time.monotonic() < deadline, "the scene was never drawn"
+        shown = _settled(pg)
     content = [g for g in viewer.scene.geoms if int(viewer.scene.model.geom_type[g.geom_id]) != _geometry.PLANE]
     for g in content:
         viewer.scene.nodes[g.geom_id].visible = False

@@ -76,6 +76,30 @@ class Analyse:
 
 
 @dataclasses.dataclass(frozen=True)
+class Saliency:
+    """What a checkpoint's policy (or critic) looks at along one captured episode: PNG heat
+    maps over every image observation, and a features-by-steps map of state observations.
+    Rebuilds the networks from the run (needs the `jax` extra)."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder or fsspec URL."""
+    out: str
+    """Folder for the PNG files (made if missing)."""
+    capture: str = "latest"
+    """Capture index, or `latest` (the newest capture that stores parameters)."""
+    env: int = 0
+    """Environment of the capture."""
+    steps: str = ":"
+    """Steps as `a:b` (Python slice; `:` for all) whose image overlays are written."""
+    of: str = "policy"
+    """`policy` (the deterministic action) or `value` (the critic, when stored)."""
+    method: str = "gradient"
+    """`gradient` or `perturbation` (Greydanus et al. 2018)."""
+    json: bool = False
+    """Print one JSON object (files written, per-feature mean saliency)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Demo:
     """Train a small PPO agent with capture on, then show the run.
 
@@ -310,6 +334,80 @@ def cmd_analyse(args: Analyse) -> int:
     return 0
 
 
+def cmd_saliency(args: Saliency) -> int:
+    import pathlib
+
+    import numpy as np
+
+    from . import analyse
+
+    def fail(message: str) -> int:
+        print(f"trajscope saliency: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        run = store.open_run(args.run)
+    except store.FormatError as e:
+        return fail(str(e))
+    with_params = [c.index for c in run.captures if c.kind == "eval"]
+    if args.capture == "latest":
+        with_params = [i for i in with_params if run.capture(i).keys("params")]
+        if not with_params:
+            return fail("no capture of this run stores network parameters")
+        index = with_params[-1]
+    elif args.capture.isdigit() and int(args.capture) < len(run.captures):
+        index = int(args.capture)
+    else:
+        return fail(f"no capture {args.capture!r}: give an index below {len(run.captures)} or 'latest'")
+    cap = run.capture(index)
+    if not 0 <= args.env < cap.info.num_envs:
+        return fail(f"capture {index} has environments 0 to {cap.info.num_envs - 1}")
+    if args.of not in ("policy", "value") or args.method not in analyse.SALIENCY_METHODS:
+        return fail(f"--of is policy or value; --method one of {', '.join(analyse.SALIENCY_METHODS)}")
+    try:
+        a, b = (int(x) if x else None for x in args.steps.split(":"))
+    except ValueError:
+        return fail(f"--steps must look like a:b, not {args.steps!r}")
+    try:
+        policy = store.capture_policy(run, cap)
+        if args.of == "value" and policy.value_apply is None:
+            return fail("no value parameters stored (record with RecorderConfig(store_params='all'))")
+        sal = store.capture_saliency(cap, args.env, policy, target=args.of, method=args.method)
+    except ImportError as e:
+        return fail(f"needs JAX and brax (pip install 'trajscope[jax]'): {e}")
+    except (analyse.PolicyUnavailable, ValueError) as e:
+        return fail(str(e))
+    from . import serve
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    features: dict[str, list[float]] = {}
+    steps = range(cap.info.num_steps)[slice(a, b)]
+    for key, s in sal.items():
+        stem = key.replace("/", "_")
+        if key in cap.image_keys():
+            strips = serve.saliency_overlay(cap, args.env, key, s)
+            for t in steps:
+                written.append(str(out / f"{stem}_t{t:05d}.png"))
+                serve.write_png(written[-1], strips[t])
+        else:
+            flat = s.reshape(s.shape[0], -1)
+            features[key] = flat.mean(axis=0).tolist()
+            written.append(str(out / f"{stem}_features_by_step.png"))
+            serve.write_png(written[-1], serve.feature_map(flat))
+    if args.json:
+        doc = {"run": run.url, "capture": index, "env": args.env, "of": args.of, "method": args.method}
+        print(json.dumps({**doc, "files": written, "mean_saliency": features}, indent=2))
+        return 0
+    print(f"{run.name}  capture {index} (step {cap.info.step})  env {args.env}  {args.of} saliency, {args.method}")
+    for key, means in features.items():
+        top = np.argsort(means)[::-1][:8]
+        print(f"  {key}: top features " + ", ".join(f"[{i}] {means[i]:.2f}" for i in top))
+    print(f"{len(written)} file(s) in {out}")
+    return 0
+
+
 def cmd_demo(args: Demo) -> int:
     if args.scripted:
         from .demo import write_demo_run
@@ -369,11 +467,19 @@ def main(argv: list[str] | None = None) -> None:
             "ls": Ls,
             "view": View,
             "analyse": Analyse,
+            "saliency": Saliency,
             "demo": Demo,
         },
         prog="trajscope",
         description="Capture, store and replay rollouts of JAX RL training.",
         args=argv,
     )
-    handlers: dict[type, Any] = {Info: cmd_info, Ls: cmd_ls, View: cmd_view, Analyse: cmd_analyse, Demo: cmd_demo}
+    handlers: dict[type, Any] = {
+        Info: cmd_info,
+        Ls: cmd_ls,
+        View: cmd_view,
+        Analyse: cmd_analyse,
+        Saliency: cmd_saliency,
+        Demo: cmd_demo,
+    }
     sys.exit(handlers[type(cmd)](cmd))

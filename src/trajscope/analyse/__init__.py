@@ -9,15 +9,15 @@ The store calls :func:`summarize` to write each capture's summary; the viewer an
 command line call the rest on arrays they read through the store.
 """
 
+from ._policy import Policy as Policy
+from ._policy import PolicyUnavailable as PolicyUnavailable
+from ._policy import load_policy as load_policy
 from ._run import ANALYSIS_VERSION as ANALYSIS_VERSION
 from ._run import METHODS as METHODS
 from ._run import AnalysisConfig as AnalysisConfig
 from ._run import CaptureSource as CaptureSource
-from ._policy import Policy as Policy
-from ._policy import PolicyUnavailable as PolicyUnavailable
-from ._policy import load_policy as load_policy
 from ._run import analyse as analyse
-from ._saliency import METHODS as SALIENCY_METHODS
+from ._saliency import SALIENCY_METHODS as SALIENCY_METHODS
 from ._saliency import saliency as saliency
 from ._stats import PCA as PCA
 from ._stats import Standardizer as Standardizer

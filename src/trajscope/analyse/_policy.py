@@ -108,12 +108,11 @@ def load_policy(network: Mapping[str, Any] | None, params: Mapping[str, np.ndarr
     def apply(p: Any, obs: Any) -> Any:
         return dist.mode(nets.policy_network.apply(p["normalizer"], p["policy"], obs))
 
-    value_apply = None
-    if tree["value"] is not None and hasattr(nets, "value_network"):
+    def value(p: Any, obs: Any) -> Any:
+        v = nets.value_network.apply(p["normalizer"], p["value"], obs)
+        return v[0] if isinstance(v, tuple) else v
 
-        def value_apply(p: Any, obs: Any) -> Any:
-            v = nets.value_network.apply(p["normalizer"], p["value"], obs)
-            return v[0] if isinstance(v, tuple) else v
+    value_apply = value if tree["value"] is not None and hasattr(nets, "value_network") else None
 
     try:
         jax.eval_shape(apply, tree, _example_obs(obs_size))
@@ -163,7 +162,8 @@ def _normalizer(flat: Mapping[str, np.ndarray], obs_keys: list[str], running_sta
     if "normalizer/count/hi" in flat:  # brax's 64-bit counter, two 32-bit halves
         from brax.training import types as training_types
 
-        count = training_types.UInt64(hi=np.asarray(flat["normalizer/count/hi"]), lo=np.asarray(flat["normalizer/count/lo"]))
+        hi, lo = (np.asarray(flat[f"normalizer/count/{h}"]) for h in ("hi", "lo"))
+        count = training_types.UInt64(hi=hi, lo=lo)  # pyright: ignore[reportCallIssue]
     else:
         count = field("count")
     return running_statistics.RunningStatisticsState(

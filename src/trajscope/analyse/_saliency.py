@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("gradient", "perturbation")
+SALIENCY_METHODS = ("gradient", "perturbation")
 
 
 def is_image(name: str, per_sample_shape: tuple[int, ...]) -> bool:
@@ -56,17 +56,17 @@ def saliency(
     Returns:
         numpy float32 arrays of ``obs``'s structure and shapes, all >= 0.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method not in SALIENCY_METHODS:
+        raise ValueError(f"method must be one of {SALIENCY_METHODS}, not {method!r}")
     import jax
     import jax.numpy as jnp
 
     is_dict = isinstance(obs, Mapping)
-    tree = {str(k): jnp.asarray(v, jnp.float32) for k, v in obs.items()} if is_dict else {"": jnp.asarray(obs, jnp.float32)}
+    raw = obs if is_dict else {"": obs}
+    tree = {str(k): jnp.asarray(v, jnp.float32) for k, v in raw.items()}
     n = {int(v.shape[0]) for v in tree.values()}
     if len(n) != 1:
         raise ValueError(f"observations disagree on their leading (batch) axis: {sorted(n)}")
-    (N,) = n
 
     def call(t: dict[str, Any]) -> Any:
         out = apply_fn(params, t if is_dict else t[""])

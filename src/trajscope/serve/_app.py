@@ -26,6 +26,7 @@ from ._nan import NanPanel
 from ._pixels import PixelsPanel
 from ._plots import PlotsPanel
 from ._replay import ReplayPanel
+from ._saliency import SaliencyPanel
 from ._scene import ScenePanel
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -141,6 +142,7 @@ class Viewer:
         self.scene = ScenePanel(self.server, on_change=lambda: self._safe(self._reload))
         self.plots = PlotsPanel(self.server)
         self.pixels = PixelsPanel(self.server)
+        self.saliency = SaliencyPanel(self.server, on_change=lambda: self._safe(self._refresh_saliency))
         self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
         self.analysis = AnalysisPanel(
             self.server, on_pick=lambda c, e, t: self._safe(self.show_state, c, e, t), on_error=self._show_error
@@ -150,7 +152,7 @@ class Viewer:
         self.plots.on_kinds(lambda: self._safe(self._redraw_plots))
         self.plots.add_curve_folder()
         self.scene.add_groups_folder()
-        self.pixels.on.on_update(lambda _: self._safe(self.pixels.show, self.frames, self.t))
+        self.pixels.on.on_update(lambda _: self._safe(self._show_pixels, self.t))
         self._gui_run.on_update(lambda _: self._safe(self.open_run, self._gui_run.value))
         self._gui_capture.on_update(lambda _: self._safe(self._on_capture_choice))
 
@@ -177,6 +179,7 @@ class Viewer:
         self.run = run
         skipped = self.scene.set_model(run.load_model())
         self.live.set_run(run)
+        self.saliency.set_run(run)
         self._update_capture_list(select_last=True)
         self._place_map()
         self.analysis.set_run(run)
@@ -277,6 +280,7 @@ class Viewer:
             self.scene.show(self.frames, self.t)
             self.plots.draw(self.frames, self.t)
             self.nan.show(self.frames)
+            self.saliency.update(self.frames)
             self._error.visible = False
             self.show_step(min(self.t, cap.info.num_steps - 1))
 
@@ -294,7 +298,15 @@ class Viewer:
         self.plots.move_marker(t)
         if self.live.shown is None:
             self.analysis.show_frame(frames.capture.info.index, frames.selected, t)
-        self.pixels.show(frames, t)
+        self._show_pixels(t)
+
+    def _show_pixels(self, t: int) -> None:
+        self.pixels.show(self.frames, t, self.saliency.overlay_strips)
+        self.saliency.show(t)
+
+    def _refresh_saliency(self) -> None:
+        self.saliency.update(self.frames)
+        self._show_pixels(self.t)
 
     def show_state(self, capture: int, env: int, t: int) -> None:
         """Replay one state: capture ``capture``, environment ``env`` alone, step ``t``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _frames
 
 
@@ -15,7 +17,8 @@ class PixelsPanel:
         with self.folder:
             self.on = server.gui.add_checkbox("show pixels", True, hint="Image observations of the selected env")
 
-    def show(self, frames: _frames.Frames | None, t: int) -> None:
+    def show(self, frames: _frames.Frames | None, t: int, overlays: dict[str, np.ndarray] | None = None) -> None:
+        """The images at step ``t``; ``overlays`` replace them by key (the saliency heat map)."""
         keep = set(frames.pixels) if frames is not None and self.on.value else set()
         for key in list(self.images):
             if key not in keep:
@@ -23,8 +26,9 @@ class PixelsPanel:
         if frames is None or not keep:
             return
         for key, images in frames.pixels.items():
-            img = images[t]
-            label = f"{key} · {frames.pixel_labels.get(key, '')}"
+            over = (overlays or {}).get(key)
+            img = over[t] if over is not None and over.shape == images.shape else images[t]
+            label = f"{key} · {frames.pixel_labels.get(key, '')}" + (" · saliency" if img is not images[t] else "")
             if key in self.images:
                 self.images[key].image = img
                 self.images[key].label = label

@@ -12,6 +12,7 @@ import numpy as np
 from .. import analyse
 from . import _documents, _fs, _npy, _schema
 from ._errors import FormatError
+from ._reader import Capture, Run
 
 
 def write_analysis(
@@ -108,3 +109,46 @@ def analyse_run(
     if write:
         write_analysis(run.url, doc, arrays, captures_analysed=[c.id for c in run.captures if c.kind == "eval"])
     return doc, arrays
+
+
+def capture_policy(run: Run, cap: Capture) -> analyse.Policy:
+    """The networks of the checkpoint a capture evaluated, rebuilt from ``run.json``'s
+    ``network`` and the capture's ``params`` (needs JAX and brax). Raises
+    :class:`trajscope.analyse.PolicyUnavailable` saying why when they cannot be."""
+    if not cap.keys("params"):
+        raise analyse.PolicyUnavailable(f"capture {cap.info.id} stores no network parameters")
+    return analyse.load_policy(run.metadata.get("network"), cap.group("params"))
+
+
+def capture_saliency(
+    cap: Capture, env: int, policy: analyse.Policy, *, target: str = "policy", method: str = "gradient"
+) -> dict[str, np.ndarray]:
+    """Saliency of every step of one environment, by observation key (``obs`` for a plain
+    array observation, as the store names it), each scaled to the episode's largest value
+    (0..1)."""
+    obs = cap.obs(env=env)
+    if obs is None:
+        raise ValueError("this capture stores no observations")
+    baseline = None
+    if method == "perturbation":  # each feature's mean over the capture
+        every = cap.obs()
+        assert every is not None
+        baseline = (
+            {k: np.nanmean(v, axis=(0, 1)) for k, v in every.items()}
+            if isinstance(every, dict)
+            else np.nanmean(every, axis=(0, 1))
+        )
+    fn = policy.apply if target == "policy" else policy.value_apply
+    assert fn is not None
+
+    def out(p: Any, o: Any) -> Any:
+        return fn(p, o)
+
+    result = analyse.saliency(out, policy.params, obs, method=method, baseline=baseline)
+    result = result if isinstance(result, dict) else {"obs": result}
+    scaled = {}
+    for k, v in result.items():
+        v = np.where(np.isfinite(v), v, 0.0)
+        top = float(v.max()) if v.size else 0.0
+        scaled[k] = (v / top if top > 0 else v).astype(np.float32)
+    return scaled

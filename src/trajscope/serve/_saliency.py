@@ -1,0 +1,200 @@
+"""The saliency panel: what the shown checkpoint's policy (or critic) looks at, for the
+selected environment of an evaluation capture.
+
+Image observations get a heat map over the pixels panel's images; state observations a bar
+chart of per-feature saliency at the current step. The networks are rebuilt from the run
+(``run.json``'s ``network`` and the capture's ``params``): computing needs JAX and brax,
+viewing does not, so the panel says why when it cannot compute. Results are cached per
+(capture, environment, target, method), over the whole episode, scaled by the episode's
+largest value so that brightness compares across steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import analyse, store
+from . import _frames
+
+BAR_W, BAR_H = 320, 110
+
+
+class SaliencyPanel:
+    def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
+        self.server = server
+        self._on_change = on_change
+        self.run: store.Run | None = None
+        self._policies: dict[int, analyse.Policy | str] = {}
+        self._cache: dict[tuple[int, int, str, str], dict[str, np.ndarray]] = {}
+        self._current: dict[str, np.ndarray] | None = None
+        self.overlay_strips: dict[str, np.ndarray] = {}
+        """The pixels panel's images with the heat map in, by key (empty when off)."""
+        self._bars: Any = None
+        gui = server.gui
+        with gui.add_folder("Saliency", expand_by_default=False) as self.folder:
+            self.on = gui.add_checkbox(
+                "saliency",
+                False,
+                hint="What the checkpoint's network looks at: heat map on images, bars for state features "
+                "(needs JAX and brax in the viewer's Python)",
+            )
+            self.target = gui.add_dropdown("of", ("policy", "value"), hint="The policy's action or the critic's value")
+            self.method = gui.add_dropdown(
+                "method",
+                ("gradient", "perturbation"),
+                hint="|d output / d input|, or the output's change when a feature is replaced by its mean "
+                "or an image patch blurred (Greydanus et al. 2018)",
+            )
+            self.note = gui.add_markdown("")
+        for h in (self.on, self.target, self.method):
+            h.on_update(lambda _: self._on_change())
+
+    def set_run(self, run: store.Run | None) -> None:
+        self.run = run
+        self._policies = {}
+        self._cache = {}
+        self._current = None
+
+    # ------------------------------------------------------------------ computing
+
+    def _policy(self, cap: store.Capture) -> analyse.Policy | str:
+        index = cap.info.index
+        if index not in self._policies:
+            if cap.info.kind != "eval" or not cap.keys("params"):
+                self._policies[index] = "this capture stores no network parameters (only evaluation captures do)"
+            else:
+                try:
+                    assert self.run is not None
+                    self._policies[index] = store.capture_policy(self.run, cap)
+                except ImportError as e:
+                    self._policies[index] = f"saliency needs JAX and brax in the viewer's Python ({e})"
+                except analyse.PolicyUnavailable as e:
+                    self._policies[index] = str(e)
+        return self._policies[index]
+
+    def update(self, frames: _frames.Frames | None) -> None:
+        """Compute (or take from the cache) the saliency of the shown capture's selected env."""
+        self._current = None
+        self.overlay_strips = {}
+        if frames is None or not self.on.value:
+            self.note.content = ""
+            return
+        cap = frames.capture
+        policy = self._policy(cap)
+        if isinstance(policy, str):
+            self.note.content = f"_{policy}_"
+            return
+        target, method = self.target.value, self.method.value
+        if target == "value" and policy.value_apply is None:
+            self.note.content = "_no value parameters stored (RecorderConfig(store_params='all') keeps them)_"
+            return
+        key = (cap.info.index, frames.selected, target, method)
+        if key not in self._cache:
+            t0 = time.perf_counter()
+            self._cache[key] = store.capture_saliency(cap, frames.selected, policy, target=target, method=method)
+            self.note.content = f"computed in {time.perf_counter() - t0:.1f} s"
+        self._current = self._cache[key]
+        self.overlay_strips = self._overlays(frames)
+
+    # ------------------------------------------------------------------ showing
+
+    def _overlays(self, frames: _frames.Frames) -> dict[str, np.ndarray]:
+        """Pixel-panel images with the heat map blended in, by observation key."""
+        if self._current is None:
+            return {}
+        out = {}
+        for key, strip in frames.pixels.items():
+            sal = self._current.get(key)
+            if sal is not None:
+                out[key] = blend(strip, heat_strip(sal))
+        return out
+
+    def show(self, t: int) -> None:
+        """The bar chart of the state features' saliency at step ``t``."""
+        vectors = {k: v for k, v in (self._current or {}).items() if v.ndim == 2}
+        if not vectors:
+            if self._bars is not None:
+                self._bars.remove()
+                self._bars = None
+            return
+        values = np.concatenate([v[min(t, len(v) - 1)] for v in vectors.values()])
+        img = bar_image(values)
+        names = [f"{k}[{i}]" for k, v in vectors.items() for i in range(v.shape[1])]
+        top = np.argsort(-values)[:3]
+        label = "top: " + ", ".join(f"{names[i]} {values[i]:.2f}" for i in top if values[i] > 0)
+        if self._bars is None:
+            with self.folder:
+                self._bars = self.server.gui.add_image(img, label=label, format="png")
+        else:
+            self._bars.image = img
+            self._bars.label = label
+
+
+def heat_strip(sal: np.ndarray) -> np.ndarray:
+    """``(T, H, W[, C])`` saliency as ``(T, H, W')`` laid out as ``image_strip`` lays the
+    images out (stacked frames side by side)."""
+    a = sal if sal.ndim == 4 else sal[..., None]
+    C = a.shape[-1]
+    if C in (3, 4):
+        groups = [a[..., :3].sum(-1)]
+    elif C % 3 == 0:
+        groups = [a[..., i : i + 3].sum(-1) for i in range(0, C, 3)]
+    else:
+        groups = [a[..., i] for i in range(C)]
+    out = np.concatenate(groups, axis=2)
+    top = out.max()
+    return out / top if top > 0 else out
+
+
+def blend(rgb: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """Images ``(T, H, W, 3)`` uint8 with a heat map ``(T, H, W)`` in 0..1 over them (hot
+    colours, opaque where the saliency is high)."""
+    h = np.clip(heat, 0, 1)[..., None]
+    colour = np.concatenate([np.clip(3 * h, 0, 1), np.clip(3 * h - 1, 0, 1), np.clip(3 * h - 2, 0, 1)], -1) * 255
+    alpha = 0.75 * np.sqrt(h)
+    return np.clip(rgb * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+
+
+def bar_image(values: np.ndarray) -> np.ndarray:
+    """A bar chart of values in 0..1 as an RGB image, one bar per value."""
+    img = np.full((BAR_H, BAR_W, 3), 250, np.uint8)
+    n = max(1, len(values))
+    edges = np.linspace(2, BAR_W - 2, n + 1).astype(int)
+    for i, v in enumerate(np.clip(np.nan_to_num(values), 0, 1)):
+        top = round(float((BAR_H - 4) * (1 - v))) + 2
+        x0, x1 = edges[i], max(edges[i] + 1, edges[i + 1] - (1 if n < 64 else 0))
+        img[top : BAR_H - 2, x0:x1] = (40, 110, 200)
+    img[BAR_H - 2 :, :] = 120
+    return img
+
+
+def saliency_overlay(
+    cap: store.Capture, env: int, key: str, sal: np.ndarray, *, min_height_px: int = 192
+) -> np.ndarray:
+    """One environment's images of observation ``key`` with the saliency ``sal`` (its
+    shape, from :func:`trajscope.store.capture_saliency`) as a heat map over them, as RGB
+    ``(T, H', W', 3)``, enlarged (nearest pixel) to at least ``min_height_px`` rows."""
+    e = cap.entry(f"obs/{key}")
+    strip, _ = _frames.image_strip(cap.load(f"obs/{key}", env=env, decode=False), e.get("encoding") or {})
+    out = blend(strip, heat_strip(sal))
+    k = max(1, -(-min_height_px // out.shape[1]))
+    return np.repeat(np.repeat(out, k, axis=1), k, axis=2)
+
+
+def feature_map(flat: np.ndarray, *, min_px: int = 256) -> np.ndarray:
+    """Per-feature saliency over steps ``(T, D)`` in 0..1 as an RGB image (features down,
+    steps across), hot colours, enlarged to at least ``min_px`` on each side."""
+    img = blend(np.zeros((1, *flat.T.shape, 3)), flat.T[None])[0]
+    ky = max(1, -(-min_px // img.shape[0]))
+    kx = max(1, -(-min_px // img.shape[1]))
+    return np.repeat(np.repeat(img, ky, axis=0), kx, axis=1)
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(path, np.asarray(image, np.uint8), extension=".png")
