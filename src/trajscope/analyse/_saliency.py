@@ -9,7 +9,7 @@ Two methods, both on state vectors and on images (JAX is imported when called):
   baseline (the mean over the observations given, unless ``baseline`` is), and an image is
   blended with a blurred copy of itself under a Gaussian mask centred at each pixel of a
   grid (``stride_px`` apart; the map is interpolated back to full size). An input the
-  network ignores gets exactly zero.
+  network ignores gets zero (to float rounding).
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ def blend(rgb: np.ndarray, heat: np.ndarray) -> np.ndarray:
     colours, opaque where the saliency is high)."""
     h = np.clip(heat, 0, 1)[..., None]
     colour = np.concatenate([np.clip(3 * h, 0, 1), np.clip(3 * h - 1, 0, 1), np.clip(3 * h - 2, 0, 1)], -1) * 255
-    alpha = 0.75 * np.sqrt(h)
+    alpha = 0.8 * h
     return np.clip(rgb * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
 
 
