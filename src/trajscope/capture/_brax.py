@@ -28,6 +28,7 @@ from . import _networks, _rollout, _state
 from ._config import RecorderConfig
 from ._live import LiveStream
 from ._nan import NanGuard
+from ._replay import ReplayMirror
 from ._tap import EvalTap
 
 WRAP_ORDER = ("train", "eval")
@@ -120,6 +121,11 @@ class BraxRecorder:
                 action_repeat=cfg.action_repeat,
                 strict=cfg.strict,
             )
+        self.replay: ReplayMirror | None = None
+        if cfg.replay_sample:
+            self.replay = ReplayMirror(
+                capacity=cfg.replay_sample, per_step=cfg.replay_per_step, seed=cfg.seed, strict=cfg.strict
+            )
         self.live: LiveStream | None = None
         if cfg.live:
             self.live = LiveStream(
@@ -201,6 +207,7 @@ class BraxRecorder:
                 reset_frame=True,
                 deterministic=self.config.deterministic,
                 params=_params_tree(params, self.config.store_params),
+                buffer=self.replay.snapshot() if self.replay is not None else None,
                 **_state.drop_empty(traj),
             )
         except Exception as e:
@@ -301,6 +308,8 @@ class BraxRecorder:
                     wrapped = self.live.wrap(wrapped, action_repeat=repeat)
                 if self.nan is not None:
                     wrapped = self.nan.wrap(wrapped, action_repeat=repeat)
+                if self.replay is not None:
+                    wrapped = self.replay.wrap(wrapped, action_repeat=repeat)
                 return wrapped
             if role == "eval" and self.config.capture_source == "eval":
                 return EvalTap(wrapped, self._rollout_cfg, self._receive)
@@ -315,15 +324,17 @@ class BraxRecorder:
             if self.nan is not None:
                 self.nan.check()
             self._describe_network()
-            self._write_tapped(int(step))
+            self._write_tapped(int(step), metrics)
             if chain is not None:
                 chain(step, metrics)
 
         return hook
 
-    def _write_tapped(self, step: int | None) -> None:
+    def _write_tapped(self, step: int | None, metrics: Any = None) -> None:
         """Write the evaluation episode the tap received, with the parameters of the
-        checkpoint it evaluated when ``policy_params_fn`` saw them (PPO)."""
+        checkpoint it evaluated when ``policy_params_fn`` saw them (PPO) or brax saved them
+        in ``checkpoint_dir`` (SAC), and the trainer's scalar metrics (SAC's ``progress_fn``:
+        ``training/buffer_current_size``, ...) in ``attrs["metrics"]``."""
         with self._pending_lock:
             pending, self._pending = self._pending, None
         if pending is None:
@@ -339,14 +350,43 @@ class BraxRecorder:
                 value_fn = self._tap_value_fn()
                 if value_fn is not None and "obs" in pending:
                     extra["value"] = value_fn(_strong(params), pending["obs"])
+            elif self.config.checkpoint_dir and self.config.store_params != "none":
+                saved = self._saved_params(step)
+                if saved is not None:
+                    extra["params"] = _params_tree(saved, self.config.store_params)
+            attrs = {"metrics": _scalars(metrics)} if metrics else {}
             self.writer.add_capture(
-                step=step, kind="eval", reset_frame=True, deterministic=self.config.deterministic, **pending, **extra
+                step=step,
+                kind="eval",
+                reset_frame=True,
+                deterministic=self.config.deterministic,
+                buffer=self.replay.snapshot() if self.replay is not None else None,
+                attrs=attrs,
+                **pending,
+                **extra,
             )
         except Exception as e:
             if self.strict:
                 raise
             self.captures_failed += 1
             self._warn("tap", f"trajscope: capture of brax's evaluation at step {step} failed: {type(e).__name__}: {e}")
+
+    def _saved_params(self, step: int) -> Any:
+        """The parameters brax's SAC saved in ``checkpoint_dir`` at ``step``, by brax's
+        loader; None before training (brax saves none for its first evaluation)."""
+        import os
+
+        from brax.training import checkpoint
+
+        path = os.path.join(str(self.config.checkpoint_dir), f"{int(step):012d}")
+        if not os.path.isdir(path):
+            if step > 0:
+                self._warn(
+                    "checkpoint",
+                    f"trajscope: no checkpoint at {path}: is checkpoint_dir sac.train's checkpoint_logdir?",
+                )
+            return None
+        return tuple(checkpoint.load(path))
 
     def _tap_value_fn(self) -> Callable[[Any, Any], Any] | None:
         if not self.config.capture_value:
@@ -409,6 +449,18 @@ def _strong(tree: Any) -> Any:
     return jax.tree_util.tree_map(
         lambda x: jnp.asarray(x, dtype=x.dtype) if getattr(x, "weak_type", False) else x, tree
     )
+
+
+def _scalars(metrics: Any) -> dict[str, float]:
+    """The scalar entries of a trainer's metrics, as floats."""
+    out = {}
+    for k, v in dict(metrics).items():
+        try:
+            if np.ndim(v) == 0:
+                out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 def _params_tree(params: Any, which: str) -> dict[str, Any] | None:

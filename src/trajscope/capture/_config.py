@@ -80,10 +80,23 @@ class RecorderConfig:
     nan_guard_stop: bool = False
     """Stop training (``NonFiniteTrainingError`` at the next checkpoint) once the guard trips;
     by default training goes on."""
+    replay_sample: int = 0
+    """Mirror a uniform sample of this many training transitions (what an off-policy trainer
+    such as SAC inserts into its replay buffer), stored with every capture as its ``buffer``
+    group with the env step of each (0: off). Needs ``wrap_env_fn=rec.wrap_env_fn()``."""
+    replay_per_step: int = 4
+    """Training environments the replay mirror samples at every step."""
+    checkpoint_dir: str | None = None
+    """SAC: the ``checkpoint_logdir`` given to ``sac.train``. brax's SAC hands its hooks no
+    parameters; it saves the policy's (observation normaliser and policy network) there at
+    every evaluation, and the recorder stores them with that evaluation's capture, so that
+    saliency and rebuilt policies work for SAC too."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "info_keys", tuple(self.info_keys))
         object.__setattr__(self, "tags", tuple(self.tags))
+        if self.replay_sample < 0 or self.replay_per_step < 1:
+            raise ValueError("replay_sample must be >= 0 and replay_per_step >= 1")
         for field in ("num_envs", "episode_length", "action_repeat", "every"):
             if int(getattr(self, field)) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")

@@ -32,6 +32,16 @@ def _first(obj: Any, *names: str) -> Any:
     return None
 
 
+def physics_qpos(d: Any) -> Any:
+    """Positions of a physics state (``qpos``, or brax's ``q``)."""
+    return _first(d, "qpos", "q")
+
+
+def physics_qvel(d: Any) -> Any:
+    """Velocities of a physics state (``qvel``, or brax's ``qd``)."""
+    return _first(d, "qvel", "qd")
+
+
 def extract(
     state: Any,
     *,
@@ -50,7 +60,7 @@ def extract(
     pytree, ``(T, E, ...)``, can be passed straight to ``add_capture(step=..., **stacked)``.
     """
     d = physics(state)
-    out: dict[str, Any] = {"qpos": _first(d, "qpos", "q"), "qvel": _first(d, "qvel", "qd")}
+    out: dict[str, Any] = {"qpos": physics_qpos(d), "qvel": physics_qvel(d)}
     if out["qpos"] is None:
         raise TypeError(f"{type(d).__name__} has no qpos/q")
     for name in ("mocap_pos", "mocap_quat", "act"):

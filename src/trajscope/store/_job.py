@@ -61,6 +61,9 @@ def make_job(
             if not _schema.valid_key(key):
                 raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
             arrays.append((group, key, x))
+    problem = _buffer_problem({k: np.shape(x) for g, k, x in arrays if g == "buffer"}, model)
+    if problem is not None:
+        raise ValueError(problem)
     out: list[tuple[str, str, Any]] = []
     for group, key, x in arrays:
         problem = _documents.shape_problem(key, group, tuple(np.shape(x)), T, E, model)
@@ -142,3 +145,23 @@ def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tup
         summary=analyse.summarize(per_step, reset_frame=bool(job.header["reset_frame"])),
     )
     return files, manifest
+
+
+def _buffer_problem(shapes: Mapping[str, tuple[int, ...]], model: Mapping[str, Any] | None) -> str | None:
+    """A replay-buffer sample: named keys sharing their first axis ``N``, ``step`` among
+    them, ``qpos``/``qvel`` as wide as the model's."""
+    if not shapes:
+        return None
+    unknown = [k for k in shapes if k not in _schema.BUFFER_KEYS and k != "obs" and not k.startswith("obs/")]
+    if unknown:
+        return f"buffer keys {unknown} are not among {(*_schema.BUFFER_KEYS, 'obs', 'obs/<key>')}"
+    if "step" not in shapes:
+        return "a buffer sample needs 'step' (the env steps at which each transition was inserted)"
+    sizes = {s[0] if s else None for s in shapes.values()}
+    if len(sizes) != 1 or None in sizes:
+        return f"buffer arrays must share their first axis N: {dict(shapes)}"
+    for key, dim in (("qpos", "nq"), ("qvel", "nv")):
+        want = (model or {}).get(dim)
+        if key in shapes and want is not None and (len(shapes[key]) != 2 or shapes[key][1] != want):
+            return f"buffer/{key} has shape {shapes[key]}, expected (N, {dim}={want})"
+    return None

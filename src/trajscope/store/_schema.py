@@ -98,7 +98,7 @@ FIXED_ARRAYS: tuple[ArraySpec, ...] = (
 )
 FIXED_BY_NAME = {s.name: s for s in FIXED_ARRAYS}
 
-Group = Literal["", "metrics", "obs", "info", "model_fields", "params"]
+Group = Literal["", "metrics", "obs", "info", "model_fields", "params", "buffer"]
 GROUP_LAYOUT: dict[str, Layout] = {
     "": "time_env",
     "metrics": "time_env",
@@ -106,6 +106,7 @@ GROUP_LAYOUT: dict[str, Layout] = {
     "info": "time_env",
     "model_fields": "env",
     "params": "free",
+    "buffer": "free",
 }
 GROUP_DOCS = {
     "metrics": "Every scalar metric per step, ``(T, E)``: for MuJoCo Playground each ``reward/<term>``.",
@@ -113,7 +114,11 @@ GROUP_DOCS = {
     "info": "Selected ``state.info`` entries ``(T, E, ...)``.",
     "model_fields": "Per-environment randomised MjModel fields ``(E, ...)``, by MjModel attribute name.",
     "params": "The checkpoint's parameters as named arrays; key is the '/'-joined pytree path.",
+    "buffer": "A sample of an off-policy trainer's replay buffer ``(N, ...)``: ``step`` (env steps when "
+    "inserted), ``qpos``, ``qvel``, ``obs`` or ``obs/<key>``, ``action``, ``reward``, ``priority``.",
 }
+BUFFER_KEYS = ("step", "qpos", "qvel", "action", "reward", "priority")
+"""The ``buffer`` group's keys besides ``obs`` / ``obs/<key>``."""
 
 IMAGE_PREFIX = "pixels/"
 

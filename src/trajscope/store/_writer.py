@@ -180,6 +180,7 @@ class RunWriter:
         info: Mapping[str, Any] | None = None,
         model_fields: Mapping[str, Any] | None = None,
         params: Any = None,
+        buffer: Mapping[str, Any] | None = None,
         deterministic: bool | None = None,
         reset_frame: bool = False,
         wall_time: float | None = None,
@@ -204,6 +205,9 @@ class RunWriter:
             info: selected ``state.info`` entries, name to ``(T, E, ...)``.
             model_fields: randomised MjModel fields per environment, name to ``(E, ...)``.
             params: the checkpoint's parameters, any pytree of arrays.
+            buffer: a sample of an off-policy trainer's replay buffer, name to ``(N, ...)``:
+                ``step`` (env steps when each transition was inserted; required), ``qpos``,
+                ``qvel``, ``obs`` (or a dict of them), ``action``, ``reward``, ``priority``.
             deterministic: whether the policy acted deterministically.
             reset_frame: frame 0 is the state the environments were reset to (no action
                 led to it: ``action`` 0, ``reward`` 0, ``done`` False there). Then at every
@@ -237,6 +241,7 @@ class RunWriter:
                     "info": _encode.flatten(info) if info is not None else None,
                     "model_fields": model_fields,
                     "params": _encode.flatten(params) if params is not None else None,
+                    "buffer": _encode.flatten(buffer) if buffer is not None else None,
                 },
                 obs_is_dict=obs_is_dict,
                 reset_frame=reset_frame,
