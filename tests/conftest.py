@@ -94,6 +94,16 @@ def all_kinds(model: mujoco.MjModel, *, T: int = 7, E: int = 3, seed: int = 0) -
             "hidden_0": {"kernel": rng.normal(size=(11, 4)).astype(np.float32), "bias": np.zeros(4, np.float32)}
         },
     }
+    N = 5  # a replay-buffer sample of a prioritised buffer
+    kw["buffer"] = {
+        "step": np.arange(N) * 8,
+        "qpos": rng.normal(size=(N, model.nq)),
+        "qvel": rng.normal(size=(N, model.nv)),
+        "obs": {"state": rng.normal(size=(N, 11)).astype(np.float32)},
+        "action": rng.normal(size=(N, model.nu)).astype(np.float32),
+        "reward": rng.normal(size=N).astype(np.float32),
+        "priority": rng.uniform(size=N).astype(np.float32),
+    }
     return kw
 
 

@@ -36,6 +36,9 @@ class CaptureSource:
     reset_frame: bool = False
     image_names: tuple[str, ...] = ()
     """Names of image observations (never used as state features)."""
+    buffer: Callable[[], dict[str, np.ndarray]] | None = None
+    """The capture's replay-buffer sample, ``buffer`` group keys to ``(N, ...)`` arrays
+    (``step``, ``qpos``, ``obs/<key>``, ...), when it stores one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +203,7 @@ def analyse(
         "embedding": {"method": cfg.method, "points": 0, "skipped_nonfinite": skipped, "explained_variance": None},
         "captures": [],
         "clusters": None,
+        "buffer": None,
         "problems": problems,
     }
     if not usable:
@@ -261,7 +265,58 @@ def analyse(
     doc["embedding"]["points"] = len(pts)
     if len(hists) == 1:
         problems.append("one capture: no shift between captures to measure")
-    return doc, {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
+    arrays = {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
+    doc["buffer"] = _place_buffer(usable, std, transform, arrays, problems)
+    return doc, arrays
+
+
+def _buffer_name(feature: str) -> str:
+    """The ``buffer`` key holding a capture's feature: ``qpos`` -> ``qpos``,
+    ``obs/obs`` (a plain observation) -> ``obs``, ``obs/<key>`` -> ``obs/<key>``."""
+    return "obs" if feature == "obs/obs" else feature
+
+
+def _place_buffer(
+    usable: list[tuple[CaptureSource, list[str]]],
+    std: _stats.Standardizer,
+    transform: Callable[[np.ndarray], np.ndarray],
+    arrays: dict[str, np.ndarray],
+    problems: list[str],
+) -> dict[str, Any] | None:
+    """The newest capture's replay-buffer sample, placed in the map (``buffer_points``,
+    ``buffer_step``, and ``buffer_priority`` when the buffer has priorities)."""
+    src, names = next(((s, n) for s, n in reversed(usable) if s.buffer is not None), (None, None))
+    if src is None or names is None or src.buffer is None:
+        return None
+    try:
+        buf = src.buffer()
+    except (ValueError, OSError, KeyError) as e:
+        problems.append(f"capture {src.index}: replay-buffer sample unreadable ({e})")
+        return None
+    missing = [_buffer_name(n) for n in names if _buffer_name(n) not in buf]
+    if missing or "step" not in buf:
+        problems.append(f"capture {src.index}: the replay-buffer sample lacks {missing or ['step']}; not placed")
+        return None
+    x = np.concatenate([np.asarray(buf[_buffer_name(n)], np.float64).reshape(len(buf["step"]), -1) for n in names], 1)
+    if x.shape[1] != std.mean.shape[0]:
+        problems.append(
+            f"capture {src.index}: replay-buffer states have {x.shape[1]} features, the map {std.mean.shape[0]}"
+        )
+        return None
+    finite = np.isfinite(x).all(axis=1)
+    arrays["buffer_points"] = transform(std(x[finite])).astype(np.float32)
+    steps = np.asarray(buf["step"], np.int64)[finite]
+    arrays["buffer_step"] = steps
+    if "priority" in buf:
+        arrays["buffer_priority"] = np.asarray(buf["priority"], np.float32).reshape(len(x), -1)[finite, 0]
+    return {
+        "capture": src.index,
+        "points": int(finite.sum()),
+        "skipped_nonfinite": int((~finite).sum()),
+        "oldest_step": int(steps.min()) if len(steps) else None,
+        "newest_step": int(steps.max()) if len(steps) else None,
+        "prioritised": "priority" in buf,
+    }
 
 
 def _with_action(src: CaptureSource, x: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:

@@ -51,6 +51,11 @@ class AnalysisPanel:
         """``(N, 3)`` capture index, env, step of each placed state"""
         self.map: Any = None
         self.marker: Any = None
+        self.buffer_map: Any = None
+        self.buffer_points: np.ndarray | None = None
+        """``(N, 2)`` the replay-buffer sample's states on the map, when the run has one."""
+        self.buffer_step: np.ndarray | None = None
+        self.buffer_priority: np.ndarray | None = None
         self.picked: tuple[int, int, int] | None = None
         """The (capture, env, step) last clicked on the map."""
         self.plots: dict[str, Any] = {}
@@ -69,12 +74,19 @@ class AnalysisPanel:
                 "state map", False, hint="Every captured state on one map beside the replay: click one to replay it"
             )
             self.colour = gui.add_dropdown("colour map by", COLOURINGS, initial_value="training time")
+            self.show_buffer = gui.add_checkbox(
+                "replay buffer",
+                True,
+                hint="The off-policy replay buffer's sampled states on the map (squares), coloured by age "
+                "(or priority): click one to replay the nearest captured state",
+            )
             self.follow = gui.add_checkbox(
                 "update as captures arrive", True, hint="Analyse again when training writes new captures"
             )
         self.run_button.on_click(lambda _: self.compute())
         self.show_map.on_update(lambda _: self._safe(self.draw_map))
         self.colour.on_update(lambda _: self._safe(self.draw_map))
+        self.show_buffer.on_update(lambda _: self._safe(self.draw_map))
 
     def _safe(self, fn: Callable[[], None]) -> None:
         try:
@@ -88,6 +100,7 @@ class AnalysisPanel:
     def set_run(self, run: store.Run) -> None:
         self.run = run
         self.doc = self.points = self.meta = None
+        self.buffer_points = self.buffer_step = self.buffer_priority = None
         try:
             stored = run.analysis()
         except store.FormatError as e:
@@ -140,6 +153,9 @@ class AnalysisPanel:
     def _use(self, doc: dict[str, Any], arrays: dict[str, np.ndarray], analysed: list[str]) -> None:
         self.doc = doc
         self.points = arrays.get("points")
+        self.buffer_points = arrays.get("buffer_points")
+        self.buffer_step = arrays.get("buffer_step")
+        self.buffer_priority = arrays.get("buffer_priority")
         self.meta = arrays.get("point_capture_env_t")
         emb = doc.get("embedding", {})
         n_new = 0
@@ -160,10 +176,10 @@ class AnalysisPanel:
         for h in self.plots.values():
             h.remove()
         self.plots = {}
-        for h in (self.map, self.marker):
+        for h in (self.map, self.marker, self.buffer_map):
             if h is not None:
                 h.remove()
-        self.map = self.marker = None
+        self.map = self.marker = self.buffer_map = None
 
     # ------------------------------------------------------------ curves
 
@@ -258,6 +274,44 @@ class AnalysisPanel:
         rank = np.searchsorted(order, self.meta[:, 0])
         return ramp(rank / max(1, len(order) - 1))
 
+    def buffer_colours(self) -> np.ndarray:
+        """The buffer's states by priority when it has them, else by age (old dark, new bright)."""
+        assert self.buffer_step is not None
+        v = self.buffer_priority if self.buffer_priority is not None else self.buffer_step.astype(float)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        return ramp((v - lo) / (hi - lo if hi > lo else 1.0))
+
+    def _draw_buffer(self, r: float) -> None:
+        if self.buffer_map is not None:
+            self.buffer_map.remove()
+            self.buffer_map = None
+        pts = self.buffer_points
+        if not self.show_map.value or not self.show_buffer.value or pts is None or not len(pts):
+            return
+        v, f = _disc(r, segments=4)  # squares, beside the captures' discs
+        self.buffer_map = self.server.scene.add_batched_meshes_simple(
+            "/analysis/buffer",
+            v,
+            f,
+            batched_wxyzs=np.tile(self._facing(), (len(pts), 1)),
+            batched_positions=(self.world(pts) + 0.5 * r * np.cross(self._right, [0.0, 0.0, 1.0])).astype(np.float32),
+            batched_colors=self.buffer_colours(),
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+        )
+        self.buffer_map.on_click(lambda event: self._picked_buffer(event))
+
+    def _picked_buffer(self, event: Any) -> None:
+        """A buffer state clicked: replay the captured state nearest to it on the map."""
+        i = getattr(event, "instance_index", None)
+        if i is None or self.buffer_points is None or self.points is None or self.meta is None:
+            return
+        j = int(np.argmin(((self.points - self.buffer_points[int(i)]) ** 2).sum(axis=1)))
+        capture, env, t = (int(v) for v in self.meta[j])
+        self.picked = (capture, env, t)
+        self._on_pick(capture, env, t)
+
     def draw_map(self) -> None:
         if self.map is not None:
             self.map.remove()
@@ -266,9 +320,11 @@ class AnalysisPanel:
             self.marker.remove()
             self.marker = None
         if not self.show_map.value or self.points is None or self.meta is None or not len(self.points):
+            self._draw_buffer(0.0)
             return
         pos = self.world(self.points)
         r = self._map_size / 150
+        self._draw_buffer(r)
         v, f = _disc(r)
         self.map = self.server.scene.add_batched_meshes_simple(
             MAP_NAME,

@@ -84,6 +84,7 @@ def capture_sources(run: Any) -> list[analyse.CaptureSource]:
                 load=load,
                 reset_frame=info.reset_frame,
                 image_names=tuple(f"obs/{k}" for k in cap.image_keys()),
+                buffer=(lambda info=info: run.capture(info).group("buffer")) if cap.keys("buffer") else None,
             )
         )
     return out
