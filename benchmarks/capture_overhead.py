@@ -24,6 +24,15 @@ evaluation capture in either):
 
 and a last line ``live_overhead: on=<ratio> off=<ratio>`` follows.
 
+With ``--sac`` it measures brax SAC instead (brax's ``inverted_pendulum``), three ways in
+interleaved turns (A B C A B C ...): ``none``; ``eval-tap`` (``BraxRecorder(algorithm="sac")``
+capturing brax's evaluation); ``replay-mirror`` (the same plus ``replay_sample=2000``, the
+replay buffer's mirror). The cost is taken from SAC's own steady-state throughput
+(``training/sps`` of every evaluation after the first, whose epoch holds the compilation),
+median over evaluations and repeats; compilation is reported apart. The last line reads
+``sac_overhead: eval_tap=<ratio> replay_mirror=<ratio>`` (steady-state time per step,
+against ``none``).
+
 It prints wall times (best of the repeats) and their ratio to ``none``, the time the
 training loop spent inside each capture hook per checkpoint, the compilations of the
 capture rollout, and the bytes each wrote. The last line reads
@@ -77,6 +86,8 @@ class Args:
     live: bool = False
     """Also measure the live stream: switched on with a viewer attached, and switched off."""
     live_envs: int = 4
+    sac: bool = False
+    """Measure brax SAC instead: no capture, the evaluation tap, and the replay mirror."""
 
 
 def _du(path: Path) -> int:
@@ -341,5 +352,85 @@ def _wait_for_control(url: str, timeout_s: float = 60.0) -> None:
     raise RuntimeError("the viewer did not switch the live stream on")
 
 
+def sac_overhead(args: Args) -> None:
+    """brax SAC's steady-state throughput without capture, with the evaluation tap, and with
+    the replay mirror too; interleaved repeats."""
+    import warnings
+
+    from brax import envs
+    from brax.training.agents.sac import train as sac
+
+    from trajscope.capture import BraxRecorder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = envs.get_environment("inverted_pendulum")
+    num_envs = 64 if args.quick else 128
+    steps = args.num_timesteps or (60_000 if args.quick else 240_000)
+    kw = dict(
+        num_timesteps=steps,
+        num_evals=args.num_evals,
+        episode_length=200,
+        num_envs=num_envs,
+        batch_size=256,
+        min_replay_size=1024,
+        max_replay_size=100_000,
+        num_eval_envs=16,
+        seed=0,
+    )
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-sac-"))
+    ways = ("none", "eval-tap", "replay-mirror")
+    sps: dict[str, list[float]] = {w: [] for w in ways}
+    first: dict[str, list[float]] = {w: [] for w in ways}
+    kept: list[int] = []
+    for rep in range(args.repeats):
+        for way in ways:
+            seen: list[float] = []
+
+            def progress(step: int, metrics: Any, seen: list[float] = seen) -> None:
+                if "training/sps" in metrics:
+                    seen.append(float(metrics["training/sps"]))
+
+            rec = None
+            hooks: dict[str, Any] = {"progress_fn": progress}
+            if way != "none":
+                rec = BraxRecorder(
+                    env,
+                    root=tmp,
+                    name=f"{way}-{rep}",
+                    num_envs=args.capture_envs,
+                    episode_length=200,
+                    algorithm="sac",
+                    value=False,
+                    replay_sample=2000 if way == "replay-mirror" else 0,
+                )
+                hooks = {"wrap_env_fn": rec.wrap_env_fn(), "progress_fn": rec.progress_fn(chain=progress)}
+            t0 = time.perf_counter()
+            sac.train(env, **kw, **hooks)
+            wall = time.perf_counter() - t0
+            if rec is not None:
+                rec.close()
+                if rec.replay is not None:
+                    kept.append(rec.replay.size)
+            # seen[0] is the first epoch (compilation included); the rest are steady state.
+            sps[way] += seen[1:]
+            first[way].append(seen[0] if seen else float("nan"))
+            print(f"  [{rep}] {way:<14} {wall:7.1f} s  steady {statistics.median(seen[1:]):9.0f} steps/s", flush=True)
+    base = statistics.median(sps["none"])
+    print(f"\nSAC on inverted_pendulum, {steps} steps, {num_envs} envs, {args.num_evals} evals, {args.repeats} repeats")
+    print(f"{'way':<14} {'steps/s (median)':>17} {'spread':>20} {'first epoch steps/s':>20} {'time ratio':>11}")
+    for w in ways:
+        med = statistics.median(sps[w])
+        spread = f"{min(sps[w]):.0f}..{max(sps[w]):.0f}"
+        print(f"{w:<14} {med:17.0f} {spread:>20} {statistics.median(first[w]):20.0f} {base / med:11.3f}")
+    if kept:
+        print(f"replay mirror kept {kept[-1]} transitions")
+    ratio = {w: base / statistics.median(sps[w]) for w in ways}
+    print(f"sac_overhead: eval_tap={ratio['eval-tap']:.3f} replay_mirror={ratio['replay-mirror']:.3f}")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    a = tyro.cli(Args)
+    sac_overhead(a) if a.sac else main(a)

@@ -195,7 +195,18 @@ def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline)
 
 
 def test_sac_captures_through_public_hooks(pendulum, tmp_path):
-    rec = BraxRecorder(pendulum, root=tmp_path, name="s", num_envs=6, episode_length=40, algorithm="sac", strict=True)
+    ckpt = str(tmp_path / "ckpt")
+    rec = BraxRecorder(
+        pendulum,
+        root=tmp_path,
+        name="s",
+        num_envs=6,
+        episode_length=40,
+        algorithm="sac",
+        strict=True,
+        replay_sample=200,
+        checkpoint_dir=ckpt,
+    )
     steps = []
     sac.train(
         pendulum,
@@ -206,11 +217,14 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
         batch_size=32,
         min_replay_size=64,
         num_eval_envs=6,
+        deterministic_eval=True,
+        checkpoint_logdir=ckpt,
         wrap_env_fn=rec.wrap_env_fn(),
         progress_fn=rec.progress_fn(chain=lambda s, m: steps.append((s, m["eval/episode_reward"]))),
     )
     rec.close()
     run = trajscope.open_run(tmp_path / "s")
+    _check_sac_parameters_and_buffer(run, pendulum)
     assert [c.step for c in run.captures] == [s for s, _ in steps]
     for info in run.captures:
         cap = run.capture(info)
@@ -224,6 +238,33 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
     for info, (_, reported) in zip(run.captures, steps):
         assert info.mean_return == pytest.approx(float(reported), rel=1e-5, abs=1e-4)
     assert len({round(c.mean_return, 3) for c in run.captures}) > 1  # not one constant episode
+
+
+def _check_sac_parameters_and_buffer(run, pendulum):
+    """The policy brax saved at each evaluation rebuilds and acts as in the captured
+    (deterministic) episode; the replay mirror holds real transitions, uniform over training."""
+    first, *later = run.captures
+    assert run.metadata["network"]["kind"] == "sac"
+    assert not run.capture(first).keys("params")  # brax saves no checkpoint before training
+    for info in later:
+        cap = run.capture(info)
+        policy = trajscope.store.capture_policy(run, cap)
+        obs, action = cap.obs(), cap.load("action")
+        got = np.asarray(policy.action(obs[:-1].reshape(-1, obs.shape[-1])))
+        np.testing.assert_allclose(got, action[1:].reshape(-1, action.shape[-1]), atol=1e-5)
+        assert cap.manifest["attrs"]["metrics"]["training/buffer_current_size"] > 0
+        buf = cap.group("buffer")
+        assert set(buf) == {"step", "qpos", "qvel", "obs", "action", "reward"}
+        assert len(buf["step"]) == 200 and buf["qpos"].shape == (200, pendulum.sys.mj_model.nq)
+        # Real states: the pendulum's observation is its positions and velocities.
+        np.testing.assert_allclose(buf["obs"], np.concatenate([buf["qpos"], buf["qvel"]], 1), atol=1e-6)
+        assert 0 < buf["step"].min() and buf["step"].max() <= info.step
+    # Uniform over all of training, not the newest transitions: half come from its first half.
+    last = run.capture(later[-1]).group("buffer")["step"]
+    assert 0.3 < (last < last.max() / 2).mean() < 0.7, np.sort(last)
+    doc, arrays = trajscope.store.analyse_run(run, write=False)
+    assert doc["buffer"]["points"] == 200 and arrays["buffer_points"].shape == (200, 2)
+    np.testing.assert_array_equal(arrays["buffer_step"], last)
 
 
 def test_jit_rollout_compiles_once_across_param_values(pendulum, tmp_path):
