@@ -252,7 +252,7 @@ def _check_sac_parameters_and_buffer(run, pendulum):
         obs, action = cap.obs(), cap.load("action")
         got = np.asarray(policy.action(obs[:-1].reshape(-1, obs.shape[-1])))
         np.testing.assert_allclose(got, action[1:].reshape(-1, action.shape[-1]), atol=1e-5)
-        assert cap.manifest["attrs"]["metrics"]["training/buffer_current_size"] > 0
+        assert info.attrs["metrics"]["training/buffer_current_size"] > 0
         buf = cap.group("buffer")
         assert set(buf) == {"step", "qpos", "qvel", "obs", "action", "reward"}
         assert len(buf["step"]) == 200 and buf["qpos"].shape == (200, pendulum.sys.mj_model.nq)
@@ -262,6 +262,14 @@ def _check_sac_parameters_and_buffer(run, pendulum):
     # Uniform over all of training, not the newest transitions: half come from its first half.
     last = run.capture(later[-1]).group("buffer")["step"]
     assert 0.3 < (last < last.max() / 2).mean() < 0.7, np.sort(last)
+    from test_serve import _free_port
+    from trajscope.serve import Viewer
+
+    viewer = Viewer(run.url, port=_free_port())  # the buffer's fill over training, plotted
+    try:
+        assert viewer.plots.buffer_curve is not None and not viewer.errors
+    finally:
+        viewer.close()
     doc, arrays = trajscope.store.analyse_run(run, write=False)
     assert doc["buffer"]["points"] == 200 and arrays["buffer_points"].shape == (200, 2)
     np.testing.assert_array_equal(arrays["buffer_step"], last)

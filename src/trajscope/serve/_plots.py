@@ -25,6 +25,7 @@ class PlotsPanel:
         self._marker_t = -1
         self._marker_sent = 0.0
         self.curve: Any = None
+        self.buffer_curve: Any = None
         self.folder = server.gui.add_folder("Plots")
         self._redraw: Any = None
         with self.folder:
@@ -118,15 +119,31 @@ class PlotsPanel:
         )
 
     def draw_curve(self, run: store.Run) -> None:
-        """Mean captured return by checkpoint."""
+        """Mean captured return by checkpoint; and an off-policy trainer's replay-buffer fill
+        (``training/buffer_current_size`` of the captures' metrics), when it reported one."""
         from viser import uplot
 
         caps = [c for c in run.captures if c.mean_return is not None]
-        if self.curve is not None:
-            self.curve.remove()
-            self.curve = None
+        for h in (self.curve, self.buffer_curve):
+            if h is not None:
+                h.remove()
+        self.curve = self.buffer_curve = None
         if not caps or self.curve_folder is None:
             return
+        fill = [(c.step, c.attrs.get("metrics", {}).get(BUFFER_FILL)) for c in run.captures]
+        fill = [(s, float(v)) for s, v in fill if isinstance(v, (int, float))]
+        if fill:
+            with self.curve_folder:
+                self.buffer_curve = self.server.gui.add_uplot(
+                    tuple(np.array(col, float) for col in zip(*fill)),
+                    (
+                        uplot.Series(label="env step"),
+                        uplot.Series(label="transitions", stroke=PALETTE[1], width=2, points={"show": True}),
+                    ),
+                    title="replay buffer fill by checkpoint",
+                    aspect=2.0,
+                    scales={"x": uplot.Scale(time=False)},
+                )
         x = np.array([c.step for c in caps], float)
         y = np.array([c.mean_return for c in caps], float)
         with self.curve_folder:
@@ -140,6 +157,10 @@ class PlotsPanel:
                 aspect=2.0,
                 scales={"x": uplot.Scale(time=False)},
             )
+
+
+BUFFER_FILL = "training/buffer_current_size"
+"""brax SAC's replay-buffer size among its metrics."""
 
 
 def _label(key: str) -> str:

@@ -39,6 +39,9 @@ class CaptureInfo:
     metric_keys: tuple[str, ...]
     array_names: tuple[str, ...]
     summary: Mapping[str, Any]
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The writer's extra facts (``attrs`` of the manifest): e.g. ``metrics``, a trainer's
+    scalar metrics at this checkpoint."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -345,6 +348,7 @@ class Run:
             metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
             array_names=tuple(_schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
             summary=summary,
+            attrs=dict(m["attrs"]) if isinstance(m.get("attrs"), dict) else {},
         )
 
     def capture(self, which: int | str | CaptureInfo) -> Capture:
