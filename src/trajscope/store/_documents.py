@@ -216,6 +216,7 @@ def build_entry(
     data: bytes,
     chunks: list[int] | None,
     encoding: Mapping[str, Any] | None,
+    codec: str | None = None,
 ) -> dict[str, Any]:
     """One entry of a manifest's ``arrays``: an array file and how to read it."""
     entry: dict[str, Any] = {
@@ -227,7 +228,7 @@ def build_entry(
         "stored_dtype": stored_dtype,
         "layout": _schema.GROUP_LAYOUT[group],
         "stored_shape": list(stored_shape),
-        "codec": _npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY,
+        "codec": codec or (_npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY),
         "nbytes": len(data),
         "crc32": _npy.crc32(data),
     }
@@ -313,7 +314,7 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         except TypeError:
             raise FormatError(path, f"{e['file']}: unknown dtype {e.get('stored_dtype')!r}") from None
         codec = e.get("codec", _npy.CODEC_NPY)
-        if codec == _npy.CODEC_ZS:
+        if codec in _npy.CODECS_ZS:
             c = e.get("chunks")
             if (
                 not isinstance(c, list)

@@ -119,8 +119,16 @@ def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tup
         else:
             fname = f"{key}.{ext}"
         chunks = None
+        codec = _npy.CODEC_NPY
         if compress:
             data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
+            codec = _npy.CODEC_ZS
+            if layout == "time_env" and _npy.can_delta(stored.dtype) and stored.ndim >= 2 and stored.shape[1] > 1:
+                # Smooth trajectories compress far better as differences along time: keep
+                # whichever of the two is smaller.
+                d_data, d_chunks = _npy.encode_zs(stored, chunked=True, delta=True)
+                if len(d_data) < len(data):
+                    data, chunks, codec = d_data, d_chunks, _npy.CODEC_ZSD
         else:
             data = _npy.encode(stored)
         files.append((fname, data))
@@ -135,6 +143,7 @@ def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tup
                 stored_shape=stored.shape,
                 data=data,
                 chunks=chunks,
+                codec=codec,
                 encoding=encoding,
             )
         )

@@ -95,6 +95,32 @@ def read_leading(path: str, f: IO[bytes], index: int, *, file_size: int) -> np.n
 
 CODEC_NPY = "npy"
 CODEC_ZS = "zlib-shuffle"
+CODEC_ZSD = "zlib-shuffle-delta"
+"""zlib-shuffle of each chunk's differences along its first axis (time, for per-step arrays),
+taken on the values' bits as unsigned integers: lossless, bit for bit (NaN, -0.0 included)."""
+CODECS_ZS = (CODEC_ZS, CODEC_ZSD)
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def can_delta(dtype: np.dtype) -> bool:
+    return dtype.kind in "biuf" and dtype.itemsize in _UINT
+
+
+def _delta(a: np.ndarray) -> np.ndarray:
+    """Differences along the first axis of the values' bits (wrapping unsigned integers)."""
+    u = np.ascontiguousarray(a).view(_UINT[a.dtype.itemsize])
+    if u.ndim == 0 or u.shape[0] < 2:
+        return u
+    d = u.copy()
+    d[1:] = u[1:] - u[:-1]
+    return d
+
+
+def _undelta(u: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if u.ndim == 0 or u.shape[0] < 2:
+        return u.view(dtype)
+    return np.cumsum(u, axis=0, dtype=u.dtype).view(dtype)
 
 
 def _shuffle(a: np.ndarray) -> bytes:
@@ -111,23 +137,28 @@ def _unshuffle(data: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarr
     return np.ascontiguousarray(b).view(dtype).reshape(shape)
 
 
-def encode_zs(stored: np.ndarray, *, chunked: bool, level: int = 1) -> tuple[bytes, list[int]]:
+def encode_zs(stored: np.ndarray, *, chunked: bool, level: int = 1, delta: bool = False) -> tuple[bytes, list[int]]:
     """Concatenated zlib streams, one per leading index if ``chunked`` (else one), and
-    their byte offsets (streams + 1)."""
+    their byte offsets (streams + 1). ``delta``: each chunk delta-coded along its first
+    axis first (``CODEC_ZSD``)."""
+    if delta and not can_delta(stored.dtype):
+        raise TypeError(f"{stored.dtype} cannot be delta-coded")
     if stored.dtype.hasobject:
         raise TypeError("object arrays cannot be stored (they would need pickle)")
     if chunked and stored.ndim >= 1 and stored.shape[0] > 0:
         parts = [stored[i] for i in range(stored.shape[0])]
     else:
         parts = [stored]
-    blobs = [zlib.compress(_shuffle(np.asarray(p)), level) for p in parts]
+    blobs = [zlib.compress(_shuffle(_delta(np.asarray(p)) if delta else np.asarray(p)), level) for p in parts]
     offsets = [0]
     for b in blobs:
         offsets.append(offsets[-1] + len(b))
     return b"".join(blobs), offsets
 
 
-def decode_zs_chunk(path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def decode_zs_chunk(
+    path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, ...], *, delta: bool = False
+) -> np.ndarray:
     """One leading index (``shape`` is its shape) from its zlib stream."""
     try:
         data = zlib.decompress(blob)
@@ -136,11 +167,22 @@ def decode_zs_chunk(path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, .
     want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != want:
         raise FormatError(path, f"decompressed to {len(data)} bytes, expected {want}")
+    if delta:
+        if not can_delta(dtype):
+            raise FormatError(path, f"{dtype} cannot be delta-coded")
+        return _undelta(_unshuffle(data, np.dtype(_UINT[dtype.itemsize]), shape), dtype)
     return _unshuffle(data, dtype, shape)
 
 
 def decode_zs(
-    path: str, data: bytes, offsets: list[int], dtype: np.dtype, shape: tuple[int, ...], *, expect_crc: int | None
+    path: str,
+    data: bytes,
+    offsets: list[int],
+    dtype: np.dtype,
+    shape: tuple[int, ...],
+    *,
+    expect_crc: int | None,
+    delta: bool = False,
 ) -> np.ndarray:
     """The whole array from a zlib-shuffle file."""
     if len(data) != offsets[-1]:
@@ -149,6 +191,8 @@ def decode_zs(
         raise FormatError(path, "checksum mismatch: the file is corrupt")
     n = len(offsets) - 1
     if len(shape) >= 1 and shape[0] == n and n > 0:
-        rows = [decode_zs_chunk(path, data[offsets[i] : offsets[i + 1]], dtype, shape[1:]) for i in range(n)]
+        rows = [
+            decode_zs_chunk(path, data[offsets[i] : offsets[i + 1]], dtype, shape[1:], delta=delta) for i in range(n)
+        ]
         return np.stack(rows).reshape(shape)
-    return decode_zs_chunk(path, data, dtype, shape)
+    return decode_zs_chunk(path, data, dtype, shape, delta=delta)

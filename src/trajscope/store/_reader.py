@@ -129,7 +129,8 @@ class Capture:
         path = _fs.join(self.dir, e["file"])
         fs = self.run.fs
         layout = e["layout"]
-        zs = e.get("codec", _npy.CODEC_NPY) == _npy.CODEC_ZS
+        codec = e.get("codec", _npy.CODEC_NPY)
+        zs, delta = codec in _npy.CODECS_ZS, codec == _npy.CODEC_ZSD
         if env is None:
             try:
                 data = _fs.cat(fs, path)
@@ -138,7 +139,7 @@ class Capture:
             if len(data) != e["nbytes"]:
                 raise FormatError(path, f"truncated: {len(data)} of {e['nbytes']} bytes")
             if zs:
-                a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"))
+                a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta)
             else:
                 a = _npy.decode(path, data, expect_crc=e.get("crc32"))
             if layout == "time_env":
@@ -155,7 +156,7 @@ class Capture:
                         raise FormatError(path, f"truncated: {size} of {e['nbytes']} bytes")
                     start, end = e["chunks"][env], e["chunks"][env + 1]
                     dtype, shape = self._stored(e)
-                    a = _npy.decode_zs_chunk(path, _fs.cat(fs, path, start, end), dtype, shape[1:])
+                    a = _npy.decode_zs_chunk(path, _fs.cat(fs, path, start, end), dtype, shape[1:], delta=delta)
                 else:
                     with fs.open(path, "rb") as f:
                         a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
