@@ -94,7 +94,9 @@ def make_job(
     return Job(f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}", header, out)
 
 
-def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+def encode(
+    job: Job, *, compress: bool, lossless_images: bool, delta: bool = True
+) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
     """The array files ``(name, bytes)`` of a job and its manifest."""
     files: list[tuple[str, bytes]] = []
     entries: list[dict[str, Any]] = []
@@ -123,7 +125,13 @@ def encode(job: Job, *, compress: bool, lossless_images: bool) -> tuple[list[tup
         if compress:
             data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
             codec = _npy.CODEC_ZS
-            if layout == "time_env" and _npy.can_delta(stored.dtype) and stored.ndim >= 2 and stored.shape[1] > 1:
+            if (
+                delta
+                and layout == "time_env"
+                and _npy.can_delta(stored.dtype)
+                and stored.ndim >= 2
+                and stored.shape[1] > 1
+            ):
                 # Smooth trajectories compress far better as differences along time: keep
                 # whichever of the two is smaller.
                 d_data, d_chunks = _npy.encode_zs(stored, chunked=True, delta=True)

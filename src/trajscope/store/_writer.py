@@ -84,6 +84,8 @@ class RunWriter:
             floats instead.
         compress: store arrays as per-environment zlib streams of byte-shuffled values
             (``zlib-shuffle``, typically 2 to 5 times smaller) rather than plain ``.npy``.
+        delta: with ``compress``, store a per-step array as its differences along time
+            (``zlib-shuffle-delta``, lossless) where that is smaller.
         keep_live: live-stream chunks (captures of kind ``live``, in ``live/``) kept; older
             ones are deleted as new ones arrive.
     """
@@ -103,6 +105,7 @@ class RunWriter:
         max_queue: int = 16,
         lossless_images: bool = False,
         compress: bool = True,
+        delta: bool = True,
         keep_live: int = 8,
     ) -> None:
         self.name = name or _default_name(env_name)
@@ -114,6 +117,7 @@ class RunWriter:
         self.strict = strict
         self.lossless_images = lossless_images
         self.compress = compress
+        self.delta = delta
         self.keep_live = max(2, int(keep_live))
         self._live_status: LiveStatus | None = None
         self.stats = WriterStats()
@@ -442,7 +446,9 @@ class RunWriter:
         folder = _fs.join(self.path, _schema.capture_dir(job.header["kind"]))
         durable = job.header["kind"] != "live"
         cdir = _fs.join(folder, job.capture_id)
-        files, manifest = _job.encode(job, compress=self.compress, lossless_images=self.lossless_images)
+        files, manifest = _job.encode(
+            job, compress=self.compress, lossless_images=self.lossless_images, delta=self.delta
+        )
         _fs.makedirs(fs, folder)
         _fs.makedirs(fs, cdir)
         total = 0
