@@ -101,6 +101,7 @@ class AnalysisPanel:
         self.run = run
         self.doc = self.points = self.meta = None
         self.buffer_points = self.buffer_step = self.buffer_priority = None
+        self.show_buffer.visible = False
         try:
             stored = run.analysis()
         except store.FormatError as e:
@@ -154,6 +155,7 @@ class AnalysisPanel:
         self.doc = doc
         self.points = arrays.get("points")
         self.buffer_points = arrays.get("buffer_points")
+        self.show_buffer.visible = self.buffer_points is not None
         self.buffer_step = arrays.get("buffer_step")
         self.buffer_priority = arrays.get("buffer_priority")
         self.meta = arrays.get("point_capture_env_t")
