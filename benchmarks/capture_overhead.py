@@ -33,10 +33,14 @@ median over evaluations and repeats; compilation is reported apart. The last lin
 ``sac_overhead: eval_tap=<ratio> replay_mirror=<ratio>`` (steady-state time per step,
 against ``none``).
 
-It prints wall times (best of the repeats) and their ratio to ``none``, the time the
-training loop spent inside each capture hook per checkpoint, the compilations of the
-capture rollout, and the bytes each wrote. The last line reads
-``capture_overhead: trajscope=<ratio> rscope=<ratio>``.
+It prints, as medians over the repeats (turns in alternating order: A B C, C B A, ...), the
+wall time, the compilation plus first training epoch apart from the steady state (the
+epochs after it: from brax's second evaluation to its last), the steady state's spread
+and its ratio to ``none``, the time the training loop spent inside each capture hook per
+checkpoint, the compilations of the capture rollout, and the bytes each wrote. The line
+``capture_overhead: trajscope=<ratio> rscope=<ratio>`` gives steady-state ratios; compile
+costs are in the table and in the line of wall ratios above it. ``--quick`` turns JAX's
+persistent compilation cache on, so that trainings without host callbacks compile once.
 """
 
 from __future__ import annotations
@@ -62,9 +66,11 @@ import trajscope
 @dataclasses.dataclass(frozen=True)
 class Args:
     quick: bool = False
-    """A smaller comparison: fewer steps and shorter episodes."""
-    repeats: int = 1
-    """Runs of each way; the best wall time counts."""
+    """A smaller comparison (60k steps, 128 envs, 200-step episodes, 4 evals, 2 repeats),
+    with JAX's persistent compilation cache on: a few minutes on 2 cores."""
+    repeats: int | None = None
+    """Runs of each way, in turns whose order alternates (A B C, C B A, ...). Default: 1, or 2
+    with --quick."""
     env: str = "CartpoleBalance"
     """A MuJoCo Playground environment that loads offline."""
     impl: str = "jax"
@@ -73,10 +79,11 @@ class Args:
     num_envs: int = 256
     """Training environments."""
     num_timesteps: int | None = None
-    """Default: 600k, or 150k with --quick."""
+    """Default: 600k, or 60k with --quick."""
     episode_length: int | None = None
-    """Default: 1000, or 250 with --quick."""
-    num_evals: int = 8
+    """Default: 1000, or 200 with --quick."""
+    num_evals: int | None = None
+    """Default: 8, or 4 with --quick."""
     ways: tuple[str, ...] = ("none", "trajscope", "trajscope-eval", "rscope")
     """Which ways to run."""
     keep: str | None = None
@@ -113,14 +120,24 @@ def main(args: Args) -> None:
 
     from trajscope.capture import BraxRecorder
 
-    steps = args.num_timesteps or (150_000 if args.quick else 600_000)
-    ep_len = args.episode_length or (250 if args.quick else 1000)
+    steps = args.num_timesteps or (60_000 if args.quick else 600_000)
+    ep_len = args.episode_length or (200 if args.quick else 1000)
+    num_envs = 128 if args.quick and args.num_envs == 256 else args.num_envs
+    num_evals = args.num_evals or (4 if args.quick else 8)
+    repeats = args.repeats or (2 if args.quick else 1)
+    if args.quick:
+        # Trainings without host callbacks compile once for the whole benchmark; those with
+        # them (the evaluation tap, the live stream) compile at every run, as for a user.
+        cache = Path(tempfile.gettempdir()) / "trajscope-bench-jax-cache"
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    t_start = time.perf_counter()
     env = registry.load(args.env, config_overrides={"impl": args.impl})
     kw = dict(
         num_timesteps=steps,
-        num_evals=args.num_evals,
+        num_evals=num_evals,
         episode_length=ep_len,
-        num_envs=args.num_envs,
+        num_envs=num_envs,
         batch_size=256,
         num_minibatches=8,
         unroll_length=10,
@@ -148,7 +165,7 @@ def main(args: Args) -> None:
         t0 = time.perf_counter()
         ppo.train(env, **dict(kw, num_timesteps=kw["batch_size"] * kw["unroll_length"] * 8, num_evals=2))
         print(f"  warm-up {time.perf_counter() - t0:.1f} s", flush=True)
-    for rep in range(args.repeats):
+    for rep in range(repeats):
         # Alternate the order between repeats so that drift in machine load favours no way.
         for way in ways if rep % 2 == 0 else ways[::-1]:
             hook = None
@@ -223,6 +240,7 @@ def main(args: Args) -> None:
             # Steady state: from the end of the first training epoch (its compilation done)
             # to the last evaluation.
             steady = progress_times[-1] - progress_times[1] if len(progress_times) > 2 else float("nan")
+            first = progress_times[1] - t0 if len(progress_times) > 1 else float("nan")
             live_chunks = rec.live.chunks_sent if rec is not None and rec.live is not None else None
             if rec is not None:
                 rec.close()
@@ -240,6 +258,7 @@ def main(args: Args) -> None:
                     dropped=rec.stats.dropped if rec else None,
                     live_chunks=live_chunks,
                     steady=steady,
+                    first=first,
                 )
             )
             print(f"  [{rep}] {way:<9} {wall:7.1f} s", flush=True)
@@ -251,36 +270,45 @@ def main(args: Args) -> None:
         print(f"\nlargest arrays of the last trajscope capture ({sum(s for s, *_ in sizes) / 1e6:.2f} MB in all):")
         for nbytes, group, key in sizes[:6]:
             print(f"  {group + '/' if group else ''}{key:<40} {nbytes / 1e3:8.1f} kB")
-    base = min(r["wall"] for r in results["none"]) if results["none"] else float("nan")
-    base_steady = min(r["steady"] for r in results["none"]) if results["none"] else float("nan")
+    med = statistics.median
+    base = med([r["wall"] for r in results["none"]]) if results["none"] else float("nan")
+    base_steady = med([r["steady"] for r in results["none"]]) if results["none"] else float("nan")
     if len(results["none"]) > 1:
-        walls = [r["wall"] for r in results["none"]]
+        walls = [r["steady"] for r in results["none"]]
         print(f"\nnoise: the {len(walls)} runs without capture differ by {100 * (max(walls) / min(walls) - 1):.1f}%")
     print()
-    print(f"PPO on {args.env} (impl={args.impl}), {steps} steps, {args.num_envs} envs, episode {ep_len}, ")
-    print(f"{args.num_evals} evals; capture {args.capture_envs} envs x {ep_len} steps at every checkpoint")
+    print(f"PPO on {args.env} (impl={args.impl}), {steps} steps, {num_envs} envs, episode {ep_len}, ")
+    print(
+        f"{num_evals} evals; capture {args.capture_envs} envs x {ep_len} steps at every checkpoint; {repeats} repeats"
+    )
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs"
     )
+    print("medians over the repeats; 'first epoch' is compilation plus the first epoch; 'steady' the rest")
     print()
     header = (
-        f"{'way':<14} {'wall s':>8} {'ratio':>7} {'hook ms/ckpt':>13} {'hook max ms':>12} {'compiles':>9} "
-        f"{'MB written':>11} {'live chunks':>12} {'steady s':>9} {'steady ratio':>13}"
+        f"{'way':<14} {'wall s':>8} {'first epoch s':>14} {'steady s':>9} {'spread':>13} {'steady ratio':>13} "
+        f"{'hook ms/ckpt':>13} {'compiles':>9} {'MB written':>11} {'live chunks':>12}"
     )
     print(header)
     print("-" * len(header))
     ratios: dict[str, float] = {}
     for way in ways:
         rs = results[way]
-        best = min(rs, key=lambda r: r["wall"])
-        ratios[way] = best["wall"] / base
-        compiles = "-" if best["compiles"] is None else str(best["compiles"])
-        chunks = "-" if best["live_chunks"] is None else str(best["live_chunks"])
+        steady = [r["steady"] for r in rs]
+        ratios[way] = med(steady) / base_steady
+        last = rs[-1]
+        compiles = "-" if last["compiles"] is None else str(last["compiles"])
+        chunks = "-" if last["live_chunks"] is None else str(last["live_chunks"])
         print(
-            f"{way:<14} {best['wall']:>8.1f} {ratios[way]:>7.3f} {1000 * best['hook']:>13.1f} "
-            f"{1000 * best['hook_max']:>12.1f} {compiles:>9} {best['bytes'] / 1e6:>11.2f} {chunks:>12} "
-            f"{best['steady']:>9.1f} {best['steady'] / base_steady:>13.3f}"
+            f"{way:<14} {med([r['wall'] for r in rs]):>8.1f} {med([r['first'] for r in rs]):>14.1f} "
+            f"{med(steady):>9.1f} {f'{min(steady):.1f}..{max(steady):.1f}':>13} {ratios[way]:>13.3f} "
+            f"{1000 * med([r['hook'] for r in rs]):>13.1f} {compiles:>9} {last['bytes'] / 1e6:>11.2f} {chunks:>12}"
         )
+    print(
+        "\nwall ratios (compilation included): "
+        + ", ".join(f"{w}={med([r['wall'] for r in results[w]]) / base:.3f}" for w in ways)
+    )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "trajscope-eval", "rscope")}
@@ -294,6 +322,7 @@ def main(args: Args) -> None:
             print(f"  {name:<22} {1e3 * sec:8.3f} ms/step  ratio {sec / step_costs['no tap']:.4f}")
         on, off = (f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("live-on", "live-off"))
         print(f"live_overhead: on={on} off={off}")
+    print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
 
 
 def live_step_cost(env: Any, args: Args, ep_len: int) -> dict[str, float]:
@@ -369,7 +398,7 @@ def sac_overhead(args: Args) -> None:
     steps = args.num_timesteps or (60_000 if args.quick else 240_000)
     kw = dict(
         num_timesteps=steps,
-        num_evals=args.num_evals,
+        num_evals=args.num_evals or 8,
         episode_length=200,
         num_envs=num_envs,
         batch_size=256,
@@ -383,7 +412,8 @@ def sac_overhead(args: Args) -> None:
     sps: dict[str, list[float]] = {w: [] for w in ways}
     first: dict[str, list[float]] = {w: [] for w in ways}
     kept: list[int] = []
-    for rep in range(args.repeats):
+    sac_repeats = args.repeats or 1
+    for rep in range(sac_repeats):
         for way in ways:
             seen: list[float] = []
 
@@ -417,7 +447,8 @@ def sac_overhead(args: Args) -> None:
             first[way].append(seen[0] if seen else float("nan"))
             print(f"  [{rep}] {way:<14} {wall:7.1f} s  steady {statistics.median(seen[1:]):9.0f} steps/s", flush=True)
     base = statistics.median(sps["none"])
-    print(f"\nSAC on inverted_pendulum, {steps} steps, {num_envs} envs, {args.num_evals} evals, {args.repeats} repeats")
+    evals = args.num_evals or 8
+    print(f"\nSAC on inverted_pendulum, {steps} steps, {num_envs} envs, {evals} evals, {sac_repeats} repeats")
     print(f"{'way':<14} {'steps/s (median)':>17} {'spread':>20} {'first epoch steps/s':>20} {'time ratio':>11}")
     for w in ways:
         med = statistics.median(sps[w])
