@@ -159,6 +159,17 @@ NAN_RGB = (255, 0, 255)
 """Non-finite pixels of float images are drawn in magenta."""
 
 
+def frame_channels(C: int) -> list[slice]:
+    """The channels of each frame of an image with ``C`` channels, as ``image_strip`` lays
+    the frames side by side: RGB(A) is one frame, stacked RGB frames (``C`` a multiple of 3)
+    three channels each, anything else one frame per channel."""
+    if C in (3, 4):
+        return [slice(0, 3)]
+    if C % 3 == 0:
+        return [slice(i, i + 3) for i in range(0, C, 3)]
+    return [slice(i, i + 1) for i in range(C)]
+
+
 def image_strip(stored: np.ndarray, encoding: Mapping[str, Any]) -> tuple[np.ndarray, str]:
     """One environment's stored images ``(T, H, W)`` or ``(T, H, W, C)`` as RGB uint8
     ``(T, H, W', 3)`` and a label.
@@ -184,23 +195,11 @@ def image_strip(stored: np.ndarray, encoding: Mapping[str, Any]) -> tuple[np.nda
         lo, hi = (float(f[finite].min()), float(f[finite].max())) if finite.any() else (0.0, 1.0)
         span = hi - lo if hi > lo else 1.0
         u8 = np.clip(np.rint((np.where(finite, f, lo) - lo) / span * 255), 0, 255).astype(np.uint8)
-    if C in (3, 4):
-        frames, rgb = [u8[..., :3]], True
-    elif C % 3 == 0:
-        frames, rgb = [u8[..., i : i + 3] for i in range(0, C, 3)], True
-    else:
-        frames, rgb = [u8[..., i : i + 1] for i in range(C)], False
-    if not rgb:
-        frames = [np.repeat(x, 3, axis=-1) for x in frames]
+    groups = frame_channels(C)
+    frames = [np.repeat(u8[..., g], 3 // (g.stop - g.start), axis=-1) for g in groups]  # greyscale to RGB
     out = np.concatenate(frames, axis=2)
     if bad is not None and bad.any():
-        if C in (3, 4):
-            mask = [bad[..., :3].any(axis=-1)]
-        elif C % 3 == 0:
-            mask = [bad[..., i : i + 3].any(axis=-1) for i in range(0, C, 3)]
-        else:
-            mask = [bad[..., i] for i in range(C)]
-        out[np.concatenate(mask, axis=2)] = NAN_RGB
+        out[np.concatenate([bad[..., g].any(axis=-1) for g in groups], axis=2)] = NAN_RGB
     stack = f" · {len(frames)} frames stacked" if len(frames) > 1 else ""
     nan = f" · {int(bad.sum())} non-finite (magenta)" if bad is not None and bad.any() else ""
     label = f"{H}x{W}{stack} · values {lo:.3g} to {hi:.3g}{nan}"

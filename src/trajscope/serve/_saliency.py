@@ -138,14 +138,7 @@ def heat_strip(sal: np.ndarray) -> np.ndarray:
     """``(T, H, W[, C])`` saliency as ``(T, H, W')`` laid out as ``image_strip`` lays the
     images out (stacked frames side by side)."""
     a = sal if sal.ndim == 4 else sal[..., None]
-    C = a.shape[-1]
-    if C in (3, 4):
-        groups = [a[..., :3].sum(-1)]
-    elif C % 3 == 0:
-        groups = [a[..., i : i + 3].sum(-1) for i in range(0, C, 3)]
-    else:
-        groups = [a[..., i] for i in range(C)]
-    out = np.concatenate(groups, axis=2)
+    out = np.concatenate([a[..., g].sum(-1) for g in _frames.frame_channels(a.shape[-1])], axis=2)
     top = out.max()
     return out / top if top > 0 else out
 
