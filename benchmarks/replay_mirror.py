@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import warnings
 
-import jax
-import numpy as np
+from _env_step import step_medians
 
 
 def main() -> None:
@@ -42,34 +40,7 @@ def main() -> None:
     rec = BraxRecorder(env, root=tempfile.mkdtemp(), name="m", algorithm="sac", value=False, replay_sample=args.sample)
     mirrored = rec.wrap_env_fn()(env, episode_length=1000, action_repeat=1)  # the training env, as brax wraps it
 
-    def runner(e):
-        @jax.jit
-        def run(key):
-            state = e.reset(jax.random.split(key, args.envs))
-
-            def body(s, k):
-                a = jax.random.uniform(k, (args.envs, e.action_size), minval=-1, maxval=1)
-                return e.step(s, a), None
-
-            state, _ = jax.lax.scan(body, state, jax.random.split(key, args.steps))
-            # The physics state: a constant reward would let XLA drop every step.
-            return state.pipeline_state.q.sum() + state.obs.sum()
-
-        return run
-
-    ways = {"plain": runner(plain), "mirror": runner(mirrored)}
-    key = jax.random.PRNGKey(0)
-    for f in ways.values():  # compile
-        jax.block_until_ready(f(key))
-    times: dict[str, list[float]] = {k: [] for k in ways}
-    for r in range(args.repeats):
-        for name, f in ways.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(jax.random.PRNGKey(r + 1)))
-            times[name].append((time.perf_counter() - t0) / args.steps * 1000)
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    for k, v in times.items():
-        print(f"{k:<8} median {med[k]:.3f} ms/step  (spread {min(v):.3f} to {max(v):.3f}, {args.envs} envs)")
+    med = step_medians({"plain": plain, "mirror": mirrored}, envs=args.envs, steps=args.steps, repeats=args.repeats)
     assert rec.replay is not None and rec.replay.size == min(args.sample, rec.replay.offered) > 0
     print(f"reservoir: {rec.replay.size} kept of {rec.replay.offered} offered, {rec.replay.failures} failures")
     rec.close()
