@@ -349,9 +349,9 @@ def cmd_saliency(args: Saliency) -> int:
         run = store.open_run(args.run)
     except store.FormatError as e:
         return fail(str(e))
-    with_params = [c.index for c in run.captures if c.kind == "eval"]
     if args.capture == "latest":
-        with_params = [i for i in with_params if run.capture(i).keys("params")]
+        # The listing names every capture's arrays: no manifest needs opening.
+        with_params = [c.index for c in run.captures if any(n.startswith("params/") for n in c.array_names)]
         if not with_params:
             return fail("no capture of this run stores network parameters")
         index = with_params[-1]
