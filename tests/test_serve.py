@@ -155,6 +155,7 @@ def test_live_follow_and_nan_finder(tmp_path, model):
         w.flush()
         v.poll()
         assert v.frames.capture.info.step == 100
+        assert "2 captures" in v._status.content  # the header counts what arrived
         assert "qpos" in v.nan.text.content and not v.nan.jump.disabled
         v._safe(v._jump_nan)
         assert v.frames.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on

@@ -85,6 +85,7 @@ class Viewer:
         self._poll_s = poll_s
         self.errors: list[str] = []
         self.run: store.Run | None = None
+        self._skipped_geoms = 0
         self.frames: _frames.Frames | None = None
         self.t = 0
         self._runs_polled = time.monotonic()
@@ -177,18 +178,24 @@ class Viewer:
             return
         run = store.open_run(self._runs[name])
         self.run = run
-        skipped = self.scene.set_model(run.load_model())
+        self._skipped_geoms = self.scene.set_model(run.load_model())
         self.live.set_run(run)
         self.saliency.set_run(run)
         self._update_capture_list(select_last=True)
         self._place_map()
         self.analysis.set_run(run)
-        meta = run.metadata
-        known = [str(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
-        self._status.content = f"**{run.name}**  \n{' · '.join([*known, f'{len(run.captures)} captures'])}" + (
-            f"  \n{skipped} geom(s) cannot be drawn" if skipped else ""
-        )
         self.plots.draw_curve(run)
+
+    def _show_header(self) -> None:
+        """The run's name, what is known of it and its number of captures."""
+        assert self.run is not None
+        meta = self.run.metadata
+        known = [str(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
+        skipped = self._skipped_geoms
+        self._status.content = (
+            f"**{self.run.name}**  \n{' · '.join([*known, f'{len(self.run.captures)} captures'])}"
+            + (f"  \n{skipped} geom(s) cannot be drawn" if skipped else "")
+        )
 
     def _labels(self) -> list[str]:
         assert self.run is not None
@@ -205,6 +212,7 @@ class Viewer:
 
     def _update_capture_list(self, *, select_last: bool = False) -> None:
         assert self.run is not None
+        self._show_header()  # its count of captures, which just changed
         labels = self._labels()
         problems = [f"{p.path}: {p.problem}" for p in self.run.problems if not p.incomplete]
         if problems:
