@@ -67,7 +67,9 @@ import trajscope
 class Args:
     quick: bool = False
     """A smaller comparison (60k steps, 128 envs, 200-step episodes, 5 evals, 2 repeats),
-    with JAX's persistent compilation cache on: a few minutes on 2 cores."""
+    with JAX's persistent compilation cache on, filled by a warm-up of the same training;
+    with --live, the live stream's cost per training step instead of whole trainings.
+    Under 5 minutes on 2 cores."""
     repeats: int | None = None
     """Runs of each way, in turns whose order alternates (A B C, C B A, ...). Default: 1, or 2
     with --quick."""
@@ -89,10 +91,15 @@ class Args:
     keep: str | None = None
     """Keep trajscope's runs under this folder (default: a temporary one, removed)."""
     warmup: bool = True
-    """Run a short training first, so that one-time start-up costs land on no way."""
+    """Run a short training first, so that one-time start-up costs land on no way (with
+    --quick: count the first run without capture, which fills the cache, for the steady
+    state only)."""
     live: bool = False
     """Also measure the live stream: switched on with a viewer attached, and switched off."""
     live_envs: int = 4
+    every: int = 0
+    """Also run ``trajscope-every``: the own rollout at every this-many-th checkpoint only
+    (``BraxRecorder(every=K)``), the cadence trade-off (0: not run)."""
     sac: bool = False
     """Measure brax SAC instead: no capture, the evaluation tap, and the replay mirror."""
 
@@ -156,18 +163,30 @@ def main(args: Args) -> None:
         print("rscope is not installed (pip install rscope): its column is skipped")
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-"))
-    all_ways = ("none", "trajscope", "trajscope-eval", "rscope", "live-on", "live-off")
+    all_ways = ("none", "trajscope", "trajscope-every", "trajscope-eval", "rscope", "live-on", "live-off")
     results: dict[str, list[dict[str, Any]]] = {w: [] for w in all_ways}
     ways = [w for w in args.ways if w != "rscope" or rscope_brax]
-    if args.live:
+    if args.every and "trajscope-every" not in ways:
+        ways.insert(ways.index("trajscope") + 1 if "trajscope" in ways else len(ways), "trajscope-every")
+    if args.live and not args.quick:
         ways += [w for w in ("live-on", "live-off") if w not in ways]
-    if args.warmup:
+    if args.warmup and not args.quick:
         t0 = time.perf_counter()
         ppo.train(env, **dict(kw, num_timesteps=kw["batch_size"] * kw["unroll_length"] * 8, num_evals=2))
         print(f"  warm-up {time.perf_counter() - t0:.1f} s", flush=True)
+    # --quick has no warm-up of its own: the first run without capture fills the persistent
+    # cache (every executable without host callbacks) and counts for the steady state only;
+    # its wall time, compilation included, is left out of the medians of wall time.
+    cold_first = args.quick and args.warmup and bool(ways) and ways[0] == "none"
+    # --quick: ways whose trainings hold host callbacks (the evaluation tap) compile their
+    # evaluator at every run (JAX does not cache executables with host callbacks), about
+    # 20 s here: they run once, in the middle of the first turn, unless --repeats is given.
+    once = {"trajscope-eval"} if args.quick and args.repeats is None else set()
     for rep in range(repeats):
         # Alternate the order between repeats so that drift in machine load favours no way.
         for way in ways if rep % 2 == 0 else ways[::-1]:
+            if rep > 0 and way in once:
+                continue
             hook = None
             rec = None
             out_dir = tmp / f"{way}-{rep}"
@@ -190,6 +209,7 @@ def main(args: Args) -> None:
                 source = "eval" if way == "trajscope-eval" else "rollout"
                 rec = BraxRecorder(
                     env,
+                    every=args.every if way == "trajscope-every" else 1,
                     root=out_dir,
                     name="run",
                     num_envs=args.capture_envs,
@@ -264,9 +284,11 @@ def main(args: Args) -> None:
                     live_chunks=live_chunks,
                     steady=steady,
                     first=first,
+                    cold=cold_first and way == "none" and rep == 0,
                 )
             )
-            print(f"  [{rep}] {way:<9} {wall:7.1f} s", flush=True)
+            cold = " (cold: fills the compilation cache)" if results[way][-1]["cold"] else ""
+            print(f"  [{rep}] {way:<9} {wall:7.1f} s{cold}", flush=True)
 
     if "trajscope" in ways:
         run = trajscope.open_run(tmp / "trajscope-0" / "run")
@@ -276,7 +298,11 @@ def main(args: Args) -> None:
         for nbytes, group, key in sizes[:6]:
             print(f"  {group + '/' if group else ''}{key:<40} {nbytes / 1e3:8.1f} kB")
     med = statistics.median
-    base = med([r["wall"] for r in results["none"]]) if results["none"] else float("nan")
+
+    def warm(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rs if not r["cold"]] or rs
+
+    base = med([r["wall"] for r in warm(results["none"])]) if results["none"] else float("nan")
     base_steady = med([r["steady"] for r in results["none"]]) if results["none"] else float("nan")
     if len(results["none"]) > 1:
         walls = [r["steady"] for r in results["none"]]
@@ -306,57 +332,65 @@ def main(args: Args) -> None:
         compiles = "-" if last["compiles"] is None else str(last["compiles"])
         chunks = "-" if last["live_chunks"] is None else str(last["live_chunks"])
         print(
-            f"{way:<14} {med([r['wall'] for r in rs]):>8.1f} {med([r['first'] for r in rs]):>14.1f} "
+            f"{way:<14} {med([r['wall'] for r in warm(rs)]):>8.1f} {med([r['first'] for r in warm(rs)]):>14.1f} "
             f"{med(steady):>9.1f} {f'{min(steady):.1f}..{max(steady):.1f}':>13} {ratios[way]:>13.3f} "
             f"{1000 * med([r['hook'] for r in rs]):>13.1f} {compiles:>9} {last['bytes'] / 1e6:>11.2f} {chunks:>12}"
         )
     print(
         "\nwall ratios (compilation included): "
-        + ", ".join(f"{w}={med([r['wall'] for r in results[w]]) / base:.3f}" for w in ways)
+        + ", ".join(f"{w}={med([r['wall'] for r in warm(results[w])]) / base:.3f}" for w in ways)
     )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "trajscope-eval", "rscope")}
+    every = f" trajscope_every{args.every}={ratios['trajscope-every']:.3f}" if "trajscope-every" in ratios else ""
     print(
-        f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} rscope={fmt['rscope']}"
+        f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} "
+        f"rscope={fmt['rscope']}{every}"
     )
     if args.live:
-        step_costs = live_step_cost(env, args, ep_len)
-        print("\ncost of one batched training step (scan of 256 steps, best of 5, no other work):")
+        step_costs = live_step_cost(env, args, ep_len, num_envs)
+        print(f"\ncost of one batched training step ({num_envs} envs, scan of 256 steps, median of 7, interleaved):")
         for name, sec in step_costs.items():
             print(f"  {name:<22} {1e3 * sec:8.3f} ms/step  ratio {sec / step_costs['no tap']:.4f}")
-        on, off = (f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("live-on", "live-off"))
-        print(f"live_overhead: on={on} off={off}")
+        if args.quick:
+            # No whole live trainings in quick mode: the ratios are those per training step.
+            on, off = (f"{step_costs[k] / step_costs['no tap']:.3f}" for k in ("live tap on", "live tap off"))
+            print(f"live_overhead: on={on} off={off} (per training step)")
+        else:
+            on, off = (f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("live-on", "live-off"))
+            print(f"live_overhead: on={on} off={off}")
     print(f"benchmark took {time.perf_counter() - t_start:.0f} s")
 
 
-def live_step_cost(env: Any, args: Args, ep_len: int) -> dict[str, float]:
+def live_step_cost(env: Any, args: Args, ep_len: int, num_envs: int) -> dict[str, float]:
     """Seconds per batched step of the training environment: plain, live tap switched off,
-    and switched on (recording every chunk); jitted scans, alternated, best of five."""
+    and switched on (recording every chunk, written by the recorder as for a viewer);
+    jitted scans, interleaved, median of seven."""
     import jax.numpy as jnp
     from mujoco_playground import wrapper
 
     from trajscope.capture import BraxRecorder
 
-    out: dict[str, float] = {}
     fns = {}
     tmp = tempfile.mkdtemp(prefix="trajscope-step-")
     rec = BraxRecorder(env, root=tmp, name="step", live=args.live_envs, episode_length=ep_len)
     for name in ("no tap", "live tap off", "live tap on"):
         base = wrapper.wrap_for_brax_training(env, episode_length=ep_len, action_repeat=1)
         e = base if name == "no tap" else rec.live.wrap(base)  # type: ignore[union-attr]
-        state = jax.jit(e.reset)(jax.random.split(jax.random.PRNGKey(0), args.num_envs))
+        state = jax.jit(e.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
 
         def unroll(s: Any, e: Any = e) -> Any:
             def body(s: Any, _: Any) -> tuple[Any, None]:
-                a = jnp.zeros((args.num_envs, e.action_size))
+                a = jnp.zeros((num_envs, e.action_size))
                 return e.step(s, a), None
 
             return jax.lax.scan(body, s, None, length=256)[0]
 
         fns[name] = (jax.jit(unroll), state)
         jax.block_until_ready(fns[name][0](state))  # compile
-    for _ in range(5):
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(7):
         for name, (fn, state) in fns.items():
             if name == "live tap on":
                 rec.live.switch(True, rate=1000)  # type: ignore[union-attr]
@@ -364,7 +398,8 @@ def live_step_cost(env: Any, args: Args, ep_len: int) -> dict[str, float]:
                 rec.live.switch(False)  # type: ignore[union-attr]
             t0 = time.perf_counter()
             jax.block_until_ready(fn(state))
-            out[name] = min(out.get(name, float("inf")), (time.perf_counter() - t0) / 256)
+            times[name].append((time.perf_counter() - t0) / 256)
+    out = {name: statistics.median(ts) for name, ts in times.items()}
     rec.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -251,3 +251,40 @@ def test_smooth_trajectories_are_delta_coded_bit_exact_and_smaller(tmp_path, mod
         np.testing.assert_array_equal(cap.load("qpos", env=e).view(np.uint8), kw["qpos"][:, e].copy().view(np.uint8))
     np.testing.assert_array_equal(cap.load("metrics/noise"), kw["metrics"]["noise"])
     cap.verify()
+
+
+def test_observations_as_float16_only_when_asked_and_only_where_they_fit(tmp_path, model):
+    """``obs_float16=True``: float observations come back as their dtype to float16's
+    precision (NaN and infinities kept), images and every other array exactly; an
+    observation float16 cannot hold stays exact. Off by default."""
+    kw = simulate(model, T=120, E=2)
+    rng = np.random.default_rng(1)
+    state = rng.normal(size=(120, 2, 6)).astype(np.float32)
+    state[3, 0, 1] = np.nan
+    state[4, 1, 2] = -np.inf
+    big = rng.normal(size=(120, 2, 2)).astype(np.float32)
+    big[7, 0, 0] = 1e6  # beyond float16's 65504
+    pixels = rng.integers(0, 256, size=(120, 2, 4, 5, 3), dtype=np.uint8)
+    kw["obs"] = {"state": state, "big": big, "pixels/view": pixels}
+    for name, opts in (("exact", {}), ("half", {"obs_float16": True})):
+        _write(tmp_path / name, model, [(0, kw)], **opts)
+    exact = trajscope.open_run(tmp_path / "exact" / "r").capture(0)
+    half = trajscope.open_run(tmp_path / "half" / "r").capture(0)
+    assert "encoding" not in exact.entry("obs/state")
+    np.testing.assert_array_equal(exact.load("obs/state"), state)
+    assert half.entry("obs/state")["stored_dtype"] == "float16"
+    assert half.entry("obs/state")["encoding"]["kind"] == "float16"
+    got = half.load("obs/state")
+    assert got.dtype == np.float32 and got.shape == state.shape
+    finite = np.isfinite(state)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(state))
+    assert got[4, 1, 2] == -np.inf
+    np.testing.assert_allclose(got[finite], state[finite], rtol=1e-3, atol=1e-4)
+    assert not np.array_equal(got[finite], state[finite])  # it is lossy
+    np.testing.assert_array_equal(half.load("obs/state", env=1), got[:, 1])
+    assert "encoding" not in half.entry("obs/big")
+    np.testing.assert_array_equal(half.load("obs/big"), big)
+    np.testing.assert_array_equal(half.load("obs/pixels/view"), pixels)
+    np.testing.assert_array_equal(half.load("qpos"), kw["qpos"])
+    assert half.entry("obs/state")["nbytes"] < 0.7 * exact.entry("obs/state")["nbytes"]
+    half.verify()

@@ -63,6 +63,8 @@ class BraxRecorder:
             given = [f for f in ("root", "name", "env_name", "config") if getattr(cfg, f) is not None] + (
                 ["tags"] if cfg.tags else []
             )
+            if cfg.obs_float16:
+                given.append("obs_float16 (give it to the RunWriter)")
             if given:
                 raise ValueError(f"writer= names the run already; {', '.join(given)} cannot be given with it")
         self.env = env
@@ -98,6 +100,7 @@ class BraxRecorder:
             tags=cfg.tags,
             control_dt_s=dt,
             strict=cfg.strict,
+            obs_float16=cfg.obs_float16,
         )
         self.captures_failed = 0
         self.checkpoints_seen = 0
@@ -111,6 +114,11 @@ class BraxRecorder:
         self._value_jit: Any = None
         self._network_described = False
         self._compiling: threading.Thread | None = None
+        # Checkpoints that arrived while the first rollout was still compiling: the compile
+        # thread captures them once it is done, so the training loop never waits for it.
+        self._backlog: list[tuple[Any, ...]] = []
+        self._backlog_lock = threading.Lock()
+        self._background_busy = False
         self.nan: NanGuard | None = None
         if cfg.nan_guard:
             self.nan = NanGuard(
@@ -163,15 +171,23 @@ class BraxRecorder:
         (unless ``strict``). Returns True if a capture was started.
 
         The first capture traces and compiles the rollout (seconds) on a background thread,
-        so training goes on meanwhile; later ones only dispatch the compiled rollout.
+        so training goes on meanwhile; checkpoints that arrive before it is done are handed
+        to that thread, which captures them in order once the rollout is compiled (the
+        training loop never waits for the compilation). Later ones only dispatch the
+        compiled rollout.
         """
         self.checkpoints_seen += 1
         if (self.checkpoints_seen - 1) % self.config.every:
             return False
         t0 = time.perf_counter()
-        self._join_compile()
         key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), self.checkpoints_seen)
         args = (int(step), make_policy, _strong(params), key, params)
+        with self._backlog_lock:
+            if self._background_busy:
+                self._backlog.append(args)
+                self.capture_seconds.append(time.perf_counter() - t0)
+                return True
+        self._join_compile()
         background = (
             self.config.background_compile
             and not self.strict
@@ -181,8 +197,9 @@ class BraxRecorder:
             and self.config.randomization_fn is None
         )
         if background:
+            self._background_busy = True
             self._compiling = threading.Thread(
-                target=self._capture_now, args=args, name="trajscope-compile", daemon=True
+                target=self._capture_in_background, args=args, name="trajscope-compile", daemon=True
             )
             self._compiling.start()
             ok = True
@@ -190,6 +207,22 @@ class BraxRecorder:
             ok = self._capture_now(*args)
         self.capture_seconds.append(time.perf_counter() - t0)
         return ok
+
+    def _capture_in_background(self, *args: Any) -> None:
+        """The first capture (tracing and compiling the rollout), then every checkpoint that
+        arrived meanwhile, in order."""
+        try:
+            self._capture_now(*args)
+            while True:
+                with self._backlog_lock:
+                    if not self._backlog:
+                        return
+                    args = self._backlog.pop(0)
+                self._capture_now(*args)
+        finally:
+            with self._backlog_lock:
+                self._background_busy = False
+                self._backlog.clear()
 
     def _join_compile(self) -> None:
         if self._compiling is not None:

@@ -86,6 +86,9 @@ class RecorderConfig:
     group with the env step of each (0: off). Needs ``wrap_env_fn=rec.wrap_env_fn()``."""
     replay_per_step: int = 4
     """Training environments the replay mirror samples at every step."""
+    obs_float16: bool = False
+    """Store float observations (not images) as float16: lossy, opt-in, about half their
+    bytes; everything else stays lossless (see ``RunWriter(obs_float16=...)``)."""
     checkpoint_dir: str | None = None
     """SAC: the ``checkpoint_logdir`` given to ``sac.train``. brax's SAC hands its hooks no
     parameters; it saves the policy's (observation normaliser and policy network) there at

@@ -92,8 +92,25 @@ def encode_image(x: np.ndarray, *, lossless_only: bool) -> tuple[np.ndarray, dic
     return q, enc.to_json()
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def encode_float16(x: np.ndarray) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Float observations as float16 (the opt-in lossy store: half the bytes, about three
+    significant digits), or ``x`` unchanged with no encoding when float16 cannot hold them
+    (a finite value beyond +-65504 would become infinite) or they are not wider floats."""
+    if not np.issubdtype(x.dtype, np.floating) or x.dtype.itemsize <= 2:
+        return x, None
+    finite = np.isfinite(x)
+    if np.any(np.abs(x[finite]) > FLOAT16_MAX):
+        return x, None
+    return x.astype(np.float16), {"kind": "float16", "source_dtype": str(x.dtype), "lossless": False}
+
+
 def decode_image(q: np.ndarray, encoding: Mapping[str, Any]) -> np.ndarray:
-    """The values the policy saw, from stored pixels."""
+    """The values the policy saw, from stored values (uint8 pixels, float16 observations)."""
+    if encoding.get("kind") == "float16":
+        return q.astype(np.dtype(encoding["source_dtype"]))
     if encoding.get("kind") != "affine_uint8":
         return q
     dtype = np.dtype(encoding["source_dtype"])

@@ -95,7 +95,7 @@ def make_job(
 
 
 def encode(
-    job: Job, *, compress: bool, lossless_images: bool, delta: bool = True
+    job: Job, *, compress: bool, lossless_images: bool, delta: bool = True, obs_float16: bool = False
 ) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
     """The array files ``(name, bytes)`` of a job and its manifest."""
     files: list[tuple[str, bytes]] = []
@@ -113,6 +113,8 @@ def encode(
         encoding = None
         if group == "obs" and _schema.is_image_key(key, a.shape):
             stored, encoding = _encode.encode_image(stored, lossless_only=lossless_images)
+        elif group == "obs" and obs_float16:
+            stored, encoding = _encode.encode_float16(stored)
         ext = "zs" if compress else "npy"
         if group:
             i = counters.get(group, 0)

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Literal
 
-FORMAT_VERSION = "1.3"
+FORMAT_VERSION = "1.4"
 """``MAJOR.MINOR``. Readers accept any minor version of their major version and reject
 other major versions. Minor versions only ever add optional fields."""
 

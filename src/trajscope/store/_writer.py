@@ -86,6 +86,9 @@ class RunWriter:
             (``zlib-shuffle``, typically 2 to 5 times smaller) rather than plain ``.npy``.
         delta: with ``compress``, store a per-step array as its differences along time
             (``zlib-shuffle-delta``, lossless) where that is smaller.
+        obs_float16: store float observations that are not images as float16 (opt-in,
+            lossy: half their bytes, about three significant digits; read back as their
+            original dtype). Observations float16 cannot hold (beyond +-65504) stay exact.
         keep_live: live-stream chunks (captures of kind ``live``, in ``live/``) kept; older
             ones are deleted as new ones arrive.
     """
@@ -106,6 +109,7 @@ class RunWriter:
         lossless_images: bool = False,
         compress: bool = True,
         delta: bool = True,
+        obs_float16: bool = False,
         keep_live: int = 8,
     ) -> None:
         self.name = name or _default_name(env_name)
@@ -118,6 +122,7 @@ class RunWriter:
         self.lossless_images = lossless_images
         self.compress = compress
         self.delta = delta
+        self.obs_float16 = obs_float16
         self.keep_live = max(2, int(keep_live))
         self._live_status: LiveStatus | None = None
         self.stats = WriterStats()
@@ -447,7 +452,11 @@ class RunWriter:
         durable = job.header["kind"] != "live"
         cdir = _fs.join(folder, job.capture_id)
         files, manifest = _job.encode(
-            job, compress=self.compress, lossless_images=self.lossless_images, delta=self.delta
+            job,
+            compress=self.compress,
+            lossless_images=self.lossless_images,
+            delta=self.delta,
+            obs_float16=self.obs_float16,
         )
         _fs.makedirs(fs, folder)
         _fs.makedirs(fs, cdir)
