@@ -166,6 +166,11 @@ def main(args: Args) -> None:
     all_ways = ("none", "trajscope", "trajscope-every", "trajscope-eval", "rscope", "live-on", "live-off")
     results: dict[str, list[dict[str, Any]]] = {w: [] for w in all_ways}
     ways = [w for w in args.ways if w != "rscope" or rscope_brax]
+    if args.quick and args.ways == Args.ways and "rscope" in ways:
+        # rscope compiles its rollout at every checkpoint (about a minute a run here): only
+        # in the full comparison, or when --ways names it.
+        ways.remove("rscope")
+        print("rscope is left out of --quick (its column is in the full comparison)")
     if args.every and "trajscope-every" not in ways:
         ways.insert(ways.index("trajscope") + 1 if "trajscope" in ways else len(ways), "trajscope-every")
     if args.live and not args.quick:

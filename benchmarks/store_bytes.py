@@ -153,7 +153,7 @@ def _has_rscope() -> bool:
 
 
 def _rscope_bytes(env, make_policy, params, args) -> int:
-    """Bytes of one rscope dump (``/tmp/rscope/*.mj_unroll``) of the same rollout."""
+    """Bytes of one rscope dump (``<rscope's BASE_PATH>/*.mj_unroll``) of the same rollout."""
     import glob
     import os
     import shutil
@@ -161,14 +161,15 @@ def _rscope_bytes(env, make_policy, params, args) -> int:
     from ml_collections import config_dict
     from mujoco_playground import wrapper
     from rscope import brax as rscope_brax
+    from rscope import config as rscope_config
 
-    shutil.rmtree("/tmp/rscope", ignore_errors=True)
+    shutil.rmtree(rscope_config.BASE_PATH, ignore_errors=True)
     trace_env = wrapper.wrap_for_brax_training(env, episode_length=args.steps, action_repeat=1)
     cfg = config_dict.ConfigDict(dict(num_envs=args.envs, episode_length=args.steps, action_repeat=1))
     saver = rscope_brax.BraxRolloutSaver(trace_env, cfg, vision=False, rscope_envs=args.envs, determistic=True)
     saver.set_make_policy(make_policy)
     saver.dump_rollout(params)
-    return sum(os.path.getsize(f) for f in glob.glob("/tmp/rscope/*.mj_unroll"))
+    return sum(os.path.getsize(f) for f in glob.glob(os.path.join(rscope_config.BASE_PATH, "*.mj_unroll")))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ class View:
     """Token for a non-loopback --host (default: $TRAJSCOPE_TOKEN, else a random one)."""
     live: bool = False
     """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
+    play_env: str | None = None
+    """The environment as trained, for the Play panel's "play from here": playground:NAME
+    (MuJoCo Playground, impl='jax') or brax:NAME. Playing needs JAX; viewing does not."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,7 +443,14 @@ def cmd_demo(args: Demo) -> int:
 def cmd_view(args: View) -> int:
     from .serve import serve
 
-    viewer = serve(args.path or store.default_root(), host=args.host, port=args.port, live=args.live, token=args.token)
+    viewer = serve(
+        args.path or store.default_root(),
+        host=args.host,
+        port=args.port,
+        live=args.live,
+        token=args.token,
+        play_env=args.play_env,
+    )
     _print_url(viewer)
     return _serve_forever(viewer)
 

@@ -24,6 +24,7 @@ from ._analysis import AnalysisPanel
 from ._live import LivePanel
 from ._nan import NanPanel
 from ._pixels import PixelsPanel
+from ._play import PlayPanel
 from ._plots import PlotsPanel
 from ._replay import ReplayPanel
 from ._saliency import SaliencyPanel
@@ -62,6 +63,8 @@ class Viewer:
         poll_s: float = 1.0,
         live: bool = False,
         token: str | None = None,
+        play_env: Any = None,
+        play_env_spec: str | None = None,
     ) -> None:
         import viser
 
@@ -81,6 +84,7 @@ class Viewer:
                 self.server.stop()
                 raise
         self._lock = threading.RLock()
+        self._play_env = (play_env, play_env_spec)
         self._stop = threading.Event()
         self._poll_s = poll_s
         self.errors: list[str] = []
@@ -145,6 +149,15 @@ class Viewer:
         self.pixels = PixelsPanel(self.server)
         self.saliency = SaliencyPanel(self.server, on_change=lambda: self._safe(self._refresh_saliency))
         self.nan = NanPanel(self.server, on_jump=lambda: self._safe(self._jump_nan))
+        self.play = PlayPanel(
+            self.server,
+            env=self._play_env[0],
+            env_spec=self._play_env[1],
+            where=self._play_where,
+            draw=lambda frame: self._safe(self._draw_played, frame),
+            on_start=lambda: self.replay.set_playing(False),
+            on_stop=lambda: self._safe(self.show_step, self.t),
+        )
         self.analysis = AnalysisPanel(
             self.server, on_pick=lambda c, e, t: self._safe(self.show_state, c, e, t), on_error=self._show_error
         )
@@ -181,6 +194,7 @@ class Viewer:
         self._skipped_geoms = self.scene.set_model(run.load_model())
         self.live.set_run(run)
         self.saliency.set_run(run)
+        self.play.set_run(run)
         self._update_capture_list(select_last=True)
         self._place_map()
         self.analysis.set_run(run)
@@ -297,6 +311,8 @@ class Viewer:
         frames = self.frames
         if frames is None:
             return
+        if self.play.active:
+            self.play.stop()  # the replay takes the scene back
         t = int(min(max(t, 0), frames.num_steps - 1))
         self.t = t
         bad = self.scene.pose(frames, t)
@@ -307,6 +323,20 @@ class Viewer:
         if self.live.shown is None:
             self.analysis.show_frame(frames.capture.info.index, frames.selected, t)
         self._show_pixels(t)
+
+    def _play_where(self) -> tuple[store.Run, store.CaptureInfo, int, int] | None:
+        """What "play from here" starts from: the shown capture, selected env and step."""
+        with self._lock:
+            if self.run is None or self.frames is None:
+                return None
+            return self.run, self.frames.capture.info, self.frames.selected, self.t
+
+    def _draw_played(self, frame: Any) -> None:
+        """The played state in place of the selected environment's captured one."""
+        frames = self.frames
+        if frames is None or not self.play.active:
+            return
+        self.scene.pose(frames, self.t, override=(frames.selected_slot, frame))
 
     def _show_pixels(self, t: int) -> None:
         self.pixels.show(self.frames, t, self.saliency.overlay_strips)
@@ -442,13 +472,23 @@ class Viewer:
         if self.gate is not None:
             self.gate.close()
         self.live.close()
+        self.play.close()
         self.server.stop()
 
 
 def serve(
-    path: str, *, host: str = "127.0.0.1", port: int = 8080, live: bool = False, token: str | None = None
+    path: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    live: bool = False,
+    token: str | None = None,
+    play_env: Any = None,
 ) -> Viewer:
     """Start the viewer; returns once it listens (it serves from background threads, so a
     training script can call it and go on training). ``live``: switch the live stream on
-    and watch it. Beyond loopback a token gate is in front (see :class:`Viewer`)."""
-    return Viewer(path, host=host, port=port, live=live, token=token)
+    and watch it. Beyond loopback a token gate is in front (see :class:`Viewer`).
+    ``play_env``: the environment as trained (an object, or ``"playground:NAME"`` /
+    ``"brax:NAME"``), for the Play panel's "play from here"."""
+    env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
+    return Viewer(path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec)

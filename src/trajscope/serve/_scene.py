@@ -268,11 +268,24 @@ class ScenePanel:
 
     # ------------------------------------------------------------ one step
 
-    def pose(self, frames: _frames.Frames, t: int) -> list[int]:
+    def pose(self, frames: _frames.Frames, t: int, *, override: tuple[int, Any] | None = None) -> list[int]:
         """Pose every shown environment at step ``t``; returns the environments whose state
-        is not finite there (they keep their last finite pose)."""
+        is not finite there (they keep their last finite pose). ``override``: ``(slot,
+        state)`` draws ``state`` (``qpos``, ``mocap_pos``, ``mocap_quat``: a played frame)
+        in place of that shown environment's captured one."""
         assert self.kin is not None
-        pos, wxyz, ok = self.kin.poses(*_pose_args(frames, t))
+        qpos, mp, mq = _pose_args(frames, t)
+        if override is not None:
+            slot, state = override
+            qpos = qpos.copy()
+            qpos[slot] = state.qpos
+            if mp is not None and state.mocap_pos is not None:
+                mp = mp.copy()
+                mp[slot] = state.mocap_pos
+            if mq is not None and state.mocap_quat is not None:
+                mq = mq.copy()
+                mq[slot] = state.mocap_quat
+        pos, wxyz, ok = self.kin.poses(qpos, mp, mq)
         pos = pos + self.offsets(len(frames.envs))[:, None, :]
         with self.server.atomic():
             for g in self.geoms:

@@ -1,0 +1,342 @@
+"""A checkpoint's policy run forward on the host from a captured state.
+
+The environment is the user's own (a MuJoCo Playground or brax environment object, as
+trained; ``impl='jax'`` on CPU): nothing from the run directory is imported or run. The run
+gives the state to start from (a captured frame: ``qpos``, ``qvel``, ``act``, mocap poses,
+the environment's randomised model fields, the captured ``state.info`` entries and the
+observation), and the policy (a capture's stored ``params`` around the networks that
+``run.json``'s ``network`` describes, rebuilt by :func:`trajscope.analyse.load_policy`).
+
+The environment's own ``step`` advances it, jitted once, with the same physics (MJX, or
+brax's pipeline) as the captured rollout; so the stored deterministic policy played from a
+captured frame reproduces the captured frames that follow (tested). Needs JAX and brax.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import store
+
+
+class PlayUnavailable(ValueError):
+    """This capture cannot be played: the reason is the message."""
+
+
+@dataclasses.dataclass
+class Frame:
+    """One step of play: the state after it and what led to it."""
+
+    t: int
+    """Steps played since the start (0: the captured state)."""
+    qpos: np.ndarray
+    qvel: np.ndarray
+    action: np.ndarray
+    reward: float
+    done: bool
+    obs: Any
+    mocap_pos: np.ndarray | None = None
+    mocap_quat: np.ndarray | None = None
+    finite: bool = True
+
+
+class Player:
+    """Plays a run's policies in one environment from captured states.
+
+    Args:
+        run: an open run (:func:`trajscope.open_run`).
+        env: the environment the run was trained on, unwrapped and unbatched, as passed to
+            ``train`` (for MuJoCo Playground, loaded with ``impl='jax'`` on CPU).
+
+    ``start(capture, env_index, t)`` restores a captured frame; ``use_policy(capture)``
+    loads a checkpoint's policy (again at any time: the next step uses it; the networks are
+    compiled once per run); ``step()`` advances one control step; ``push(body, force)``
+    applies a force to a body (MuJoCo's ``xfrc_applied``) until ``push`` is called again;
+    ``set_info(key, value)`` edits a ``state.info`` entry (a command input);
+    ``reset()`` goes back to the captured state. Thread-safe.
+    """
+
+    def __init__(self, run: store.Run, env: Any) -> None:
+        import jax
+
+        self.run = run
+        self.env = env
+        self._jax = jax
+        self._lock = threading.RLock()
+        self._apply: Any = None
+        self._params: Any = None
+        self.policy_capture: store.CaptureInfo | None = None
+        self._start: Any = None
+        self._start_at: tuple[str, int, int] | None = None
+        self.state: Any = None
+        self.t = 0
+        self.xfrc: np.ndarray | None = None
+        self._step = jax.jit(self._step_fn)
+        self._reset = jax.jit(self._reset_fn)
+        self._model_attr, self._base_model = _base_model(env)
+        self._model = self._base_model
+
+    # ------------------------------------------------------------------ policy
+
+    def use_policy(self, capture: store.CaptureInfo | int | str) -> store.CaptureInfo:
+        """Act with the policy of the checkpoint this capture evaluated (hot swap)."""
+        cap = self.run.capture(capture)
+        policy = store.capture_policy(self.run, cap)
+        jax = self._jax
+        with self._lock:
+            if self._apply is None:
+                # One compiled forward pass for the whole run: every capture's parameters
+                # fit the one network run.json describes; swapping them recompiles nothing.
+                self._apply = jax.jit(policy.apply)
+            self._params = policy.params
+            self.policy_capture = cap.info
+        return cap.info
+
+    def action(self, obs: Any) -> np.ndarray:
+        """The deterministic action of the current policy for one observation."""
+        jax = self._jax
+        with self._lock:
+            if self._apply is None:
+                raise PlayUnavailable("no policy loaded: call use_policy(capture) first")
+            batched = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32)[None], obs)
+            return np.asarray(self._apply(self._params, batched))[0]
+
+    # ------------------------------------------------------------------ state
+
+    def start(self, capture: store.CaptureInfo | int | str, env_index: int = 0, t: int = 0) -> Frame:
+        """Restore frame ``t`` of environment ``env_index`` of a capture."""
+        jax = self._jax
+        import jax.numpy as jnp
+
+        cap = self.run.capture(capture)
+        info = cap.info
+        if not 0 <= env_index < info.num_envs:
+            raise PlayUnavailable(f"env {env_index} out of range: the capture has {info.num_envs}")
+        if not 0 <= t < info.num_steps:
+            raise PlayUnavailable(f"step {t} out of range: the capture has {info.num_steps}")
+        qpos = cap.load("qpos", env=env_index)[t]
+        qvel = cap.load("qvel", env=env_index)[t] if "qvel" in cap.names("") else None
+        if qvel is None:
+            raise PlayUnavailable("this capture stores no qvel: a state cannot be restored from positions alone")
+        if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
+            raise PlayUnavailable(f"the state at step {t} is not finite: start from an earlier step")
+        obs = cap.obs(env=env_index)
+        if obs is None:
+            raise PlayUnavailable("this capture stores no observations: the policy has nothing to act on")
+        obs_t = jax.tree_util.tree_map(lambda x: np.asarray(x[t]), obs)
+        fields = cap.group("model_fields", env=env_index)
+        extra = {n: cap.load(n, env=env_index)[t] for n in ("act", "mocap_pos", "mocap_quat") if n in cap.names("")}
+        info_vals = {k: v[t] for k, v in cap.group("info", env=env_index).items()}
+        with self._lock:
+            self._model = _with_fields(self._base_model, fields)
+            state = self._reset(self._model, jax.random.PRNGKey(0))
+            state = _restore(self.env, self._model, state, qpos, qvel, extra)
+            new_info = dict(state.info)
+            for k, v in info_vals.items():
+                if k in new_info:
+                    new_info[k] = jnp.asarray(v, dtype=jnp.asarray(new_info[k]).dtype).reshape(jnp.shape(new_info[k]))
+            state = state.replace(
+                obs=jax.tree_util.tree_map(jnp.asarray, obs_t),
+                info=new_info,
+                reward=jnp.zeros_like(state.reward),
+                done=jnp.zeros_like(state.done),
+            )
+            self._start = state
+            self._start_at = (info.id, env_index, t)
+            self.state = state
+            self.t = 0
+            self.xfrc = None
+            return self._frame(state, np.zeros(int(self.env.action_size), np.float32))
+
+    def _reset_fn(self, model: Any, key: Any) -> Any:
+        with _model_swapped(self.env, self._model_attr, model):
+            return self.env.reset(key)
+
+    def reset(self) -> Frame:
+        """Back to the captured state play started from."""
+        with self._lock:
+            if self._start is None:
+                raise PlayUnavailable("nothing started: call start(capture, env, t) first")
+            self.state, self.t, self.xfrc = self._start, 0, None
+            return self._frame(self.state, np.zeros(int(self.env.action_size), np.float32))
+
+    @property
+    def started_from(self) -> tuple[str, int, int] | None:
+        """``(capture id, env, step)`` play started from."""
+        return self._start_at
+
+    def qpos(self) -> np.ndarray:
+        """Positions of the current state."""
+        from ..capture import _state
+
+        with self._lock:
+            if self.state is None:
+                raise PlayUnavailable("nothing started")
+            return np.asarray(_state.physics_qpos(_state.physics(self.state)))
+
+    def push(self, body: int | None, force: Any = (0.0, 0.0, 0.0), torque: Any = (0.0, 0.0, 0.0)) -> None:
+        """Apply ``force`` (N, world frame, at the body's centre of mass) and ``torque`` to
+        ``body`` at every step from now on, as MuJoCo's viewer does when one drags a body;
+        ``push(None)`` lets go."""
+        with self._lock:
+            if body is None:
+                self.xfrc = None
+                return
+            nbody = int(self._base_model.nbody)
+            if not 0 < int(body) < nbody:
+                raise ValueError(f"body {body} out of range 1..{nbody - 1} (0 is the world)")
+            x = np.zeros((nbody, 6), np.float32)
+            x[int(body), :3] = np.asarray(force, np.float32)
+            x[int(body), 3:] = np.asarray(torque, np.float32)
+            self.xfrc = x
+
+    def set_info(self, key: str, value: Any) -> None:
+        """Set ``state.info[key]`` (e.g. a velocity command) for the next steps."""
+        import jax.numpy as jnp
+
+        with self._lock:
+            if self.state is None:
+                raise PlayUnavailable("nothing started")
+            if key not in self.state.info:
+                raise KeyError(f"state.info has no {key!r}; it has {sorted(self.state.info)}")
+            old = jnp.asarray(self.state.info[key])
+            new = jnp.asarray(np.asarray(value, dtype=old.dtype).reshape(old.shape))
+            self.state = self.state.replace(info={**self.state.info, key: new})
+
+    def step(self) -> Frame:
+        """One control step of the current policy from the current state."""
+        import jax.numpy as jnp
+
+        with self._lock:
+            if self.state is None:
+                raise PlayUnavailable("nothing started: call start(capture, env, t) first")
+            action = self.action(self.state.obs)
+            xfrc = None if self.xfrc is None else jnp.asarray(self.xfrc)
+            self.state = self._step(self._model, self.state, jnp.asarray(action), xfrc)
+            self.t += 1
+            return self._frame(self.state, action)
+
+    def _step_fn(self, model: Any, state: Any, action: Any, xfrc: Any) -> Any:
+        if xfrc is not None:
+            state = _set_xfrc(state, xfrc)
+        with _model_swapped(self.env, self._model_attr, model):
+            return self.env.step(state, action)
+
+    def _frame(self, state: Any, action: np.ndarray) -> Frame:
+        from ..capture import _state
+
+        d = _state.physics(state)
+        qpos = np.asarray(_state.physics_qpos(d))
+        qvel = np.asarray(_state.physics_qvel(d))
+        mp = getattr(d, "mocap_pos", None)
+        mq = getattr(d, "mocap_quat", None)
+        return Frame(
+            t=self.t,
+            qpos=qpos,
+            qvel=qvel,
+            action=np.asarray(action),
+            reward=float(np.asarray(state.reward)),
+            done=bool(np.asarray(state.done)),
+            obs=self._jax.tree_util.tree_map(np.asarray, state.obs),
+            mocap_pos=None if mp is None else np.asarray(mp),
+            mocap_quat=None if mq is None else np.asarray(mq),
+            finite=bool(np.isfinite(qpos).all() and np.isfinite(qvel).all()),
+        )
+
+
+def _base_model(env: Any) -> tuple[str, Any]:
+    from ..capture import _rollout
+
+    try:
+        return _rollout.base_model(env)
+    except TypeError as e:
+        raise PlayUnavailable(str(e)) from None
+
+
+class _model_swapped:
+    """Within: ``env``'s model is ``model`` (a randomised one), as the recorder's rollout
+    does it; the environment's own model is put back after."""
+
+    def __init__(self, env: Any, attr: str, model: Any) -> None:
+        self._u = getattr(env, "unwrapped", env)
+        self._attr, self._model = attr, model
+
+    def __enter__(self) -> None:
+        self._old = getattr(self._u, self._attr)
+        setattr(self._u, self._attr, self._model)
+
+    def __exit__(self, *exc: Any) -> None:
+        setattr(self._u, self._attr, self._old)
+
+
+def _with_fields(model: Any, fields: Mapping[str, np.ndarray]) -> Any:
+    """The model with one environment's randomised fields."""
+    if not fields:
+        return model
+    import jax.numpy as jnp
+
+    known = {f.name for f in dataclasses.fields(model)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise PlayUnavailable(f"the capture randomises fields the environment's model lacks: {unknown}")
+    return model.replace(**{k: jnp.asarray(v) for k, v in fields.items()})
+
+
+def _restore(env: Any, model: Any, state: Any, qpos: np.ndarray, qvel: np.ndarray, extra: Mapping[str, Any]) -> Any:
+    """``state`` moved to the captured physics state, derived quantities recomputed."""
+    import jax.numpy as jnp
+
+    u = getattr(env, "unwrapped", env)
+    data = getattr(state, "data", None)
+    if data is not None:  # MuJoCo Playground: an mjx.Data
+        from mujoco import mjx
+
+        repl = {"qpos": jnp.asarray(qpos), "qvel": jnp.asarray(qvel)}
+        for k, v in extra.items():
+            if getattr(data, k, None) is not None:
+                repl[k] = jnp.asarray(v)
+        data = data.replace(**repl)
+        try:
+            data = mjx.forward(model, data)
+        except Exception as e:  # noqa: BLE001 - e.g. a warp Data on CPU
+            raise PlayUnavailable(
+                f"cannot recompute the restored state with mjx.forward ({type(e).__name__}: {e}); "
+                "load the environment with impl='jax' to play on CPU"
+            ) from None
+        return state.replace(data=data)
+    if hasattr(u, "pipeline_init"):  # brax: the pipeline recomputes its state from q, qd
+        with _model_swapped(env, "sys", model) if hasattr(u, "sys") else _nullcontext():
+            ps = u.pipeline_init(jnp.asarray(qpos), jnp.asarray(qvel))
+        return state.replace(pipeline_state=ps)
+    raise PlayUnavailable(f"{type(u).__name__}: cannot restore a state (no .data and no pipeline_init)")
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _set_xfrc(state: Any, xfrc: Any) -> Any:
+    data = getattr(state, "data", None)
+    if data is not None and hasattr(data, "xfrc_applied"):
+        return state.replace(data=data.replace(xfrc_applied=xfrc))
+    ps = getattr(state, "pipeline_state", None)
+    if ps is not None and hasattr(ps, "xfrc_applied"):
+        return state.replace(pipeline_state=ps.replace(xfrc_applied=xfrc))
+    raise PlayUnavailable("this environment's physics state has no xfrc_applied: bodies cannot be pushed")
+
+
+def perturbable(state: Any) -> bool:
+    """Whether bodies of this state can be pushed (its physics holds ``xfrc_applied``)."""
+    for d in (getattr(state, "data", None), getattr(state, "pipeline_state", None)):
+        if d is not None and hasattr(d, "xfrc_applied"):
+            return True
+    return False
