@@ -188,3 +188,36 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         assert "needs the environment" in bare.play.text.content and not bare.play.active
     finally:
         bare.close()
+
+
+def test_playing_from_a_capture_without_parameters_uses_the_checkpoint_before_it(played, tmp_path):
+    """A NaN guard's capture (training environments: no parameters) plays with the newest
+    checkpoint at or before its step; "step once" advances one step at a time."""
+    import shutil
+
+    from test_serve import _free_port
+    from trajscope.serve import Viewer
+
+    env, run = played
+    shutil.copytree(run.path, tmp_path / "p")
+    src = run.capture(-1)
+    with trajscope.RunWriter(tmp_path, name="p", strict=True) as w:
+        names = ("qpos", "qvel", "reward", "done", "action")
+        arrays = {n: src.load(n)[:20] for n in names}
+        assert w.add_capture(step=500, kind="nan", obs=src.load("obs/obs")[:20], **arrays)
+    viewer = Viewer(str(tmp_path / "p"), port=_free_port(), play_env=env)
+    try:
+        nan = [c for c in viewer.run.captures if c.kind == "nan"][0]
+        viewer.load_capture(nan.index)
+        viewer.show_step(5)
+        panel = viewer.play
+        panel.start()
+        panel.toggle()
+        _until(panel.idle.is_set, "the play loop to stop stepping")
+        used = panel.player.policy_capture
+        assert used.kind == "eval" and used.step == 0  # the checkpoint at or before step 500
+        t = panel.player.t
+        panel.step_once()
+        assert panel.player.t == t + 1 and not panel.errors, panel.errors
+    finally:
+        viewer.close()

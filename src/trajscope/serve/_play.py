@@ -90,6 +90,7 @@ class PlayPanel:
             )
             self.policy = gui.add_dropdown("policy of", ["(shown capture)"], hint="Swap checkpoints while playing")
             self.pause_button = gui.add_button("pause", disabled=True)
+            self.step_button = gui.add_button("step once", disabled=True, hint="One control step (pauses)")
             self.reset_button = gui.add_button("reset to captured state", disabled=True)
             self.stop_button = gui.add_button("back to replay", disabled=True)
             self.body = gui.add_dropdown("push body", ["(none)"])
@@ -102,6 +103,7 @@ class PlayPanel:
             self.info_value = gui.add_text("value", "")
         self.start_button.on_click(lambda _: self._safe(self.start))
         self.pause_button.on_click(lambda _: self._safe(self.toggle))
+        self.step_button.on_click(lambda _: self._safe(self.step_once))
         self.reset_button.on_click(lambda _: self._safe(self.reset))
         self.stop_button.on_click(lambda _: self._safe(self.stop))
         self.policy.on_update(lambda _: self._safe(self._swap))
@@ -169,7 +171,7 @@ class PlayPanel:
         with self._lock:
             if self.player is None or self.player.run is not run:
                 self.player = Player(run, self._env_loaded())
-            policy = self._policy_capture() or cap
+            policy = self._policy_capture() or self._checkpoint_for(run, cap)
             self.text.content = "compiling the policy and the environment step..."
             self.player.use_policy(policy)
             self.player.start(cap, env_index=env_index, t=t)
@@ -179,11 +181,24 @@ class PlayPanel:
             self.active = True
             self.playing = True
             self._on_start()
-            self.pause_button.disabled = self.reset_button.disabled = self.stop_button.disabled = False
+            for b in (self.pause_button, self.step_button, self.reset_button, self.stop_button):
+                b.disabled = False
             self.pause_button.label = "pause"
             self._apply_force()
             self._show_handle()
             self._status()
+
+    @staticmethod
+    def _checkpoint_for(run: store.Run, cap: store.CaptureInfo) -> store.CaptureInfo:
+        """The shown capture when it stores a policy; else (a NaN guard's or a live chunk of
+        the training environments) the newest checkpoint at or before its step that does."""
+        if run.capture(cap).keys("params"):
+            return cap
+        stored = [c for c in run.captures if c.kind == "eval" and run.capture(c).keys("params")]
+        if not stored:
+            raise RuntimeError("no capture of this run stores policy parameters to play with")
+        before = [c for c in stored if c.step <= cap.step]
+        return (before or stored)[-1]
 
     def _policy_capture(self) -> store.CaptureInfo | None:
         label = self.policy.value
@@ -208,6 +223,19 @@ class PlayPanel:
         self.pause_button.label = "pause" if self.playing else "resume"
         self._status()
 
+    def step_once(self) -> None:
+        """Pause, and advance one control step (into a blow-up, one step at a time)."""
+        if self.playing:
+            self.toggle()
+            self.idle.wait(5.0)
+        with self._lock:
+            if self.player is None or not self.active:
+                return
+            frame = self.player.step()
+            self.return_ += frame.reward
+        self._draw(frame)
+        self._status(frame)
+
     def reset(self) -> None:
         with self._lock:
             if self.player is None:
@@ -223,7 +251,8 @@ class PlayPanel:
         with self._lock:
             was = self.active
             self.active = self.playing = False
-            self.pause_button.disabled = self.reset_button.disabled = self.stop_button.disabled = True
+            for b in (self.pause_button, self.step_button, self.reset_button, self.stop_button):
+                b.disabled = True
             if self.handle is not None:
                 self.handle.visible = False
         if was:
