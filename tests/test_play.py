@@ -207,7 +207,7 @@ def test_playing_from_a_capture_without_parameters_uses_the_checkpoint_before_it
         assert w.add_capture(step=500, kind="nan", obs=src.load("obs/obs")[:20], **arrays)
     viewer = Viewer(str(tmp_path / "p"), port=_free_port(), play_env=env)
     try:
-        nan = [c for c in viewer.run.captures if c.kind == "nan"][0]
+        nan = next(c for c in viewer.run.captures if c.kind == "nan")
         viewer.load_capture(nan.index)
         viewer.show_step(5)
         panel = viewer.play
