@@ -122,6 +122,10 @@ def test_hot_swap_push_and_bad_requests(played):
         player.start(late, env_index=0, t=10_000)
     with pytest.raises(KeyError):
         player.set_info("no such command", 1.0)
+    key = sorted(player.state.info)[0]
+    old = np.asarray(player.state.info[key])
+    player.set_info(key, np.ones_like(old) * 3)
+    np.testing.assert_array_equal(np.asarray(player.state.info[key]), np.ones_like(old) * 3)
 
 
 def _until(cond, what, timeout_s=120.0):
@@ -169,6 +173,18 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         panel.force.value = (25.0, 0.0, 0.0)
         panel.hold.value = True
         assert panel.player.xfrc is not None and panel.player.xfrc[2, 0] == 25.0
+        # Dragging the handle pulls the body with a spring scaled by its mass; letting go
+        # returns to the fixed force chosen above.
+        panel.drag.value = True
+        assert panel.handle is not None and panel.handle.visible
+        body_pos = panel.body_position(2)
+        panel._drag(True)
+        panel.handle.position = tuple(body_pos + np.array([0.1, 0.0, 0.0]))
+        panel._drag_force()
+        mass = float(model.body_mass[2])
+        np.testing.assert_allclose(panel.player.xfrc[2, :3], [5.0 * mass, 0.0, 0.0], rtol=1e-5)
+        panel._drag(False)
+        assert panel.player.xfrc[2, 0] == 25.0
         panel.reset()
         assert panel.player.t == 0
         # Scrubbing the timeline hands the scene back to the replay.
