@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: offscreen MuJoCo rendering (pixel observations, video) and the
 # headless browser the viewer tests drive.
-APT_PACKAGES=(libosmesa6 libegl1 libgl1 chromium)
+APT_PACKAGES=(libosmesa6 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,4 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,analysis,dev]"
+$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,analysis,video,dev]"

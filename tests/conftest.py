@@ -10,6 +10,8 @@ import tempfile
 # before JAX starts; subprocesses inherit it.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "trajscope-test-jax-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# Video export renders with MuJoCo offscreen; MuJoCo reads MUJOCO_GL once, at import.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco
 import numpy as np

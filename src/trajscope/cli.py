@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -76,6 +77,29 @@ class Analyse:
     """Print one JSON object instead of tables."""
     write: bool = True
     """Store the result in the run's analysis/ folder."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    """Render captures to a video file with MuJoCo's offscreen renderer (MP4, WebM or GIF):
+    each environment with its own randomised model, a caption with the step and return."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder or fsspec URL."""
+    out: str
+    """The file to write: .mp4, .webm or .gif (with --capture all: one file per capture,
+    the index before the extension)."""
+    capture: str = "latest"
+    """A capture index, latest, or all."""
+    envs: str = "0"
+    """Environments, comma-separated (tiled in a grid), or grid: every one, up to 16."""
+    fps: float | None = None
+    """Frames per second; default real time (the run's control step)."""
+    camera: str | None = None
+    """A camera of the model by name, or track (follow the first body); default the free
+    camera framing the model."""
+    width: int = 480
+    height: int = 360
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,6 +464,60 @@ def cmd_demo(args: Demo) -> int:
     return rc
 
 
+def cmd_video(args: Video) -> int:
+    import pathlib
+
+    from . import export
+
+    def fail(message: str) -> int:
+        print(f"trajscope video: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        run = store.open_run(args.run)
+    except store.FormatError as e:
+        return fail(str(e))
+    n = len(run.captures)
+    if not n:
+        return fail("the run has no captures")
+    if args.capture == "all":
+        indices = list(range(n))
+    elif args.capture == "latest":
+        indices = [n - 1]
+    elif args.capture.isdigit() and int(args.capture) < n:
+        indices = [int(args.capture)]
+    else:
+        return fail(f"no capture {args.capture!r}: give an index below {n}, latest or all")
+    envs: Any = "grid" if args.envs == "grid" else [int(e) for e in args.envs.split(",") if e.strip()]
+    out = pathlib.Path(args.out)
+    for i in indices:
+        path = out.with_name(f"{out.stem}-{i:04d}{out.suffix}") if len(indices) > 1 else out
+
+        def progress(done: int, total: int, i: int = i) -> None:
+            if done != total and (100 * done // total) == (100 * (done - 1) // total):
+                return  # a new line of the bar each percent, not each frame
+            bar = "#" * (30 * done // total)
+            end = "\n" if done == total else ""
+            print(f"\rcapture {i}: [{bar:<30}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+        try:
+            export.video(
+                run,
+                i,
+                out=path,
+                envs=envs,
+                fps=args.fps,
+                camera=args.camera,
+                width=args.width,
+                height=args.height,
+                progress=progress,
+            )
+        except export.ExportError as e:
+            return fail(str(e))
+        print(path)
+    return 0
+
+
 def cmd_view(args: View) -> int:
     from .serve import serve
 
@@ -471,6 +549,10 @@ def _serve_forever(viewer: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        # Headless: MuJoCo's renderer (trajscope video) needs an offscreen OpenGL, and MuJoCo
+        # reads MUJOCO_GL once, when first imported.
+        os.environ["MUJOCO_GL"] = "egl"
     cmd = tyro.extras.subcommand_cli_from_dict(
         {
             "info": Info,
@@ -478,6 +560,7 @@ def main(argv: list[str] | None = None) -> None:
             "view": View,
             "analyse": Analyse,
             "saliency": Saliency,
+            "video": Video,
             "demo": Demo,
         },
         prog="trajscope",
@@ -490,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
         View: cmd_view,
         Analyse: cmd_analyse,
         Saliency: cmd_saliency,
+        Video: cmd_video,
         Demo: cmd_demo,
     }
     sys.exit(handlers[type(cmd)](cmd))

@@ -1,0 +1,231 @@
+"""Video of captured rollouts, rendered offscreen by MuJoCo's own renderer.
+
+Each environment is drawn with its own randomised model fields (colours, sizes, positions)
+from its stored state; several environments are tiled in a grid. Frames get a caption
+(capture, environment, step, return so far). A state that is not finite is drawn at its
+last finite pose with a red caption; the other frames are written as usual.
+
+Needs an offscreen OpenGL: EGL where a GPU or Mesa's EGL is installed, else OSMesa; MuJoCo
+reads ``MUJOCO_GL`` when it is first imported, so set it before (the ``trajscope`` command
+sets ``egl`` when it is unset and there is no display). Encoding is imageio's (the
+``imageio-ffmpeg`` package for MP4 and WebM, pillow for GIF): no hand-written encoder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import store
+
+
+class ExportError(RuntimeError):
+    """What cannot be exported, and why."""
+
+
+def _renderer(model: Any, height: int, width: int) -> Any:
+    import mujoco
+
+    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+    try:
+        return mujoco.Renderer(model, height, width)
+    except Exception as e:  # noqa: BLE001 - no GL, or a model the renderer refuses
+        gl = os.environ.get("MUJOCO_GL", "(unset)")
+        raise ExportError(
+            f"MuJoCo cannot render offscreen here (MUJOCO_GL={gl}): {type(e).__name__}: {e}. "
+            "Install an offscreen OpenGL (Debian: libegl1 libegl-mesa0, or libosmesa6) and set "
+            "MUJOCO_GL=egl or osmesa before Python imports mujoco"
+        ) from None
+
+
+def _camera(model: Any, camera: str | None) -> Any:
+    """``None``: MuJoCo's free camera framing the model; ``track``: the same following the
+    first body; a name: that camera of the model."""
+    import mujoco
+
+    if camera is None or camera == "track":
+        cam = mujoco.MjvCamera()
+        mujoco.mjv_defaultFreeCamera(model, cam)
+        if camera == "track" and model.nbody > 1:
+            cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+            cam.trackbodyid = 1
+        return cam
+    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+        names = [model.camera(i).name for i in range(model.ncam)]
+        raise ExportError(f"the model has no camera {camera!r}; it has {names or 'none'} (or use 'track')")
+    return camera
+
+
+def _caption(img: np.ndarray, text: str, *, alarm: bool = False) -> np.ndarray:
+    """``text`` on a dark band at the top of ``img`` (pillow's built-in font)."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return img
+    im = Image.fromarray(img)
+    draw = ImageDraw.Draw(im)
+    band = min(16, img.shape[0] // 4)
+    draw.rectangle((0, 0, img.shape[1], band), fill=(120, 0, 0) if alarm else (0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
+def _tile(images: Sequence[np.ndarray]) -> np.ndarray:
+    n = len(images)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w, c = images[0].shape
+    out = np.zeros((rows * h, cols * w, c), np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        out[r * h : (r + 1) * h, k * w : (k + 1) * w] = img
+    return out
+
+
+def frames(
+    run: store.Run | str,
+    capture: int | str | store.CaptureInfo = -1,
+    *,
+    envs: Sequence[int] | str = (0,),
+    steps: slice | None = None,
+    width: int = 480,
+    height: int = 360,
+    camera: str | None = None,
+    caption: bool = True,
+) -> Iterator[np.ndarray]:
+    """Rendered frames ``(H', W', 3)`` uint8 of a capture, one per step: ``envs`` tiled
+    (``"grid"``: every environment of the capture, up to 16)."""
+    import copy
+
+    import mujoco
+
+    run = store.open_run(run) if isinstance(run, str) else run
+    cap = run.capture(capture)
+    info = cap.info
+    env_list = list(range(min(info.num_envs, 16))) if envs == "grid" else [int(e) for e in envs]
+    bad = [e for e in env_list if not 0 <= e < info.num_envs]
+    if bad or not env_list:
+        raise ExportError(f"envs {bad or env_list} out of range: the capture has {info.num_envs}")
+    base = run.load_model()
+    model = copy.copy(base)
+    renderer = _renderer(model, height, width)
+    cam = _camera(model, camera)
+    data = mujoco.MjData(model)
+    fields = {k: cap.load(f"model_fields/{k}") for k in cap.keys("model_fields")}
+    names = cap.names("")
+    per_env = []
+    for e in env_list:
+        per_env.append(
+            {
+                "qpos": cap.load("qpos", env=e),
+                "mocap_pos": cap.load("mocap_pos", env=e) if "mocap_pos" in names else None,
+                "mocap_quat": cap.load("mocap_quat", env=e) if "mocap_quat" in names else None,
+                "reward": cap.load("reward", env=e) if "reward" in names else None,
+                "last": None,
+            }
+        )
+    T = info.num_steps
+    ts = range(T)[steps] if steps is not None else range(T)
+    returns = [0.0] * len(env_list)
+    for t in ts:
+        tiles = []
+        for i, e in enumerate(env_list):
+            s = per_env[i]
+            for name, values in fields.items():
+                target = getattr(model, name, None)
+                if isinstance(target, np.ndarray) and target.shape == values[e].shape:
+                    target[...] = values[e]
+            q = s["qpos"][t]
+            finite = bool(np.isfinite(q).all())
+            if finite:
+                data.qpos[:] = q
+                if s["mocap_pos"] is not None and np.isfinite(s["mocap_pos"][t]).all():
+                    data.mocap_pos[:] = s["mocap_pos"][t]
+                if s["mocap_quat"] is not None and np.isfinite(s["mocap_quat"][t]).all():
+                    data.mocap_quat[:] = s["mocap_quat"][t]
+                mujoco.mj_forward(model, data)
+                renderer.update_scene(data, camera=cam)
+                img = renderer.render().copy()
+                s["last"] = img
+            else:
+                img = s["last"] if s["last"] is not None else np.zeros((height, width, 3), np.uint8)
+            if s["reward"] is not None and np.isfinite(s["reward"][t]):
+                returns[i] += float(s["reward"][t])  # a reset frame's reward is 0
+            if caption:
+                text = f"#{info.index} step {info.step} env {e} t={t} return {returns[i]:.2f}"
+                img = _caption(img, text if finite else f"env {e} t={t}: non-finite state", alarm=not finite)
+            tiles.append(img)
+        yield tiles[0] if len(tiles) == 1 else _tile(tiles)
+    renderer.close()
+
+
+def video(
+    run: store.Run | str,
+    capture: int | str | store.CaptureInfo = -1,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    envs: Sequence[int] | str = (0,),
+    fps: float | None = None,
+    width: int = 480,
+    height: int = 360,
+    camera: str | None = None,
+    steps: slice | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray | None:
+    """Render a capture to a video file ``out`` (``.mp4``, ``.webm``, ``.gif``), or, with
+    no ``out``, return the frames ``(N, H, W, 3)`` (for ``mediapy.show_video``).
+
+    ``fps`` defaults to real time (1 / the run's control step). ``progress(done, total)``
+    is called after every frame."""
+    run = store.open_run(run) if isinstance(run, str) else run
+    cap = run.capture(capture)
+    dt = float(run.metadata.get("control_dt_s") or 0.02)
+    fps = float(fps or round(1.0 / dt, 3))
+    total = len(range(cap.info.num_steps)[steps] if steps is not None else range(cap.info.num_steps))
+    gen = frames(run, cap.info, envs=envs, steps=steps, width=width, height=height, camera=camera)
+    if out is None:
+        got = []
+        for i, f in enumerate(gen):
+            got.append(f)
+            if progress:
+                progress(i + 1, total)
+        return np.stack(got)
+    path = os.fspath(out)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".mp4", ".webm", ".gif"):
+        raise ExportError(f"{path}: unknown video type {ext!r} (use .mp4, .webm or .gif)")
+    import imageio.v2 as imageio
+
+    if ext == ".gif":
+        writer = imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
+    else:
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ExportError("MP4 and WebM need the imageio-ffmpeg package (pip install 'trajscope[video]')") from None
+        codec = "libx264" if ext == ".mp4" else "libvpx-vp9"
+        # macro_block_size=1 keeps the exact frame size (libx264 wants even sizes: they are).
+        writer = imageio.get_writer(path, fps=fps, codec=codec, quality=8, macro_block_size=1)
+    try:
+        for i, f in enumerate(gen):
+            writer.append_data(_even(f) if ext != ".gif" else f)
+            if progress:
+                progress(i + 1, total)
+    finally:
+        writer.close()
+    return None
+
+
+def _even(img: np.ndarray) -> np.ndarray:
+    """H.264 and VP9 in yuv420p need even sizes: pad by one black row or column."""
+    h, w = img.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return img
+    out = np.zeros((h + h % 2, w + w % 2, 3), np.uint8)
+    out[:h, :w] = img
+    return out

@@ -1,0 +1,87 @@
+"""Video export: real files rendered by MuJoCo offscreen, decoded again and looked at."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import trajscope
+from conftest import simulate
+
+imageio = pytest.importorskip("imageio.v2")
+pytest.importorskip("imageio_ffmpeg")
+
+COLOURS = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1]], np.float32)
+
+
+@pytest.fixture
+def run(tmp_path, model):
+    """Three environments falling from the same start, each box its own colour; env 1's
+    state is NaN at steps 10 to 12."""
+    kw = simulate(model, T=30, E=3)
+    kw["qpos"][10:13, 1] = np.nan
+    rgba = np.broadcast_to(model.geom_rgba, (3, *model.geom_rgba.shape)).copy()
+    box = 2  # plane, mocap sphere, box, capsule
+    rgba[:, box] = COLOURS
+    with trajscope.RunWriter(tmp_path, name="v", model=model, control_dt_s=0.02, strict=True) as w:
+        assert w.add_capture(step=100, model_fields={"geom_rgba": rgba}, **kw)
+    return trajscope.open_run(tmp_path / "v")
+
+
+def _dominant(tile):
+    """How many pixels are mostly red, green and blue."""
+    t = tile.astype(int)
+    return [int(((t[..., c] > 80) & (t[..., c] > 2 * np.delete(t, c, axis=-1).max(axis=-1))).sum()) for c in range(3)]
+
+
+def test_mp4_of_three_environments_has_their_frames_colours_and_a_nan_caption(run, tmp_path):
+    out = tmp_path / "v.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}  # the command chooses it
+    res = subprocess.run(
+        [sys.executable, "-m", "trajscope", "video", run.path, "--out", str(out), "--envs", "0,1,2",
+         "--width", "160", "--height", "120", "--capture", "0"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "30/30" in res.stderr  # the progress bar reached the end
+    reader = imageio.get_reader(out)
+    frames = np.stack([reader.get_data(i) for i in range(reader.count_frames())])
+    assert reader.get_meta_data()["fps"] == pytest.approx(50.0)
+    assert frames.shape == (30, 240, 320, 3)  # three 160 x 120 tiles in a 2 x 2 grid
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1.0  # the bodies fell
+    tiles = [frames[25, :120, :160], frames[25, :120, 160:], frames[25, 120:, :160]]
+    red, green, blue = (_dominant(t) for t in tiles)
+    assert red[0] > 50 and red[1] < red[0] / 5 and red[2] < red[0] / 5, (red, green, blue)
+    assert green[1] > 50 and green[0] < green[1] / 5, (red, green, blue)
+    assert blue[2] > 50 and blue[0] < blue[2] / 5, (red, green, blue)
+
+    # Env 1's non-finite steps: still written, with a red caption band over its tile.
+    def redness(t):  # of the caption band (white text on it adds to every channel alike)
+        band = frames[t, 2:10, 160:300].astype(int)
+        return float((band[..., 0] - band[..., 1]).mean())
+
+    assert redness(11) > 50 and redness(20) < 10, (redness(11), redness(20))  # black when finite
+
+
+def test_frames_from_python_gif_and_bad_requests(run, tmp_path):
+    from trajscope import export
+
+    frames = export.video(run, 0, envs=[2], width=64, height=48)
+    assert frames.shape == (30, 48, 64, 3) and frames.dtype == np.uint8
+    export.video(run, 0, out=tmp_path / "v.gif", envs=[0], width=64, height=48, steps=slice(0, 10))
+    assert len(imageio.mimread(tmp_path / "v.gif")) == 10
+    with pytest.raises(export.ExportError, match="out of range"):
+        export.video(run, 0, envs=[5], out=tmp_path / "x.mp4")
+    with pytest.raises(export.ExportError, match="unknown video type"):
+        export.video(run, 0, out=tmp_path / "x.avi")
+    with pytest.raises(export.ExportError, match="no camera 'nope'"):
+        export.video(run, 0, camera="nope", out=tmp_path / "x.mp4")
+    res = subprocess.run(
+        [sys.executable, "-m", "trajscope", "video", run.path, "--out", str(tmp_path / "y.mp4"), "--capture", "9"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2 and "no capture '9'" in res.stderr
