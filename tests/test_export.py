@@ -85,3 +85,23 @@ def test_frames_from_python_gif_and_bad_requests(run, tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 2 and "no capture '9'" in res.stderr
+
+
+def test_contacts_are_drawn_where_the_stored_state_touches(tmp_path, model):
+    """A box resting slightly into the floor: with contacts on, MuJoCo's contact point and
+    force arrow are drawn; in the air, nothing changes."""
+    from trajscope import export
+
+    kw = simulate(model, T=2, E=2)
+    kw["qpos"][:, 0, 2] = 0.095  # env 0: the box's bottom 5 mm into the floor
+    kw["qpos"][:, 1, 2] = 0.8  # env 1: in the air
+    kw["qpos"][:, :, 3:7] = [1, 0, 0, 0]
+    with trajscope.RunWriter(tmp_path, name="c", model=model, strict=True) as w:
+        assert w.add_capture(step=0, **kw)
+    run = trajscope.open_run(tmp_path / "c")
+    for env, touching in ((0, True), (1, False)):
+        plain, drawn = (
+            export.video(run, 0, envs=[env], width=160, height=120, camera="track", contacts=c) for c in (False, True)
+        )
+        changed = int((np.abs(plain[0].astype(int) - drawn[0]).max(axis=-1) > 30).sum())
+        assert (changed > 20) if touching else (changed == 0), (env, changed)

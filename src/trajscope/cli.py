@@ -96,10 +96,12 @@ class Video:
     fps: float | None = None
     """Frames per second; default real time (the run's control step)."""
     camera: str | None = None
-    """A camera of the model by name, or track (follow the first body); default the free
-    camera framing the model."""
+    """A camera of the model by name, or track (follow the first body that moves); default
+    the free camera framing the model."""
     width: int = 480
     height: int = 360
+    contacts: bool = False
+    """Draw contact points and contact force arrows (recomputed from the stored states)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -510,6 +512,7 @@ def cmd_video(args: Video) -> int:
                 camera=args.camera,
                 width=args.width,
                 height=args.height,
+                contacts=args.contacts,
                 progress=progress,
             )
         except export.ExportError as e:

@@ -45,15 +45,16 @@ def _renderer(model: Any, height: int, width: int) -> Any:
 
 def _camera(model: Any, camera: str | None) -> Any:
     """``None``: MuJoCo's free camera framing the model; ``track``: the same following the
-    first body; a name: that camera of the model."""
+    first body with degrees of freedom; a name: that camera of the model."""
     import mujoco
 
     if camera is None or camera == "track":
         cam = mujoco.MjvCamera()
         mujoco.mjv_defaultFreeCamera(model, cam)
-        if camera == "track" and model.nbody > 1:
+        moving = [b for b in range(1, model.nbody) if model.body_dofnum[b] > 0]
+        if camera == "track" and moving:
             cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-            cam.trackbodyid = 1
+            cam.trackbodyid = moving[0]  # the first body that moves (not a mocap or fixed one)
         return cam
     if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
         names = [model.camera(i).name for i in range(model.ncam)]
@@ -97,9 +98,12 @@ def frames(
     height: int = 360,
     camera: str | None = None,
     caption: bool = True,
+    contacts: bool = False,
 ) -> Iterator[np.ndarray]:
     """Rendered frames ``(H', W', 3)`` uint8 of a capture, one per step: ``envs`` tiled
-    (``"grid"``: every environment of the capture, up to 16)."""
+    (``"grid"``: every environment of the capture, up to 16). ``contacts``: draw contact
+    points and contact force arrows, recomputed by ``mj_forward`` from the stored state, as
+    MuJoCo's viewer draws them."""
     import copy
 
     import mujoco
@@ -115,6 +119,10 @@ def frames(
     model = copy.copy(base)
     renderer = _renderer(model, height, width)
     cam = _camera(model, camera)
+    option = mujoco.MjvOption()
+    if contacts:
+        option.flags[mujoco.mjtVisFlag.mjVIS_CONTACTPOINT] = True
+        option.flags[mujoco.mjtVisFlag.mjVIS_CONTACTFORCE] = True
     data = mujoco.MjData(model)
     fields = {k: cap.load(f"model_fields/{k}") for k in cap.keys("model_fields")}
     names = cap.names("")
@@ -149,7 +157,7 @@ def frames(
                 if s["mocap_quat"] is not None and np.isfinite(s["mocap_quat"][t]).all():
                     data.mocap_quat[:] = s["mocap_quat"][t]
                 mujoco.mj_forward(model, data)
-                renderer.update_scene(data, camera=cam)
+                renderer.update_scene(data, camera=cam, scene_option=option)
                 img = renderer.render().copy()
                 s["last"] = img
             else:
@@ -175,19 +183,20 @@ def video(
     height: int = 360,
     camera: str | None = None,
     steps: slice | None = None,
+    contacts: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray | None:
     """Render a capture to a video file ``out`` (``.mp4``, ``.webm``, ``.gif``), or, with
     no ``out``, return the frames ``(N, H, W, 3)`` (for ``mediapy.show_video``).
 
     ``fps`` defaults to real time (1 / the run's control step). ``progress(done, total)``
-    is called after every frame."""
+    is called after every frame. ``contacts``: contact points and force arrows."""
     run = store.open_run(run) if isinstance(run, str) else run
     cap = run.capture(capture)
     dt = float(run.metadata.get("control_dt_s") or 0.02)
     fps = float(fps or round(1.0 / dt, 3))
     total = len(range(cap.info.num_steps)[steps] if steps is not None else range(cap.info.num_steps))
-    gen = frames(run, cap.info, envs=envs, steps=steps, width=width, height=height, camera=camera)
+    gen = frames(run, cap.info, envs=envs, steps=steps, width=width, height=height, camera=camera, contacts=contacts)
     if out is None:
         got = []
         for i, f in enumerate(gen):
