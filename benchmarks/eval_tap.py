@@ -29,7 +29,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
 
@@ -53,9 +52,7 @@ def main(args: Args) -> None:
     from brax.training.agents.ppo import networks as ppo_networks
     from mujoco_playground import registry, wrapper
 
-    from trajscope.capture import _rollout
-    from trajscope.capture._state import conform
-    from trajscope.capture._tap import EvalTap
+    from trajscope.capture import EvalTap, RolloutConfig
 
     ep = args.episode_length or (200 if args.quick else 1000)
     repeats = args.repeats or (5 if args.quick else 7)
@@ -67,7 +64,7 @@ def main(args: Args) -> None:
     norm = running_statistics.init_state(specs.Array((env.observation_size,), np.dtype("float32")))
     params = (norm, nets.policy_network.init(key))
     make_policy = ppo_networks.make_inference_fn(nets)
-    cfg = _rollout.RolloutConfig(num_envs=args.tapped, num_steps=ep)
+    cfg = RolloutConfig(num_envs=args.tapped, num_steps=ep)
 
     received: list[float] = []
 
@@ -76,24 +73,12 @@ def main(args: Args) -> None:
         jax.tree_util.tree_map(np.asarray, buf)
         received.append(time.perf_counter() - t0)
 
-    class BufferOnly(EvalTap):
-        """The tap without its hand-off: the buffer is written, never sent."""
-
-        def step(self, state: Any, action: jax.Array) -> Any:
-            t = state.info[self._T]
-            inner = state.replace(info={k: v for k, v in state.info.items() if k not in (self._T, self._BUF)})
-            nstate = self.env.step(inner, action)
-            buf = state.info[self._BUF]
-            frame = conform(self._frame(nstate, action, nstate.obs), buf)
-            buf = jax.tree_util.tree_map(lambda b, x: b.at[jnp.minimum(t + 1, self._steps)].set(x), buf, frame)
-            return nstate.replace(info={**nstate.info, self._T: t + 1, self._BUF: buf})
-
     def base() -> Any:
         return wrapper.wrap_for_brax_training(env, episode_length=ep, action_repeat=1)
 
     variants = {
         "plain": base(),
-        "buffer": BufferOnly(base(), cfg, receive),
+        "buffer": EvalTap(base(), cfg, receive, hand_off=False),
         "buffer+send": EvalTap(base(), cfg, receive),
     }
     evaluators = {}

@@ -136,12 +136,25 @@ def _zstd(cap, name: str, e: dict) -> int:
         import zstandard
     except ImportError:
         return 0
-    from trajscope.store import _npy
-
     a = np.swapaxes(cap.load(name, decode=False), 0, 1)
     z = zstandard.ZstdCompressor(level=19)
-    delta = e["codec"] == _npy.CODEC_ZSD
-    return sum(len(z.compress(_npy._shuffle(_npy._delta(p) if delta else p))) for p in a)
+    delta = e["codec"] == "zlib-shuffle-delta"
+    return sum(len(z.compress(_shuffle(_delta(p) if delta else p))) for p in a)
+
+
+def _delta(a: np.ndarray) -> np.ndarray:
+    """As the format's ``zlib-shuffle-delta`` (docs/format.md): differences along time of
+    the values' bits, as wrapping unsigned integers."""
+    u = np.ascontiguousarray(a).view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+    d = u.copy()
+    d[1:] = u[1:] - u[:-1]
+    return d
+
+
+def _shuffle(a: np.ndarray) -> bytes:
+    """As the format's byte shuffle: the values' first bytes, then their second bytes, ..."""
+    raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    return raw.reshape(-1, a.dtype.itemsize).T.tobytes()
 
 
 def _has_rscope() -> bool:

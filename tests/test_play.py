@@ -51,7 +51,11 @@ def played(tmp_path_factory):
         normalize_observations=True,
         randomization_fn=_randomize,
         strict=True,
+        video_every=1,  # the visual log: every capture to an MP4 in the run (test_training_videos...)
+        video_envs=2,
+        on_video=lambda url, step: videos.append((url, step)),
     )
+    videos = []
     hook = rec.policy_params_fn()
     for step, seed in ((0, 0), (1000, 1)):
         key = jax.random.PRNGKey(seed)
@@ -59,7 +63,27 @@ def played(tmp_path_factory):
         hook(step, make_policy, params)
     rec.close()
     run = trajscope.open_run(root / "p")
+    run.videos_handed_off = videos
+    run.video_log = rec.video_log
     return env, run
+
+
+def test_training_videos_are_stored_in_the_run_and_handed_off(played):
+    """BraxRecorder(video_every=1): each capture rendered off the training loop, its first
+    two environments tiled, stored as videos/<capture id>.mp4, handed to on_video."""
+    imageio = pytest.importorskip("imageio.v2")
+    pytest.importorskip("imageio_ffmpeg")
+    _, run = played
+    assert run.video_log.failures == 0, run.video_log.last_failure
+    videos = run.videos()
+    assert set(videos) == {c.id for c in run.captures}
+    assert sorted(step for _, step in run.videos_handed_off) == [c.step for c in run.captures]
+    assert {url for url, _ in run.videos_handed_off} == set(videos.values())
+    reader = imageio.get_reader(videos[run.captures[-1].id])
+    n = reader.count_frames()
+    first, last = reader.get_data(0), reader.get_data(n - 1)
+    assert n == run.captures[-1].num_steps and first.shape == (240, 640, 3)  # two 320 x 240 tiles
+    assert np.abs(first.astype(int) - last).mean() > 0.5
 
 
 def test_playing_the_stored_policy_reproduces_the_captured_trajectory(played):
@@ -178,12 +202,12 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         panel.drag.value = True
         assert panel.handle is not None and panel.handle.visible
         body_pos = panel.body_position(2)
-        panel._drag(True)
+        panel._on_handle("start")
         panel.handle.position = tuple(body_pos + np.array([0.1, 0.0, 0.0]))
-        panel._drag_force()
+        panel._on_handle("update")
         mass = float(model.body_mass[2])
         np.testing.assert_allclose(panel.player.xfrc[2, :3], [5.0 * mass, 0.0, 0.0], rtol=1e-5)
-        panel._drag(False)
+        panel._on_handle("end")
         assert panel.player.xfrc[2, 0] == 25.0
         panel.reset()
         assert panel.player.t == 0

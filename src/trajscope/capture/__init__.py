@@ -11,5 +11,10 @@ from ._demo import train_demo as train_demo
 from ._live import LiveStream as LiveStream
 from ._nan import NonFiniteTrainingError as NonFiniteTrainingError
 from ._rollout import RolloutConfig as RolloutConfig
+from ._rollout import base_model as base_model
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract
+from ._state import physics as physics
+from ._state import physics_qpos as physics_qpos
+from ._state import physics_qvel as physics_qvel
+from ._tap import EvalTap as EvalTap

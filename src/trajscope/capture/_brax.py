@@ -30,6 +30,7 @@ from ._live import LiveStream
 from ._nan import NanGuard
 from ._replay import ReplayMirror
 from ._tap import EvalTap
+from ._video_log import VideoLog
 
 WRAP_ORDER = ("train", "eval")
 """The order in which brax 0.14's ``ppo.train`` and ``sac.train`` call ``wrap_env_fn``."""
@@ -102,6 +103,16 @@ class BraxRecorder:
             strict=cfg.strict,
             obs_float16=cfg.obs_float16,
         )
+        self.video_log: VideoLog | None = None
+        if cfg.video_every:
+            self.video_log = VideoLog(
+                self.writer,
+                every=cfg.video_every,
+                envs=cfg.video_envs,
+                on_video=cfg.on_video,
+                # A warning, never an error, even when strict: it comes from its own thread.
+                warn=lambda what, msg: store.warn(msg, strict=False),
+            )
         self.captures_failed = 0
         self.checkpoints_seen = 0
         self.compiles = 0
@@ -243,6 +254,8 @@ class BraxRecorder:
                 buffer=self.replay.snapshot() if self.replay is not None else None,
                 **_state.drop_empty(traj),
             )
+            if ok and self.video_log is not None:
+                self.video_log.captured(int(step))
         except Exception as e:
             if self.strict:
                 raise
@@ -388,7 +401,7 @@ class BraxRecorder:
                 if saved is not None:
                     extra["params"] = _params_tree(saved, self.config.store_params)
             attrs = {"metrics": _scalars(metrics)} if metrics else {}
-            self.writer.add_capture(
+            ok = self.writer.add_capture(
                 step=step,
                 kind="eval",
                 reset_frame=True,
@@ -398,6 +411,8 @@ class BraxRecorder:
                 **pending,
                 **extra,
             )
+            if ok and self.video_log is not None:
+                self.video_log.captured(int(step))
         except Exception as e:
             if self.strict:
                 raise
@@ -445,6 +460,8 @@ class BraxRecorder:
             self.live.close()
         self._join_compile()
         self._write_tapped(None)
+        if self.video_log is not None:
+            self.video_log.close()
         self.writer.close()
 
     def __enter__(self) -> BraxRecorder:

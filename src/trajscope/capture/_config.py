@@ -86,6 +86,15 @@ class RecorderConfig:
     group with the env step of each (0: off). Needs ``wrap_env_fn=rec.wrap_env_fn()``."""
     replay_per_step: int = 4
     """Training environments the replay mirror samples at every step."""
+    video_every: int = 0
+    """Render every this-many-th evaluation capture to ``videos/<capture id>.mp4`` in the run
+    on a thread of its own (MuJoCo's offscreen renderer: set ``MUJOCO_GL``; the ``video``
+    extra), its first ``video_envs`` environments tiled (0: off)."""
+    video_envs: int = 4
+    """Environments tiled in each training video."""
+    on_video: Callable[[str, int], None] | None = None
+    """Called with ``(url, step)`` after each training video is stored: hand it to
+    TensorBoard or W&B here (see docs/export.md)."""
     obs_float16: bool = False
     """Store float observations (not images) as float16: lossy, opt-in, about half their
     bytes; everything else stays lossless (see ``RunWriter(obs_float16=...)``)."""
@@ -98,6 +107,8 @@ class RecorderConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "info_keys", tuple(self.info_keys))
         object.__setattr__(self, "tags", tuple(self.tags))
+        if self.video_every < 0 or self.video_envs < 1:
+            raise ValueError(f"video_every must be >= 0 and video_envs >= 1, got {self.video_every}, {self.video_envs}")
         if self.replay_sample < 0 or self.replay_per_step < 1:
             raise ValueError("replay_sample must be >= 0 and replay_per_step >= 1")
         for field in ("num_envs", "episode_length", "action_repeat", "every"):

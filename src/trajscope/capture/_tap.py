@@ -24,8 +24,11 @@ class EvalTap:
     _T = "trajscope/t"
     _BUF = "trajscope/buf"
 
-    def __init__(self, env: Any, cfg: RolloutConfig, receive: Callable[[Any], None]) -> None:
+    def __init__(self, env: Any, cfg: RolloutConfig, receive: Callable[[Any], None], *, hand_off: bool = True) -> None:
+        """``hand_off=False`` keeps the buffer but never sends it (to measure its parts:
+        ``benchmarks/eval_tap.py``)."""
         self.env = env
+        self._hand_off = hand_off
         self._cfg = cfg
         self._receive = receive
         self._K = cfg.num_envs
@@ -61,6 +64,7 @@ class EvalTap:
         def send(b: Any) -> None:
             io_callback(self._receive, None, b, ordered=False)
 
-        jax.lax.cond(t == self._steps - 1, send, lambda b: None, buf)
+        if self._hand_off:
+            jax.lax.cond(t == self._steps - 1, send, lambda b: None, buf)
         info = {**nstate.info, self._T: t + 1, self._BUF: buf}
         return nstate.replace(info=info)

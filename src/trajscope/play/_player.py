@@ -172,12 +172,12 @@ class Player:
 
     def qpos(self) -> np.ndarray:
         """Positions of the current state."""
-        from ..capture import _state
+        from ..capture import physics, physics_qpos
 
         with self._lock:
             if self.state is None:
                 raise PlayUnavailable("nothing started")
-            return np.asarray(_state.physics_qpos(_state.physics(self.state)))
+            return np.asarray(physics_qpos(physics(self.state)))
 
     def push(self, body: int | None, force: Any = (0.0, 0.0, 0.0), torque: Any = (0.0, 0.0, 0.0)) -> None:
         """Apply ``force`` (N, world frame, at the body's centre of mass) and ``torque`` to
@@ -228,11 +228,11 @@ class Player:
             return self.env.step(state, action)
 
     def _frame(self, state: Any, action: np.ndarray) -> Frame:
-        from ..capture import _state
+        from ..capture import physics, physics_qpos, physics_qvel
 
-        d = _state.physics(state)
-        qpos = np.asarray(_state.physics_qpos(d))
-        qvel = np.asarray(_state.physics_qvel(d))
+        d = physics(state)
+        qpos = np.asarray(physics_qpos(d))
+        qvel = np.asarray(physics_qvel(d))
         mp = getattr(d, "mocap_pos", None)
         mq = getattr(d, "mocap_quat", None)
         return Frame(
@@ -250,10 +250,10 @@ class Player:
 
 
 def _base_model(env: Any) -> tuple[str, Any]:
-    from ..capture import _rollout
+    from ..capture import base_model
 
     try:
-        return _rollout.base_model(env)
+        return base_model(env)
     except TypeError as e:
         raise PlayUnavailable(str(e)) from None
 
@@ -340,3 +340,24 @@ def perturbable(state: Any) -> bool:
         if d is not None and hasattr(d, "xfrc_applied"):
             return True
     return False
+
+
+def load_env(spec: str) -> Any:
+    """An environment from ``playground:NAME`` (MuJoCo Playground, ``impl='jax'``) or
+    ``brax:NAME`` (``brax.envs.get_environment``)."""
+    kind, _, name = spec.partition(":")
+    if not name:
+        raise ValueError(f"play environment {spec!r}: use playground:NAME or brax:NAME")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "playground":
+            from mujoco_playground import registry
+
+            return registry.load(name, config_overrides={"impl": "jax"})
+        if kind == "brax":
+            from brax import envs
+
+            return envs.get_environment(name)
+    raise ValueError(f"play environment {spec!r}: unknown kind {kind!r} (playground or brax)")

@@ -25,27 +25,6 @@ STIFFNESS = 50.0
 its perturbation spring by the body's mass too)."""
 
 
-def load_env(spec: str) -> Any:
-    """An environment from ``playground:NAME`` (MuJoCo Playground, ``impl='jax'``) or
-    ``brax:NAME`` (``brax.envs.get_environment``)."""
-    kind, _, name = spec.partition(":")
-    if not name:
-        raise ValueError(f"play environment {spec!r}: use playground:NAME or brax:NAME")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "playground":
-            from mujoco_playground import registry
-
-            return registry.load(name, config_overrides={"impl": "jax"})
-        if kind == "brax":
-            from brax import envs
-
-            return envs.get_environment(name)
-    raise ValueError(f"play environment {spec!r}: unknown kind {kind!r} (playground or brax)")
-
-
 class PlayPanel:
     def __init__(
         self,
@@ -157,6 +136,8 @@ class PlayPanel:
                 raise RuntimeError(unavailable)
             assert self._env_spec is not None
             self.text.content = f"loading {self._env_spec} and JAX..."
+            from ..play import load_env  # JAX, brax or Playground: only now
+
             self._env = load_env(self._env_spec)
         return self._env
 
@@ -294,11 +275,18 @@ class PlayPanel:
             self.handle = self.server.scene.add_transform_controls(
                 "/trajscope/play/drag", scale=0.3, disable_rotations=True, depth_test=False
             )
-            self.handle.on_drag_start(lambda _: self._drag(True))
-            self.handle.on_drag_end(lambda _: self._drag(False))
-            self.handle.on_update(lambda _: self._safe(self._drag_force))
+            self.handle.on_update(lambda event: self._safe(lambda: self._on_handle(getattr(event, "phase", "update"))))
         if self.handle is not None:
             self.handle.visible = on
+
+    def _on_handle(self, phase: str) -> None:
+        """viser's drag lifecycle: ``start`` when grabbed, ``update`` as it moves, ``end``."""
+        if phase == "start":
+            self._drag(True)
+        elif phase == "end":
+            self._drag(False)
+            return
+        self._drag_force()
 
     def _drag(self, on: bool) -> None:
         self._dragging = on

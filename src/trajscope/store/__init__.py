@@ -26,5 +26,6 @@ from ._reader import RunListing as RunListing
 from ._reader import list_runs as list_runs
 from ._reader import open_run as open_run
 from ._schema import FORMAT_VERSION as FORMAT_VERSION
+from ._schema import VIDEOS_DIR as VIDEOS_DIR
 from ._writer import RunWriter as RunWriter
 from ._writer import WriterStats as WriterStats

@@ -395,6 +395,15 @@ class Run:
                     self._problems[info.id] = problem
         return found
 
+    def videos(self) -> dict[str, str]:
+        """Training videos stored in the run (``videos/<capture id>.mp4``), capture id to URL."""
+        folder = _fs.join(self.path, _schema.VIDEOS_DIR)
+        try:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
+        except (FileNotFoundError, OSError):
+            return {}
+        return {n[: -len(".mp4")]: _fs.url(self.fs, _fs.join(folder, n)) for n in sorted(names) if n.endswith(".mp4")}
+
     def load_model(self) -> Any:
         """The ``mujoco.MjModel`` as trained (from ``model.mjb``; MJCF as fallback)."""
         mjb = _fs.join(self.path, _schema.MODEL_MJB)

@@ -40,6 +40,8 @@ LIVE_CONTROL = "live/control.json"
 """Written by viewers: switch the live stream on or off and set its rate."""
 
 
+VIDEOS_DIR = "videos"
+"""Optional: ``<capture id>.mp4`` per rendered capture (``BraxRecorder(video_every=K)``)."""
 ANALYSIS_DIR = "analysis"
 """Results of ``trajscope analyse`` (and the viewer's Analysis panel): derived from the
 captures, recomputable, never needed to read them."""

@@ -318,6 +318,18 @@ class RunWriter:
         except queue.Full:
             pass  # the next capture's write also rewrites run.json
 
+    def write_file(self, relpath: str, data: bytes) -> str:
+        """Write a derived file into the run (``videos/<capture id>.mp4``, ...), whole and
+        renamed into place; returns its URL. Synchronous: call it off the training loop.
+        ``relpath`` must stay inside the run: no ``..``, no absolute path."""
+        parts = relpath.split("/")
+        if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"{relpath!r} is not a path inside the run")
+        path = _fs.join(self.path, *parts)
+        self._fs.makedirs(_fs.join(self.path, *parts[:-1]), exist_ok=True)
+        _fs.write_atomic(self._fs, path, data)
+        return _fs.url(self._fs, path)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is written or dropped. True if it was."""
         ev = threading.Event()

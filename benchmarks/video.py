@@ -1,0 +1,78 @@
+"""How fast ``trajscope video`` renders: frames per second for 1 and 16 humanoids.
+
+    MUJOCO_GL=egl python benchmarks/video.py [--steps 100] [--width 480 --height 360]
+
+A run of MuJoCo Playground's HumanoidWalk model (the DM Control humanoid: 21 actuated
+joints, 27 DoF), 16 environments x ``steps`` steps simulated by MuJoCo under random
+actions, is exported three ways: environment 0 alone, and all 16 tiled, to frames in memory
+and to an MP4. It prints frames per second of the output (a 16-environment frame is 16
+renders) and renders per second. Lines read ``video: envs=<n> fps=<frames/s> mp4_fps=<...>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import tyro
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    steps: int = 100
+    width: int = 480
+    height: int = 360
+
+
+def main(args: Args) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import mujoco
+
+    import trajscope
+    from trajscope import export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mujoco_playground import registry
+
+        model = registry.load("HumanoidWalk", config_overrides={"impl": "jax"}).mj_model
+    E, T = 16, args.steps
+    rng = np.random.default_rng(0)
+    qpos = np.zeros((T, E, model.nq), np.float32)
+    qvel = np.zeros((T, E, model.nv), np.float32)
+    for e in range(E):
+        d = mujoco.MjData(model)
+        for t in range(T):
+            d.ctrl[:] = rng.uniform(-1, 1, model.nu)
+            for _ in range(5):
+                mujoco.mj_step(model, d)
+            qpos[t, e], qvel[t, e] = d.qpos, d.qvel
+    root = tempfile.mkdtemp(prefix="trajscope-video-")
+    with trajscope.RunWriter(root, name="h", model=model, control_dt_s=0.025, strict=True) as w:
+        w.add_capture(step=0, qpos=qpos, qvel=qvel, reward=np.ones((T, E), np.float32))
+    run = trajscope.open_run(f"{root}/h")
+    print(f"HumanoidWalk model: nq {model.nq}, ngeom {model.ngeom}; {T} steps; {args.width}x{args.height} per env")
+    print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}")
+    for envs in ([0], list(range(16))):
+        t0 = time.perf_counter()
+        frames = export.video(run, 0, envs=envs, width=args.width, height=args.height)
+        mem_s = time.perf_counter() - t0
+        assert frames is not None
+        out = f"{root}/h-{len(envs)}.mp4"
+        t0 = time.perf_counter()
+        export.video(run, 0, envs=envs, width=args.width, height=args.height, out=out)
+        mp4_s = time.perf_counter() - t0
+        n = len(envs)
+        print(
+            f"{n:2d} env(s): frames {frames.shape[2]}x{frames.shape[1]}, {T / mem_s:6.1f} frames/s "
+            f"({n * T / mem_s:6.1f} renders/s); to MP4 {T / mp4_s:6.1f} frames/s, {os.path.getsize(out) / 1e6:.2f} MB"
+        )
+        print(f"video: envs={n} fps={T / mem_s:.1f} mp4_fps={T / mp4_s:.1f}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
