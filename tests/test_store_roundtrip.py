@@ -288,3 +288,16 @@ def test_observations_as_float16_only_when_asked_and_only_where_they_fit(tmp_pat
     np.testing.assert_array_equal(half.load("qpos"), kw["qpos"])
     assert half.entry("obs/state")["nbytes"] < 0.7 * exact.entry("obs/state")["nbytes"]
     half.verify()
+
+
+def test_derived_files_stay_inside_the_run(tmp_path, model):
+    """RunWriter.write_file puts a file under the run (as training videos are) and refuses
+    paths that would leave it; Run.videos() lists what is under videos/."""
+    w = _write(tmp_path, model, [(0, simulate(model, T=3, E=1))])
+    url = w.write_file("videos/abc.mp4", b"not really a video")
+    assert (tmp_path / "r" / "videos" / "abc.mp4").read_bytes() == b"not really a video"
+    assert trajscope.open_run(tmp_path / "r").videos() == {"abc": url}
+    for bad in ("../escape.mp4", "/etc/passwd", "videos/../../x", "videos//x", "./x"):
+        with pytest.raises(ValueError, match="inside the run"):
+            w.write_file(bad, b"x")
+    assert not (tmp_path / "escape.mp4").exists()
