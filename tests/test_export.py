@@ -105,3 +105,54 @@ def test_contacts_are_drawn_where_the_stored_state_touches(tmp_path, model):
         )
         changed = int((np.abs(plain[0].astype(int) - drawn[0]).max(axis=-1) > 30).sum())
         assert (changed > 20) if touching else (changed == 0), (env, changed)
+
+
+def test_single_file_html_replays_offline_in_chromium(tmp_path):
+    """trajscope html writes one file; headless Chromium with the network off opens it from
+    disk, asks for nothing outside it, and draws the scene moving over time."""
+    import shutil
+    import time
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
+    from PIL import Image
+
+    from test_serve_browser import ARGS
+    from trajscope.demo import write_demo_run
+
+    run = write_demo_run(str(tmp_path), name="demo", checkpoints=1, num_envs=2)
+    out = tmp_path / "replay.html"
+    res = subprocess.run(
+        [sys.executable, "-m", "trajscope", "html", run, "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_size < 5e6
+    text = out.read_text()
+    assert "__VISER_EMBED_DATA__" in text and "https://" not in text.split("__VISER_EMBED_DATA__")[1][:200]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        ctx = browser.new_context(offline=True, viewport={"width": 900, "height": 600})
+        outside = []
+        pg = ctx.new_page()
+        pg.on("request", lambda r: outside.append(r.url) if r.url.split(":")[0] in ("http", "https", "ws") else None)
+        pg.goto(out.as_uri())
+        pg.wait_for_selector("canvas", timeout=60_000)
+
+        def shot(name):
+            path = tmp_path / f"{name}.png"
+            pg.screenshot(path=str(path))
+            return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+        deadline = time.monotonic() + 90
+        first = shot("html_first")
+        while first.std() < 10 and time.monotonic() < deadline:  # until the scene is drawn
+            first = shot("html_first")
+        assert first.std() > 10  # not a blank page
+        later = shot("html_later")
+        while (np.abs(later - first).sum(axis=-1) > 60).sum() < 200 and time.monotonic() < deadline:
+            later = shot("html_later")  # the replay plays: the pole, the label, the marker move
+        assert (np.abs(later - first).sum(axis=-1) > 60).sum() >= 200
+        browser.close()
+    assert not outside, outside

@@ -105,6 +105,25 @@ class Video:
 
 
 @dataclasses.dataclass(frozen=True)
+class Html:
+    """One HTML file that replays a capture in 3D in any browser, with no server and no
+    network (viser's client inlined): a step and return label and a reward plot in the scene."""
+
+    run: tyro.conf.Positional[str]
+    """Run folder or fsspec URL."""
+    out: str
+    """The .html file to write."""
+    capture: str = "latest"
+    """A capture index, or latest."""
+    env: int = 0
+    """The environment shown and plotted."""
+    grid: int = 0
+    """Show this many environments side by side instead."""
+    every: int = 1
+    """Record every n-th step (smaller files for long captures; playback keeps real time)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Saliency:
     """What a checkpoint's policy (or critic) looks at along one captured episode: PNG heat
     maps over every image observation, and a features-by-steps map of state observations.
@@ -521,6 +540,34 @@ def cmd_video(args: Video) -> int:
     return 0
 
 
+def cmd_html(args: Html) -> int:
+    from . import export
+
+    def fail(message: str) -> int:
+        print(f"trajscope html: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        run = store.open_run(args.run)
+    except store.FormatError as e:
+        return fail(str(e))
+    n = len(run.captures)
+    if not n:
+        return fail("the run has no captures")
+    if args.capture == "latest":
+        index = n - 1
+    elif args.capture.isdigit() and int(args.capture) < n:
+        index = int(args.capture)
+    else:
+        return fail(f"no capture {args.capture!r}: give an index below {n} or latest")
+    try:
+        size = export.html(run, index, out=args.out, env=args.env, grid=args.grid, every=args.every)
+    except export.ExportError as e:
+        return fail(str(e))
+    print(f"{args.out}  ({size / 1e6:.2f} MB)")
+    return 0
+
+
 def cmd_view(args: View) -> int:
     from .serve import serve
 
@@ -564,6 +611,7 @@ def main(argv: list[str] | None = None) -> None:
             "analyse": Analyse,
             "saliency": Saliency,
             "video": Video,
+            "html": Html,
             "demo": Demo,
         },
         prog="trajscope",
@@ -577,6 +625,7 @@ def main(argv: list[str] | None = None) -> None:
         Analyse: cmd_analyse,
         Saliency: cmd_saliency,
         Video: cmd_video,
+        Html: cmd_html,
         Demo: cmd_demo,
     }
     sys.exit(handlers[type(cmd)](cmd))

@@ -1,4 +1,5 @@
-"""Results that leave the viewer: video of captured rollouts (``trajscope export video``).
+"""Results that leave the viewer: video of captured rollouts (``trajscope video``) and one
+HTML file that replays a capture in 3D with no server (``trajscope html``).
 
     from trajscope.export import video
     video("trajscope_runs/my-run", -1, out="latest.mp4", envs="grid")
@@ -8,6 +9,7 @@ Needs an offscreen OpenGL for MuJoCo's renderer (``MUJOCO_GL=egl`` or ``osmesa``
 ``video`` extra (imageio, imageio-ffmpeg, pillow). No JAX.
 """
 
+from ._html import html
 from ._video import ExportError, frames, video
 
-__all__ = ["ExportError", "frames", "video"]
+__all__ = ["ExportError", "frames", "html", "video"]

@@ -1,0 +1,149 @@
+"""One HTML file that replays a capture in 3D in any browser: no server, no network.
+
+The viewer's own scene (:class:`trajscope.serve.Viewer`: the same meshes, colours and
+poses) is recorded step by step with viser's scene serializer and written with viser's
+bundled client inlined (``StateSerializer.as_html``): one file, no CDN. viser's recording
+keeps scene messages and drops GUI ones, so what the viewer shows in its panels reaches the
+page through the scene: a label with the capture, the step and the return so far, and a
+plot of the selected environment's reward (and value, when stored) drawn as an image beside
+the environments, with a marker that moves along it as the replay plays.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import store
+from ._video import ExportError
+
+PLOT_W, PLOT_H = 480, 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _plot_image(series: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
+    """A line plot of ``series`` (PIL), and the x pixel of its first and last step."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (PLOT_W, PLOT_H), (255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    left, right, top, bottom = 40, PLOT_W - 10, 24, PLOT_H - 20
+    values = [np.asarray(v, np.float64) for v in series.values()]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(1)
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    draw.rectangle((left, top, right, bottom), outline=(180, 180, 180))
+    draw.text((4, top - 2), f"{hi:.3g}", fill=(80, 80, 80))
+    draw.text((4, bottom - 10), f"{lo:.3g}", fill=(80, 80, 80))
+    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    x_legend = left
+    for k, (name, v) in enumerate(series.items()):
+        colour = colours[k % len(colours)]
+        n = len(v)
+        xs = left + (right - left) * np.arange(n) / max(n - 1, 1)
+        ys = bottom - (bottom - top) * (np.nan_to_num(v, nan=lo) - lo) / (hi - lo)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=2)
+        draw.text((x_legend, 4), name, fill=colour)
+        x_legend += 8 * len(name) + 16
+    return np.asarray(im), float(left), float(right)
+
+
+def html(
+    run: store.Run | str,
+    capture: int | str | store.CaptureInfo = -1,
+    *,
+    out: str | os.PathLike[str],
+    env: int = 0,
+    grid: int = 0,
+    steps: slice | None = None,
+    every: int = 1,
+    dark_mode: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write ``out``: a single HTML file replaying a capture in 3D; returns its size.
+
+    ``env``: the environment shown (and plotted); ``grid``: show this many environments
+    side by side instead (the viewer's grid layout); ``every``: record every n-th step (a
+    smaller file for long captures; playback keeps real time)."""
+    from ..serve import Viewer
+
+    run = store.open_run(run) if isinstance(run, str) else run
+    info = run.capture(capture).info
+    if not 0 <= env < info.num_envs:
+        raise ExportError(f"env {env} out of range: the capture has {info.num_envs}")
+    viewer = Viewer(run.url, port=_free_port(), poll_s=3600.0)
+    try:
+        if viewer.errors:
+            raise ExportError(f"the viewer cannot show this run: {viewer.errors[-1]}")
+        viewer.scene.layout.value = "grid" if grid > 1 else "one"
+        if grid > 1:
+            viewer.scene.count.value = min(grid, info.num_envs)
+        viewer.scene.env.value = env
+        viewer.load_capture(info.index)
+        frames = viewer.frames
+        if frames is None:
+            raise ExportError("the capture could not be loaded")
+        dt = float(run.metadata.get("control_dt_s") or 0.02) * max(1, every)
+        ts = list(range(frames.num_steps))[steps if steps is not None else slice(None)][:: max(1, every)]
+        viewer.show_step(ts[0])
+        box = viewer.scene.content_box()
+        lo, hi = (box[0], box[1]) if box is not None else (np.array([-1.0, -1, 0]), np.array([1.0, 1, 1]))
+        size = float(max(hi[0] - lo[0], hi[2] - lo[2], 0.5))
+        scene = viewer.server.scene
+        series = {k: frames.series[k] for k in ("reward", "value") if k in frames.series}
+        label = scene.add_label("/trajscope/export/label", "", position=(lo[0], lo[1], hi[2] + 0.1 * size))
+        marker = None
+        if series:
+            img, x0, x1 = _plot_image(series)
+            width = 0.8 * size
+            height = width * PLOT_H / PLOT_W
+            centre = np.array([hi[0] + 0.15 * size + width / 2, (lo[1] + hi[1]) / 2, lo[2] + height / 2])
+            # Standing upright, facing the default camera (-y): rotate the image plane about x.
+            wxyz = (np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0)
+            scene.add_image("/trajscope/export/plot", img, width, height, position=centre, wxyz=wxyz)
+            marker_x = (centre[0] - width / 2) + width * np.array([x0, x1]) / PLOT_W
+            marker = scene.add_box(
+                "/trajscope/export/marker",
+                color=(220, 30, 30),
+                dimensions=(0.004 * width, 0.004 * width, height),
+                position=(marker_x[0], centre[1] - 0.01 * size, centre[2]),
+            )
+        # The recording's camera: from the front (-y), a little right and above, framing the
+        # environments and the plot (the viewer frames each browser itself; a file has no
+        # server to do it, so the pose goes into the recording).
+        right_edge = hi[0] + (0.15 * size + 0.8 * size if series else 0.0)
+        centre_all = np.array([(lo[0] + right_edge) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
+        span = float(max(right_edge - lo[0], hi[2] - lo[2], 0.5))
+        viewer.server.initial_camera.look_at = tuple(centre_all)
+        viewer.server.initial_camera.position = tuple(centre_all + 0.95 * span * np.array([0.2, -1.0, 0.3]))
+        returns = np.nancumsum(np.nan_to_num(frames.series.get("reward", np.zeros(frames.num_steps)), nan=0.0))
+        serializer = viewer.server.get_scene_serializer()
+        for i, t in enumerate(ts):
+            viewer.show_step(t)
+            label.text = f"#{info.index} · env step {info.step} · env {env} · t={t} · return {returns[t]:.2f}"
+            if marker is not None:
+                frac = t / max(frames.num_steps - 1, 1)
+                marker.position = (
+                    float(marker_x[0] + frac * (marker_x[1] - marker_x[0])),
+                    marker.position[1],
+                    marker.position[2],
+                )
+            serializer.insert_sleep(dt)
+            if progress:
+                progress(i + 1, len(ts))
+        page = serializer.as_html(dark_mode=dark_mode)
+    finally:
+        viewer.close()
+    data = page.encode()
+    with open(os.fspath(out), "wb") as f:
+        f.write(data)
+    return len(data)
