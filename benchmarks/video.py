@@ -7,6 +7,9 @@ joints, 27 DoF), 16 environments x ``steps`` steps simulated by MuJoCo under ran
 actions, is exported three ways: environment 0 alone, and all 16 tiled, to frames in memory
 and to an MP4. It prints frames per second of the output (a 16-environment frame is 16
 renders) and renders per second. Lines read ``video: envs=<n> fps=<frames/s> mp4_fps=<...>``.
+
+Then the size of ``trajscope html`` for a 1,000-step humanoid capture (``--html-steps``),
+one environment shown: ``html: steps=<n> bytes=<size> seconds=<time>``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,12 @@ class Args:
     steps: int = 100
     width: int = 480
     height: int = 360
+    html_steps: int = 1000
 
 
 def main(args: Args) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import mujoco
 
-    import trajscope
     from trajscope import export
 
     with warnings.catch_warnings():
@@ -41,20 +43,8 @@ def main(args: Args) -> None:
 
         model = registry.load("HumanoidWalk", config_overrides={"impl": "jax"}).mj_model
     E, T = 16, args.steps
-    rng = np.random.default_rng(0)
-    qpos = np.zeros((T, E, model.nq), np.float32)
-    qvel = np.zeros((T, E, model.nv), np.float32)
-    for e in range(E):
-        d = mujoco.MjData(model)
-        for t in range(T):
-            d.ctrl[:] = rng.uniform(-1, 1, model.nu)
-            for _ in range(5):
-                mujoco.mj_step(model, d)
-            qpos[t, e], qvel[t, e] = d.qpos, d.qvel
     root = tempfile.mkdtemp(prefix="trajscope-video-")
-    with trajscope.RunWriter(root, name="h", model=model, control_dt_s=0.025, strict=True) as w:
-        w.add_capture(step=0, qpos=qpos, qvel=qvel, reward=np.ones((T, E), np.float32))
-    run = trajscope.open_run(f"{root}/h")
+    run = _humanoid_run(model, root, "h", E, T)
     print(f"HumanoidWalk model: nq {model.nq}, ngeom {model.ngeom}; {T} steps; {args.width}x{args.height} per env")
     print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}")
     for envs in ([0], list(range(16))):
@@ -72,6 +62,33 @@ def main(args: Args) -> None:
             f"({n * T / mem_s:6.1f} renders/s); to MP4 {T / mp4_s:6.1f} frames/s, {os.path.getsize(out) / 1e6:.2f} MB"
         )
         print(f"video: envs={n} fps={T / mem_s:.1f} mp4_fps={T / mp4_s:.1f}")
+    long_run = _humanoid_run(model, root, "long", 1, args.html_steps)
+    out = f"{root}/long.html"
+    t0 = time.perf_counter()
+    size = export.html(long_run, 0, out=out)
+    print(f"\nsingle-file HTML of a {args.html_steps}-step humanoid capture: {size / 1e6:.2f} MB")
+    print(f"html: steps={args.html_steps} bytes={size} seconds={time.perf_counter() - t0:.1f}")
+
+
+def _humanoid_run(model, root: str, name: str, E: int, T: int):
+    """A run of ``E`` humanoids over ``T`` steps under random actions, simulated by MuJoCo."""
+    import mujoco
+
+    import trajscope
+
+    rng = np.random.default_rng(0)
+    qpos = np.zeros((T, E, model.nq), np.float32)
+    qvel = np.zeros((T, E, model.nv), np.float32)
+    for e in range(E):
+        d = mujoco.MjData(model)
+        for t in range(T):
+            d.ctrl[:] = rng.uniform(-1, 1, model.nu)
+            for _ in range(5):
+                mujoco.mj_step(model, d)
+            qpos[t, e], qvel[t, e] = d.qpos, d.qvel
+    with trajscope.RunWriter(root, name=name, model=model, control_dt_s=0.025, strict=True) as w:
+        w.add_capture(step=0, qpos=qpos, qvel=qvel, reward=np.ones((T, E), np.float32))
+    return trajscope.open_run(f"{root}/{name}")
 
 
 if __name__ == "__main__":
