@@ -156,3 +156,34 @@ def test_single_file_html_replays_offline_in_chromium(tmp_path):
         assert (np.abs(later - first).sum(axis=-1) > 60).sum() >= 200
         browser.close()
     assert not outside, outside
+
+
+def test_the_viewer_draws_contacts_of_the_stored_state(tmp_path, model):
+    """The viewer's contacts toggle: points where the resting box meets the floor and force
+    arrows pointing up, from MuJoCo's own collision and solver; none for a box in the air."""
+    from test_serve import _free_port
+    from trajscope.serve import Viewer
+
+    kw = simulate(model, T=2, E=2)
+    kw["qpos"][:, :, 3:7] = [1, 0, 0, 0]
+    kw["qpos"][:, 0, 2] = 0.099  # env 0 rests on the floor
+    kw["qpos"][:, 1, 2] = 0.8
+    with trajscope.RunWriter(tmp_path, name="c", model=model, strict=True) as w:
+        assert w.add_capture(step=0, **kw)
+    viewer = Viewer(str(tmp_path / "c"), port=_free_port())
+    try:
+        viewer.scene.contacts.value = True
+        viewer.show_step(0)
+        points, arrows = viewer.scene._contact_nodes
+        p = np.asarray(points.points)
+        assert len(p) >= 4 and np.allclose(p[:, 2], 0.0, atol=0.01)
+        assert (np.abs(p[:, :2] - kw["qpos"][0, 0, :2]) <= 0.1 + 1e-3).all()  # under the box
+        seg = np.asarray(arrows.points)
+        assert (seg[:, 1, 2] > seg[:, 0, 2]).all()  # the floor pushes up
+        viewer.scene.env.value = 1
+        viewer.show_step(0)
+        assert viewer.scene._contact_nodes == []
+        viewer.scene.contacts.value = False
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()

@@ -89,3 +89,24 @@ class Kinematics:
     def body_pos(self, body: int) -> np.ndarray:
         """World positions of one body in each environment (after :meth:`poses`)."""
         return np.array([d.xpos[body] for d in self.datas])
+
+    def contacts(self, env: int) -> tuple[np.ndarray, np.ndarray]:
+        """Contact points ``(n, 3)`` and contact forces in the world frame ``(n, 3)`` of
+        environment ``env``'s last posed state: MuJoCo's collision detection and constraint
+        solver (``mj_forward``) on the stored positions, at rest (the viewer holds no
+        velocities or controls), as MuJoCo's viewer computes them."""
+        m, d = self.models[env], self.datas[env]
+        if not np.isfinite(d.qpos).all():
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        d.qvel[:] = 0
+        d.ctrl[:] = 0
+        self._mujoco.mj_forward(m, d)
+        n = int(d.ncon)
+        pos = np.array([d.contact[i].pos for i in range(n)]).reshape(n, 3)
+        force = np.zeros((n, 3))
+        f6 = np.zeros(6)
+        for i in range(n):
+            self._mujoco.mj_contactForce(m, d, i, f6)
+            frame = np.asarray(d.contact[i].frame).reshape(3, 3)  # rows: normal, tangents
+            force[i] = frame.T @ f6[:3]
+        return pos, force

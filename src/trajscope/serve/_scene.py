@@ -52,6 +52,12 @@ class ScenePanel:
                 hint=f"How many envs grid and overlay draw (default: all, up to {_frames.MAX_SHOWN})",
             )
             self.follow = gui.add_checkbox("camera follows env", False, hint="Keep the selected env in view")
+            self.contacts = gui.add_checkbox(
+                "contacts",
+                False,
+                hint="Contact points and force arrows of the shown envs, recomputed by MuJoCo from stored positions",
+            )
+        self._contact_nodes: list[Any] = []
         self.groups: list[Any] = []
 
         def layout_changed() -> None:
@@ -63,6 +69,7 @@ class ScenePanel:
                 self._count_chosen = True
                 on_change()
 
+        self.contacts.on_update(lambda _: on_change())
         self.layout.on_update(lambda _: layout_changed())
         self.env.on_update(lambda _: on_change())
         self.count.on_update(lambda _: count_changed())
@@ -293,9 +300,40 @@ class ScenePanel:
                 if node is not None:
                     node.batched_positions = pos[:, g.geom_id].astype(np.float32)
                     node.batched_wxyzs = wxyz[:, g.geom_id].astype(np.float32)
+            self._draw_contacts(len(frames.envs))
         if self.follow.value:
             self._follow(frames)
         return [frames.envs[i] for i in np.flatnonzero(~ok)]
+
+    def _draw_contacts(self, n: int) -> None:
+        """Contact points (orange) and contact force arrows (red, MuJoCo's scale: the
+        model's ``vis.map.force`` metres per newton per unit of mean body mass)."""
+        for node in self._contact_nodes:
+            node.remove()
+        self._contact_nodes = []
+        if not self.contacts.value or self.kin is None:
+            return
+        offsets = self.offsets(n)
+        pts, arrows = [], []
+        scale = float(self.model.vis.map.force) / max(float(self.model.stat.meanmass), 1e-9)
+        for slot in range(n):
+            pos, force = self.kin.contacts(slot)
+            if len(pos):
+                pts.append(pos + offsets[slot])
+                arrows.append(np.stack([pos + offsets[slot], pos + offsets[slot] + scale * force], axis=1))
+        if not pts:
+            return
+        p = np.concatenate(pts).astype(np.float32)
+        size = 0.02 * float(self.model.stat.extent or 1.0)
+        self._contact_nodes.append(
+            self.server.scene.add_point_cloud(
+                "/trajscope/contacts/points", p, (255, 140, 0), point_size=size, point_shape="circle"
+            )
+        )
+        segs = np.concatenate(arrows).astype(np.float32)
+        self._contact_nodes.append(
+            self.server.scene.add_line_segments("/trajscope/contacts/forces", segs, (220, 30, 30), thickness=size / 3)
+        )
 
     def follow_target(self, frames: _frames.Frames) -> np.ndarray:
         """Where "camera follows env" looks: the selected environment's first body, as drawn."""
