@@ -542,3 +542,68 @@ def test_the_analysis_follows_a_run_being_written(tmp_path, model):
     finally:
         v.close()
         w.close()
+
+
+def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_path, model):
+    """Compare with another checkpoint of the run, then with a capture of another run of the
+    same model: drawn in orange at its own states on the shared timeline, its series dashed
+    in the same plots; a run of another model is refused with a reason."""
+    from trajscope.demo import write_demo_run
+
+    root = tmp_path / "runs"
+    write_demo_run(str(root), name="a", checkpoints=2, num_envs=2)
+    write_demo_run(str(root), name="b", checkpoints=1, num_envs=2)
+    with trajscope.RunWriter(root, name="c", model=model, strict=True) as w:  # another model
+        w.add_capture(step=0, **simulate(model, T=5, E=1))
+    v = Viewer(str(root), port=_free_port())
+    try:
+        v._gui_run.value = "a"
+        run = trajscope.open_run(root / "a")
+        labels = list(v.compare.which.options)
+        assert "#0 step 0" in labels and any(x.startswith("b #0") for x in labels), labels
+        v.compare.which.value = "#0 step 0"
+        assert v.compare.active and v.frames.capture.info.index == 1  # the latest shown, #0 compared
+        mj = run.load_model()
+        d = mujoco.MjData(mj)
+        for mode, dx in (("side by side", v.scene.spacing()), ("overlaid", 0.0)):
+            v.compare.mode.value = mode
+            v.show_step(40)
+            d.qpos[:] = run.capture(0).load("qpos", env=0)[40]
+            mujoco.mj_kinematics(mj, d)
+            for g, node in v.compare.nodes.items():
+                np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g] + [dx, 0, 0], atol=1e-5)
+        reward = v.plots.plots["reward & value"]
+        assert any("(#0 step 0)" in s["label"] for s in reward.series)
+        other = next(x for x in labels if x.startswith("b #0"))
+        v.compare.which.value = other
+        assert v.compare.active and v.compare.label == other
+        # A capture of a different model: refused, said, nothing drawn.
+        v.compare.set_choices({"c": str(root / "c")}, v.run)
+        v.compare.which.value = next(x for x in v.compare.which.options if x.startswith("c #0"))
+        assert not v.compare.active and any("different models" in e for e in v.errors), v.errors
+    finally:
+        v.close()
+
+
+def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_run):
+    """The training curve's clickable copy in the scene: one point per capture at (env step,
+    mean return), the shown one in red; a click on a point (viser's click event on its
+    instance) opens that capture."""
+    import types
+
+    run = trajscope.open_run(demo_run)
+    viewer.curve3d.show.value = True
+    curve = viewer.curve3d
+    assert curve.indices == [c.index for c in run.captures if c.mean_return is not None]
+    steps = np.array([run.captures[i].step for i in curve.indices], float)
+    along = curve.positions @ curve.right
+    assert np.all(np.diff(along) > 0) == np.all(np.diff(steps) > 0)  # later checkpoints further right
+    colours = np.asarray(curve.points.batched_colors)
+    shown = curve.indices.index(viewer.frames.capture.info.index)
+    assert tuple(colours[shown]) == (220, 30, 30) and sum(tuple(c) == (220, 30, 30) for c in colours) == 1
+    target = curve.indices[0]
+    curve._picked(types.SimpleNamespace(instance_index=0))  # what viser calls on a click
+    assert viewer.frames.capture.info.index == target
+    assert tuple(np.asarray(viewer.curve3d.points.batched_colors)[0]) == (220, 30, 30)
+    viewer.curve3d.show.value = False
+    assert viewer.curve3d.points is None

@@ -21,6 +21,8 @@ import numpy as np
 from .. import store
 from . import _frames
 from ._analysis import AnalysisPanel
+from ._compare import ComparePanel
+from ._curve import SceneCurve
 from ._live import LivePanel
 from ._nan import NanPanel
 from ._pixels import PixelsPanel
@@ -165,6 +167,10 @@ class Viewer:
         self.live = LivePanel(self.server, on_watch=lambda: self._safe(self._on_live_watch), on_error=self._show_error)
         self.plots.on_kinds(lambda: self._safe(self._redraw_plots))
         self.plots.add_curve_folder()
+        with self.plots.curve_folder:
+            self.curve3d = SceneCurve(self.server, on_pick=lambda i: self._safe(self.load_capture, i))
+        self.curve3d.show.on_update(lambda _: self._safe(self._show_curve3d))
+        self.compare = ComparePanel(self.server, on_change=lambda: self._safe(self._reload))
         self.scene.add_groups_folder()
         self.pixels.on.on_update(lambda _: self._safe(self._show_pixels, self.t))
         self._gui_run.on_update(lambda _: self._safe(self.open_run, self._gui_run.value))
@@ -195,8 +201,10 @@ class Viewer:
         self.live.set_run(run)
         self.saliency.set_run(run)
         self.play.set_run(run)
+        self.compare.set_choices(self._runs, run)
         self._update_capture_list(select_last=True)
         self._place_map()
+        self._place_curve3d()
         self.analysis.set_run(run)
         self.plots.draw_curve(run)
 
@@ -227,6 +235,7 @@ class Viewer:
     def _update_capture_list(self, *, select_last: bool = False) -> None:
         assert self.run is not None
         self._show_header()  # its count of captures, which just changed
+        self.compare.set_choices(self._runs, self.run, others=False)
         labels = self._labels()
         problems = [f"{p.path}: {p.problem}" for p in self.run.problems if not p.incomplete]
         if problems:
@@ -299,11 +308,14 @@ class Viewer:
         # added at their poses), the plots and the step arrive together, so a browser never
         # draws the empty or unposed scene in between.
         with self.server.atomic():
+            self._error.visible = False  # before what may show a new one (compare)
             self.scene.show(self.frames, self.t)
-            self.plots.draw(self.frames, self.t)
+            self._load_compare()
+            cmp = self.compare.frames
+            self.plots.draw(self.frames, self.t, compare=cmp, label=self.compare.label or "")
+            self.curve3d.draw(self.run, cap.info.index)
             self.nan.show(self.frames)
             self.saliency.update(self.frames)
-            self._error.visible = False
             self.show_step(min(self.t, cap.info.num_steps - 1))
 
     def show_step(self, t: int) -> None:
@@ -316,6 +328,7 @@ class Viewer:
         t = int(min(max(t, 0), frames.num_steps - 1))
         self.t = t
         bad = self.scene.pose(frames, t)
+        self.compare.pose(t)
         self.replay.show_step(t)
         self.nan.show_step(t, bad)
         self.plots.show_values(frames, t)
@@ -323,6 +336,16 @@ class Viewer:
         if self.live.shown is None:
             self.analysis.show_frame(frames.capture.info.index, frames.selected, t)
         self._show_pixels(t)
+
+    def _load_compare(self) -> None:
+        """The compared capture for the shown one; a model that differs shows why."""
+        assert self.frames is not None
+        n = len(self.frames.envs)
+        cols = int(np.ceil(np.sqrt(n))) if self.scene.layout.value == "grid" else 1
+        try:
+            self.compare.load(self.scene.model, self.frames, cols * self.scene.spacing())
+        except ValueError as e:
+            self._show_error(str(e))
 
     def _play_where(self) -> tuple[store.Run, store.CaptureInfo, int, int] | None:
         """What "play from here" starts from: the shown capture, selected env and step."""
@@ -370,6 +393,30 @@ class Viewer:
         corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
         start = corners[np.argmax(corners @ right)]  # the box's corner furthest right
         self.analysis.place(np.array([*(start[:2] + 0.3 * size * right[:2]), lo[2]]), size, right=right)
+
+    def _place_curve3d(self) -> None:
+        """The clickable training curve stands to the left of the environments as the camera
+        starts out, about as large as they are (the state map stands to their right)."""
+        box = self.scene.content_box()
+        if box is None:
+            return
+        lo, hi = box
+        d = _frames.VIEW_DIRECTION / np.linalg.norm(_frames.VIEW_DIRECTION)
+        right = np.cross(-d, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        size = max(1.0, 1.2 * float(np.max(hi - lo)))
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        start = corners[np.argmin(corners @ right)]  # the box's corner furthest left
+        self.curve3d.place(np.array([*(start[:2] - 1.3 * size * right[:2]), lo[2]]), size, right=right)
+
+    def _show_curve3d(self) -> None:
+        """Draw (or remove) the clickable curve; frame it with the environments when shown."""
+        self._place_curve3d()
+        shown = self.frames.capture.info.index if self.frames is not None else None
+        self.curve3d.draw(self.run, shown)
+        box, curve = self.scene.content_box(), self.curve3d.box()
+        if box is not None and curve is not None:
+            self.scene.frame_box((np.minimum(box[0], curve[0]), np.maximum(box[1], curve[1])))
 
     def _frame_with_map(self) -> None:
         """Frame the environments and the map together when the map is switched on."""
@@ -462,6 +509,9 @@ class Viewer:
         if new:
             self._update_capture_list(select_last=False)
             self.plots.draw_curve(self.run)
+            if self.curve3d.show.value:
+                shown = self.frames.capture.info.index if self.frames is not None else None
+                self.curve3d.draw(self.run, shown)
             if any(c.kind == "eval" for c in new):
                 self.analysis.new_captures()
             if self._gui_latest.value and self.live.shown is None:

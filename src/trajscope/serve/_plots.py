@@ -39,7 +39,7 @@ class PlotsPanel:
     def add_curve_folder(self) -> None:
         self.curve_folder = self.server.gui.add_folder("Training curve")
 
-    def draw(self, frames: _frames.Frames, t: int) -> None:
+    def draw(self, frames: _frames.Frames, t: int, *, compare: _frames.Frames | None = None, label: str = "") -> None:
         """One plot per group of keys over the capture's steps, each with a marker at ``t``.
 
         Each plot's y range is fixed from its finite values: uPlot's automatic range went
@@ -58,6 +58,14 @@ class PlotsPanel:
             kinds = tuple(k for k, cb in self.kinds.items() if cb.value)
             for group, keys in _frames.plot_groups(frames.series, kinds).items():
                 ys = [np.where(np.isfinite(frames.series[k]), frames.series[k], np.nan) for k in keys]
+                other = [k for k in keys if compare is not None and k in compare.series]
+                if compare is not None:
+                    # On the shown capture's steps: cut, or padded with gaps past its end.
+                    for k in other:
+                        v = np.full(T, np.nan)
+                        c = np.asarray(compare.series[k], np.float64)[:T]
+                        v[: len(c)] = np.where(np.isfinite(c), c, np.nan)
+                        ys.append(v)
                 lo, hi = _range(ys)
                 self._data[group] = (x, *ys)
                 self._ranges[group] = (lo, hi)
@@ -65,6 +73,15 @@ class PlotsPanel:
                 series += [
                     uplot.Series(label=_label(k), stroke=PALETTE[i % len(PALETTE)], width=1.5)
                     for i, k in enumerate(keys)
+                ]
+                series += [
+                    uplot.Series(
+                        label=f"{_label(k)} ({label or 'compared'})",
+                        stroke=PALETTE[keys.index(k) % len(PALETTE)],
+                        width=1.5,
+                        dash=(6.0, 4.0),
+                    )
+                    for k in other
                 ]
                 series.append(uplot.Series(label="now", stroke="#000", width=0, points={"show": True, "size": 8}))
                 self.plots[group] = self.server.gui.add_uplot(

@@ -118,6 +118,12 @@ class ScenePanel:
     def selected(self, num_envs: int) -> int:
         return min(int(self.env.value), num_envs - 1)
 
+    def spacing(self) -> float:
+        """The grid's spacing: a quarter more than the widest environment's footprint."""
+        if self.kin is None:
+            return 1.5 * (float(self.model.stat.extent) or 1.0) if self.model is not None else 1.5
+        return self._spacing
+
     def offsets(self, n: int) -> np.ndarray:
         """World offsets of the shown environments (a grid ``spacing`` apart in ``grid``)."""
         return _frames.grid_offsets(self.layout.value, n, self._spacing)

@@ -1,0 +1,158 @@
+"""Compare: a second capture (another checkpoint of the run, or a capture of another run of
+the same model) drawn beside or over the shown one in a colour of its own, its series in
+the same plots, on the same timeline.
+
+The compared capture shows one environment (the selected environment's index, or its
+last when it has fewer), tinted orange; side by side it stands one grid spacing to the
+right of the shown environments; overlaid it is see-through on top of them. Its steps
+follow the timeline; past its last step it holds its final state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import store
+from . import _frames, _geometry, _kinematics
+
+TINT = np.array([255, 140, 0], np.uint8)
+"""The compared capture's colour (every geom but the ground)."""
+MODES = ("side by side", "overlaid")
+
+
+def same_model(a: Any, b: Any) -> str | None:
+    """Why two models cannot be compared (None when they can): their bodies and geoms."""
+    if (a.nq, a.nbody, a.ngeom) != (b.nq, b.nbody, b.ngeom):
+        return f"different models (nq, bodies, geoms: {(a.nq, a.nbody, a.ngeom)} against {(b.nq, b.nbody, b.ngeom)})"
+    if [a.body(i).name for i in range(a.nbody)] != [b.body(i).name for i in range(b.nbody)]:
+        return "different models (their bodies are named differently)"
+    return None
+
+
+class ComparePanel:
+    def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
+        self.server = server
+        self._on_change = on_change
+        self.choices: dict[str, tuple[str, int]] = {}
+        """label to (run URL, capture index)"""
+        self.frames: _frames.Frames | None = None
+        self.label: str | None = None
+        self.nodes: dict[int, Any] = {}
+        self.kin: _kinematics.Kinematics | None = None
+        self._model: Any = None
+        self._geoms: list[_geometry.GeomMesh] = []
+        self._key: tuple[Any, ...] | None = None
+        gui = server.gui
+        with gui.add_folder("Compare", expand_by_default=False):
+            self.text = gui.add_markdown("another capture beside or over this one, its series in the same plots")
+            self.which = gui.add_dropdown(
+                "compare with", ["(none)"], hint="A capture of this run, or of another run of the same model"
+            )
+            self.mode = gui.add_dropdown("as", MODES, initial_value=MODES[0])
+        self.which.on_update(lambda _: on_change())
+        self.mode.on_update(lambda _: on_change())
+
+    @property
+    def active(self) -> bool:
+        return self.frames is not None
+
+    def set_choices(self, runs: dict[str, str], current: store.Run, *, others: bool = True) -> None:
+        """Captures of the open run, then of the other runs listed (their listing only;
+        ``others=False`` keeps those found before and refreshes the open run's alone)."""
+        choices: dict[str, tuple[str, int]] = {}
+        for c in current.captures:
+            if c.kind != "live":
+                choices[f"#{c.index} step {c.step}"] = (current.url, c.index)
+        if not others:
+            choices.update({k: v for k, v in self.choices.items() if v[0] != current.url})
+            runs = {}
+        for name, url in runs.items():
+            if url == current.url or name == current.name:
+                continue
+            try:
+                other = store.open_run(url)
+            except store.FormatError:
+                continue
+            for c in other.captures:
+                if c.kind != "live":
+                    choices[f"{name} #{c.index} step {c.step}"] = (other.url, c.index)
+        self.choices = choices
+        options = ["(none)", *choices]
+        if list(self.which.options) != options:
+            keep = self.which.value if self.which.value in options else "(none)"
+            self.which.options = options
+            self.which.value = keep
+
+    def load(self, model: Any, main: _frames.Frames, offset_x: float) -> None:
+        """Load the chosen capture (or clear) for the shown capture ``main``."""
+        label = self.which.value
+        if label not in self.choices:
+            self.clear()
+            return
+        url, index = self.choices[label]
+        run = store.open_run(url)
+        if url != main.capture.run.url:
+            why = same_model(model, run.load_model())
+            if why:
+                self.clear()
+                raise ValueError(f"cannot compare with {label}: {why}")
+        cap = run.capture(index)
+        env = min(main.selected, cap.info.num_envs - 1)
+        self.frames = _frames.Frames.load(cap, [env], env)
+        self.label = label
+        key = (id(model), self.mode.value, offset_x)
+        if key != self._key or not self.nodes:
+            self._build(model)
+            self._key = key
+        self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
+        self.kin = _kinematics.Kinematics(model, 1, self.frames.model_fields or None)
+        self.text.content = f"**{label}**, env {env}: orange, {self.mode.value}"
+
+    def _build(self, model: Any) -> None:
+        for n in self.nodes.values():
+            n.remove()
+        self.nodes = {}
+        self._model = model
+        self._geoms = [g for g in (_geometry.geom_mesh(model, i) for i in range(model.ngeom)) if g]
+        overlay = self.mode.value == MODES[1]
+        for g in self._geoms:
+            if int(model.geom_type[g.geom_id]) == _geometry.PLANE:
+                continue  # one ground is enough
+            self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
+                f"/compare/g{g.geom_id}",
+                g.vertices,
+                g.faces,
+                batched_wxyzs=np.array([[1.0, 0, 0, 0]]),
+                batched_positions=np.zeros((1, 3)),
+                batched_colors=TINT[None],
+                opacity=0.45 if overlay else None,
+                lod="off",
+                cast_shadow=False,
+                receive_shadow=False,
+            )
+
+    def pose(self, t: int) -> None:
+        """The compared environment at step ``t`` (its last step past its end)."""
+        if self.frames is None or self.kin is None:
+            return
+        t = min(max(int(t), 0), self.frames.num_steps - 1)
+        mp = self.frames.mocap_pos[t] if self.frames.mocap_pos is not None else None
+        mq = self.frames.mocap_quat[t] if self.frames.mocap_quat is not None else None
+        pos, wxyz, _ = self.kin.poses(self.frames.qpos[t], mp, mq)
+        pos = pos + self._offset
+        with self.server.atomic():
+            for gid, node in self.nodes.items():
+                node.batched_positions = pos[:, gid].astype(np.float32)
+                node.batched_wxyzs = wxyz[:, gid].astype(np.float32)
+
+    def clear(self) -> None:
+        for n in self.nodes.values():
+            n.remove()
+        self.nodes = {}
+        self._key = None
+        self.frames = self.kin = None
+        self.label = None
+        self.text.content = "another capture beside or over this one, its series in the same plots"

@@ -1,0 +1,97 @@
+"""The training curve in the scene, where its points can be clicked.
+
+viser's GUI plots (uPlot) have no click events, so the training curve's clickable copy
+stands in the 3D scene, upright to the left of the environments as the camera starts out:
+one disc per capture (mean return against env step), joined by a line, the shown capture
+in red. A click on a disc opens that capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import store
+
+DOT = (31, 119, 180)
+NOW = (220, 30, 30)
+
+
+def _box(radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """A small cube: every side clickable from any view."""
+    v = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32) * radius
+    faces = [(0, 1, 3), (0, 3, 2), (4, 6, 7), (4, 7, 5), (0, 4, 5), (0, 5, 1)]
+    faces += [(2, 3, 7), (2, 7, 6), (0, 2, 6), (0, 6, 4), (1, 5, 7), (1, 7, 3)]
+    return v, np.array(faces, np.uint32)
+
+
+class SceneCurve:
+    def __init__(self, server: Any, *, on_pick: Callable[[int], None]) -> None:
+        self.server = server
+        self._on_pick = on_pick
+        self.points: Any = None
+        self.line: Any = None
+        self.indices: list[int] = []
+        self.positions = np.zeros((0, 3))
+        self.origin = np.zeros(3)
+        self.size = 1.0
+        self.right = np.array([1.0, 0.0, 0.0])
+        self.show = server.gui.add_checkbox(
+            "clickable curve in the scene",
+            False,
+            hint="The training curve beside the environments: click a point to open that capture",
+        )
+
+    def place(self, origin: np.ndarray, size: float, *, right: np.ndarray) -> None:
+        """Its lower left corner at ``origin``, ``size`` wide along ``right`` and as high."""
+        self.origin, self.size = np.asarray(origin, float), float(size)
+        self.right = np.asarray(right, float) / np.linalg.norm(right)
+
+    def draw(self, run: store.Run | None, shown: int | None) -> None:
+        for h in (self.points, self.line):
+            if h is not None:
+                h.remove()
+        self.points = self.line = None
+        caps = [c for c in run.captures if c.mean_return is not None and c.kind != "live"] if run else []
+        if not self.show.value or not caps:
+            self.indices, self.positions = [], np.zeros((0, 3))
+            return
+        x = np.array([c.step for c in caps], float)
+        y = np.array([c.mean_return for c in caps], float)
+        u = (x - x.min()) / (x.max() - x.min()) if x.max() > x.min() else np.full(len(x), 0.5)
+        v = (y - y.min()) / (y.max() - y.min()) if y.max() > y.min() else np.full(len(y), 0.5)
+        up = np.array([0.0, 0.0, 1.0])
+        pos = self.origin + self.size * (u[:, None] * self.right + v[:, None] * up)
+        self.indices = [c.index for c in caps]
+        self.positions = pos
+        colours = np.array([NOW if c.index == shown else DOT for c in caps], np.uint8)
+        verts, faces = _box(self.size / 60)
+        self.points = self.server.scene.add_batched_meshes_simple(
+            "/trajscope/curve/points",
+            verts,
+            faces,
+            batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (len(pos), 1)),
+            batched_positions=pos.astype(np.float32),
+            batched_colors=colours,
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+        )
+        self.points.on_click(lambda event: self._picked(event))
+        if len(pos) > 1:
+            segs = np.stack([pos[:-1], pos[1:]], axis=1).astype(np.float32)
+            self.line = self.server.scene.add_line_segments(
+                "/trajscope/curve/line", segs, DOT, thickness=self.size / 200
+            )
+
+    def _picked(self, event: Any) -> None:
+        i = getattr(event, "instance_index", None)
+        if i is not None and 0 <= int(i) < len(self.indices):
+            self._on_pick(self.indices[int(i)])
+
+    def box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not len(self.positions):
+            return None
+        return self.positions.min(axis=0), self.positions.max(axis=0)
