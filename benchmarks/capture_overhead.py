@@ -57,6 +57,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("MUJOCO_GL", "egl")  # --video renders offscreen; MuJoCo reads it once
+
 import jax
 import tyro
 
@@ -97,6 +99,9 @@ class Args:
     live: bool = False
     """Also measure the live stream: switched on with a viewer attached, and switched off."""
     live_envs: int = 4
+    video: int = 0
+    """Also run ``trajscope-video``: the own rollout with ``BraxRecorder(video_every=K)``,
+    the training videos rendered on their own thread (needs MUJOCO_GL; 0: not run)."""
     every: int = 0
     """Also run ``trajscope-every``: the own rollout at every this-many-th checkpoint only
     (``BraxRecorder(every=K)``), the cadence trade-off (0: not run)."""
@@ -163,7 +168,16 @@ def main(args: Args) -> None:
         print("rscope is not installed (pip install rscope): its column is skipped")
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="trajscope-bench-"))
-    all_ways = ("none", "trajscope", "trajscope-every", "trajscope-eval", "rscope", "live-on", "live-off")
+    all_ways = (
+        "none",
+        "trajscope",
+        "trajscope-every",
+        "trajscope-video",
+        "trajscope-eval",
+        "rscope",
+        "live-on",
+        "live-off",
+    )
     results: dict[str, list[dict[str, Any]]] = {w: [] for w in all_ways}
     ways = [w for w in args.ways if w != "rscope" or rscope_brax]
     if args.quick and args.ways == Args.ways and "rscope" in ways:
@@ -173,6 +187,8 @@ def main(args: Args) -> None:
         print("rscope is left out of --quick (its column is in the full comparison)")
     if args.every and "trajscope-every" not in ways:
         ways.insert(ways.index("trajscope") + 1 if "trajscope" in ways else len(ways), "trajscope-every")
+    if args.video and "trajscope-video" not in ways:
+        ways.insert(ways.index("trajscope") + 1 if "trajscope" in ways else len(ways), "trajscope-video")
     if args.live and not args.quick:
         ways += [w for w in ("live-on", "live-off") if w not in ways]
     if args.warmup and not args.quick:
@@ -215,6 +231,7 @@ def main(args: Args) -> None:
                 rec = BraxRecorder(
                     env,
                     every=args.every if way == "trajscope-every" else 1,
+                    video_every=args.video if way == "trajscope-video" else 0,
                     root=out_dir,
                     name="run",
                     num_envs=args.capture_envs,
@@ -349,6 +366,8 @@ def main(args: Args) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     fmt = {w: f"{ratios[w]:.3f}" if w in ratios else "skipped" for w in ("trajscope", "trajscope-eval", "rscope")}
     every = f" trajscope_every{args.every}={ratios['trajscope-every']:.3f}" if "trajscope-every" in ratios else ""
+    if "trajscope-video" in ratios:
+        every += f" trajscope_video{args.video}={ratios['trajscope-video']:.3f}"
     print(
         f"capture_overhead: trajscope={fmt['trajscope']} trajscope_eval={fmt['trajscope-eval']} "
         f"rscope={fmt['rscope']}{every}"
