@@ -187,3 +187,44 @@ def test_the_viewer_draws_contacts_of_the_stored_state(tmp_path, model):
         assert not viewer.errors, viewer.errors
     finally:
         viewer.close()
+
+
+def test_training_videos_reach_tensorboard_and_wandb(run, tmp_path, monkeypatch):
+    """The on_video hand-offs: an animated GIF image summary in a real TensorBoard event file
+    at the capture's step, and a wandb.Video in an offline W&B run."""
+    import struct
+
+    pytest.importorskip("jax")
+    tbx = pytest.importorskip("tensorboardX")
+    from trajscope import export
+    from trajscope.capture import video_to_tensorboard, video_to_wandb
+
+    mp4 = tmp_path / "v.mp4"
+    export.video(run, 0, out=mp4, envs=[0], width=64, height=48, steps=slice(0, 12))
+    writer = tbx.SummaryWriter(str(tmp_path / "tb"))
+    video_to_tensorboard(writer, tag="rollout")(str(mp4), 4200)
+    writer.close()
+    from tensorboardX.proto.event_pb2 import Event
+
+    events = []
+    for f in (tmp_path / "tb").iterdir():
+        data = f.read_bytes()
+        i = 0
+        while i < len(data):  # TFRecord: length, its CRC, the event, its CRC
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            events.append(Event.FromString(data[i + 12 : i + 12 + n]))
+            i += 12 + n + 4
+    images = [(e.step, v) for e in events for v in e.summary.value if v.tag == "rollout"]
+    assert len(images) == 1 and images[0][0] == 4200
+    gif = images[0][1].image
+    assert gif.encoded_image_string[:6] == b"GIF89a" and (gif.width, gif.height) == (64, 48)
+
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    wb = wandb.init(mode="offline", dir=str(tmp_path), project="trajscope-test")
+    try:
+        video_to_wandb("rollout")(str(mp4), 4200)
+    finally:
+        wb.finish()
+    logged = list((tmp_path / "wandb").rglob("media/videos/rollout_*.mp4"))
+    assert len(logged) == 1 and logged[0].stat().st_size > 0

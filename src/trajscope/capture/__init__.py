@@ -18,3 +18,5 @@ from ._state import physics as physics
 from ._state import physics_qpos as physics_qpos
 from ._state import physics_qvel as physics_qvel
 from ._tap import EvalTap as EvalTap
+from ._video_log import video_to_tensorboard as video_to_tensorboard
+from ._video_log import video_to_wandb as video_to_wandb

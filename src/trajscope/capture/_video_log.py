@@ -16,6 +16,9 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from .. import store
 
@@ -120,3 +123,41 @@ class VideoLog:
         """Until nothing is pending or rendering (for tests and scripts)."""
         with self._cv:
             return self._cv.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+
+def video_to_wandb(key: str = "trajscope/rollout") -> Callable[[str, int], None]:
+    """An ``on_video`` hand-off to Weights & Biases: logs each training video as a
+    ``wandb.Video`` to the active run (``wandb.init`` first), at the capture's env step."""
+
+    def log(url: str, step: int) -> None:
+        import wandb
+
+        if wandb.run is None:
+            raise RuntimeError("no active W&B run: call wandb.init() before training")
+        wandb.log({key: wandb.Video(url, format="mp4")}, step=int(step))
+
+    return log
+
+
+def video_to_tensorboard(writer: Any, tag: str = "trajscope/rollout", fps: float = 25.0) -> Callable[[str, int], None]:
+    """An ``on_video`` hand-off to TensorBoard through a ``tensorboardX.SummaryWriter``: each
+    training video as an animated GIF in the Images tab (what ``add_video`` writes), without
+    moviepy. The frames are read back from the stored MP4 (imageio-ffmpeg)."""
+
+    def log(url: str, step: int) -> None:
+        import io
+
+        import imageio.v2 as imageio
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        reader = imageio.get_reader(url)
+        frames: list[Any] = [np.asarray(reader.get_data(i)) for i in range(reader.count_frames())]
+        reader.close()
+        buf = io.BytesIO()
+        imageio.mimsave(buf, frames, format="GIF", duration=1000.0 / fps, loop=0)
+        h, w = frames[0].shape[:2]
+        image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
+        writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), int(step))
+        writer.flush()
+
+    return log
