@@ -228,3 +228,18 @@ def test_training_videos_reach_tensorboard_and_wandb(run, tmp_path, monkeypatch)
         wb.finish()
     logged = list((tmp_path / "wandb").rglob("media/videos/rollout_*.mp4"))
     assert len(logged) == 1 and logged[0].stat().st_size > 0
+
+
+def test_without_an_offscreen_opengl_the_command_says_what_to_install(run, tmp_path):
+    """MUJOCO_GL=glfw on a machine without a display: no window system, so no context; the
+    command exits 2 with what to install, and writes no file."""
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["MUJOCO_GL"] = "glfw"
+    out = tmp_path / "x.mp4"
+    res = subprocess.run(
+        [sys.executable, "-m", "trajscope", "video", run.path, "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "cannot render offscreen" in res.stderr and "MUJOCO_GL=egl" in res.stderr
+    assert not out.exists()
