@@ -66,6 +66,7 @@ class VideoLog:
             self._cv.notify()
 
     def _loop(self) -> None:
+        _lowest_priority()
         while True:
             with self._cv:
                 while self._pending is None and not self._closing:
@@ -123,6 +124,16 @@ class VideoLog:
         """Until nothing is pending or rendering (for tests and scripts)."""
         with self._cv:
             return self._cv.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+
+def _lowest_priority() -> None:
+    """This thread, and the renderer's threads it starts (Mesa's software rasteriser starts
+    its own; Linux threads inherit their creator's niceness), at the lowest CPU priority: on
+    a CPU machine rendering then takes only what training leaves."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: render at normal priority
+        pass
 
 
 def video_to_wandb(key: str = "trajscope/rollout") -> Callable[[str, int], None]:
