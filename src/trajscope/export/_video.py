@@ -140,36 +140,38 @@ def frames(
     T = info.num_steps
     ts = range(T)[steps] if steps is not None else range(T)
     returns = [0.0] * len(env_list)
-    for t in ts:
-        tiles = []
-        for i, e in enumerate(env_list):
-            s = per_env[i]
-            for name, values in fields.items():
-                target = getattr(model, name, None)
-                if isinstance(target, np.ndarray) and target.shape == values[e].shape:
-                    target[...] = values[e]
-            q = s["qpos"][t]
-            finite = bool(np.isfinite(q).all())
-            if finite:
-                data.qpos[:] = q
-                if s["mocap_pos"] is not None and np.isfinite(s["mocap_pos"][t]).all():
-                    data.mocap_pos[:] = s["mocap_pos"][t]
-                if s["mocap_quat"] is not None and np.isfinite(s["mocap_quat"][t]).all():
-                    data.mocap_quat[:] = s["mocap_quat"][t]
-                mujoco.mj_forward(model, data)
-                renderer.update_scene(data, camera=cam, scene_option=option)
-                img = renderer.render().copy()
-                s["last"] = img
-            else:
-                img = s["last"] if s["last"] is not None else np.zeros((height, width, 3), np.uint8)
-            if s["reward"] is not None and np.isfinite(s["reward"][t]):
-                returns[i] += float(s["reward"][t])  # a reset frame's reward is 0
-            if caption:
-                text = f"#{info.index} step {info.step} env {e} t={t} return {returns[i]:.2f}"
-                img = _caption(img, text if finite else f"env {e} t={t}: non-finite state", alarm=not finite)
-            tiles.append(img)
-        yield tiles[0] if len(tiles) == 1 else _tile(tiles)
-    renderer.close()
+    try:
+        for t in ts:
+            tiles = []
+            for i, e in enumerate(env_list):
+                s = per_env[i]
+                for name, values in fields.items():
+                    target = getattr(model, name, None)
+                    if isinstance(target, np.ndarray) and target.shape == values[e].shape:
+                        target[...] = values[e]
+                q = s["qpos"][t]
+                finite = bool(np.isfinite(q).all())
+                if finite:
+                    data.qpos[:] = q
+                    if s["mocap_pos"] is not None and np.isfinite(s["mocap_pos"][t]).all():
+                        data.mocap_pos[:] = s["mocap_pos"][t]
+                    if s["mocap_quat"] is not None and np.isfinite(s["mocap_quat"][t]).all():
+                        data.mocap_quat[:] = s["mocap_quat"][t]
+                    mujoco.mj_forward(model, data)
+                    renderer.update_scene(data, camera=cam, scene_option=option)
+                    img = renderer.render().copy()
+                    s["last"] = img
+                else:
+                    img = s["last"] if s["last"] is not None else np.zeros((height, width, 3), np.uint8)
+                if s["reward"] is not None and np.isfinite(s["reward"][t]):
+                    returns[i] += float(s["reward"][t])  # a reset frame's reward is 0
+                if caption:
+                    text = f"#{info.index} step {info.step} env {e} t={t} return {returns[i]:.2f}"
+                    img = _caption(img, text if finite else f"env {e} t={t}: non-finite state", alarm=not finite)
+                tiles.append(img)
+            yield tiles[0] if len(tiles) == 1 else _tile(tiles)
+    finally:
+        renderer.close()  # also when the consumer stops early or fails
 
 
 def video(
