@@ -485,6 +485,21 @@ def cmd_demo(args: Demo) -> int:
     return rc
 
 
+def _capture_indices(run: store.Run, spec: str, *, all_ok: bool) -> list[int] | str:
+    """The captures ``spec`` names (an index, ``latest``, or with ``all_ok`` ``all``), or
+    what is wrong with it."""
+    n = len(run.captures)
+    if not n:
+        return "the run has no captures"
+    if spec == "all" and all_ok:
+        return list(range(n))
+    if spec == "latest":
+        return [n - 1]
+    if spec.isdigit() and int(spec) < n:
+        return [int(spec)]
+    return f"no capture {spec!r}: give an index below {n}{', latest or all' if all_ok else ' or latest'}"
+
+
 def cmd_video(args: Video) -> int:
     import pathlib
 
@@ -498,17 +513,9 @@ def cmd_video(args: Video) -> int:
         run = store.open_run(args.run)
     except store.FormatError as e:
         return fail(str(e))
-    n = len(run.captures)
-    if not n:
-        return fail("the run has no captures")
-    if args.capture == "all":
-        indices = list(range(n))
-    elif args.capture == "latest":
-        indices = [n - 1]
-    elif args.capture.isdigit() and int(args.capture) < n:
-        indices = [int(args.capture)]
-    else:
-        return fail(f"no capture {args.capture!r}: give an index below {n}, latest or all")
+    indices = _capture_indices(run, args.capture, all_ok=True)
+    if isinstance(indices, str):
+        return fail(indices)
     envs: Any = "grid" if args.envs == "grid" else [int(e) for e in args.envs.split(",") if e.strip()]
     out = pathlib.Path(args.out)
     for i in indices:
@@ -551,17 +558,11 @@ def cmd_html(args: Html) -> int:
         run = store.open_run(args.run)
     except store.FormatError as e:
         return fail(str(e))
-    n = len(run.captures)
-    if not n:
-        return fail("the run has no captures")
-    if args.capture == "latest":
-        index = n - 1
-    elif args.capture.isdigit() and int(args.capture) < n:
-        index = int(args.capture)
-    else:
-        return fail(f"no capture {args.capture!r}: give an index below {n} or latest")
+    indices = _capture_indices(run, args.capture, all_ok=False)
+    if isinstance(indices, str):
+        return fail(indices)
     try:
-        size = export.html(run, index, out=args.out, env=args.env, grid=args.grid, every=args.every)
+        size = export.html(run, indices[0], out=args.out, env=args.env, grid=args.grid, every=args.every)
     except export.ExportError as e:
         return fail(str(e))
     print(f"{args.out}  ({size / 1e6:.2f} MB)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import os
-import socket
 from typing import Any
 
 _VIEWERS: dict[str, Any] = {}
@@ -53,12 +52,6 @@ class Shown:
                 del _VIEWERS[k]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def show(
     run: Any,
     *,
@@ -79,13 +72,13 @@ def show(
         live: switch the run's live stream on and watch it.
         play_env: the environment as trained, for "play from here" (see docs/play.md).
     """
-    from .serve import Viewer
+    from .serve import Viewer, free_port
 
     path = str(getattr(run, "url", None) or os.fspath(run))
     viewer = _VIEWERS.get(path)
     if viewer is None:
         env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
-        viewer = Viewer(path, port=port or _free_port(), live=live, play_env=env, play_env_spec=spec)
+        viewer = Viewer(path, port=port or free_port(), live=live, play_env=env, play_env_spec=spec)
         _VIEWERS[path] = viewer
         if not proxy:
             print(

@@ -12,7 +12,6 @@ the environments, with a marker that moves along it as the replay plays.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 
 import numpy as np
@@ -21,12 +20,6 @@ from .. import store
 from ._video import ExportError
 
 PLOT_W, PLOT_H = 480, 200
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _plot_image(series: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
@@ -74,13 +67,13 @@ def html(
     ``env``: the environment shown (and plotted); ``grid``: show this many environments
     side by side instead (the viewer's grid layout); ``every``: record every n-th step (a
     smaller file for long captures; playback keeps real time)."""
-    from ..serve import Viewer
+    from ..serve import Viewer, free_port
 
     run = store.open_run(run) if isinstance(run, str) else run
     info = run.capture(capture).info
     if not 0 <= env < info.num_envs:
         raise ExportError(f"env {env} out of range: the capture has {info.num_envs}")
-    viewer = Viewer(run.url, port=_free_port(), poll_s=3600.0)
+    viewer = Viewer(run.url, port=free_port(), poll_s=3600.0)
     try:
         if viewer.errors:
             raise ExportError(f"the viewer cannot show this run: {viewer.errors[-1]}")

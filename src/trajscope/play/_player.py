@@ -14,6 +14,7 @@ captured frame reproduces the captured frames that follow (tested). Needs JAX an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Mapping
@@ -310,18 +311,10 @@ def _restore(env: Any, model: Any, state: Any, qpos: np.ndarray, qvel: np.ndarra
             ) from None
         return state.replace(data=data)
     if hasattr(u, "pipeline_init"):  # brax: the pipeline recomputes its state from q, qd
-        with _model_swapped(env, "sys", model) if hasattr(u, "sys") else _nullcontext():
+        with _model_swapped(env, "sys", model) if hasattr(u, "sys") else contextlib.nullcontext():
             ps = u.pipeline_init(jnp.asarray(qpos), jnp.asarray(qvel))
         return state.replace(pipeline_state=ps)
     raise PlayUnavailable(f"{type(u).__name__}: cannot restore a state (no .data and no pipeline_init)")
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _set_xfrc(state: Any, xfrc: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from ._app import Viewer as Viewer
 from ._app import find_runs as find_runs
+from ._app import free_port as free_port
 from ._app import serve as serve
 from ._saliency import feature_map as feature_map
 from ._saliency import saliency_overlay as saliency_overlay

@@ -37,6 +37,13 @@ RUNS_POLL_S = 5.0
 """How often a viewer of a root of runs looks for new runs while one is open."""
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a viewer started in-process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def find_runs(path: str) -> dict[str, str]:
     """A run folder gives itself; a root gives the runs under it, by name."""
     try:
@@ -379,35 +386,36 @@ class Viewer:
         self.load_capture(capture)
         self.show_step(t)
 
-    def _place_map(self) -> None:
-        """The state map stands to the right of the environments as the camera starts out
-        (facing it), about as large as they are."""
+    def _beside_envs(self, side: int) -> tuple[np.ndarray, float, np.ndarray] | None:
+        """Where a square about as large as the environments stands upright beside them as
+        the camera starts out (facing it): the corner of their box furthest to that side
+        (``+1`` right, ``-1`` left), the square's size, and the horizontal right vector."""
         box = self.scene.content_box()
         if box is None:
-            return
+            return None
         lo, hi = box
         d = _frames.VIEW_DIRECTION / np.linalg.norm(_frames.VIEW_DIRECTION)
         right = np.cross(-d, [0.0, 0.0, 1.0])
         right /= np.linalg.norm(right)
         size = max(1.0, 1.2 * float(np.max(hi - lo)))
         corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-        start = corners[np.argmax(corners @ right)]  # the box's corner furthest right
-        self.analysis.place(np.array([*(start[:2] + 0.3 * size * right[:2]), lo[2]]), size, right=right)
+        start = corners[np.argmax(side * (corners @ right))]
+        return np.array([start[0], start[1], lo[2]]), size, right
+
+    def _place_map(self) -> None:
+        """The state map stands to the right of the environments, about as large as they are."""
+        where = self._beside_envs(+1)
+        if where is not None:
+            start, size, right = where
+            self.analysis.place(start + np.array([*(0.3 * size * right[:2]), 0.0]), size, right=right)
 
     def _place_curve3d(self) -> None:
-        """The clickable training curve stands to the left of the environments as the camera
-        starts out, about as large as they are (the state map stands to their right)."""
-        box = self.scene.content_box()
-        if box is None:
-            return
-        lo, hi = box
-        d = _frames.VIEW_DIRECTION / np.linalg.norm(_frames.VIEW_DIRECTION)
-        right = np.cross(-d, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        size = max(1.0, 1.2 * float(np.max(hi - lo)))
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-        start = corners[np.argmin(corners @ right)]  # the box's corner furthest left
-        self.curve3d.place(np.array([*(start[:2] - 1.3 * size * right[:2]), lo[2]]), size, right=right)
+        """The clickable training curve stands to the left of the environments, about as
+        large as they are (the state map stands to their right)."""
+        where = self._beside_envs(-1)
+        if where is not None:
+            start, size, right = where
+            self.curve3d.place(start - np.array([*(1.3 * size * right[:2]), 0.0]), size, right=right)
 
     def _show_curve3d(self) -> None:
         """Draw (or remove) the clickable curve; frame it with the environments when shown."""
