@@ -53,6 +53,9 @@ class View:
     play_env: str | None = None
     """The environment as trained, for the Play panel's "play from here": playground:NAME
     (MuJoCo Playground, impl='jax') or brax:NAME. Playing needs JAX; viewing does not."""
+    poll_s: float | None = None
+    """Seconds between looks for new captures: default 1 on local disk, 5 on remote
+    filesystems (each look is a request the store bills; see docs/remote.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -579,6 +582,7 @@ def cmd_view(args: View) -> int:
         live=args.live,
         token=args.token,
         play_env=args.play_env,
+        poll_s=args.poll_s,
     )
     _print_url(viewer)
     return _serve_forever(viewer)

@@ -34,7 +34,10 @@ from ._scene import ScenePanel
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 RUNS_POLL_S = 5.0
-"""How often a viewer of a root of runs looks for new runs while one is open."""
+"""How often a viewer of a root of runs looks for new runs while one is open (local)."""
+POLL_S = {"local": 1.0, "remote": 5.0}
+"""How often a viewer looks for new captures and the live stream's status: on a remote
+filesystem each look is a request billed by the store (see docs/remote.md for the count)."""
 
 
 def free_port() -> int:
@@ -69,7 +72,7 @@ class Viewer:
         *,
         host: str = "127.0.0.1",
         port: int = 8080,
-        poll_s: float = 1.0,
+        poll_s: float | None = None,
         live: bool = False,
         token: str | None = None,
         play_env: Any = None,
@@ -95,7 +98,9 @@ class Viewer:
         self._lock = threading.RLock()
         self._play_env = (play_env, play_env_spec)
         self._stop = threading.Event()
-        self._poll_s = poll_s
+        remote = "://" in path and not path.startswith("file://")
+        self._poll_s = poll_s if poll_s is not None else POLL_S["remote" if remote else "local"]
+        self._runs_poll_s = max(RUNS_POLL_S, 6 * self._poll_s)
         self.errors: list[str] = []
         self.run: store.Run | None = None
         self._skipped_geoms = 0
@@ -494,7 +499,7 @@ class Viewer:
         """Pick up new runs under a root and new captures of the open run; follow the
         latest capture if asked; renew the live switch's lease."""
         now = time.monotonic()
-        if self.run is None or (self._root and now - self._runs_polled > RUNS_POLL_S):
+        if self.run is None or (self._root and now - self._runs_polled > self._runs_poll_s):
             self._runs_polled = now
             runs = find_runs(self.path)
             if runs != self._runs:
@@ -542,11 +547,15 @@ def serve(
     live: bool = False,
     token: str | None = None,
     play_env: Any = None,
+    poll_s: float | None = None,
 ) -> Viewer:
     """Start the viewer; returns once it listens (it serves from background threads, so a
     training script can call it and go on training). ``live``: switch the live stream on
     and watch it. Beyond loopback a token gate is in front (see :class:`Viewer`).
     ``play_env``: the environment as trained (an object, or ``"playground:NAME"`` /
-    ``"brax:NAME"``), for the Play panel's "play from here"."""
+    ``"brax:NAME"``), for the Play panel's "play from here". ``poll_s``: seconds between
+    looks for new captures (default :data:`POLL_S`: 1 locally, 5 on remote filesystems)."""
     env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
-    return Viewer(path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec)
+    return Viewer(
+        path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec, poll_s=poll_s
+    )

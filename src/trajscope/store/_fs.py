@@ -7,6 +7,7 @@ import posixpath
 from pathlib import Path
 
 import fsspec
+from fsspec.dircache import DirCache
 from fsspec.implementations.local import LocalFileSystem
 
 ENV_ROOT = "TRAJSCOPE_DIR"
@@ -18,13 +19,29 @@ def default_root() -> str:
     return os.environ.get(ENV_ROOT) or DEFAULT_ROOT
 
 
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"})
+"""Protocols whose folders are key prefixes: nothing to create, and a missing bucket is an
+error to report, never one to mend by creating a bucket."""
+
+
 def resolve(path_or_url: str | os.PathLike[str]) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and the path inside it; local paths become absolute."""
+    """The filesystem and the path inside it; local paths become absolute.
+
+    Remote filesystems list afresh every time: fsspec's listings cache would hide the
+    captures another process (the training) adds while a viewer follows the run.
+    """
     text = os.fspath(path_or_url)
     if "://" not in text:
         return LocalFileSystem(), Path(text).expanduser().resolve().as_posix()
     fs, path = fsspec.core.url_to_fs(text)
+    if isinstance(getattr(fs, "dircache", None), DirCache) and fs.dircache.use_listings_cache:
+        fs.dircache = DirCache(use_listings_cache=False)
     return fs, path.rstrip("/") or path
+
+
+def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return any(p in OBJECT_STORES for p in protocols)
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -38,7 +55,17 @@ def url(fs: fsspec.AbstractFileSystem, path: str) -> str:
 
 
 def cat(fs: fsspec.AbstractFileSystem, path: str, start: int | None = None, end: int | None = None) -> bytes:
-    """A file's bytes, whole or ``[start, end)``."""
+    """A file's bytes, whole or ``[start, end)``.
+
+    Ranges on object stores are HTTP range requests; elsewhere a seek and a read (sshfs's
+    ``cat_file`` ignores ``start`` and ``end`` and returns the whole file).
+    """
+    if start is not None and not is_local(fs) and not is_object_store(fs):
+        with fs.open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(None if end is None else end - start)
+        assert isinstance(data, bytes)
+        return data
     data = fs.cat_file(path, start=start, end=end)
     assert isinstance(data, bytes)
     return data
@@ -96,7 +123,8 @@ def ls_names(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
 
 
 def makedirs(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    """Create a folder and its parents; nothing on object stores (see :data:`OBJECT_STORES`)."""
     if is_local(fs):
         os.makedirs(path, exist_ok=True)
-    else:
+    elif not is_object_store(fs):
         fs.makedirs(path, exist_ok=True)

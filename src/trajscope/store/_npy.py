@@ -160,11 +160,17 @@ def decode_zs_chunk(
     path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, ...], *, delta: bool = False
 ) -> np.ndarray:
     """One leading index (``shape`` is its shape) from its zlib stream."""
+    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     try:
-        data = zlib.decompress(blob)
+        # Never more than the manifest declares (plus one byte, to tell "too long"): a
+        # corrupt stream or a declared shape of 10^12 values cannot make it allocate more
+        # than the file's real content.
+        d = zlib.decompressobj()
+        data = d.decompress(blob, want + 1)
     except zlib.error as e:
         raise FormatError(path, f"corrupt compressed data ({e})") from None
-    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) == want and (not d.eof or d.unused_data):
+        raise FormatError(path, "corrupt compressed data (the stream does not end where the manifest says)")
     if len(data) != want:
         raise FormatError(path, f"decompressed to {len(data)} bytes, expected {want}")
     if delta:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _analysis, _documents, _encode, _fs, _live, _model, _npy, _schema
+from . import _analysis, _cache, _documents, _encode, _fs, _live, _model, _npy, _schema
 from ._documents import LiveControl, LiveStatus
 from ._errors import FormatError
 
@@ -133,11 +133,9 @@ class Capture:
         zs, delta = codec in _npy.CODECS_ZS, codec == _npy.CODEC_ZSD
         if env is None:
             try:
-                data = _fs.cat(fs, path)
+                data = self._cat(path, e)
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
-            if len(data) != e["nbytes"]:
-                raise FormatError(path, f"truncated: {len(data)} of {e['nbytes']} bytes")
             if zs:
                 a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta)
             else:
@@ -150,14 +148,12 @@ class Capture:
             if not 0 <= env < self.info.num_envs:
                 raise IndexError(f"env {env} out of range: capture has {self.info.num_envs} environments")
             try:
-                size = _fs.size(fs, path)
                 if zs:
-                    if size != e["nbytes"]:
-                        raise FormatError(path, f"truncated: {size} of {e['nbytes']} bytes")
                     start, end = e["chunks"][env], e["chunks"][env + 1]
                     dtype, shape = self._stored(e)
-                    a = _npy.decode_zs_chunk(path, _fs.cat(fs, path, start, end), dtype, shape[1:], delta=delta)
+                    a = _npy.decode_zs_chunk(path, self._cat(path, e, start, end), dtype, shape[1:], delta=delta)
                 else:
+                    size = _fs.size(fs, path)
                     with fs.open(path, "rb") as f:
                         a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
             except FileNotFoundError:
@@ -166,6 +162,23 @@ class Capture:
         if decode and "encoding" in e:
             a = _encode.decode_image(a, e["encoding"])
         return a
+
+    def _cat(self, path: str, e: Mapping[str, Any], start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes of an array file, whole or a range, checked against the manifest's size;
+        from the local cache (:mod:`._cache`) for remote captures other than live chunks."""
+        fs = self.run.fs
+
+        def read() -> bytes:
+            size = _fs.size(fs, path) if start is not None else None
+            data = _fs.cat(fs, path, start, end)
+            if (size if size is not None else len(data)) != e["nbytes"]:
+                raise FormatError(path, f"truncated: {size if size is not None else len(data)} of {e['nbytes']} bytes")
+            return data
+
+        if _fs.is_local(fs) or self.info.kind == "live":
+            return read()
+        tag = f"{e['nbytes']}:{e.get('crc32')}"
+        return _cache.cached(_fs.url(fs, path), tag, start, end, read)
 
     @staticmethod
     def _stored(e: Mapping[str, Any]) -> tuple[np.dtype, tuple[int, ...]]:

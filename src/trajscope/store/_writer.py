@@ -37,12 +37,14 @@ class WriterStats:
     dropped_queue_full: int = 0
     dropped_invalid: int = 0
     dropped_write_error: int = 0
+    dropped_at_close: int = 0
+    """Still queued when :meth:`RunWriter.close` stopped waiting (a storage that hangs)."""
     bytes_written: int = 0
     last_error: str | None = None
 
     @property
     def dropped(self) -> int:
-        return self.dropped_queue_full + self.dropped_invalid + self.dropped_write_error
+        return self.dropped_queue_full + self.dropped_invalid + self.dropped_write_error + self.dropped_at_close
 
 
 _VERSIONED_PACKAGES = ("trajscope", "numpy", "mujoco", "mujoco-mjx", "jax", "jaxlib", "brax", "playground", "flax")
@@ -91,6 +93,9 @@ class RunWriter:
             original dtype). Observations float16 cannot hold (beyond +-65504) stay exact.
         keep_live: live-stream chunks (captures of kind ``live``, in ``live/``) kept; older
             ones are deleted as new ones arrive.
+        close_timeout_s: how long :meth:`close` waits for queued captures to be written
+            (a remote store that hangs must not hold the end of training forever); what is
+            still queued then is counted in ``stats.dropped_at_close`` and warned about.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class RunWriter:
         delta: bool = True,
         obs_float16: bool = False,
         keep_live: int = 8,
+        close_timeout_s: float = 300.0,
     ) -> None:
         self.name = name or _default_name(env_name)
         if "/" in self.name or self.name in ("", ".", ".."):
@@ -124,6 +130,7 @@ class RunWriter:
         self.delta = delta
         self.obs_float16 = obs_float16
         self.keep_live = max(2, int(keep_live))
+        self.close_timeout_s = close_timeout_s
         self._live_status: LiveStatus | None = None
         self.stats = WriterStats()
         self._warned: set[str] = set()
@@ -154,6 +161,7 @@ class RunWriter:
         self._ready = False
         self._queue: queue.Queue[_job.Job | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
+        self._abandoned = False
         if strict:
             self._setup()
         self._thread = threading.Thread(target=self._run, name=f"trajscope-writer-{self.name}", daemon=True)
@@ -326,7 +334,7 @@ class RunWriter:
         if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"{relpath!r} is not a path inside the run")
         path = _fs.join(self.path, *parts)
-        self._fs.makedirs(_fs.join(self.path, *parts[:-1]), exist_ok=True)
+        _fs.makedirs(self._fs, _fs.join(self.path, *parts[:-1]))
         _fs.write_atomic(self._fs, path, data)
         return _fs.url(self._fs, path)
 
@@ -353,10 +361,17 @@ class RunWriter:
         return ok
 
     def close(self, timeout: float | None = None) -> None:
-        """Write what is queued, then stop the writer thread."""
+        """Write what is queued (waiting at most ``timeout``, default ``close_timeout_s``
+        seconds), then stop the writer thread."""
         if self._closed:
             return
-        self.flush(timeout)
+        timeout = self.close_timeout_s if timeout is None else timeout
+        if not self.flush(timeout):
+            left = self._queue.qsize()
+            with self._lock:
+                self.stats.dropped_at_close += left
+                self._abandoned = True  # the thread drops what is left instead of writing it late
+            self._warn("close", f"trajscope: {left} capture(s) not written to {self.url} within {timeout:.0f} s of close")
         self._closed = True
         try:
             self._queue.put(None, timeout=timeout)
@@ -391,6 +406,8 @@ class RunWriter:
                 return
             if job.done is not None:
                 job.done.set()
+                continue
+            if self._abandoned:
                 continue
             try:
                 self._process(job)
