@@ -9,8 +9,8 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -46,7 +46,7 @@ class S3Server:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self._log_file = open(log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log_file,
@@ -91,7 +91,7 @@ class SSHServer:
         (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
         os.chmod(folder / "authorized_keys", 0o600)
         self.port = free_port()
-        self.user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        self.user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
         config = folder / "sshd_config"
         config.write_text(
             "\n".join(

@@ -184,7 +184,8 @@ def test_viewer_follows_s3_run_at_a_bounded_request_rate(s3, s3_run, model):
             "w = RunWriter('s3://runs/root', name='followed', model=m, strict=True);"
             "w.add_capture(**all_kinds(m, seed=2), step=200); w.close()"
         )
-        subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+        repo = os.path.dirname(os.path.dirname(__file__))
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=repo)
         viewer.poll()
         assert [c.step for c in viewer.run.captures] == [100, 200]
     finally:

@@ -556,6 +556,4 @@ def serve(
     ``"brax:NAME"``), for the Play panel's "play from here". ``poll_s``: seconds between
     looks for new captures (default :data:`POLL_S`: 1 locally, 5 on remote filesystems)."""
     env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
-    return Viewer(
-        path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec, poll_s=poll_s
-    )
+    return Viewer(path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec, poll_s=poll_s)

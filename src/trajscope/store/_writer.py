@@ -371,7 +371,7 @@ class RunWriter:
             with self._lock:
                 self.stats.dropped_at_close += left
                 self._abandoned = True  # the thread drops what is left instead of writing it late
-            self._warn("close", f"trajscope: {left} capture(s) not written to {self.url} within {timeout:.0f} s of close")
+            self._warn("close", f"trajscope: {left} capture(s) not written to {self.url} within {timeout:.0f} s")
         self._closed = True
         try:
             self._queue.put(None, timeout=timeout)
