@@ -63,7 +63,7 @@ def cat(fs: fsspec.AbstractFileSystem, path: str, start: int | None = None, end:
     if start is not None and not is_local(fs) and not is_object_store(fs):
         with fs.open(path, "rb") as f:
             f.seek(start)
-            data = f.read(None if end is None else end - start)
+            data = f.read() if end is None else f.read(end - start)
         assert isinstance(data, bytes)
         return data
     data = fs.cat_file(path, start=start, end=end)
