@@ -38,7 +38,8 @@ def test_every_fixed_array_and_group_is_documented():
 
 
 def test_every_field_written_is_documented(tmp_path, model):
-    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+    # process_index=0: the first process of a multi-process training writes every field.
+    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True, process_index=0) as w:
         w.add_capture(step=0, **all_kinds(model))
     run_json = json.loads((tmp_path / "r" / "run.json").read_text())
     (cdir,) = (tmp_path / "r" / "captures").iterdir()
@@ -83,7 +84,8 @@ def _live_docs(tmp_path, model):
 def test_each_document_has_the_fields_its_table_lists(tmp_path, model):
     """One definition: the fields each build function writes are exactly those its table
     in docs/format.md lists, and those the code declares."""
-    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+    # process_index=0: the first process of a multi-process training writes every field.
+    with trajscope.RunWriter(tmp_path, name="r", model=model, strict=True, process_index=0) as w:
         w.add_capture(step=0, **all_kinds(model))
     run_json = json.loads((tmp_path / "r" / "run.json").read_text())
     (cdir,) = (tmp_path / "r" / "captures").iterdir()

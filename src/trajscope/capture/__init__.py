@@ -10,6 +10,8 @@ from ._config import RecorderConfig as RecorderConfig
 from ._demo import train_demo as train_demo
 from ._live import LiveStream as LiveStream
 from ._nan import NonFiniteTrainingError as NonFiniteTrainingError
+from ._processes import process_index as process_index
+from ._processes import shared_run_name as shared_run_name
 from ._rollout import RolloutConfig as RolloutConfig
 from ._rollout import base_model as base_model
 from ._rollout import make_rollout as make_rollout

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import store
 from ..store import RunWriter
-from . import _networks, _rollout, _state
+from . import _networks, _processes, _rollout, _state
 from ._config import RecorderConfig
 from ._live import LiveStream
 from ._nan import NanGuard
@@ -80,11 +80,14 @@ class BraxRecorder:
         )
         self.strict = cfg.strict
         dt = float(getattr(env, "dt", 0.0)) * cfg.action_repeat or None
+        env_name = cfg.env_name or _env_name(env)
         self.writer = writer or RunWriter(
             cfg.root,
-            name=cfg.name,
+            # Several processes (jax.distributed): one run, under process 0's name.
+            name=_processes.shared_run_name(cfg.name, env_name),
+            process_index=_processes.process_index(),
             model=_rollout.mj_model(env),
-            env_name=cfg.env_name or _env_name(env),
+            env_name=env_name,
             algorithm=cfg.algorithm,
             config={
                 "trajscope": {

@@ -241,7 +241,8 @@ class Viewer:
                 out.append(f"#{c.index} step {c.step} · NaN caught: {what} · nan")
                 continue
             ret = "-" if c.mean_return is None else f"{c.mean_return:.1f}"
-            out.append(f"#{c.index} step {c.step} · return {ret} · {c.kind}")
+            proc = "" if c.process_index is None else f" · process {c.process_index}"
+            out.append(f"#{c.index} step {c.step} · return {ret} · {c.kind}{proc}")
         return out
 
     def _update_capture_list(self, *, select_last: bool = False) -> None:

@@ -29,3 +29,4 @@ from ._schema import FORMAT_VERSION as FORMAT_VERSION
 from ._schema import VIDEOS_DIR as VIDEOS_DIR
 from ._writer import RunWriter as RunWriter
 from ._writer import WriterStats as WriterStats
+from ._writer import new_run_name as new_run_name

@@ -183,6 +183,7 @@ MANIFEST_FIELDS = (
     "obs_is_dict",
     "reset_frame",
     "attrs",
+    "process_index",
     "arrays",
     "summary",
 )
@@ -253,8 +254,10 @@ def build_manifest(
     attrs: Mapping[str, Any],
     arrays: list[dict[str, Any]],
     summary: Mapping[str, Any],
+    process_index: int | None = None,
 ) -> dict[str, Any]:
     """``capture.json``'s contents."""
+    extra = {} if process_index is None else {"process_index": int(process_index)}
     return {
         "format_version": _schema.FORMAT_VERSION,
         "capture_id": capture_id,
@@ -267,6 +270,7 @@ def build_manifest(
         "obs_is_dict": bool(obs_is_dict),
         "reset_frame": bool(reset_frame),
         "attrs": to_json(dict(attrs)),
+        **extra,
         "arrays": arrays,
         "summary": to_json(dict(summary)),
     }
@@ -295,6 +299,9 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     if not isinstance(m.get("reset_frame", False), bool):
         raise FormatError(path, "malformed field 'reset_frame'")
     m.setdefault("reset_frame", False)  # format 1.0: frame 0 is the state after the first step
+    pi = m.get("process_index")
+    if pi is not None and (not isinstance(pi, int) or isinstance(pi, bool) or pi < 0):
+        raise FormatError(path, "malformed field 'process_index'")
     if not isinstance(m.get("summary") or {}, dict):
         raise FormatError(path, "malformed field 'summary'")
     names = set()

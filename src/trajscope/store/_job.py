@@ -40,6 +40,7 @@ def make_job(
     deterministic: bool | None,
     wall_time: float | None,
     attrs: Mapping[str, Any] | None,
+    process_index: int | None = None,
 ) -> Job:
     """A checked job; ``fixed``: fixed arrays by name (None for absent ones), ``keyed``:
     group to ``{key: array}``."""
@@ -91,7 +92,9 @@ def make_job(
         "reset_frame": bool(reset_frame),
         "attrs": dict(attrs or {}),
     }
-    return Job(f"{step:012d}-{kind}-{uuid.uuid4().hex[:8]}", header, out)
+    if process_index is not None:
+        header["process_index"] = int(process_index)
+    return Job(_schema.capture_id(step, kind, uuid.uuid4().hex[:8], process_index), header, out)
 
 
 def encode(

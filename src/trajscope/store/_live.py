@@ -65,10 +65,11 @@ def chunk_names(fs: fsspec.AbstractFileSystem, run_path: str) -> list[str]:
     return [n for n in _fs.ls_names(fs, _fs.join(run_path, _schema.LIVE_DIR)) if _schema.is_live_chunk(n)]
 
 
-def prune(fs: fsspec.AbstractFileSystem, run_path: str, keep: int) -> None:
-    """Delete all but the newest ``keep`` chunks (manifest first, so readers stop listing a
-    chunk before its arrays go)."""
-    names = chunk_names(fs, run_path)
+def prune(fs: fsspec.AbstractFileSystem, run_path: str, keep: int, *, process_index: int | None = None) -> None:
+    """Delete all but the newest ``keep`` chunks of this writer's process (manifest first,
+    so readers stop listing a chunk before its arrays go). Processes of a multi-process
+    training each prune their own chunks only."""
+    names = [n for n in chunk_names(fs, run_path) if _schema.process_of(n) == process_index]
     for n in names[: max(0, len(names) - keep)]:
         cdir = _fs.join(run_path, _schema.LIVE_DIR, n)
         try:

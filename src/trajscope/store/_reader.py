@@ -42,6 +42,8 @@ class CaptureInfo:
     attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The writer's extra facts (``attrs`` of the manifest): e.g. ``metrics``, a trainer's
     scalar metrics at this checkpoint."""
+    process_index: int | None = None
+    """Which process of a multi-process training wrote it (None: a single process)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class CaptureInfo:
             "mean_return": self.mean_return,
             "metric_keys": list(self.metric_keys),
             "first_nonfinite": dict(self.summary.get("first_nonfinite", {})),
+            "process_index": self.process_index,
         }
 
 
@@ -363,6 +366,7 @@ class Run:
             array_names=tuple(_schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
             summary=summary,
             attrs=dict(m["attrs"]) if isinstance(m.get("attrs"), dict) else {},
+            process_index=m.get("process_index"),
         )
 
     def capture(self, which: int | str | CaptureInfo) -> Capture:

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Literal
 
-FORMAT_VERSION = "1.4"
+FORMAT_VERSION = "1.5"
 """``MAJOR.MINOR``. Readers accept any minor version of their major version and reject
 other major versions. Minor versions only ever add optional fields."""
 
@@ -46,6 +46,21 @@ ANALYSIS_DIR = "analysis"
 """Results of ``trajscope analyse`` (and the viewer's Analysis panel): derived from the
 captures, recomputable, never needed to read them."""
 ANALYSIS_FILE = "analysis/analysis.json"
+
+
+def capture_id(step: int, kind: str, token: str, process_index: int | None = None) -> str:
+    """A capture's folder name: ``<step, 12 digits>-<kind>-<8 hex>``, with ``p<index>-``
+    before the hex when written by one process of a multi-process training."""
+    proc = f"p{int(process_index)}-" if process_index is not None else ""
+    return f"{int(step):012d}-{kind}-{proc}{token}"
+
+
+def process_of(capture_id: str) -> int | None:
+    """The process index in a capture id, or None (a single-process writer)."""
+    parts = capture_id.split("-")
+    if len(parts) == 4 and parts[2][:1] == "p" and parts[2][1:].isdigit():
+        return int(parts[2][1:])
+    return None
 
 
 def is_live_chunk(name: str) -> bool:

@@ -60,7 +60,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _default_name(env_name: str | None) -> str:
+def new_run_name(env_name: str | None = None) -> str:
+    """A fresh run name, ``<env_name>-<YYYYmmdd-HHMMSS>-<6 hex>`` (what ``RunWriter``
+    names a run it is given no name for)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = "".join(c if c.isalnum() or c in "-_." else "-" for c in (env_name or "run"))
     return f"{base}-{stamp}-{uuid.uuid4().hex[:6]}"
@@ -93,6 +95,12 @@ class RunWriter:
             original dtype). Observations float16 cannot hold (beyond +-65504) stay exact.
         keep_live: live-stream chunks (captures of kind ``live``, in ``live/``) kept; older
             ones are deleted as new ones arrive.
+        process_index: this process's index in a multi-process training
+            (``jax.process_index()``), or None for a single process. Every process of a
+            training writes into the same run under the same ``name``: capture ids carry
+            ``p<index>``, so no two processes write the same folder; only process 0 (or a
+            single process) writes ``run.json``, the model and the live status, and each
+            process prunes only its own live chunks. See docs/remote.md.
         close_timeout_s: how long :meth:`close` waits for queued captures to be written
             (a remote store that hangs must not hold the end of training forever); what is
             still queued then is counted in ``stats.dropped_at_close`` and warned about.
@@ -116,9 +124,10 @@ class RunWriter:
         delta: bool = True,
         obs_float16: bool = False,
         keep_live: int = 8,
+        process_index: int | None = None,
         close_timeout_s: float = 300.0,
     ) -> None:
-        self.name = name or _default_name(env_name)
+        self.name = name or new_run_name(env_name)
         if "/" in self.name or self.name in ("", ".", ".."):
             raise ValueError(f"run name {self.name!r} must be a plain folder name")
         self._fs, root_path = _fs.resolve_root(root)
@@ -131,6 +140,10 @@ class RunWriter:
         self.obs_float16 = obs_float16
         self.keep_live = max(2, int(keep_live))
         self.close_timeout_s = close_timeout_s
+        if process_index is not None and (not isinstance(process_index, int) or process_index < 0):
+            raise ValueError(f"process_index must be a non-negative int or None, not {process_index!r}")
+        self.process_index = process_index
+        self._leader = not process_index  # None or 0: the process that writes run.json
         self._live_status: LiveStatus | None = None
         self.stats = WriterStats()
         self._warned: set[str] = set()
@@ -266,6 +279,7 @@ class RunWriter:
                 deterministic=deterministic,
                 wall_time=wall_time,
                 attrs=_documents.to_json(dict(attrs or {})),
+                process_index=self.process_index,
             )
         except (ValueError, TypeError) as e:
             if self.strict:
@@ -307,7 +321,10 @@ class RunWriter:
 
     def set_live_status(self, status: LiveStatus) -> None:
         """Replace ``live/status.json``; written in order with the chunks, and only the
-        newest of several pending statuses."""
+        newest of several pending statuses. Only process 0 of a multi-process training
+        reports the stream's status (see ``process_index``)."""
+        if not self._leader:
+            return
         with self._lock:
             pending = self._live_status is not None
             self._live_status = status
@@ -319,8 +336,11 @@ class RunWriter:
                     self._live_status = None
 
     def set_metadata(self, **fields: Any) -> None:
-        """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order."""
+        """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order
+        (by process 0 only, in a multi-process training)."""
         self._metadata.update(_documents.to_json(fields))
+        if not self._leader:
+            return
         try:
             self._queue.put_nowait(_job.Job("", {"metadata": True}, []))
         except queue.Full:
@@ -416,7 +436,7 @@ class RunWriter:
 
     def _process(self, job: _job.Job) -> None:
         try:
-            if not self._ready or not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
+            if not self._ready or (self._leader and not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE))):
                 self._setup()  # first use, an earlier failure, or the run folder vanished
             if job.header.get("metadata"):
                 self._write_metadata()
@@ -429,7 +449,7 @@ class RunWriter:
                 return
             nbytes = self._write_capture(job)
             if job.header["kind"] == "live":
-                _live.prune(self._fs, self.path, self.keep_live)
+                _live.prune(self._fs, self.path, self.keep_live, process_index=self.process_index)
             with self._lock:
                 self.stats.written += 1
                 self.stats.bytes_written += nbytes
@@ -448,6 +468,9 @@ class RunWriter:
     def _setup(self) -> None:
         fs = self._fs
         _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
+        if not self._leader:
+            self._ready = True  # process 0 writes the run's metadata and model
+            return
         run_file = _fs.join(self.path, _schema.RUN_FILE)
         if fs.exists(run_file):
             existing = _documents.parse_run(run_file, _fs.cat(fs, run_file))
@@ -472,6 +495,8 @@ class RunWriter:
         self._ready = True
 
     def _write_metadata(self) -> None:
+        if not self._leader:
+            return
         data = _documents.dumps(self._metadata, indent=2)
         _fs.write_atomic(self._fs, _fs.join(self.path, _schema.RUN_FILE), data)
 
