@@ -2,6 +2,7 @@
 
     python benchmarks/viewer.py            # 1, 16, 64, 256 environments of a humanoid
     python benchmarks/viewer.py --quick
+    python benchmarks/viewer.py --clients-only   # only the 20-clients load test
 
 For each count of environments it writes a run of MuJoCo Playground's DM Control humanoid
 (nq=28, 20 geoms) simulated with random controls, opens it in the viewer in grid layout with
@@ -10,12 +11,19 @@ receives are counted), and plays frames at 30 per second. It prints the server-s
 milliseconds per frame (MuJoCo kinematics of every shown environment plus the scene update),
 the bytes sent per frame, and the frame rate that leaves. Then it writes a root with one run
 of 1,000 captures and times opening it until the first client has the page's state.
+
+Load: 20 websocket clients on one viewer of 16 humanoids, playing at 30 frames per second,
+all reading; then 19 reading and one stalled (it opened its websocket and never reads
+again, like a laptop gone to sleep). It prints the updates per second each reading client
+received (minimum and median), side by side: a stalled client must not slow the others.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
+import resource
 import socket
 import statistics
 import tempfile
@@ -39,6 +47,10 @@ class Args:
     """Frames played per count (40 with --quick)."""
     captures: int = 1000
     """Captures in the big root."""
+    clients: int = 20
+    """Websocket clients of the load test."""
+    clients_only: bool = False
+    """Run only the load test."""
 
 
 def _port() -> int:
@@ -92,12 +104,22 @@ class Client:
     def _read(self) -> None:
         try:
             while not self._stop:
-                msg = self.ws.recv(timeout=1.0)
+                try:
+                    msg = self.ws.recv(timeout=1.0)
+                except TimeoutError:
+                    continue  # nothing for a second: the viewer is idle
                 self.bytes += len(msg)
                 self.messages += 1
                 self.last = time.monotonic()
-        except Exception:  # noqa: BLE001 - closed or timed out
+        except Exception:  # noqa: BLE001 - closed
             pass
+
+    def wait_messages(self, n: int, timeout: float = 30.0) -> bool:
+        """Wait until ``n`` messages have arrived in all; whether they did."""
+        end = time.monotonic() + timeout
+        while self.messages < n and time.monotonic() < end:
+            time.sleep(0.005)
+        return self.messages >= n
 
     def quiet(self, seconds: float = 0.5, timeout: float = 30.0) -> None:
         """Wait until nothing has arrived for ``seconds``."""
@@ -108,6 +130,81 @@ class Client:
     def close(self) -> None:
         self._stop = True
         self.ws.close()
+
+
+class StalledClient:
+    """Opens the viewer's websocket (a real upgrade handshake) and never reads again, with
+    a small receive buffer: the server's sends to it block as soon as a few kB wait."""
+
+    def __init__(self, port: int) -> None:
+        import viser
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Protocol: viser-v{viser.__version__}\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"websocket upgrade refused: {head[:200]!r}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def bench_clients(model, root: Path, *, clients: int, stalled: int, frames: int, E: int = 16) -> dict[str, float]:
+    """Updates per second received by each reading client while the viewer plays."""
+    T = 60
+    name = f"load-{E}"
+    if not (root / name).exists():
+        with trajscope.RunWriter(root, name=name, model=model, env_name="humanoid") as w:
+            w.add_capture(step=0, **simulate(model, E=E, T=T))
+    v = Viewer(str(root / name), port=_port(), poll_s=3600)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        v.scene.layout.value = "grid"
+        v.scene.count.value = E
+        v._reload()
+        stuck = [StalledClient(v.port) for _ in range(stalled)]
+        readers = [Client(v.port) for _ in range(clients - stalled)]
+        for c in readers:
+            c.quiet()
+        m0 = [c.messages for c in readers]
+        ms = []
+        start = time.perf_counter()
+        for i in range(frames):
+            t0 = time.perf_counter()
+            v.show_step(i % T)
+            ms.append(1000 * (time.perf_counter() - t0))
+            time.sleep(max(0.0, start + (i + 1) / 30 - time.perf_counter()))
+        seconds = time.perf_counter() - start
+        for c in readers:
+            c.quiet(0.3)
+        rates = [(c.messages - m) / seconds for c, m in zip(readers, m0)]
+        alive = sum(1 for c in readers if not c._stop and c._thread.is_alive())
+        for c in readers:
+            c.close()
+        for c in stuck:
+            c.close()
+    finally:
+        v.close()
+    return {
+        "clients": clients,
+        "stalled": stalled,
+        "min_ups": min(rates),
+        "median_ups": statistics.median(rates),
+        "server_ms": statistics.median(ms),
+        "readers_alive": alive,
+        "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024,
+    }
 
 
 def bench_frames(model, root: Path, E: int, frames: int) -> dict[str, float]:
@@ -165,12 +262,41 @@ def bench_open(model_root: Path, n: int) -> dict[str, float]:
     return {"ready_s": ready, "page_s": page, "bytes": nbytes}
 
 
+def print_load(load: list[dict[str, float]]) -> None:
+    print()
+    print(f"load: {load[0]['clients']} websocket clients, 16 humanoids in a grid, 30 frames/s played")
+    header = f"{'stalled':>8} {'min upd/s':>10} {'median upd/s':>13} {'server ms/frame':>16} {'readers alive':>14}"
+    print(header)
+    print("-" * len(header))
+    for r in load:
+        print(
+            f"{r['stalled']:>8} {r['min_ups']:>10.1f} {r['median_ups']:>13.1f} {r['server_ms']:>16.2f}"
+            f" {r['readers_alive']:>14}"
+        )
+    print(
+        f"viewer_load: clients={load[0]['clients']} min_ups_all_reading={load[0]['min_ups']:.1f} "
+        f"min_ups_one_stalled={load[1]['min_ups']:.1f} ratio={load[1]['min_ups'] / max(load[0]['min_ups'], 1e-9):.3f}"
+    )
+
+
+def run_load(model, root: Path, clients: int, frames: int) -> list[dict[str, float]]:
+    # Interleaved, twice each, so that a burst of other work on the machine shows as spread.
+    runs = [bench_clients(model, root, clients=clients, stalled=s, frames=frames) for s in (0, 1, 1, 0)]
+    best = {s: max((r for r in runs if r["stalled"] == s), key=lambda r: r["min_ups"]) for s in (0, 1)}
+    return [best[0], best[1]]
+
+
 def main(args: Args) -> None:
     model = humanoid()
     frames = 40 if args.quick else args.frames
     with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
+        load = run_load(model, Path(tmp), args.clients, 90 if args.quick else 300)
+        if args.clients_only:
+            print_load(load)
+            return
         rows = [bench_frames(model, Path(tmp), E, frames) for E in args.envs]
         big = bench_open(Path(tmp) / "root", args.captures)
+    print_load(load)
     print()
     print(f"humanoid (nq={model.nq}, {model.ngeom} geoms), grid layout, every environment shown, {frames} frames")
     print(f"viser {__import__('viser').__version__}, mujoco {__import__('mujoco').__version__}, {os.cpu_count()} CPUs")

@@ -276,6 +276,26 @@ def build_manifest(
     }
 
 
+def _clean_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's figures that have their documented types. The summary is derived from
+    the arrays (for listings): a damaged figure is left out rather than costing the capture."""
+    out = dict(summary)
+    if not isinstance(out.get("mean_return"), (int, float)) or isinstance(out.get("mean_return"), bool):
+        out.pop("mean_return", None)
+    hits = out.get("first_nonfinite")
+    out["first_nonfinite"] = (
+        {
+            str(k): {"t": v["t"], "env": v["env"]}
+            for k, v in hits.items()
+            if isinstance(v, dict)
+            and all(isinstance(v.get(f), int) and not isinstance(v.get(f), bool) and v[f] >= 0 for f in ("t", "env"))
+        }
+        if isinstance(hits, dict)
+        else {}
+    )
+    return out
+
+
 def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> dict[str, Any]:
     """``capture.json`` checked against the format and the run's model summary; a
     :class:`FormatError` naming the file for anything a reader could trip on."""
@@ -304,22 +324,37 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         raise FormatError(path, "malformed field 'process_index'")
     if not isinstance(m.get("summary") or {}, dict):
         raise FormatError(path, "malformed field 'summary'")
+    m["summary"] = _clean_summary(m.get("summary") or {})
     names = set()
     for e in m["arrays"]:
         if not isinstance(e, dict) or not all(k in e for k in _ENTRY_REQUIRED):
             raise FormatError(path, f"malformed array entry {e!r}")
+        for k in ("group", "key", "layout", "dtype", "stored_dtype", "codec", "encoding"):
+            if k in e and not isinstance(e[k], str) and not (k == "encoding" and isinstance(e[k], dict)):
+                raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
+        for k in ("nbytes", "crc32"):
+            if k in e and (not isinstance(e[k], int) or isinstance(e[k], bool) or e[k] < 0):
+                raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
+        if "stored_shape" in e and (
+            not isinstance(e["stored_shape"], list)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in e["stored_shape"])
+        ):
+            raise FormatError(path, f"{e['file']}: malformed stored_shape {e['stored_shape']!r}")
         if not isinstance(e["file"], str) or "/" in e["file"] or "\\" in e["file"] or e["file"].startswith("."):
             raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
         if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
             raise FormatError(path, f"{e['file']}: unknown group {e['group']!r} or layout {e['layout']!r}")
-        if not isinstance(e["shape"], list) or not all(isinstance(n, int) and n >= 0 for n in e["shape"]):
+        if not isinstance(e["shape"], list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in e["shape"]
+        ):
             raise FormatError(path, f"{e['file']}: malformed shape {e['shape']!r}")
         names.add(_schema.array_name(e["group"], e["key"]))
-        try:
-            if np.dtype(e.get("stored_dtype", e["dtype"])).hasobject:
-                raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
-        except TypeError:
-            raise FormatError(path, f"{e['file']}: unknown dtype {e.get('stored_dtype')!r}") from None
+        for k in ("dtype", "stored_dtype"):
+            try:
+                if k in e and np.dtype(e[k]).hasobject:
+                    raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
+            except TypeError:
+                raise FormatError(path, f"{e['file']}: unknown {k} {e[k]!r}") from None
         codec = e.get("codec", _npy.CODEC_NPY)
         if codec in _npy.CODECS_ZS:
             c = e.get("chunks")

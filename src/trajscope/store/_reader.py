@@ -139,6 +139,8 @@ class Capture:
                 data = self._cat(path, e)
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
+            except OSError as err:
+                raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
             if zs:
                 a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta)
             else:
@@ -161,6 +163,8 @@ class Capture:
                         a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
             except FileNotFoundError:
                 raise FormatError(path, "array file is missing") from None
+            except OSError as err:
+                raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
         self._check_shape(path, e, a, env)
         if decode and "encoding" in e:
             a = _encode.decode_image(a, e["encoding"])
@@ -289,7 +293,7 @@ class Run:
                     self._problems[n] = CaptureProblem(n, p, f"unreadable: {blob}", False)
                     continue
                 try:
-                    self._manifests[n] = _documents.parse_manifest(p, blob, self.model_info)
+                    self._manifests[n] = _placed(p, n, False, _documents.parse_manifest(p, blob, self.model_info))
                     self._problems.pop(n, None)
                     new.append(n)
                 except FormatError as e:
@@ -341,7 +345,7 @@ class Run:
                     continue
                 p = _fs.join(ldir, n, _schema.MANIFEST_FILE)
                 try:
-                    m = _documents.parse_manifest(p, _fs.cat(self.fs, p), self.model_info)
+                    m = _placed(p, n, True, _documents.parse_manifest(p, _fs.cat(self.fs, p), self.model_info))
                 except (OSError, FormatError):
                     continue
                 self._live[n] = (self._info(-1, m), m)
@@ -450,6 +454,16 @@ class Run:
         for p in self.fs.find(adir):
             out[p[len(adir) + 1 :]] = _fs.cat(self.fs, p)
         return out
+
+
+def _placed(path: str, folder: str, live: bool, m: dict[str, Any]) -> dict[str, Any]:
+    """A manifest that belongs where it was found: its id is its folder's name, and its kind
+    is ``live`` exactly in ``live/`` (readers find the arrays by that id and kind)."""
+    if m["capture_id"] != folder:
+        raise FormatError(path, f"capture_id {m['capture_id']!r} is not its folder's name {folder!r}")
+    if (m["kind"] == "live") != live:
+        raise FormatError(path, f"a capture of kind {m['kind']!r} in {'live/' if live else 'captures/'}")
+    return m
 
 
 def open_run(path_or_url: str | os.PathLike[str]) -> Run:
