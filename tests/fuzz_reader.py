@@ -323,7 +323,8 @@ def run_fuzz(
                     # The worker died on one of its cases: which one cannot be told apart from
                     # the other worker's, so every unfinished case is recorded as suspect.
                     for case, what in list(running.items()):
-                        failures.append({"case": case, "outcome": "crash", "detail": f"exit {p.exitcode}", "what": what})
+                        crash = {"case": case, "outcome": "crash", "detail": f"exit {p.exitcode}", "what": what}
+                        failures.append(crash)
                         counts["crash"] += 1
                         finished += 1
                         running.pop(case)

@@ -74,7 +74,7 @@ def test_damage_is_reported_with_the_file(run_dir):
     doc = json.loads(path.read_text())
     doc["arrays"][0]["group"] = {"not": "a string"}
     path.write_text(json.dumps(doc))
-    outcome, detail = classify(run_dir)
+    outcome, _ = classify(run_dir)
     assert outcome == "ok"  # the run opens; the damaged capture is listed as a problem
     run = open_run(run_dir)
     assert run.captures == [] and "malformed field 'group'" in run.problems[0].problem
