@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: offscreen MuJoCo rendering (pixel observations, video) and the
-# headless browser the viewer tests drive.
-APT_PACKAGES=(libosmesa6 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri chromium)
+# Debian packages: offscreen MuJoCo rendering (pixel observations, video), the headless
+# browser the viewer tests drive, and the SSH server the sftp:// tests run on 127.0.0.1.
+APT_PACKAGES=(libosmesa6 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri chromium openssh-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,4 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,analysis,video,dashboards,dev]"
+$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,analysis,video,dashboards,remote,distributed,dev]"

@@ -329,3 +329,36 @@ def test_sftp_permission_denied_costs_captures_not_training(pendulum, model, tmp
         _fresh_fsspec()
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     assert len(trajscope.open_run(root / "ro").captures) == 1
+
+
+def test_analysis_on_a_dask_cluster_reads_from_the_object_store(s3, s3_run):
+    """The analyse room on a local Dask cluster of two worker processes: each worker opens
+    the run at its s3:// URL and reads captures itself; the result equals the analysis
+    done here."""
+    distributed = pytest.importorskip("distributed")
+    from trajscope import store
+
+    url = "s3://runs/root/ppo"
+    here_doc, here_arrays = store.analyse_run(open_run(url), write=False)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        doc, arrays = store.analyse_run(open_run(url), write=False, executor=client.get_executor())
+
+        def opened() -> list[str]:
+            from trajscope.store._analysis import _Loader
+
+            return sorted(_Loader._runs)
+
+        per_worker = client.run(opened)
+    assert len(per_worker) == 2 and all(runs == [url] for runs in per_worker.values())
+    assert doc == here_doc
+    assert arrays.keys() == here_arrays.keys()
+    for k in arrays:
+        np.testing.assert_array_equal(arrays[k], here_arrays[k])
+    # The command line does the same, and stores the result in the bucket.
+    out = _cli("analyse", url, "--dask", "local:2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["captures"] == doc["captures"]
+    stored = open_run(url).analysis()
+    assert stored is not None and stored[0]["analysis"]["embedding"]["points"] == doc["embedding"]["points"]

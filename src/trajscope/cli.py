@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import tyro
@@ -80,6 +82,10 @@ class Analyse:
     """Print one JSON object instead of tables."""
     write: bool = True
     """Store the result in the run's analysis/ folder."""
+    dask: str | None = None
+    """Read and reduce the captures on a Dask cluster: a scheduler address
+    (tcp://host:8786), or local:N for a local cluster of N worker processes. Needs the
+    `distributed` extra; the workers read the run from its URL themselves."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +332,26 @@ def cmd_ls(args: Ls) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _dask_executor(address: str | None) -> Iterator[Any]:
+    """A Dask client's executor for ``--dask`` (None without it)."""
+    if address is None:
+        yield None
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ImportError("--dask needs Dask's distributed scheduler: pip install 'trajscope[distributed]'") from None
+    if address.startswith("local:"):
+        n = int(address.split(":", 1)[1])
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+            with Client(cluster) as client:
+                yield client.get_executor()
+        return
+    with Client(address) as client:
+        yield client.get_executor()
+
+
 def cmd_analyse(args: Analyse) -> int:
     from . import analyse
 
@@ -345,7 +371,8 @@ def cmd_analyse(args: Analyse) -> int:
         clusters=args.clusters,
     )
     try:
-        doc, _ = store.analyse_run(run, cfg, write=args.write)
+        with _dask_executor(args.dask) as executor:
+            doc, _ = store.analyse_run(run, cfg, write=args.write, executor=executor)
     except (ImportError, ValueError) as e:
         print(f"trajscope analyse: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ every captured state. Memory holds one capture, the pool and the placed points (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -150,52 +151,51 @@ def analyse(
     cfg: AnalysisConfig = AnalysisConfig(),
     *,
     progress: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The run's analysis: a JSON-able document and named arrays (the placed points).
 
     Bad input gives partial results and messages in ``doc["problems"]``: captures without
     the features (or with a different feature size than the first) are left out of the
     map; non-finite states are skipped and counted; captures without ``value`` have no
-    value figures; a run of one capture has no shift."""
+    value figures; a run of one capture has no shift.
+
+    ``executor``: anything with ``map(fn, iterable)`` that runs ``fn`` elsewhere, such as
+    a Dask client's ``get_executor()``: each capture is read and reduced by a worker (two
+    passes: sampling the pool, then placing every state), and only the samples and the
+    per-capture results come back; fitting the map stays here. Its workers must be able to
+    call the captures' loaders (``trajscope.store.capture_sources`` gives loaders that
+    open the run by its URL, so they read straight from the object store). The result is
+    the same as without one."""
     say = progress or (lambda _: None)
+    mapper = executor.map if executor is not None else map
     problems: list[str] = []
-    rng = np.random.default_rng(cfg.seed)
     usable: list[tuple[CaptureSource, list[str]]] = []
     width = None
     per = max(1, cfg.pool_size // max(1, len(captures)))
     pool, wpool = [], []
     skipped = 0
     # ---------------------------------------------------------------- pass 1: the pool
-    for src in captures:
-        names = _features(src, cfg)
-        if not names:
-            problems.append(f"capture {src.index} (step {src.step}): none of the features {list(cfg.features)}")
-            continue
-        try:
-            x, t_idx, e_idx = _states(src, names)
-            xa = _with_action(src, x, t_idx, e_idx)
-        except (ValueError, OSError, KeyError) as e:  # a damaged or vanished capture file
-            problems.append(f"capture {src.index} (step {src.step}): unreadable, left out ({e})")
+    for src, r in zip(captures, mapper(functools.partial(_pool_one, cfg=cfg, per=per), captures)):
+        if "unusable" in r:
+            problems.append(r["unusable"])
             continue
         if width is None:
-            width = x.shape[1]
-        if x.shape[1] != width:
+            width = r["width"]
+        if r["width"] != width:
             problems.append(
-                f"capture {src.index} (step {src.step}): {x.shape[1]} state features where the first capture has "
+                f"capture {src.index} (step {src.step}): {r['width']} state features where the first capture has "
                 f"{width}; left out"
             )
             continue
-        finite = np.isfinite(x).all(axis=1)
-        skipped += int((~finite).sum())
-        rows = np.flatnonzero(finite)
-        if not len(rows):
+        skipped += r["skipped"]
+        if r["sample"] is None:
             problems.append(f"capture {src.index} (step {src.step}): no finite state")
             continue
-        usable.append((src, names))
-        pool.append(x[rng.choice(rows, min(per, len(rows)), replace=False)])
-        wx, _ = _windows(xa[finite], t_idx[finite], e_idx[finite], cfg.window)
-        if len(wx):
-            wpool.append(wx[rng.choice(len(wx), min(max(1, per // cfg.window), len(wx)), replace=False)])
+        usable.append((src, r["names"]))
+        pool.append(r["sample"])
+        if r["wsample"] is not None:
+            wpool.append(r["wsample"])
         say(f"pooled capture {src.index} (step {src.step})")
     doc: dict[str, Any] = {
         "analysis_version": ANALYSIS_VERSION,
@@ -215,52 +215,30 @@ def analyse(
     if cfg.method == "pca":
         doc["embedding"]["explained_variance"] = _stats.PCA.fit(pool_z, 2).explained_variance_ratio.tolist()
     centers, _ = _stats.kmeans(pool_z, cfg.codebook, seed=cfg.seed)
-    k = len(centers)
     wstd, wpca, wcenters = _fit_clusters(wpool, cfg, doc)
+    fitted = _Fitted(std, transform, centers, wstd, wpca, wcenters)
     # ---------------------------------------------------------------- pass 2: every state
     points, meta = [], []
     hists: list[np.ndarray] = []
-    for src, names in usable:
-        try:
-            x, t_idx, e_idx = _states(src, names)
-        except (ValueError, OSError, KeyError) as e:
-            problems.append(f"capture {src.index} (step {src.step}): unreadable, left out ({e})")
+    for (src, _), r in zip(usable, mapper(functools.partial(_place_one, cfg=cfg, fitted=fitted), usable)):
+        problems.extend(r["problems"])
+        if "entry" not in r:
             continue
-        finite = np.isfinite(x).all(axis=1)
-        z = std(x[finite])
-        t_f, e_f = t_idx[finite], e_idx[finite]
-        labels = _stats.assign(z, centers)
-        h = _stats.histogram(labels, k)
-        entry: dict[str, Any] = {
-            "index": src.index,
-            "step": src.step,
-            "states": len(z),
-            "shift_prev": None,
-            "shift_first": None,
-            "noise_floor": _stats.split_half(labels, k, seed=cfg.seed),
-            "value_corr": None,
-            "value_bias": None,
-            "value_explained_variance": None,
-            "cluster_share": None,
-        }
+        entry, h = r["entry"], r["hist"]
         if hists:
             entry["shift_prev"] = _stats.js_divergence(hists[-1], h)
             entry["shift_first"] = _stats.js_divergence(hists[0], h)
         hists.append(h)
-        sel = np.arange(len(z))
-        if len(sel) > cfg.points_per_capture:
-            sel = np.sort(rng.choice(len(z), cfg.points_per_capture, replace=False))
-        points.append(transform(z[sel]))
-        meta.append(np.stack([np.full(len(sel), src.index), e_f[sel], t_f[sel]], axis=1))
-        _value(src, cfg, entry, problems)
-        if wcenters is not None and wstd is not None and wpca is not None:
-            wx, where = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_f, e_f, cfg.window)
-            if len(wx):
-                wl = _stats.assign(wpca.transform(wstd(wx)), wcenters)
-                entry["cluster_share"] = _stats.histogram(wl, len(wcenters)).tolist()
-                _typical(doc["clusters"], wpca.transform(wstd(wx)), wl, wcenters, where, src.index)
+        points.append(r["points"])
+        meta.append(r["meta"])
+        if r["typical"] is not None:
+            for j, found in enumerate(r["typical"]):
+                both = doc["clusters"]["typical"][j] + found
+                doc["clusters"]["typical"][j] = sorted(both, key=lambda w: w["distance"])[:3]
         doc["captures"].append(entry)
         say(f"placed capture {src.index} (step {src.step})")
+    if not points:
+        return doc, {}
     pts = np.concatenate(points).astype(np.float32)
     doc["embedding"]["points"] = len(pts)
     if len(hists) == 1:
@@ -268,6 +246,103 @@ def analyse(
     arrays = {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
     doc["buffer"] = _place_buffer(usable, std, transform, arrays, problems)
     return doc, arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fitted:
+    """What pass 1 fitted, shipped to whoever places a capture's states."""
+
+    std: _stats.Standardizer
+    transform: Callable[[np.ndarray], np.ndarray]
+    centers: np.ndarray
+    wstd: Any
+    wpca: Any
+    wcenters: np.ndarray | None
+
+
+def _rng(cfg: AnalysisConfig, src: CaptureSource, stage: int) -> np.random.Generator:
+    """Each capture's own random stream: the same samples wherever and in whatever order
+    the captures are processed."""
+    return np.random.default_rng([cfg.seed, stage, src.index])
+
+
+def _pool_one(src: CaptureSource, *, cfg: AnalysisConfig, per: int) -> dict[str, Any]:
+    """Pass 1 for one capture: its features' sample for the pool, and its windows'."""
+    names = _features(src, cfg)
+    if not names:
+        return {"unusable": f"capture {src.index} (step {src.step}): none of the features {list(cfg.features)}"}
+    try:
+        x, t_idx, e_idx = _states(src, names)
+        xa = _with_action(src, x, t_idx, e_idx)
+    except (ValueError, OSError, KeyError) as e:  # a damaged or vanished capture file
+        return {"unusable": f"capture {src.index} (step {src.step}): unreadable, left out ({e})"}
+    rng = _rng(cfg, src, 1)
+    finite = np.isfinite(x).all(axis=1)
+    rows = np.flatnonzero(finite)
+    out: dict[str, Any] = {
+        "names": names,
+        "width": x.shape[1],
+        "skipped": int((~finite).sum()),
+        "sample": None,
+        "wsample": None,
+    }
+    if not len(rows):
+        return out
+    out["sample"] = x[rng.choice(rows, min(per, len(rows)), replace=False)]
+    wx, _ = _windows(xa[finite], t_idx[finite], e_idx[finite], cfg.window)
+    if len(wx):
+        out["wsample"] = wx[rng.choice(len(wx), min(max(1, per // cfg.window), len(wx)), replace=False)]
+    return out
+
+
+def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fitted: _Fitted) -> dict[str, Any]:
+    """Pass 2 for one capture: every state coded, counted and placed in the map; its value
+    figures and behaviour clusters."""
+    src, names = item
+    problems: list[str] = []
+    try:
+        x, t_idx, e_idx = _states(src, names)
+    except (ValueError, OSError, KeyError) as e:
+        return {"problems": [f"capture {src.index} (step {src.step}): unreadable, left out ({e})"]}
+    finite = np.isfinite(x).all(axis=1)
+    z = fitted.std(x[finite])
+    t_f, e_f = t_idx[finite], e_idx[finite]
+    labels = _stats.assign(z, fitted.centers)
+    k = len(fitted.centers)
+    entry: dict[str, Any] = {
+        "index": src.index,
+        "step": src.step,
+        "states": len(z),
+        "shift_prev": None,
+        "shift_first": None,
+        "noise_floor": _stats.split_half(labels, k, seed=cfg.seed),
+        "value_corr": None,
+        "value_bias": None,
+        "value_explained_variance": None,
+        "cluster_share": None,
+    }
+    sel = np.arange(len(z))
+    if len(sel) > cfg.points_per_capture:
+        sel = np.sort(_rng(cfg, src, 2).choice(len(z), cfg.points_per_capture, replace=False))
+    _value(src, cfg, entry, problems)
+    typical = None
+    if fitted.wcenters is not None and fitted.wstd is not None and fitted.wpca is not None:
+        wx, where = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_f, e_f, cfg.window)
+        if len(wx):
+            y = fitted.wpca.transform(fitted.wstd(wx))
+            wl = _stats.assign(y, fitted.wcenters)
+            entry["cluster_share"] = _stats.histogram(wl, len(fitted.wcenters)).tolist()
+            found: dict[str, Any] = {"typical": [[] for _ in range(len(fitted.wcenters))]}
+            _typical(found, y, wl, fitted.wcenters, where, src.index)
+            typical = found["typical"]
+    return {
+        "entry": entry,
+        "hist": _stats.histogram(labels, k),
+        "points": fitted.transform(z[sel]),
+        "meta": np.stack([np.full(len(sel), src.index), e_f[sel], t_f[sel]], axis=1),
+        "typical": typical,
+        "problems": problems,
+    }
 
 
 def _buffer_name(feature: str) -> str:

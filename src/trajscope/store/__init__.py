@@ -8,6 +8,7 @@ or :func:`write_live_control` / :func:`read_live_control` on a run folder or URL
 from ._analysis import analyse_run as analyse_run
 from ._analysis import capture_policy as capture_policy
 from ._analysis import capture_saliency as capture_saliency
+from ._analysis import capture_sources as capture_sources
 from ._analysis import write_analysis as write_analysis
 from ._documents import LiveControl as LiveControl
 from ._documents import LiveStatus as LiveStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -63,17 +63,35 @@ def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.
     return doc, arrays
 
 
+class _Loader:
+    """A capture's arrays by name, from the run at ``url``: picklable (a URL and an id),
+    so the analyses' workers on other processes or machines open the run themselves and
+    read straight from its filesystem or object store."""
+
+    _runs: ClassVar[dict[str, Run]] = {}
+    """Runs opened in this process, by URL (a worker opens each run once)."""
+
+    def __init__(self, url: str, capture_id: str, group: str | None = None) -> None:
+        self.url, self.capture_id, self.group = url, capture_id, group
+
+    def _capture(self) -> Capture:
+        run = self._runs.get(self.url)
+        if run is None or self.capture_id not in {c.id for c in run.captures}:
+            run = self._runs[self.url] = Run(self.url)
+        return run.capture(self.capture_id)
+
+    def __call__(self, name: str | None = None) -> Any:
+        cap = self._capture()
+        return cap.group(self.group) if self.group is not None else cap.load(str(name))
+
+
 def capture_sources(run: Any) -> list[analyse.CaptureSource]:
     """The evaluation captures of a :class:`Run` as the analyses take them: loaded one at a
-    time, when needed."""
+    time, when needed, by loaders that pickle as the run's URL and the capture's id."""
     out = []
     for info in run.captures:
         if info.kind != "eval":
             continue
-
-        def load(name: str, info: Any = info) -> np.ndarray:
-            return run.capture(info).load(name)
-
         cap = run.capture(info)
         per_step = tuple(n for n in cap.names() if cap.entry(n)["layout"] == "time_env")
         out.append(
@@ -81,10 +99,10 @@ def capture_sources(run: Any) -> list[analyse.CaptureSource]:
                 index=info.index,
                 step=info.step,
                 names=per_step,
-                load=load,
+                load=_Loader(run.url, info.id),
                 reset_frame=info.reset_frame,
                 image_names=tuple(f"obs/{k}" for k in cap.image_keys()),
-                buffer=(lambda info=info: run.capture(info).group("buffer")) if cap.keys("buffer") else None,
+                buffer=_Loader(run.url, info.id, "buffer") if cap.keys("buffer") else None,
             )
         )
     return out
@@ -96,17 +114,19 @@ def analyse_run(
     *,
     write: bool = True,
     progress: Any = None,
+    executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Analyse a :class:`Run`'s evaluation captures and (with ``write``) store the result in
     its ``analysis/``. Without a ``cfg``, the discount and reward scaling are the run's own
     (``discounting`` and ``reward_scaling`` of its stored training config, as brax's PPO
-    names them), else 0.99 and 1."""
+    names them), else 0.99 and 1. ``executor``: run the per-capture work on a distributed
+    engine (a Dask client's ``get_executor()``; see :func:`trajscope.analyse.analyse`)."""
     if cfg is None:
         conf = run.metadata.get("config") or {}
         cfg = analyse.AnalysisConfig(
             gamma=float(conf.get("discounting") or 0.99), reward_scaling=float(conf.get("reward_scaling") or 1.0)
         )
-    doc, arrays = analyse.analyse(capture_sources(run), cfg, progress=progress)
+    doc, arrays = analyse.analyse(capture_sources(run), cfg, progress=progress, executor=executor)
     if write:
         write_analysis(run.url, doc, arrays, captures_analysed=[c.id for c in run.captures if c.kind == "eval"])
     return doc, arrays
