@@ -344,9 +344,16 @@ def _dask_executor(address: str | None) -> Iterator[Any]:
         raise ImportError("--dask needs Dask's distributed scheduler: pip install 'trajscope[distributed]'") from None
     if address.startswith("local:"):
         n = int(address.split(":", 1)[1])
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-            with Client(cluster) as client:
-                yield client.get_executor()
+        # On loopback, without a dashboard: nothing listens beyond this machine.
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,  # pyright: ignore[reportArgumentType]
+        )
+        with cluster, Client(cluster) as client:
+            yield client.get_executor()
         return
     with Client(address) as client:
         yield client.get_executor()
