@@ -30,7 +30,7 @@ import trajscope
 from trajscope.serve import Viewer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from viewer import humanoid, simulate  # noqa: E402 - the sibling benchmark's model and rollout
+from viewer import humanoid, simulate  # the sibling benchmark's model and rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Moto:
     def __init__(self, log: Path) -> None:
         self.port = _port()
         self.log = log
-        self._f = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self._f = open(log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._f,

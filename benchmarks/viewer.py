@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import resource
 import socket
 import statistics
 import tempfile
@@ -160,32 +159,46 @@ class StalledClient:
         self.sock.close()
 
 
-def bench_clients(model, root: Path, *, clients: int, stalled: int, frames: int, E: int = 16) -> dict[str, float]:
-    """Updates per second received by each reading client while the viewer plays."""
-    T = 60
-    name = f"load-{E}"
+STEPS = 60
+"""Steps of each benchmark capture; playback loops over them."""
+
+
+def grid_viewer(model, root: Path, name: str, E: int) -> Viewer:
+    """A viewer of a capture of ``E`` humanoids (written once per name), every one shown."""
     if not (root / name).exists():
         with trajscope.RunWriter(root, name=name, model=model, env_name="humanoid") as w:
-            w.add_capture(step=0, **simulate(model, E=E, T=T))
+            w.add_capture(step=0, **simulate(model, E=E, T=STEPS))
     v = Viewer(str(root / name), port=_port(), poll_s=3600)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    v.scene.layout.value = "grid"
+    v.scene.count.value = E
+    v._reload()
+    return v
+
+
+def play(v: Viewer, frames: int) -> tuple[list[float], float]:
+    """Frames shown at 30 per second, as playback does (viser sends only the newest pose of
+    a node when several wait, so unpaced frames would not all be sent): the server's
+    milliseconds per frame, and the seconds it took."""
+    ms = []
+    start = time.perf_counter()
+    for i in range(frames):
+        t0 = time.perf_counter()
+        v.show_step((i + 1) % STEPS)
+        ms.append(1000 * (time.perf_counter() - t0))
+        time.sleep(max(0.0, start + (i + 1) / 30 - time.perf_counter()))
+    return ms, time.perf_counter() - start
+
+
+def bench_clients(model, root: Path, *, clients: int, stalled: int, frames: int, E: int = 16) -> dict[str, float]:
+    """Updates per second received by each reading client while the viewer plays."""
+    v = grid_viewer(model, root, f"humanoid-{E}", E)
     try:
-        v.scene.layout.value = "grid"
-        v.scene.count.value = E
-        v._reload()
         stuck = [StalledClient(v.port) for _ in range(stalled)]
         readers = [Client(v.port) for _ in range(clients - stalled)]
         for c in readers:
             c.quiet()
         m0 = [c.messages for c in readers]
-        ms = []
-        start = time.perf_counter()
-        for i in range(frames):
-            t0 = time.perf_counter()
-            v.show_step(i % T)
-            ms.append(1000 * (time.perf_counter() - t0))
-            time.sleep(max(0.0, start + (i + 1) / 30 - time.perf_counter()))
-        seconds = time.perf_counter() - start
+        ms, seconds = play(v, frames)
         for c in readers:
             c.quiet(0.3)
         rates = [(c.messages - m) / seconds for c, m in zip(readers, m0)]
@@ -203,31 +216,16 @@ def bench_clients(model, root: Path, *, clients: int, stalled: int, frames: int,
         "median_ups": statistics.median(rates),
         "server_ms": statistics.median(ms),
         "readers_alive": alive,
-        "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024,
     }
 
 
 def bench_frames(model, root: Path, E: int, frames: int) -> dict[str, float]:
-    T = 60
-    with trajscope.RunWriter(root, name=f"humanoid-{E}", model=model, env_name="humanoid") as w:
-        w.add_capture(step=0, **simulate(model, E=E, T=T))
-    v = Viewer(str(root / f"humanoid-{E}"), port=_port(), poll_s=3600)
+    v = grid_viewer(model, root, f"humanoid-{E}", E)
     try:
-        v.scene.layout.value = "grid"
-        v.scene.count.value = E
-        v._reload()
         client = Client(v.port)
         client.quiet()
         b0 = client.bytes
-        ms = []
-        start = time.perf_counter()
-        for i in range(frames):
-            t0 = time.perf_counter()
-            v.show_step(i % T)
-            ms.append(1000 * (time.perf_counter() - t0))
-            # Paced at 30 frames per second, as playback is: viser sends only the newest
-            # pose of a node when several wait, so unpaced frames would not all be sent.
-            time.sleep(max(0.0, start + (i + 1) / 30 - time.perf_counter()))
+        ms, _ = play(v, frames)
         client.quiet(0.3)
         sent = (client.bytes - b0) / frames
         client.close()

@@ -41,6 +41,22 @@ XML = """
 """
 
 
+TINY_PPO = dict(
+    num_timesteps=6_000,
+    num_evals=3,
+    episode_length=50,
+    num_envs=16,
+    batch_size=16,
+    num_minibatches=4,
+    unroll_length=8,
+    num_eval_envs=4,
+    normalize_observations=True,
+    seed=3,
+)
+"""A brax PPO training of inverted_pendulum that compiles and runs in seconds on a CPU (its
+programs are shared by the suite's trainings through JAX's compilation cache)."""
+
+
 @pytest.fixture
 def model() -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(XML)

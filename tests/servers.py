@@ -17,14 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from trajscope.serve import free_port
+
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 _REQUEST = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) ')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trajscope
-from conftest import brax_restep
+from conftest import TINY_PPO, brax_restep
 
 pytest.importorskip("brax")
 from brax import envs
@@ -20,18 +20,7 @@ from brax.training.agents.sac import train as sac
 from trajscope.capture import BraxRecorder
 from trajscope.store import TrajscopeWarning
 
-PPO_KW = dict(
-    num_timesteps=6_000,
-    num_evals=3,
-    episode_length=50,
-    num_envs=16,
-    batch_size=16,
-    num_minibatches=4,
-    unroll_length=8,
-    num_eval_envs=4,
-    normalize_observations=True,
-    seed=3,
-)
+PPO_KW = TINY_PPO
 
 
 @pytest.fixture(scope="module")

@@ -22,22 +22,11 @@ pytest.importorskip("sshfs")
 pytest.importorskip("moto")
 
 import trajscope
-from conftest import all_kinds
+from conftest import TINY_PPO, all_kinds
 from servers import SSHD, Proxy, S3Server, SSHServer, environ, free_port
 from trajscope.store import RunWriter, TrajscopeWarning, open_run
 
-PPO_KW = dict(
-    num_timesteps=6_000,
-    num_evals=3,
-    episode_length=50,
-    num_envs=16,
-    batch_size=16,
-    num_minibatches=4,
-    unroll_length=8,
-    num_eval_envs=4,
-    normalize_observations=True,
-    seed=3,
-)
+PPO_KW = TINY_PPO
 REC_KW = dict(num_envs=5, episode_length=50, normalize_observations=True)
 
 
