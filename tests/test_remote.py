@@ -24,7 +24,7 @@ pytest.importorskip("moto")
 import trajscope
 from conftest import TINY_PPO, all_kinds
 from servers import SSHD, Proxy, S3Server, SSHServer, environ, free_port
-from trajscope.store import RunWriter, TrajscopeWarning, open_run
+from trajscope.store import RunWriter, TrajscopeWarning, list_runs, open_run
 
 PPO_KW = TINY_PPO
 REC_KW = dict(num_envs=5, episode_length=50, normalize_observations=True)
@@ -102,6 +102,7 @@ def test_brax_training_writes_to_s3_and_info_reads_it(s3, s3_run):
     assert len(info["captures"]) == 3 and info["problems"] == []
     run = open_run("s3://runs/root/ppo")
     assert [c["id"] for c in info["captures"]] == [c.id for c in run.captures]
+    assert "ppo" in [r.name for r in list_runs("s3://runs/root")]  # a root of runs in a bucket
     assert run.check(checksums=True) == []
     assert run.capture(0).load("qpos").shape[1] == 5  # the recorder's five environments
 
