@@ -182,6 +182,14 @@ def test_viewer_follows_s3_run_at_a_bounded_request_rate(s3, s3_run, model):
         viewer.close()
 
 
+def _wait_first_capture(rec, timeout_s: float = 240) -> None:
+    """Until the first checkpoint's capture (compiled and captured on the recorder's own
+    thread) is on the server: a condition, not a duration."""
+    deadline = time.monotonic() + timeout_s
+    while rec.stats.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_bucket_vanishing_mid_run_costs_captures_not_training(s3, pendulum):
     import boto3
 
@@ -190,9 +198,7 @@ def test_bucket_vanishing_mid_run_costs_captures_not_training(s3, pendulum):
     def vanish(step, *_):
         seen.append(step)
         if len(seen) == 1:  # the hook calls this after handing the capture to its thread
-            deadline = time.monotonic() + 240
-            while rec.stats.written < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)  # a condition: the first checkpoint's capture is on the server
+            _wait_first_capture(rec)
             bucket = boto3.resource("s3").Bucket("vanishing")
             bucket.objects.all().delete()
             bucket.delete()
@@ -224,9 +230,7 @@ def test_network_failure_mid_run_keeps_what_was_written(s3, pendulum):
     def cut(step, *_):
         seen.append(step)
         if len(seen) == 1:  # the hook calls this after handing the capture to its thread
-            deadline = time.monotonic() + 240
-            while rec.stats.written < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)  # a condition: the first checkpoint's capture is on the server
+            _wait_first_capture(rec)
             written_before_cut.extend(c.id for c in open_run("s3://flaky/r/n").captures)
             proxy.cut()  # the next two checkpoints come later: their writes must fail
 
