@@ -134,7 +134,11 @@ def test_switching_off_stops_chunks_and_training_goes_on(ppo_live):
     assert status is not None and not status.streaming and status.chunks_sent == end
     # The stream counted every training step (brax rounds num_timesteps up).
     assert status.env_steps >= PPO_KW["num_timesteps"]
-    assert rec.live.failures == 0 and rec.writer.stats.dropped == 0, (rec.live.last_failure, rec.writer.stats)
+    # At rate=1000 chunks come as fast as training makes them: on a loaded machine the writer
+    # may fall behind, and then a chunk is dropped and counted, never an error. Nothing else.
+    stats = rec.writer.stats
+    assert stats.dropped_write_error == stats.dropped_invalid == stats.dropped_at_close == 0, stats
+    assert rec.live.failures == stats.dropped_queue_full, (rec.live.last_failure, stats)
 
 
 def test_streaming_does_not_change_training(ppo_live, pendulum):
