@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from .._escape import md
 from ._plots import PALETTE
 
 COLOURINGS = ("training time", "episode return", "behaviour cluster")
@@ -129,7 +130,7 @@ class AnalysisPanel:
                     self._use(doc, arrays, [c.id for c in run.captures if c.kind == "eval"])
                     self.status.content += f"  \ncomputed in {time.perf_counter() - t0:.1f} s"
             except Exception as e:  # noqa: BLE001 - shown on the page
-                self.status.content = f"analysis failed: {type(e).__name__}: {e}"
+                self.status.content = f"analysis failed: {type(e).__name__}: {md(e)}"
                 traceback.print_exc()
             finally:
                 self._busy.clear()
@@ -149,7 +150,7 @@ class AnalysisPanel:
         return not self._busy.is_set()
 
     def _progress(self, text: str) -> None:
-        self.status.content = f"analysing: {text}"
+        self.status.content = f"analysing: {md(text)}"
 
     def _use(self, doc: dict[str, Any], arrays: dict[str, np.ndarray], analysed: list[str]) -> None:
         self.doc = doc
@@ -164,12 +165,14 @@ class AnalysisPanel:
         if self.run is not None:
             n_new = len([c for c in self.run.captures if c.kind == "eval" and c.id not in set(analysed)])
         lines = [
-            f"{len(doc.get('captures', []))} captures, {emb.get('points', 0):,} states on a "
-            f"{emb.get('method', '?')} map ({emb.get('skipped_nonfinite', 0)} non-finite skipped)"
+            md(
+                f"{len(doc.get('captures', []))} captures, {emb.get('points', 0)} states on a "
+                f"{emb.get('method', '?')} map ({emb.get('skipped_nonfinite', 0)} non-finite skipped)"
+            )
         ]
         if n_new:
             lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
-        lines += [f"note: {p}" for p in doc.get("problems", [])[:5]]
+        lines += [f"note: {md(p)}" for p in doc.get("problems", [])[:5]]
         self.status.content = "  \n".join(lines)
         self._draw_curves()
         self.draw_map()

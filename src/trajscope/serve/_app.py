@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from .._escape import md, md_lines
 from . import _frames
 from ._analysis import AnalysisPanel
 from ._compare import ComparePanel
@@ -102,6 +103,8 @@ class Viewer:
         self._poll_s = poll_s if poll_s is not None else POLL_S["remote" if remote else "local"]
         self._runs_poll_s = max(RUNS_POLL_S, 6 * self._poll_s)
         self.errors: list[str] = []
+        self._unreadable: dict[str, str] = {}
+        """Runs that could not be opened, by name, and why (not retried by polling)."""
         self.run: store.Run | None = None
         self._skipped_geoms = 0
         self.frames: _frames.Frames | None = None
@@ -198,8 +201,9 @@ class Viewer:
             traceback.print_exc()
 
     def _show_error(self, text: str) -> None:
+        """Show what went wrong; ``text`` may quote a run's files, so it is escaped."""
         self.errors.append(text)
-        self._error.content = f"**Error:** {text}"
+        self._error.content = f"**Error:** {md_lines(text)}"
         self._error.visible = True
 
     # ------------------------------------------------------------------ runs and captures
@@ -207,9 +211,20 @@ class Viewer:
     def open_run(self, name: str) -> None:
         if name not in self._runs:
             return
-        run = store.open_run(self._runs[name])
+        try:
+            run = store.open_run(self._runs[name])
+            model = run.load_model()  # vetted out of process: a damaged model cannot end this one
+        except store.FormatError as e:
+            # Unreadable: say why, and keep serving (the other runs of a root stay viewable).
+            self._unreadable[name] = str(e)
+            self.run = self.frames = None
+            self._gui_capture.options = ["(run unreadable)"]
+            self._status.content = f"**{md(name)}**  \nunreadable: {md(e.problem)}"
+            self._show_error(str(e))
+            return
+        self._unreadable.pop(name, None)
         self.run = run
-        self._skipped_geoms = self.scene.set_model(run.load_model())
+        self._skipped_geoms = self.scene.set_model(model)
         self.live.set_run(run)
         self.saliency.set_run(run)
         self.play.set_run(run)
@@ -224,10 +239,10 @@ class Viewer:
         """The run's name, what is known of it and its number of captures."""
         assert self.run is not None
         meta = self.run.metadata
-        known = [str(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
+        known = [md(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
         skipped = self._skipped_geoms
         self._status.content = (
-            f"**{self.run.name}**  \n{' · '.join([*known, f'{len(self.run.captures)} captures'])}"
+            f"**{md(self.run.name)}**  \n{' · '.join([*known, f'{len(self.run.captures)} captures'])}"
             + (f"  \n{skipped} geom(s) cannot be drawn" if skipped else "")
         )
 
@@ -472,7 +487,13 @@ class Viewer:
             self._safe(self._next_live_chunk)
             return True
 
-        self.replay.run(self._stop, state=state, dt_s=dt_s, at_end=at_end)
+        while not self._stop.is_set():
+            try:
+                self.replay.run(self._stop, state=state, dt_s=dt_s, at_end=at_end)
+            except Exception as e:  # noqa: BLE001 - bad data never ends playback for good
+                self._show_error(f"playback: {type(e).__name__}: {e}")
+                self.replay.set_playing(False)
+                self._stop.wait(0.5)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self._poll_s):
@@ -509,9 +530,12 @@ class Viewer:
                 if self.run is not None and self._gui_run.value not in runs:
                     self._gui_run.value = self.run.name
         if self.run is None:
-            if self._runs:
-                self._gui_run.value = list(self._runs)[-1]
-                self.open_run(list(self._runs)[-1])
+            if self._gui_run.value in self._unreadable:
+                return  # the user looks at why it is unreadable; they choose another
+            readable = [n for n in self._runs if n not in self._unreadable]
+            if readable:
+                self._gui_run.value = readable[-1]
+                self.open_run(readable[-1])
             return
         self.scene.frame_new_clients()
         self.plots.catch_up(self.t)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from .._escape import md
 from . import _frames, _geometry, _kinematics
 
 TINT = np.array([255, 140, 0], np.uint8)
@@ -109,7 +110,7 @@ class ComparePanel:
             self._key = key
         self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
         self.kin = _kinematics.Kinematics(model, 1, self.frames.model_fields or None)
-        self.text.content = f"**{label}**, env {env}: orange, {self.mode.value}"
+        self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
 
     def _build(self, model: Any) -> None:
         for n in self.nodes.values():

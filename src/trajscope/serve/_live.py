@@ -82,7 +82,7 @@ class LivePanel:
             return
         age = time.time() - status.updated_unix_s
         state = "**on**" if status.streaming else "off"
-        lines = [f"live stream: {state} · training at {status.env_steps:,} env steps"]
+        lines = [f"live stream: {state} · training at {int(status.env_steps):,} env steps"]
         if age > 10:
             lines.append(f"no word from training for {age:.0f} s (finished or stopped?)")
         shown = self.shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._escape import md
 from . import _frames
 
 
@@ -22,8 +23,12 @@ class NanPanel:
             self.text.content = "every value is finite"
             self.jump.disabled = True
             return
-        lines = [f"- `{k}`: step {v['t']}, env {v['env']}" for k, v in sorted(hits.items(), key=lambda kv: kv[1]["t"])]
-        self.text.content = f"first non-finite: **{first[0]}** at step {first[1]}, env {first[2]}\n" + "\n".join(lines)
+        lines = [
+            f"- {md(k)}: step {v['t']}, env {v['env']}" for k, v in sorted(hits.items(), key=lambda kv: kv[1]["t"])
+        ]
+        self.text.content = f"first non-finite: **{md(first[0])}** at step {first[1]}, env {first[2]}\n" + "\n".join(
+            lines
+        )
         self.jump.disabled = False
 
     def show_step(self, t: int, bad_envs: list[int]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from .._escape import md
 
 STIFFNESS = 50.0
 """Drag spring: newtons per metre per kilogram of the dragged body (MuJoCo's viewer scales
@@ -108,7 +109,7 @@ class PlayPanel:
         except Exception as e:  # noqa: BLE001 - shown in the panel, never kills the viewer
             msg = f"{type(e).__name__}: {e}"
             self.errors.append(msg + "\n" + traceback.format_exc())
-            self.text.content = f"**cannot play:** {msg}"
+            self.text.content = f"**cannot play:** {md(msg)}"
 
     # ------------------------------------------------------------------ run
 
@@ -135,7 +136,7 @@ class PlayPanel:
             if unavailable:
                 raise RuntimeError(unavailable)
             assert self._env_spec is not None
-            self.text.content = f"loading {self._env_spec} and JAX..."
+            self.text.content = f"loading {md(self._env_spec)} and JAX..."
             from ..play import load_env  # JAX, brax or Playground: only now
 
             self._env = load_env(self._env_spec)
@@ -327,7 +328,7 @@ class PlayPanel:
         state = "playing" if self.playing else "paused"
         rate = f" (computes {self.steps_per_s:.0f} steps/s)" if self.steps_per_s else ""
         lines = [
-            f"**{state}** step {p.t} from capture {src[0][:12]}…, env {src[1]}, step {src[2]}{rate}",
+            f"**{state}** step {p.t} from capture {md(src[0][:12])}…, env {src[1]}, step {src[2]}{rate}",
             f"policy of capture #{pol.index} (step {pol.step}); return so far {self.return_:.3f}" if pol else "",
         ]
         if frame is not None and not frame.finite:
@@ -343,8 +344,8 @@ class PlayPanel:
                 time.sleep(0.03)
                 next_t = time.monotonic()
                 continue
-            dt = float((self._run.metadata.get("control_dt_s") if self._run else None) or 0.02)
             try:
+                dt = float((self._run.metadata.get("control_dt_s") if self._run else None) or 0.02)
                 t0 = time.perf_counter()
                 with self._lock:
                     if not self.active:
@@ -367,7 +368,7 @@ class PlayPanel:
             except Exception as e:  # noqa: BLE001
                 self.playing = False
                 self.errors.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-                self.text.content = f"**play stopped:** {type(e).__name__}: {e}"
+                self.text.content = f"**play stopped:** {type(e).__name__}: {md(e)}"
             next_t += dt
             time.sleep(max(0.0, next_t - time.monotonic()))
             if next_t < time.monotonic() - 1.0:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from .._escape import md
 from . import _frames
 
 MARKER_INTERVAL_S = 0.25
@@ -127,7 +128,7 @@ class PlotsPanel:
         """Every plotted key's value at step ``t``: the plots' cursor, in numbers."""
         kinds = {k for k, cb in self.kinds.items() if cb.value}
         rows = [
-            f"| `{_label(k)}` | {float(v[t]):.4g} |"
+            f"| {md(_label(k))} | {float(v[t]):.4g} |"
             for k, v in frames.series.items()
             if _frames.series_kind(k) in kinds
         ]

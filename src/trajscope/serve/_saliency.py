@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import analyse, store
+from .._escape import md
 from . import _frames
 
 BAR_W, BAR_H = 320, 110
@@ -86,7 +87,7 @@ class SaliencyPanel:
         cap = frames.capture
         policy = self._policy(cap)
         if isinstance(policy, str):
-            self.note.content = f"_{policy}_"
+            self.note.content = f"_{md(policy)}_"
             return
         target, method = self.target.value, self.method.value
         if target == "value" and policy.value_apply is None:

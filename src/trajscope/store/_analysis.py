@@ -45,20 +45,27 @@ def write_analysis(
 def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     """The stored analysis (its document and arrays), or None when the run has none."""
     p = _fs.join(run_path, _schema.ANALYSIS_FILE)
+    root = os.path.realpath(run_path) if _fs.is_local(fs) else run_path
     try:
-        data = _fs.cat(fs, p)
+        data = _fs.read(fs, p, root=root, limit=_fs.max_json_bytes())
     except FileNotFoundError:
         return None
+    except OSError as e:
+        raise FormatError(p, f"cannot be read ({e.strerror or e})") from None
     doc = _documents.parse_analysis(p, data)
     arrays = {}
+    total = 0
     for e in doc["arrays"]:
         ap = _fs.join(run_path, _schema.ANALYSIS_DIR, e["file"])
+        total += e["nbytes"]
+        if total > _fs.max_capture_bytes():
+            raise FormatError(ap, "the analysis is larger than this reader's ceiling ($TRAJSCOPE_MAX_CAPTURE_MB)")
         try:
-            blob = _fs.cat(fs, ap)
+            blob = _fs.read(fs, ap, root=root, limit=e["nbytes"], expect_size=e["nbytes"])
         except FileNotFoundError:
             raise FormatError(ap, "analysis array file is missing") from None
-        if len(blob) != e["nbytes"]:
-            raise FormatError(ap, f"truncated: {len(blob)} of {e['nbytes']} bytes")
+        except OSError as err:
+            raise FormatError(ap, f"cannot be read ({err.strerror or err})") from None
         arrays[str(e["key"])] = _npy.decode(ap, blob, expect_crc=e.get("crc32"))
     return doc, arrays
 

@@ -30,15 +30,56 @@ def dumps(doc: Mapping[str, Any], *, indent: int | None = None) -> bytes:
     return json.dumps(doc, indent=indent, allow_nan=False).encode()
 
 
+MAX_DEPTH = 32
+"""How deeply the free-form parts of a document (``config``, ``attrs``, ``summary``, ...)
+may nest; trajscope writes a few levels."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (trajscope writes null for non-finite numbers)")
+
+
 def load_json(path: str, data: bytes) -> dict[str, Any]:
-    """A JSON object from a file's bytes; a :class:`FormatError` naming the file otherwise."""
+    """A JSON object from a file's bytes; a :class:`FormatError` naming the file otherwise
+    (corrupt, truncated, ``NaN``/``Infinity`` literals, integers of thousands of digits,
+    nesting deep enough to exhaust the parser's stack)."""
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(path, f"corrupt or truncated JSON ({e})") from None
+        doc = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise FormatError(path, "JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise FormatError(path, f"corrupt or truncated JSON ({str(e)[:200]})") from None
     if not isinstance(doc, dict):
         raise FormatError(path, "expected a JSON object")
     return doc
+
+
+def check_depth(path: str, field: str, value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse a free-form field nested deeper than ``limit`` (readers walk them recursively)."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            raise FormatError(path, f"field {field!r} nests deeper than {limit} levels")
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+
+
+def is_number(x: Any) -> bool:
+    """A finite JSON number (not a bool)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
+def is_count(x: Any, *, at_most: int = 2**62) -> bool:
+    """A JSON integer in ``[0, at_most]`` (not a bool)."""
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= at_most
 
 
 def check_version(path: str, doc: Mapping[str, Any]) -> str:
@@ -159,13 +200,39 @@ def build_run(
 
 
 def parse_run(path: str, data: bytes) -> dict[str, Any]:
-    """``run.json`` checked: a JSON object of a readable major version whose ``model``
-    summary, when present, is an object."""
+    """``run.json`` checked: a JSON object of a readable major version, every field a
+    reader uses of its documented type, every number a reader computes with finite and in
+    range (``control_dt_s`` > 0, ``config.discounting`` in (0, 1], ``config.reward_scaling``
+    non-zero), free-form fields nested at most :data:`MAX_DEPTH` deep."""
     doc = load_json(path, data)
     check_version(path, doc)
-    for field in ("model", "network"):
+    for field in ("model", "network", "config", "versions", "writer"):
         if doc.get(field) is not None and not isinstance(doc[field], dict):
             raise FormatError(path, f"malformed field '{field}' (expected an object or null)")
+        check_depth(path, field, doc.get(field))
+    for field in ("name", "env_name", "algorithm", "created_iso"):
+        if doc.get(field) is not None and not isinstance(doc[field], str):
+            raise FormatError(path, f"malformed field '{field}' (expected a string or null)")
+    tags = doc.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise FormatError(path, "malformed field 'tags' (expected a list of strings)")
+    if doc.get("created_unix_s") is not None and not is_number(doc["created_unix_s"]):
+        raise FormatError(path, "malformed field 'created_unix_s' (expected a finite number)")
+    dt = doc.get("control_dt_s")
+    if dt is not None and not (is_number(dt) and 0 < dt < 1e6):
+        raise FormatError(path, f"malformed field 'control_dt_s' {str(dt)[:40]!r} (expected seconds > 0, or null)")
+    conf = doc.get("config") or {}
+    gamma = conf.get("discounting")
+    if gamma is not None and not (is_number(gamma) and 0 < gamma <= 1):
+        raise FormatError(path, f"malformed config 'discounting' {str(gamma)[:40]!r} (expected a number in (0, 1])")
+    scale = conf.get("reward_scaling")
+    if scale is not None and not (is_number(scale) and scale != 0):
+        raise FormatError(path, f"malformed config 'reward_scaling' {str(scale)[:40]!r} (expected a non-zero number)")
+    model = doc.get("model")
+    if isinstance(model, dict):
+        for k in ("nq", "nv", "nu", "na", "nbody", "ngeom", "nmocap"):
+            if k in model and not is_count(model[k], at_most=2**31):
+                raise FormatError(path, f"malformed model field {k!r} (expected a count)")
     return doc
 
 
@@ -319,42 +386,67 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     if not isinstance(m.get("reset_frame", False), bool):
         raise FormatError(path, "malformed field 'reset_frame'")
     m.setdefault("reset_frame", False)  # format 1.0: frame 0 is the state after the first step
+    if not is_number(m["wall_time_unix_s"]):
+        raise FormatError(path, "malformed field 'wall_time_unix_s'")
+    if not is_count(m["step"]) or not is_count(m["num_envs"]) or not is_count(m["num_steps"]):
+        raise FormatError(path, "step, num_envs or num_steps out of range")
+    if m["kind"] not in _schema.CAPTURE_KINDS:
+        raise FormatError(path, f"unknown capture kind {m['kind'][:40]!r}")
     pi = m.get("process_index")
-    if pi is not None and (not isinstance(pi, int) or isinstance(pi, bool) or pi < 0):
+    if pi is not None and not is_count(pi, at_most=2**31):
         raise FormatError(path, "malformed field 'process_index'")
     if not isinstance(m.get("summary") or {}, dict):
         raise FormatError(path, "malformed field 'summary'")
+    if m.get("attrs") is not None and not isinstance(m["attrs"], dict):
+        raise FormatError(path, "malformed field 'attrs'")
+    for field in ("summary", "attrs"):
+        check_depth(path, field, m.get(field))
     m["summary"] = _clean_summary(m.get("summary") or {})
     names = set()
     for e in m["arrays"]:
         if not isinstance(e, dict) or not all(k in e for k in _ENTRY_REQUIRED):
-            raise FormatError(path, f"malformed array entry {e!r}")
+            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
         for k in ("group", "key", "layout", "dtype", "stored_dtype", "codec", "encoding"):
             if k in e and not isinstance(e[k], str) and not (k == "encoding" and isinstance(e[k], dict)):
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
         for k in ("nbytes", "crc32"):
-            if k in e and (not isinstance(e[k], int) or isinstance(e[k], bool) or e[k] < 0):
+            if k in e and not is_count(e[k]):
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
         if "stored_shape" in e and (
-            not isinstance(e["stored_shape"], list)
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in e["stored_shape"])
+            not isinstance(e["stored_shape"], list) or not all(is_count(n) for n in e["stored_shape"])
         ):
-            raise FormatError(path, f"{e['file']}: malformed stored_shape {e['stored_shape']!r}")
-        if not isinstance(e["file"], str) or "/" in e["file"] or "\\" in e["file"] or e["file"].startswith("."):
-            raise FormatError(path, f"array file name {e['file']!r} leaves the capture folder")
+            raise FormatError(path, f"{str(e['file'])[:80]!r}: malformed stored_shape {str(e['stored_shape'])[:80]}")
+        if (
+            not isinstance(e["file"], str)
+            or "/" in e["file"]
+            or "\\" in e["file"]
+            or "\x00" in e["file"]
+            or e["file"].startswith(".")
+            or not e["file"]
+            or len(e["file"]) > 255
+        ):
+            raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
         if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
-            raise FormatError(path, f"{e['file']}: unknown group {e['group']!r} or layout {e['layout']!r}")
-        if not isinstance(e["shape"], list) or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in e["shape"]
-        ):
-            raise FormatError(path, f"{e['file']}: malformed shape {e['shape']!r}")
+            raise FormatError(path, f"{e['file']}: unknown group {e['group'][:40]!r} or layout {e['layout'][:40]!r}")
+        if not isinstance(e["shape"], list) or len(e["shape"]) > 32 or not all(is_count(n) for n in e["shape"]):
+            raise FormatError(path, f"{e['file']}: malformed shape {str(e['shape'])[:80]}")
         names.add(_schema.array_name(e["group"], e["key"]))
+        itemsize = 1
         for k in ("dtype", "stored_dtype"):
+            if k not in e:
+                continue
             try:
-                if k in e and np.dtype(e[k]).hasobject:
-                    raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
-            except TypeError:
-                raise FormatError(path, f"{e['file']}: unknown {k} {e[k]!r}") from None
+                dt = np.dtype(e[k])
+            except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, SyntaxError...
+                raise FormatError(path, f"{e['file']}: unknown {k} {e[k][:40]!r}") from None
+            if dt.hasobject:
+                raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
+            if dt.kind not in "biufc" or dt.itemsize > 16 or dt.shape:
+                raise FormatError(path, f"{e['file']}: {k} {e[k][:40]!r} is not a numeric dtype trajscope stores")
+            itemsize = max(itemsize, dt.itemsize)
+        for k in ("shape", "stored_shape"):
+            if k in e and math.prod(e[k]) * itemsize >= 2**62:
+                raise FormatError(path, f"{e['file']}: {k} declares an impossible size")
         codec = e.get("codec", _npy.CODEC_NPY)
         if codec in _npy.CODECS_ZS:
             c = e.get("chunks")
@@ -368,7 +460,20 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
             ):
                 raise FormatError(path, f"{e['file']}: malformed chunk offsets")
         elif codec != _npy.CODEC_NPY:
-            raise FormatError(path, f"{e['file']}: unknown codec {codec!r}")
+            raise FormatError(path, f"{e['file']}: unknown codec {codec[:40]!r}")
+        enc = e.get("encoding")
+        if enc is not None:
+            check_depth(path, "encoding", enc, 2)
+            for k in ("scale", "offset"):
+                if k in enc and not is_number(enc[k]):
+                    raise FormatError(path, f"{e['file']}: malformed encoding {k!r}")
+            if "source_dtype" in enc:
+                try:
+                    sd = np.dtype(enc["source_dtype"]) if isinstance(enc["source_dtype"], str) else None
+                except Exception:  # noqa: BLE001 - as for dtype above
+                    sd = None
+                if sd is None or sd.kind not in "biuf" or sd.itemsize > 16:
+                    raise FormatError(path, f"{e['file']}: malformed encoding source_dtype")
         problem = shape_problem(e["key"], e["group"], tuple(e["shape"]), m["num_steps"], m["num_envs"], model)
         if problem is not None:
             raise FormatError(path, problem)
@@ -431,12 +536,11 @@ class LiveControl:
     def parse(path: str, data: bytes) -> LiveControl:
         doc = load_json(path, data)
         try:
-            return LiveControl(
-                on=bool(doc.get("on", False)),
-                rate=clip_rate(doc.get("rate", 1.0)),
-                updated_unix_s=float(doc.get("updated_unix_s", 0.0)),
-            )
-        except (TypeError, ValueError):
+            updated = doc.get("updated_unix_s", 0.0)
+            if not is_number(updated):
+                raise ValueError("updated_unix_s")
+            return LiveControl(on=doc.get("on") is True, rate=clip_rate(doc.get("rate", 1.0)), updated_unix_s=updated)
+        except (TypeError, ValueError, OverflowError):
             raise FormatError(path, "malformed live control") from None
 
 
@@ -464,8 +568,19 @@ class LiveStatus:
     def parse(path: str, data: bytes) -> LiveStatus:
         doc = load_json(path, data)
         names = {f.name for f in dataclasses.fields(LiveStatus)}
+        fields = {k: v for k, v in doc.items() if k in names}
+        for k, v in fields.items():
+            ok = {
+                "updated_unix_s": is_number(v),
+                "streaming": isinstance(v, bool),
+                "last_chunk_id": v is None or isinstance(v, str),
+                "last_chunk_unix_s": v is None or is_number(v),
+                "last_chunk_env_steps": v is None or is_count(v),
+            }.get(k, is_count(v))
+            if not ok:
+                raise FormatError(path, f"malformed live status field {k!r}")
         try:
-            return LiveStatus(**{k: v for k, v in doc.items() if k in names})
+            return LiveStatus(**fields)
         except TypeError as e:
             raise FormatError(path, f"malformed live status ({e})") from None
 
@@ -495,9 +610,18 @@ def parse_analysis(path: str, data: bytes) -> dict[str, Any]:
     check_version(path, doc)
     if not isinstance(doc.get("analysis"), dict) or not isinstance(doc.get("arrays"), list):
         raise FormatError(path, "missing or malformed field 'analysis' or 'arrays'")
+    check_depth(path, "analysis", doc["analysis"])
     for e in doc["arrays"]:
         if not isinstance(e, dict) or not {"key", "file", "nbytes"} <= set(e):
-            raise FormatError(path, f"malformed array entry {e!r}")
-        if not isinstance(e["file"], str) or "/" in e["file"] or e["file"].startswith("."):
-            raise FormatError(path, f"array file name {e['file']!r} leaves the analysis folder")
+            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
+        if (
+            not isinstance(e["file"], str)
+            or "/" in e["file"]
+            or "\\" in e["file"]
+            or "\x00" in e["file"]
+            or e["file"].startswith(".")
+        ):
+            raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the analysis folder")
+        if not is_count(e["nbytes"]) or not isinstance(e["key"], str):
+            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
     return doc

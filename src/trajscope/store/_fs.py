@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
+import sys
+import threading
+import uuid
 from pathlib import Path
 
 import fsspec
@@ -75,6 +79,159 @@ def size(fs: fsspec.AbstractFileSystem, path: str) -> int:
     return int(fs.size(path) or 0)
 
 
+# ---------------------------------------------------------------------------- untrusted reads
+
+
+def _env_mb(name: str, default_mb: float) -> int:
+    try:
+        mb = float(os.environ.get(name, default_mb))
+    except ValueError:
+        mb = default_mb
+    return int(max(mb, 0.0) * 2**20)
+
+
+def max_json_bytes() -> int:
+    """The largest JSON document of a run read (``$TRAJSCOPE_MAX_JSON_MB``, default 64)."""
+    return _env_mb("TRAJSCOPE_MAX_JSON_MB", 64)
+
+
+def max_model_bytes() -> int:
+    """The largest model a run may hold, compressed or inflated
+    (``$TRAJSCOPE_MAX_MODEL_MB``, default 1024)."""
+    return _env_mb("TRAJSCOPE_MAX_MODEL_MB", 1024)
+
+
+def max_capture_bytes() -> int:
+    """The most one read of a capture may allocate: one array, one environment's slice, or
+    what the viewer loads of a capture at once (``$TRAJSCOPE_MAX_CAPTURE_MB``, default 8192)."""
+    return _env_mb("TRAJSCOPE_MAX_CAPTURE_MB", 8192)
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip("/") + "/")
+
+
+def _real_of_fd(fd: int, path: str) -> str:
+    """Where an open file really is (one system call on Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return os.path.realpath(path)
+
+
+def read(
+    fs: fsspec.AbstractFileSystem,
+    path: str,
+    *,
+    root: str,
+    limit: int,
+    start: int | None = None,
+    end: int | None = None,
+    expect_size: int | None = None,
+) -> bytes:
+    """The bytes of a file of a run, read as untrusted input.
+
+    Only a regular file inside ``root`` (the run's folder) is read: a symlink that leaves
+    it, a folder, a FIFO, a device or a socket is refused with a :class:`FormatError`
+    before anything is read (a FIFO would block, a device never end). The file's size is
+    checked before reading: against ``expect_size`` when the manifest declares it, and
+    against ``limit`` always; ``start``/``end`` read a byte range. On remote filesystems,
+    which have no FIFOs or devices, at most ``limit + 1`` bytes are asked for.
+    Raises ``FileNotFoundError`` when the file does not exist.
+    """
+    from ._errors import FormatError
+
+    if "\x00" in path:
+        raise FormatError(path, "a file name with a NUL character")
+    if not is_local(fs):
+        return _read_remote(fs, path, limit=limit, start=start, end=end, expect_size=expect_size)
+    try:
+        st = os.stat(path)
+    except NotADirectoryError:
+        raise FileNotFoundError(path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FormatError(path, "is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(path, "is not a regular file (a FIFO, device or socket); refused")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        real = _real_of_fd(fd, path)
+        if not _inside(real, root):
+            raise FormatError(path, f"leaves the run: it is a link to {real[:200]!r}; refused")
+        st = os.fstat(fd)  # the file opened, not the one looked at (a swap in between)
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(path, "is not a regular file (a FIFO, device or socket); refused")
+        n = st.st_size
+        _check_size(path, n, limit=limit, expect_size=expect_size)
+        lo = start or 0
+        hi = n if end is None else min(end, n)
+        want = max(0, hi - lo)
+        if want > limit:
+            raise FormatError(path, f"a read of {want} bytes, more than the {limit} allowed")
+        chunks = []
+        got = 0
+        while got < want:
+            b = os.pread(fd, min(want - got, 1 << 24), lo + got)
+            if not b:
+                break
+            chunks.append(b)
+            got += len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _check_size(path: str, n: int, *, limit: int, expect_size: int | None) -> None:
+    from ._errors import FormatError
+
+    if expect_size is not None and n != expect_size:
+        raise FormatError(path, f"truncated or padded: {n} bytes, the manifest says {expect_size}")
+    if n > limit:
+        raise FormatError(path, f"is {n} bytes, more than the {limit} allowed for it; refused")
+
+
+def _read_remote(
+    fs: fsspec.AbstractFileSystem,
+    path: str,
+    *,
+    limit: int,
+    start: int | None,
+    end: int | None,
+    expect_size: int | None,
+) -> bytes:
+    from ._errors import FormatError
+
+    if start is None and end is None:
+        cap = limit if expect_size is None else min(limit, expect_size)
+        data = cat(fs, path, 0, cap + 1) if is_object_store(fs) else _read_capped(fs, path, cap + 1)
+        if expect_size is not None:
+            if len(data) != expect_size:
+                raise FormatError(path, f"truncated or padded: the manifest says {expect_size} bytes")
+        elif len(data) > limit:
+            raise FormatError(path, f"is more than the {limit} bytes allowed for it; refused")
+        return data
+    lo = start or 0
+    if end is not None and end - lo > limit:
+        raise FormatError(path, f"a read of {end - lo} bytes, more than the {limit} allowed")
+    return cat(fs, path, start, end)
+
+
+def _read_capped(fs: fsspec.AbstractFileSystem, path: str, n: int) -> bytes:
+    """At most ``n`` bytes of a file through ``open`` (sshfs's ``cat_file`` reads it whole)."""
+    from ._errors import FormatError
+
+    try:
+        with fs.open(path, "rb") as f:
+            data = f.read(n)
+    except IsADirectoryError:
+        raise FormatError(path, "is a folder, not a file") from None
+    assert isinstance(data, bytes)
+    return data
+
+
 def join(*parts: str) -> str:
     return posixpath.join(*parts)
 
@@ -89,12 +246,22 @@ def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durab
     Locally: a temporary file in the same folder, fsync, then ``os.replace``. Object
     stores replace a whole object in one request already.
     """
+    # A name of its own per call: two writers (threads or processes) of one file must
+    # never share a temporary file.
+    tag = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
     if is_local(fs):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        write_file(fs, tmp, data, durable=durable)
-        os.replace(tmp, path)
+        tmp = f"{path}.tmp-{tag}"
+        try:
+            write_file(fs, tmp, data, durable=durable)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         return
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.tmp-{tag}"
     fs.pipe_file(tmp, data)
     fs.mv(tmp, path)
 
@@ -114,8 +281,13 @@ def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable
     fs.pipe_file(path, data)
 
 
-def ls_names(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
-    """The names of the entries of a folder, sorted; none if it does not exist."""
+def ls_names(fs: fsspec.AbstractFileSystem, path: str, *, root: str | None = None) -> list[str]:
+    """The names of the entries of a folder, sorted; none if it does not exist, or (with
+    ``root``) if the folder is a link that leaves ``root``."""
+    if root is not None and is_local(fs):
+        real = os.path.realpath(path)
+        if not _inside(real, os.path.realpath(root)) or (os.path.exists(real) and not os.path.isdir(real)):
+            return []
     try:
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
     except FileNotFoundError:

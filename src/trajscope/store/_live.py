@@ -31,9 +31,14 @@ def read_live_control(run: str | os.PathLike[str]) -> LiveControl:
     fs, path = _fs.resolve(run)
     p = _fs.join(path, _schema.LIVE_CONTROL)
     try:
-        return LiveControl.parse(p, _fs.cat(fs, p))
+        return LiveControl.parse(p, _read(fs, path, p))
     except (OSError, FormatError):
         return LiveControl()
+
+
+def _read(fs: fsspec.AbstractFileSystem, run_path: str, p: str) -> bytes:
+    root = os.path.realpath(run_path) if _fs.is_local(fs) else run_path
+    return _fs.read(fs, p, root=root, limit=_fs.max_json_bytes())
 
 
 def write_live_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1.0) -> LiveControl:
@@ -50,7 +55,7 @@ def read_status(fs: fsspec.AbstractFileSystem, run_path: str) -> LiveStatus | No
     """Training's report, or None when the run has never streamed (or it is unreadable)."""
     p = _fs.join(run_path, _schema.LIVE_STATUS)
     try:
-        return LiveStatus.parse(p, _fs.cat(fs, p))
+        return LiveStatus.parse(p, _read(fs, run_path, p))
     except (OSError, FormatError):
         return None
 
@@ -60,9 +65,11 @@ def write_status(fs: fsspec.AbstractFileSystem, run_path: str, status: LiveStatu
     _fs.write_atomic(fs, _fs.join(run_path, _schema.LIVE_STATUS), dumps(status.to_json()), durable=False)
 
 
-def chunk_names(fs: fsspec.AbstractFileSystem, run_path: str) -> list[str]:
-    """The chunk folders now in ``live/``, oldest first."""
-    return [n for n in _fs.ls_names(fs, _fs.join(run_path, _schema.LIVE_DIR)) if _schema.is_live_chunk(n)]
+def chunk_names(fs: fsspec.AbstractFileSystem, run_path: str, *, root: str | None = None) -> list[str]:
+    """The chunk folders now in ``live/``, oldest first (none if ``live/`` is a link that
+    leaves ``root``)."""
+    names = _fs.ls_names(fs, _fs.join(run_path, _schema.LIVE_DIR), root=root)
+    return [n for n in names if _schema.is_live_chunk(n)]
 
 
 def prune(fs: fsspec.AbstractFileSystem, run_path: str, keep: int, *, process_index: int | None = None) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import zlib
-from typing import IO
+from collections.abc import Callable
 
 import numpy as np
 
@@ -49,7 +50,9 @@ def _parse_header(path: str, head: bytes) -> tuple[np.dtype, tuple[int, ...], in
         shape = tuple(int(d) for d in header["shape"])
         fortran = bool(header["fortran_order"])
     except Exception as e:  # noqa: BLE001 - any parse failure is a format error
-        raise FormatError(path, f"corrupt .npy header ({e})") from None
+        raise FormatError(path, f"corrupt .npy header ({str(e)[:200]})") from None
+    if any(d < 0 for d in shape) or math.prod(shape) * dtype.itemsize >= 2**62:
+        raise FormatError(path, f"impossible .npy shape {str(shape)[:200]}")
     if dtype.hasobject:
         raise FormatError(path, "object arrays are refused (they would need pickle)")
     if fortran:
@@ -60,7 +63,7 @@ def _parse_header(path: str, head: bytes) -> tuple[np.dtype, tuple[int, ...], in
 def decode(path: str, data: bytes, *, expect_crc: int | None = None) -> np.ndarray:
     """The array in ``data`` (a whole ``.npy`` file), checked for truncation and crc."""
     dtype, shape, offset = _parse_header(path, data[:4096])
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise FormatError(path, f"truncated or padded: {len(data)} bytes, expected {expected}")
     if expect_crc is not None and crc32(data) != expect_crc:
@@ -68,20 +71,20 @@ def decode(path: str, data: bytes, *, expect_crc: int | None = None) -> np.ndarr
     return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
 
 
-def read_leading(path: str, f: IO[bytes], index: int, *, file_size: int) -> np.ndarray:
-    """``array[index]`` along the first axis, reading only that byte range."""
-    head = f.read(4096)
+def read_leading(path: str, read_range: Callable[[int, int], bytes], index: int, *, file_size: int) -> np.ndarray:
+    """``array[index]`` along the first axis, reading only that byte range
+    (``read_range(start, end)`` gives the file's bytes ``[start, end)``)."""
+    head = read_range(0, min(4096, file_size))
     dtype, shape, offset = _parse_header(path, head)
     if not shape:
         raise FormatError(path, "scalar array has no leading axis")
     if not 0 <= index < shape[0]:
         raise IndexError(f"{path}: index {index} out of range for {shape[0]} entries")
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize
     if file_size != expected:
         raise FormatError(path, f"truncated or padded: {file_size} bytes, expected {expected}")
-    row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-    f.seek(offset + index * row)
-    data = f.read(row)
+    row = math.prod(shape[1:]) * dtype.itemsize
+    data = read_range(offset + index * row, offset + (index + 1) * row)
     if len(data) != row:
         raise FormatError(path, "truncated while reading")
     return np.frombuffer(data, dtype=dtype).reshape(shape[1:])
@@ -160,7 +163,7 @@ def decode_zs_chunk(
     path: str, blob: bytes, dtype: np.dtype, shape: tuple[int, ...], *, delta: bool = False
 ) -> np.ndarray:
     """One leading index (``shape`` is its shape) from its zlib stream."""
-    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    want = math.prod(shape) * dtype.itemsize
     try:
         # Never more than the manifest declares (plus one byte, to tell "too long"): a
         # corrupt stream or a declared shape of 10^12 values cannot make it allocate more

@@ -8,9 +8,9 @@ reported as incomplete, never read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -126,61 +126,69 @@ class Capture:
         ``env=None``: the whole array, ``(T, E, ...)`` for per-step arrays. ``env=i``: one
         environment's slice ``(T, ...)`` (or ``(...)`` for per-environment arrays), read
         from disk without reading the other environments. ``decode``: images as the values
-        the policy saw (False: the stored uint8 pixels).
+        the policy saw (False: the stored uint8 pixels). A read that would allocate more
+        than ``$TRAJSCOPE_MAX_CAPTURE_MB`` is refused with a :class:`FormatError`.
         """
         e = self.entry(name)
         path = _fs.join(self.dir, e["file"])
-        fs = self.run.fs
         layout = e["layout"]
         codec = e.get("codec", _npy.CODEC_NPY)
         zs, delta = codec in _npy.CODECS_ZS, codec == _npy.CODEC_ZSD
-        if env is None:
-            try:
-                data = self._cat(path, e)
-            except FileNotFoundError:
-                raise FormatError(path, "array file is missing") from None
-            except OSError as err:
-                raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
-            if zs:
-                a = _npy.decode_zs(path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta)
-            else:
-                a = _npy.decode(path, data, expect_crc=e.get("crc32"))
-            if layout == "time_env":
-                a = np.swapaxes(a, 0, 1)
-        else:
+        if env is not None:
             if layout == "free":
                 raise ValueError(f"{name} is not per environment")
             if not 0 <= env < self.info.num_envs:
                 raise IndexError(f"env {env} out of range: capture has {self.info.num_envs} environments")
-            try:
+        check_allocation(path, self.nbytes(name, env=env))
+        try:
+            if env is None:
+                data = self._cat(path, e)
                 if zs:
-                    start, end = e["chunks"][env], e["chunks"][env + 1]
-                    dtype, shape = self._stored(e)
-                    a = _npy.decode_zs_chunk(path, self._cat(path, e, start, end), dtype, shape[1:], delta=delta)
+                    a = _npy.decode_zs(
+                        path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta
+                    )
                 else:
-                    size = _fs.size(fs, path)
-                    with fs.open(path, "rb") as f:
-                        a = _npy.read_leading(path, f, env, file_size=size)  # pyright: ignore[reportArgumentType]
-            except FileNotFoundError:
-                raise FormatError(path, "array file is missing") from None
-            except OSError as err:
-                raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
+                    a = _npy.decode(path, data, expect_crc=e.get("crc32"))
+                if layout == "time_env":
+                    a = np.swapaxes(a, 0, 1)
+            elif zs:
+                start, end = e["chunks"][env], e["chunks"][env + 1]
+                dtype, shape = self._stored(e)
+                a = _npy.decode_zs_chunk(path, self._cat(path, e, start, end), dtype, shape[1:], delta=delta)
+            else:
+                a = _npy.read_leading(path, lambda lo, hi: self._cat(path, e, lo, hi), env, file_size=int(e["nbytes"]))
+        except FileNotFoundError:
+            raise FormatError(path, "array file is missing") from None
+        except OSError as err:
+            raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
         self._check_shape(path, e, a, env)
         if decode and "encoding" in e:
             a = _encode.decode_image(a, e["encoding"])
         return a
 
+    def nbytes(self, name: str, *, env: int | None = None) -> int:
+        """Bytes a load of array ``name`` (one environment's slice with ``env``) allocates,
+        as its manifest declares them (decoded images count as their decoded dtype)."""
+        e = self.entry(name)
+        shape = list(e["shape"])
+        if env is not None and shape:
+            shape = [shape[0], *shape[2:]] if e["layout"] == "time_env" else shape[1:]
+        itemsize = max(np.dtype(e["dtype"]).itemsize, np.dtype(e.get("stored_dtype", e["dtype"])).itemsize)
+        return math.prod(shape) * itemsize
+
     def _cat(self, path: str, e: Mapping[str, Any], start: int | None = None, end: int | None = None) -> bytes:
-        """Bytes of an array file, whole or a range, checked against the manifest's size;
-        from the local cache (:mod:`._cache`) for remote captures other than live chunks."""
+        """Bytes of an array file, whole or a range, checked against the manifest's size
+        before reading; from the local cache (:mod:`._cache`) for remote captures other
+        than live chunks."""
         fs = self.run.fs
+        nbytes = int(e["nbytes"])
+        if start is not None and end is not None and not 0 <= start <= end <= nbytes:
+            raise FormatError(path, f"byte range [{start}, {end}) outside the file's {nbytes} bytes")
 
         def read() -> bytes:
-            size = _fs.size(fs, path) if start is not None else None
-            data = _fs.cat(fs, path, start, end)
-            if (size if size is not None else len(data)) != e["nbytes"]:
-                raise FormatError(path, f"truncated: {size if size is not None else len(data)} of {e['nbytes']} bytes")
-            return data
+            if start is not None and not _fs.is_local(fs) and _fs.size(fs, path) != nbytes:
+                raise FormatError(path, f"truncated: {_fs.size(fs, path)} of {nbytes} bytes")
+            return _fs.read(fs, path, root=self.run.root, limit=nbytes, start=start, end=end, expect_size=nbytes)
 
         if _fs.is_local(fs) or self.info.kind == "live":
             return read()
@@ -227,13 +235,17 @@ class Run:
     def __init__(self, path_or_url: str | os.PathLike[str]) -> None:
         self.url = os.fspath(path_or_url)
         self.fs, self.path = _fs.resolve(self.url)
+        self.root = os.path.realpath(self.path) if _fs.is_local(self.fs) else self.path
+        """Where reads of this run must stay: its folder, symlinks resolved."""
         run_file = _fs.join(self.path, _schema.RUN_FILE)
         try:
-            data = _fs.cat(self.fs, run_file)
+            data = self._read(run_file, _fs.max_json_bytes())
         except FileNotFoundError:
             raise FormatError(run_file, "no run here (run.json is missing)") from None
-        except IsADirectoryError:
-            raise FormatError(run_file, "run.json is a folder") from None
+        except NotADirectoryError:
+            raise FormatError(self.path, "not a folder") from None
+        except OSError as e:
+            raise FormatError(run_file, f"cannot be read ({e.strerror or e})") from None
         self.metadata = _documents.parse_run(run_file, data)
         self.format_version = str(self.metadata["format_version"])
         self._lock = threading.Lock()
@@ -245,6 +257,28 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.url!r}, captures={len(self._captures)})"
+
+    def _read(self, path: str, limit: int) -> bytes:
+        """A file of this run, read as untrusted input (see :func:`._fs.read`)."""
+        return _fs.read(self.fs, path, root=self.root, limit=limit)
+
+    def _read_docs(self, paths: list[str]) -> dict[str, bytes | BaseException]:
+        """Several JSON documents: bytes, or the exception that reading one raised."""
+        out: dict[str, bytes | BaseException] = {}
+        if _fs.is_object_store(self.fs) and len(paths) > 1:
+            limit = _fs.max_json_bytes()
+            blobs = self.fs.cat_ranges(paths, [0] * len(paths), [limit + 1] * len(paths), on_error="return")
+            for p, b in zip(paths, blobs):
+                if isinstance(b, bytes) and len(b) > limit:
+                    b = FormatError(p, f"is more than the {limit} bytes allowed for it; refused")
+                out[p] = b if isinstance(b, (bytes, BaseException)) else FormatError(p, "unreadable")
+            return out
+        for p in paths:
+            try:
+                out[p] = self._read(p, _fs.max_json_bytes())
+            except (OSError, FormatError) as e:
+                out[p] = e
+        return out
 
     @property
     def name(self) -> str:
@@ -275,22 +309,25 @@ class Run:
     def refresh(self) -> list[CaptureInfo]:
         """Pick up captures completed since the last call; return the new ones."""
         cdir = _fs.join(self.path, _schema.CAPTURES_DIR)
-        names = _fs.ls_names(self.fs, cdir)
+        names = _fs.ls_names(self.fs, cdir, root=self.root)
         with self._lock:
             todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
             paths = {n: _fs.join(cdir, n, _schema.MANIFEST_FILE) for n in todo}
-            blobs: Any = self.fs.cat(list(paths.values()), on_error="return") if paths else {}
+            blobs = self._read_docs(list(paths.values())) if paths else {}
             new: list[str] = []
             for n in todo:
                 p = paths[n]
-                blob = blobs.get(p, blobs.get(self.fs._strip_protocol(p)))
-                if blob is None or isinstance(blob, FileNotFoundError):
+                blob = blobs.get(p)
+                if blob is None or isinstance(blob, (FileNotFoundError, NotADirectoryError)):
                     self._problems[n] = CaptureProblem(
                         n, p, "incomplete: no capture.json (still being written, or the writer was interrupted)", True
                     )
                     continue
+                if isinstance(blob, FormatError):
+                    self._problems[n] = CaptureProblem(n, blob.path, blob.problem, False)
+                    continue
                 if isinstance(blob, BaseException):
-                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {blob}", False)
+                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {str(blob)[:300]}", False)
                     continue
                 try:
                     self._manifests[n] = _placed(p, n, False, _documents.parse_manifest(p, blob, self.model_info))
@@ -298,6 +335,8 @@ class Run:
                     new.append(n)
                 except FormatError as e:
                     self._problems[n] = CaptureProblem(n, e.path, e.problem, False)
+                except Exception as e:  # noqa: BLE001 - one bad capture never stops the listing
+                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {type(e).__name__}", False)
             for n in list(self._problems):
                 if n not in names:
                     del self._problems[n]
@@ -335,7 +374,7 @@ class Run:
         consecutive steps; load it with :meth:`capture`. Unreadable chunks are skipped:
         the writer may be deleting them."""
         ldir = _fs.join(self.path, _schema.LIVE_DIR)
-        names = _live.chunk_names(self.fs, self.path)
+        names = _live.chunk_names(self.fs, self.path, root=self.root)
         with self._lock:
             for n in list(self._live):
                 if n not in names:
@@ -345,8 +384,9 @@ class Run:
                     continue
                 p = _fs.join(ldir, n, _schema.MANIFEST_FILE)
                 try:
-                    m = _placed(p, n, True, _documents.parse_manifest(p, _fs.cat(self.fs, p), self.model_info))
-                except (OSError, FormatError):
+                    blob = self._read(p, _fs.max_json_bytes())
+                    m = _placed(p, n, True, _documents.parse_manifest(p, blob, self.model_info))
+                except Exception:  # noqa: BLE001 - damaged or being deleted: skipped
                     continue
                 self._live[n] = (self._info(-1, m), m)
             return [self._live[n][0] for n in names if n in self._live]
@@ -399,10 +439,11 @@ class Run:
                 if checksums:
                     cap.verify()
                 else:
-                    sizes = {
-                        d["name"].rstrip("/").rsplit("/", 1)[-1]: d.get("size")
-                        for d in self.fs.ls(cap.dir, detail=True)
-                    }
+                    try:
+                        listing = self.fs.ls(cap.dir, detail=True)
+                    except (FileNotFoundError, NotADirectoryError):
+                        raise FormatError(cap.dir, "capture folder is gone") from None
+                    sizes = {d["name"].rstrip("/").rsplit("/", 1)[-1]: d.get("size") for d in listing}
                     for e in cap.manifest["arrays"]:
                         p = _fs.join(cap.dir, e["file"])
                         if e["file"] not in sizes:
@@ -426,34 +467,59 @@ class Run:
         return {n[: -len(".mp4")]: _fs.url(self.fs, _fs.join(folder, n)) for n in sorted(names) if n.endswith(".mp4")}
 
     def load_model(self) -> Any:
-        """The ``mujoco.MjModel`` as trained (from ``model.mjb``; MJCF as fallback)."""
+        """The ``mujoco.MjModel`` as trained (from ``model.mjb``; MJCF as fallback).
+
+        A run's model is untrusted input: it is loaded and simulated once in a child
+        process first (:func:`._model.vet`), so a damaged file that would crash MuJoCo
+        gives a :class:`FormatError` here instead of ending this process."""
         mjb = _fs.join(self.path, _schema.MODEL_MJB)
         xml = _fs.join(self.path, _schema.MODEL_XML)
         errors = []
-        if self.fs.exists(mjb):
+        limit = _fs.max_model_bytes()
+        for path, kind in ((mjb, "mjb"), (xml, "xml")):
             try:
-                return _model.from_bytes(zlib.decompress(_fs.cat(self.fs, mjb)))
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(f"model.mjb.z: {e}")
-        if self.fs.exists(xml):
-            import mujoco
-
+                data = self._read(path, limit)
+            except FileNotFoundError:
+                continue
+            except (OSError, FormatError) as e:
+                errors.append(f"{path.rsplit('/', 1)[-1]}: {getattr(e, 'problem', None) or e}")
+                continue
             try:
-                return mujoco.MjModel.from_xml_string(_fs.cat(self.fs, xml).decode(), self._assets())
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(f"model.xml: {e}")
+                if kind == "mjb":
+                    return _model.load_untrusted(path, _model.inflate(path, data, limit))
+                return _model.load_untrusted(path, data, xml=True, assets=self._assets())
+            except FormatError as e:
+                errors.append(f"{path.rsplit('/', 1)[-1]}: {e.problem}")
         if not errors:
             raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "the run holds no model")
         raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors))
 
     def _assets(self) -> dict[str, bytes]:
+        """The files the run's MJCF names (meshes, textures, included XML), read from
+        ``model/assets`` only: never a file outside the run."""
         adir = _fs.join(self.path, _schema.MODEL_ASSETS_DIR)
-        if not self.fs.exists(adir):
+        out: dict[str, bytes] = {}
+        total, limit = 0, _fs.max_model_bytes()
+        try:
+            found = self.fs.find(adir)
+        except (FileNotFoundError, NotADirectoryError):
             return {}
-        out = {}
-        for p in self.fs.find(adir):
-            out[p[len(adir) + 1 :]] = _fs.cat(self.fs, p)
+        for p in found:
+            data = self._read(p, limit - total)
+            total += len(data)
+            out[p[len(adir) + 1 :]] = data
         return out
+
+
+def check_allocation(path: str, nbytes: int) -> None:
+    """Refuse a read that would allocate more than ``$TRAJSCOPE_MAX_CAPTURE_MB``."""
+    limit = _fs.max_capture_bytes()
+    if nbytes > limit:
+        raise FormatError(
+            path,
+            f"a read of {nbytes / 2**20:,.0f} MB is beyond this reader's ceiling of {limit / 2**20:,.0f} MB "
+            "per capture (raise $TRAJSCOPE_MAX_CAPTURE_MB to read it)",
+        )
 
 
 def _placed(path: str, folder: str, live: bool, m: dict[str, Any]) -> dict[str, Any]:
@@ -489,13 +555,19 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
     out = []
     for name in _fs.ls_names(fs, path):
         sub = _fs.join(path, name)
-        if name.startswith(".") or not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
-            continue
+        try:
+            if name.startswith(".") or not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
+                continue
+        except (OSError, ValueError):
+            continue  # a name the filesystem cannot look at (a NUL in it, too long)
         url = _fs.url(fs, sub)
         try:
             run = Run(url)
         except FormatError as e:
             out.append(RunListing(name, url, None, None, None, 0, None, str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - one bad run never stops the listing
+            out.append(RunListing(name, url, None, None, None, 0, None, f"{url}: unreadable ({type(e).__name__})"))
             continue
         caps = run.captures
         out.append(
