@@ -153,7 +153,12 @@ def test_the_viewer_serves_no_file_outside_its_own(tmp_path):
         port = free_port()
         v = Viewer(run, host=host, port=port, token="tok")
         try:
-            cookie = {"Cookie": "trajscope_token=tok"} if v.gate is not None else {}
+            cookie = {}
+            if v.gate is not None:
+                c = http.client.HTTPConnection(host, port, timeout=10)
+                c.request("GET", "/?token=tok")
+                cookie = {"Cookie": c.getresponse().getheader("Set-Cookie").split(";")[0]}
+                c.close()
             assert _get(host, port, "/", cookie)[0] == 200
             for path in TRAVERSALS:
                 status, body = _get(host, port, path, cookie)

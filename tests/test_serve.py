@@ -248,11 +248,15 @@ def test_a_viewer_beyond_loopback_requires_its_token(demo_run):
 
         assert get("/")[0] == 401
         assert get("/?token=wrong")[0] == 401
-        assert get("/", {"Cookie": "trajscope_token=wrong"})[0] == 401
+        cookie = f"trajscope_{v.gate.port}"
+        assert get("/", {"Cookie": f"{cookie}=wrong"})[0] == 401
+        assert get("/", {"Cookie": f"{cookie}=s3cret-token"})[0] == 401  # the token is not the session key
         status, headers, _ = get("/?token=s3cret-token")
         assert status == 302 and headers["Location"] == "/"
-        assert "trajscope_token=s3cret-token" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
-        status, _, body = get("/", {"Cookie": "trajscope_token=s3cret-token"})
+        assert headers["Set-Cookie"].startswith(f"{cookie}=") and "HttpOnly" in headers["Set-Cookie"]
+        assert "s3cret-token" not in headers["Set-Cookie"]
+        session = headers["Set-Cookie"].split(";")[0]
+        status, _, body = get("/", {"Cookie": session})
         assert status == 200 and b"<html" in body.lower()
         with pytest.raises(ConnectionRefusedError):  # viser does not listen on the public interface
             socket.create_connection(("127.0.0.2", v.port), timeout=1).close()

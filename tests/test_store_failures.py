@@ -87,9 +87,11 @@ def test_vanished_run_directory_is_recreated(tmp_path, model):
         w.add_capture(step=0, **kw)
         w.flush()
         shutil.rmtree(tmp_path / "root")
-        w.add_capture(step=1, **kw)
+        with pytest.warns(TrajscopeWarning, match="vanished; recreated"):  # said, not silent
+            w.add_capture(step=1, **kw)
+            w.flush()
         w.add_capture(step=2, **kw)
-    assert w.stats.written == 3 and w.stats.dropped == 0
+    assert w.stats.written == 3 and w.stats.dropped == 0 and w.stats.recreated == 1
     # The run is whole again: metadata, model and the captures written after the loss.
     run = trajscope.open_run(tmp_path / "root" / "v")
     assert [c.step for c in run.captures] == [1, 2] and run.load_model().nq == model.nq

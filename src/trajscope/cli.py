@@ -9,7 +9,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import tyro
 
@@ -49,7 +49,9 @@ class View:
     interface the viewer requires a token, which the printed URL carries."""
     port: int = 8080
     token: str | None = None
-    """Token for a non-loopback --host (default: $TRAJSCOPE_TOKEN, else a random one)."""
+    """Token for a non-loopback --host. Prefer $TRAJSCOPE_TOKEN: a --token on the command
+    line is visible to every user of the machine in the process list. Default:
+    $TRAJSCOPE_TOKEN, else a random one."""
     live: bool = False
     """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
     play_env: str | None = None
@@ -623,6 +625,10 @@ def cmd_view(args: View) -> int:
 
 
 def _print_url(viewer: Any) -> None:
+    if getattr(viewer, "gate", None) is not None:
+        print(f"trajscope viewer: {viewer.url}  (token gate on; set the token with TRAJSCOPE_TOKEN, not --token,")
+        print("  which other users of this machine can read in the process list; see docs/viewer.md)")
+        return
     print(f"trajscope viewer: {viewer.url}  (on a remote machine: ssh -L {viewer.port}:localhost:{viewer.port} HOST)")
 
 
@@ -667,4 +673,26 @@ def main(argv: list[str] | None = None) -> None:
         Html: cmd_html,
         Demo: cmd_demo,
     }
-    sys.exit(handlers[type(cmd)](cmd))
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Terminal(out), _Terminal(err)  # type: ignore[assignment]
+    try:
+        code = handlers[type(cmd)](cmd)
+    finally:
+        sys.stdout, sys.stderr = out, err
+    sys.exit(code)
+
+
+class _Terminal:
+    """A stream that shows a run's control characters (an escape sequence in a run name
+    could rewrite the terminal) as ``?``; line ends, carriage returns and tabs pass."""
+
+    _TABLE: ClassVar[dict[int, str]] = {c: "?" for c in [*range(32), 127] if chr(c) not in "\n\r\t"}
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text.translate(self._TABLE))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

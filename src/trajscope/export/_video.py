@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from ..store import apply_model_fields
 
 
 class ExportError(RuntimeError):
@@ -145,10 +146,7 @@ def frames(
             tiles = []
             for i, e in enumerate(env_list):
                 s = per_env[i]
-                for name, values in fields.items():
-                    target = getattr(model, name, None)
-                    if isinstance(target, np.ndarray) and target.shape == values[e].shape:
-                        target[...] = values[e]
+                apply_model_fields(model, fields, e)
                 q = s["qpos"][t]
                 finite = bool(np.isfinite(q).all())
                 if finite:

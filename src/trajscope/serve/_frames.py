@@ -82,6 +82,13 @@ class Frames:
         return the selected environment actually obtained from each frame (``gamma``), in
         the value's units (times ``reward_scaling``), beside the value it predicted."""
 
+        # What this load allocates at most, as the manifest declares it: refused beyond the
+        # reader's ceiling ($TRAJSCOPE_MAX_CAPTURE_MB) before anything is read.
+        per_step = [n for n in cap.names() if n.split("/")[0] in ("", "qpos", "qvel", "act", "mocap_pos", "mocap_quat")]
+        need = sum(cap.nbytes(n, env=0) * len(envs) for n in per_step if n in cap)
+        need += sum(cap.nbytes(n, env=0) for n in cap.names() if n not in per_step and cap.entry(n)["layout"] != "free")
+        store.check_allocation(cap.dir, need)
+
         def per_env(name: str) -> np.ndarray | None:
             if name not in cap:
                 return None

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..store import apply_model_fields
+
 
 def mat_to_wxyz(mat: np.ndarray) -> np.ndarray:
     """Rotation matrices ``(..., 9)`` or ``(..., 3, 3)`` to unit quaternions ``(..., 4)`` (w, x, y, z)."""
@@ -51,10 +53,7 @@ class Kinematics:
             m = model
             if model_fields:
                 m = copy.copy(model)  # MjModel's copy owns its arrays
-                for name, values in model_fields.items():
-                    target = getattr(m, name, None)
-                    if isinstance(target, np.ndarray) and target.shape == values[e].shape:
-                        target[...] = values[e]
+                apply_model_fields(m, model_fields, e)
             self.models.append(m)
         self.datas = [mujoco.MjData(m) for m in self.models]
         for m, d in zip(self.models, self.datas):

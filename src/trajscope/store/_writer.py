@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _documents, _encode, _fs, _job, _live, _model, _schema
 from ._documents import LiveControl, LiveStatus
-from ._errors import warn
+from ._errors import FormatError, warn
 
 
 @dataclasses.dataclass
@@ -40,6 +40,8 @@ class WriterStats:
     dropped_at_close: int = 0
     """Still queued when :meth:`RunWriter.close` stopped waiting (a storage that hangs)."""
     bytes_written: int = 0
+    recreated: int = 0
+    """Times the run folder vanished while training wrote it and was made again."""
     last_error: str | None = None
 
     @property
@@ -68,6 +70,10 @@ def new_run_name(env_name: str | None = None) -> str:
     return f"{base}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+class RunConflict(ValueError):
+    """A writer was asked to append to a run that holds another model."""
+
+
 class RunWriter:
     """Writes one run: its metadata, model and captures.
 
@@ -75,7 +81,10 @@ class RunWriter:
         root: folder or fsspec URL holding runs; default ``$TRAJSCOPE_DIR`` or
             ``./trajscope_runs``.
         name: the run's folder name; default ``<env_name>-<date>-<time>-<random>``. An
-            existing run of that name is appended to.
+            existing run of that name is appended to when it holds the same model (or
+            none); one holding another model is refused with :class:`RunConflict`
+            (raised here on local disk; on remote filesystems, checked off the training
+            thread, every capture is dropped with that warning).
         model: ``mujoco.MjModel``, or the path of an MJCF file.
         env_name, algorithm: shown by the viewer and ``trajscope info``.
         config: the training configuration, stored as plain JSON.
@@ -172,6 +181,12 @@ class RunWriter:
             writer={"host": socket.gethostname(), "pid": os.getpid()},
         )
         self._ready = False
+        if _fs.is_local(self._fs) and self._leader and model is not None:
+            try:
+                if self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
+                    self._check_same_model()
+            except FormatError:
+                pass  # a damaged run.json: the writer thread reports it
         self._queue: queue.Queue[_job.Job | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
         self._abandoned = False
@@ -472,8 +487,11 @@ class RunWriter:
             self._ready = True  # process 0 writes the run's metadata and model
             return
         run_file = _fs.join(self.path, _schema.RUN_FILE)
+        # Deleted while training writes it: made again (metadata and model) below, so the
+        # captures still to come are kept; those written before are gone. Said, not silent.
+        vanished = self._ready and not fs.exists(run_file)
         if fs.exists(run_file):
-            existing = _documents.parse_run(run_file, _fs.cat(fs, run_file))
+            existing = self._check_same_model()
             # Appending to a run: keep its identity, update what this writer knows.
             keep = {k: existing[k] for k in ("created_unix_s", "created_iso") if k in existing}
             for k, v in existing.items():
@@ -492,7 +510,39 @@ class RunWriter:
                 _fs.makedirs(fs, p.rsplit("/", 1)[0])
                 _fs.write_atomic(fs, p, data)
         self._write_metadata()
+        if vanished:
+            with self._lock:
+                self.stats.recreated += 1
+            self._warn("recreated", f"trajscope: run folder {self.url} vanished; recreated for the captures to come")
         self._ready = True
+
+    def _check_same_model(self) -> dict[str, Any]:
+        """The existing ``run.json`` of the run being appended to; a :class:`RunConflict`
+        when the run holds another model than this writer's (their captures would be
+        drawn with the wrong model)."""
+        fs = self._fs
+        run_file = _fs.join(self.path, _schema.RUN_FILE)
+        existing = _documents.parse_run(run_file, _fs.read(fs, run_file, root=self._root(), limit=_fs.max_json_bytes()))
+        if self._model_bytes is None:
+            return existing
+        theirs = existing.get("model")
+        differs = theirs is not None and any(theirs.get(k) != v for k, v in (self._model_summary or {}).items())
+        mjb = _fs.join(self.path, _schema.MODEL_MJB)
+        if not differs and fs.exists(mjb):
+            try:
+                data = _fs.read(fs, mjb, root=self._root(), limit=_fs.max_model_bytes())
+                differs = _model.inflate(mjb, data, _fs.max_model_bytes()) != self._model_bytes
+            except (OSError, FormatError):
+                differs = True
+        if differs:
+            raise RunConflict(
+                f"run {self.url} already holds another model than this writer's; a writer appends to an "
+                "existing run only with the same model: name the run differently (or give no name for a fresh one)"
+            )
+        return existing
+
+    def _root(self) -> str:
+        return os.path.realpath(self.path) if _fs.is_local(self._fs) else self.path
 
     def _write_metadata(self) -> None:
         if not self._leader:
