@@ -580,7 +580,7 @@ def cmd_video(args: Video) -> int:
                 contacts=args.contacts,
                 progress=progress,
             )
-        except export.ExportError as e:
+        except (export.ExportError, store.FormatError) as e:
             return fail(str(e))
         print(path)
     return 0
@@ -602,7 +602,7 @@ def cmd_html(args: Html) -> int:
         return fail(indices)
     try:
         size = export.html(run, indices[0], out=args.out, env=args.env, grid=args.grid, every=args.every)
-    except export.ExportError as e:
+    except (export.ExportError, store.FormatError) as e:
         return fail(str(e))
     print(f"{args.out}  ({size / 1e6:.2f} MB)")
     return 0

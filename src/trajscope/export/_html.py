@@ -75,8 +75,8 @@ def html(
         raise ExportError(f"env {env} out of range: the capture has {info.num_envs}")
     viewer = Viewer(run.url, port=free_port(), poll_s=3600.0)
     try:
-        if viewer.errors:
-            raise ExportError(f"the viewer cannot show this run: {viewer.errors[-1]}")
+        if viewer.run is None:  # damaged captures beside the exported one do not matter
+            raise ExportError(f"the viewer cannot show this run: {(viewer.errors or ['?'])[-1]}")
         viewer.scene.layout.value = "grid" if grid > 1 else "one"
         if grid > 1:
             viewer.scene.count.value = min(grid, info.num_envs)

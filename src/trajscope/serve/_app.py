@@ -49,13 +49,18 @@ def free_port() -> int:
 
 
 def find_runs(path: str) -> dict[str, str]:
-    """A run folder gives itself; a root gives the runs under it, by name."""
+    """A run folder gives itself; a root gives the runs under it, by folder name (unique;
+    the name a run gives itself in run.json could claim another run's)."""
     try:
         run = store.open_run(path)
-        return {run.name: run.url}
+        return {_folder(run.url): run.url}
     except store.FormatError:
         pass
-    return {r.name: r.path for r in store.list_runs(path)}
+    return {_folder(r.path): r.path for r in store.list_runs(path)}
+
+
+def _folder(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 class Viewer:
@@ -528,7 +533,7 @@ class Viewer:
                 self._runs = runs
                 self._gui_run.options = list(runs) or ["(no runs)"]
                 if self.run is not None and self._gui_run.value not in runs:
-                    self._gui_run.value = self.run.name
+                    self._gui_run.value = _folder(self.run.url)
         if self.run is None:
             if self._gui_run.value in self._unreadable:
                 return  # the user looks at why it is unreadable; they choose another

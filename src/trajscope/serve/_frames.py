@@ -213,6 +213,15 @@ def image_strip(stored: np.ndarray, encoding: Mapping[str, Any]) -> tuple[np.nda
     return out, label
 
 
+def _column_of(key: str) -> tuple[str, int | None]:
+    """``("obs/state", 3)`` for ``obs/state[3]`` (a column made by :func:`_columns`); the key
+    and None otherwise (keys come from runs and may hold brackets of their own)."""
+    base, bracket, rest = key.rpartition("[")
+    if bracket and rest.endswith("]") and rest[:-1].isdigit() and rest[:-1].isascii():
+        return base, int(rest[:-1])
+    return key, None
+
+
 def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> dict[str, list[str]]:
     """Plot keys by plot, for the kinds asked for: ``reward & value``; one plot per metric
     prefix (``reward/<term>`` share one), the rest under ``metrics``; ``action``; each
@@ -220,9 +229,9 @@ def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> di
     groups: dict[str, list[str]] = {}
     width: dict[str, int] = {}
     for key in series:
-        base, _, index = key.partition("[")
-        if index:
-            width[base] = max(width.get(base, 0), int(index.rstrip("]")) + 1)
+        base, index = _column_of(key)
+        if index is not None:
+            width[base] = max(width.get(base, 0), index + 1)
     for key in series:
         kind = series_kind(key)
         if kind not in kinds:
@@ -233,10 +242,9 @@ def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> di
         elif kind == "rewards & metrics":
             group = "reward & value"
         else:
-            base, _, index = key.partition("[")
+            base, j = _column_of(key)
             group = base
-            if index and width[base] > PER_PLOT:
-                j = int(index.rstrip("]"))
+            if j is not None and width[base] > PER_PLOT:
                 lo = j - j % PER_PLOT
                 group = f"{base} [{lo}-{lo + PER_PLOT - 1}]"
         groups.setdefault(group, []).append(key)

@@ -107,6 +107,15 @@ def max_capture_bytes() -> int:
     return _env_mb("TRAJSCOPE_MAX_CAPTURE_MB", 8192)
 
 
+def leaves_root(fs: fsspec.AbstractFileSystem, path: str, root: str) -> str | None:
+    """Where ``path`` really is when that is outside ``root`` (a link out of the run);
+    None when it stays inside, does not exist, or the filesystem has no links."""
+    if not is_local(fs) or not os.path.lexists(path):
+        return None
+    real = os.path.realpath(path)
+    return None if _inside(real, root) else real
+
+
 def _inside(real: str, root: str) -> bool:
     return real == root or real.startswith(root.rstrip("/") + "/")
 

@@ -340,6 +340,11 @@ class Run:
             for n in list(self._problems):
                 if n not in names:
                     del self._problems[n]
+            escape = _fs.leaves_root(self.fs, cdir, self.root)
+            if escape is not None:
+                self._problems[_schema.CAPTURES_DIR] = CaptureProblem(
+                    _schema.CAPTURES_DIR, cdir, f"a link that leaves the run (to {escape[:200]!r}); not read", False
+                )
             if new:
                 order = sorted(
                     self._manifests.values(), key=lambda m: (m["step"], m["wall_time_unix_s"], m["capture_id"])
