@@ -5,8 +5,10 @@ Each case copies a valid seed run (written by ``RunWriter``: every array kind, b
 codecs, images, float16 observations, a live chunk, a model) and damages it with one to
 three mutations: truncated files, flipped bits, deleted files, files replaced by folders
 or garbage, and manifest or run.json fields set to wrong types, other format versions,
-escaping file names and huge declared shapes (10^12 values). Then it reads everything a
-user or the viewer would read.
+escaping file names and huge declared shapes (10^12 values); and the attacks of
+``tests/hostile.py``: symlinks out of the run or to devices, FIFOs, zlib bombs, JSON nested
+100,000 deep, hostile text, 5,000-digit integers, NaN and infinities. Then it reads
+everything a user or the viewer would read.
 
 A case passes when every read either works or raises :class:`trajscope.store.FormatError`
 naming a file of the run. It fails on any other exception ("unclear"), a
@@ -76,8 +78,14 @@ def write_corpus(folder: Path) -> list[Path]:
 _VALUES = [None, -1, 0, 1.5, True, "x", "", [], {}, [HUGE], [HUGE, HUGE], 2**63, -(2**63), "../../run.json", "2.0"]
 
 
+MUTATIONS = [
+    *("truncate", "flip", "delete", "garbage", "folder", "json", "json", "json", "shape", "version", "npy"),
+    *("symlink", "special", "bomb", "deep", "hostile", "number"),
+]
+
+
 def _files(run: Path) -> list[Path]:
-    return sorted(p for p in run.rglob("*") if p.is_file())
+    return sorted(p for p in run.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _json_files(run: Path) -> list[Path]:
@@ -91,10 +99,13 @@ def mutate(run: Path, rng: random.Random) -> list[str]:
         files = _files(run)
         if not files:
             break
-        kind = rng.choice(
-            ["truncate", "flip", "delete", "garbage", "folder", "json", "json", "json", "shape", "version", "npy"]
-        )
+        kind = rng.choice(MUTATIONS)
         f = rng.choice(files)
+        if kind in HOSTILE_KINDS:
+            what = HOSTILE_KINDS[kind](run, f, rng)
+            if what:
+                done.append(f"{kind}:{what} {f.relative_to(run)}")
+            continue
         if kind == "truncate":
             data = f.read_bytes()
             n = rng.randint(0, max(0, len(data) - 1))
@@ -122,7 +133,7 @@ def mutate(run: Path, rng: random.Random) -> list[str]:
             f = rng.choice(jf)
             try:
                 doc = json.loads(f.read_bytes())
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(doc, dict):
                 continue
@@ -162,6 +173,96 @@ def mutate(run: Path, rng: random.Random) -> list[str]:
             f.write_bytes(head + data[128:])
         done.append(f"{kind} {f.relative_to(run)}")
     return done
+
+
+# ------------------------------------------------------------------------ hostile mutations
+# The attacks of tests/hostile.py, applied at random places: a file replaced by a symlink
+# (to a device, to a file outside the run, to a folder), by a FIFO, by a zlib bomb; JSON
+# nested past any parser's stack, or holding hostile text, 5,000-digit integers, NaN and
+# infinities where numbers belong.
+
+
+def _symlink(run, f, rng):
+    outside = run.parent / "outside.json"
+    outside.write_text('{"secret": 1}')
+    target = rng.choice(["/dev/zero", "/dev/urandom", str(outside), "/etc", str(run / "..")])
+    f.unlink()
+    f.symlink_to(target)
+    return target
+
+
+def _special(run, f, rng):
+    f.unlink()
+    os.mkfifo(f)
+    return "fifo"
+
+
+def _bomb(run, f, rng):
+    import zlib
+
+    z = zlib.compressobj(1)
+    n = rng.choice([2**24, 2**27])
+    f.write_bytes(b"".join(z.compress(bytes(2**22)) for _ in range(n // 2**22)) + z.flush())
+    return str(n)
+
+
+def _deep(run, f, rng):
+    jf = _json_files(run)
+    if not jf:
+        return None
+    f = rng.choice(jf)
+    depth = rng.choice([40, 900, 100_000])
+    nest = "[" * depth + "]" * depth
+    text = f.read_bytes().decode("utf-8", "surrogateescape")
+    if text.rstrip().endswith("}"):
+        text = text.rstrip()[:-1] + f', "{rng.choice(["attrs", "config", "summary", "zz"])}": {nest}}}'
+        f.write_bytes(text.encode("utf-8", "surrogateescape"))
+    return str(depth)
+
+
+def _hostile_value(rng):
+    return rng.choice(
+        [
+            "<img src=x onerror=alert(1)>",
+            "x\u0000y",
+            "\u001b]0;title\u0007",
+            "9" * 5000,
+            "NaN",
+            "-Infinity",
+            "1e999",
+            '"' + "A" * 100_000 + '"',
+        ]
+    )
+
+
+def _hostile_json(run, f, rng, numbers=False):
+    import re
+
+    jf = _json_files(run)
+    if not jf:
+        return None
+    f = rng.choice(jf)
+    text = f.read_bytes().decode("utf-8", "surrogateescape")
+    pattern = r"(?<=: )(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)" if numbers else r'(?<=: )("(?:[^"\\]|\\.)*")'
+    hits = list(re.finditer(pattern, text))
+    if not hits:
+        return None
+    m = rng.choice(hits)
+    value = _hostile_value(rng)
+    if not numbers and not value.startswith('"') and not value[0].isdigit():
+        value = json.dumps(value)
+    f.write_bytes((text[: m.start()] + value + text[m.end() :]).encode("utf-8", "surrogateescape"))
+    return value[:20]
+
+
+HOSTILE_KINDS = {
+    "symlink": _symlink,
+    "special": _special,
+    "bomb": _bomb,
+    "deep": _deep,
+    "hostile": _hostile_json,
+    "number": lambda run, f, rng: _hostile_json(run, f, rng, numbers=True),
+}
 
 
 def _json_path(doc, rng):
