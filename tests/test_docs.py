@@ -81,4 +81,5 @@ def test_format_doc_names_the_code_that_defines_it():
         assert (ROOT / path).is_file(), path
     # The object-store commit is what _fs.write_atomic does: a temporary object, then a move.
     src = (ROOT / "src/trajscope/store/_fs.py").read_text()
-    assert "capture.json.tmp" in fmt and 'tmp = f"{path}.tmp"' in src and "fs.mv(tmp, path)" in src
+    assert "capture.json.tmp-<pid>-<thread>-<random>" in fmt and 'tmp = f"{path}.tmp-{tag}"' in src
+    assert "fs.mv(tmp, path)" in src

@@ -25,7 +25,6 @@ MODEL_XML = "model/model.xml"
 MODEL_ASSETS_DIR = "model/assets"
 CAPTURES_DIR = "captures"
 MANIFEST_FILE = "capture.json"
-MANIFEST_TMP = "capture.json.tmp"
 
 CAPTURE_KINDS = ("eval", "live", "nan")
 """``eval``: a rollout of a checkpoint's policy; ``live``: a chunk of the live stream of the
