@@ -312,8 +312,8 @@ def test_values_at_the_current_step_follow_the_timeline(viewer, demo_run):
     for t in (3, 120):
         viewer.show_step(t)
         assert f"**step {t}**" in viewer.plots.values.content
-        assert f"| `reward` | {float(reward[t]):.4g} |" in viewer.plots.values.content
-    assert "`reward/upright`" in viewer.plots.values.content
+        assert f"| reward | {float(reward[t]):.4g} |" in viewer.plots.values.content
+    assert "| reward\\/upright |" in viewer.plots.values.content  # keys escaped: they come from the run
 
 
 TEXTURED = """

@@ -93,7 +93,8 @@ def refusals(path):
 root = Path(sys.argv[1])
 listed = {r.name: r.problem for r in list_runs(root)}
 result = {n: refusals(root / n) for n in sorted(os.listdir(root))}
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+# VmHWM: this process's peak (ru_maxrss would carry the forking parent's over exec).
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024
 print(json.dumps({"refusals": result, "listed": listed, "max_rss_mb": rss}))
 """
 

@@ -77,6 +77,17 @@ def is_number(x: Any) -> bool:
         return False
 
 
+def is_plain_name(name: Any) -> bool:
+    """A file name that stays in its folder: no separator, no leading dot, no NUL, at
+    most 255 characters."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\x00")
+    )
+
+
 def is_count(x: Any, *, at_most: int = 2**62) -> bool:
     """A JSON integer in ``[0, at_most]`` (not a bool)."""
     return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= at_most
@@ -416,15 +427,7 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
             not isinstance(e["stored_shape"], list) or not all(is_count(n) for n in e["stored_shape"])
         ):
             raise FormatError(path, f"{str(e['file'])[:80]!r}: malformed stored_shape {str(e['stored_shape'])[:80]}")
-        if (
-            not isinstance(e["file"], str)
-            or "/" in e["file"]
-            or "\\" in e["file"]
-            or "\x00" in e["file"]
-            or e["file"].startswith(".")
-            or not e["file"]
-            or len(e["file"]) > 255
-        ):
+        if not is_plain_name(e["file"]):
             raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
         if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
             raise FormatError(path, f"{e['file']}: unknown group {e['group'][:40]!r} or layout {e['layout'][:40]!r}")
@@ -614,13 +617,7 @@ def parse_analysis(path: str, data: bytes) -> dict[str, Any]:
     for e in doc["arrays"]:
         if not isinstance(e, dict) or not {"key", "file", "nbytes"} <= set(e):
             raise FormatError(path, f"malformed array entry {str(e)[:80]}")
-        if (
-            not isinstance(e["file"], str)
-            or "/" in e["file"]
-            or "\\" in e["file"]
-            or "\x00" in e["file"]
-            or e["file"].startswith(".")
-        ):
+        if not is_plain_name(e["file"]):
             raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the analysis folder")
         if not is_count(e["nbytes"]) or not isinstance(e["key"], str):
             raise FormatError(path, f"malformed array entry {str(e)[:80]}")
