@@ -12,6 +12,7 @@ together.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -39,12 +40,15 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (trajscope writes null for non-finite numbers)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def load_json(path: str, data: bytes) -> dict[str, Any]:
     """A JSON object from a file's bytes; a :class:`FormatError` naming the file otherwise
     (corrupt, truncated, ``NaN``/``Infinity`` literals, integers of thousands of digits,
     nesting deep enough to exhaust the parser's stack)."""
     try:
-        doc = json.loads(data, parse_constant=_refuse_constant)
+        doc = _DECODER.decode(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
     except RecursionError:
         raise FormatError(path, "JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
@@ -61,10 +65,36 @@ def check_depth(path: str, field: str, value: Any, limit: int = MAX_DEPTH) -> No
         v, d = stack.pop()
         if d > limit:
             raise FormatError(path, f"field {field!r} nests deeper than {limit} levels")
-        if isinstance(v, dict):
-            stack.extend((x, d + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, d + 1) for x in v)
+        items = v.values() if type(v) is dict else v if type(v) is list else None
+        if items is None or set(map(type, items)) <= _SCALARS:
+            continue  # a leaf, or a container of leaves (checked at C speed)
+        stack.extend((x, d + 1) for x in items if type(x) in (dict, list))
+
+
+_SCALARS = {int, float, str, bool, type(None)}
+_ENTRY_REQUIRED_SET = frozenset(("group", "key", "file", "shape", "dtype", "layout", "nbytes"))
+_STRING_FIELDS = frozenset(("group", "key", "layout", "dtype", "stored_dtype", "codec", "encoding"))
+_COUNT_FIELDS = frozenset(("nbytes", "crc32"))
+
+
+@functools.lru_cache(maxsize=256)
+def _numeric_itemsize(name: str) -> int | str:
+    """The item size of a numeric dtype named ``name``, or why it is refused (cached: a run
+    names a handful of dtypes thousands of times)."""
+    try:
+        dt = np.dtype(name)
+    except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, SyntaxError...
+        return "unknown dtype"
+    if dt.hasobject:
+        return "object dtype refused (it would need pickle)"
+    if dt.kind not in "biufc" or dt.itemsize > 16 or dt.shape:
+        return "not a numeric dtype trajscope stores"
+    return dt.itemsize
+
+
+def are_counts(xs: Any, *, at_most: int = 2**62) -> bool:
+    """A list of JSON integers in ``[0, at_most]`` (no bools), checked at C speed."""
+    return type(xs) is list and (not xs or (set(map(type, xs)) == {int} and min(xs) >= 0 and max(xs) <= at_most))
 
 
 def is_number(x: Any) -> bool:
@@ -280,7 +310,6 @@ ENTRY_FIELDS = (
     "chunks",
     "encoding",
 )
-_ENTRY_REQUIRED = ("group", "key", "file", "shape", "dtype", "layout", "nbytes")
 
 
 def build_entry(
@@ -374,6 +403,26 @@ def _clean_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_COUNT_LISTS = ("shape", "stored_shape", "chunks")
+
+
+def _check_count_lists(path: str, arrays: list[Any]) -> None:
+    """Every array entry an object with the required fields, and its ``shape``,
+    ``stored_shape`` and ``chunks`` lists of counts: all of a manifest's lists checked at
+    once at C speed (a run lists thousands of them), the offending one named otherwise."""
+    for e in arrays:
+        if type(e) is not dict or not _ENTRY_REQUIRED_SET <= e.keys():
+            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
+    lists = [e[k] for e in arrays for k in _COUNT_LISTS if k in e]
+    if all(type(x) is list for x in lists) and are_counts(list(itertools.chain.from_iterable(lists))):
+        return
+    for e in arrays:
+        for k in _COUNT_LISTS:
+            if k in e and not are_counts(e[k]):
+                what = "chunk offsets" if k == "chunks" else k
+                raise FormatError(path, f"{str(e['file'])[:80]}: malformed {what} {str(e[k])[:80]}")
+
+
 def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> dict[str, Any]:
     """``capture.json`` checked against the format and the run's model summary; a
     :class:`FormatError` naming the file for anything a reader could trip on."""
@@ -413,54 +462,36 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     for field in ("summary", "attrs"):
         check_depth(path, field, m.get(field))
     m["summary"] = _clean_summary(m.get("summary") or {})
+    _check_count_lists(path, m["arrays"])
     names = set()
     for e in m["arrays"]:
-        if not isinstance(e, dict) or not all(k in e for k in _ENTRY_REQUIRED):
-            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
-        for k in ("group", "key", "layout", "dtype", "stored_dtype", "codec", "encoding"):
-            if k in e and not isinstance(e[k], str) and not (k == "encoding" and isinstance(e[k], dict)):
+        for k in _STRING_FIELDS & e.keys():
+            if type(e[k]) is not str and not (k == "encoding" and type(e[k]) is dict):
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
-        for k in ("nbytes", "crc32"):
-            if k in e and not is_count(e[k]):
+        for k in _COUNT_FIELDS & e.keys():
+            if not is_count(e[k]):
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
-        if "stored_shape" in e and (
-            not isinstance(e["stored_shape"], list) or not all(is_count(n) for n in e["stored_shape"])
-        ):
-            raise FormatError(path, f"{str(e['file'])[:80]!r}: malformed stored_shape {str(e['stored_shape'])[:80]}")
         if not is_plain_name(e["file"]):
             raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
         if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
             raise FormatError(path, f"{e['file']}: unknown group {e['group'][:40]!r} or layout {e['layout'][:40]!r}")
-        if not isinstance(e["shape"], list) or len(e["shape"]) > 32 or not all(is_count(n) for n in e["shape"]):
+        if len(e["shape"]) > 32:
             raise FormatError(path, f"{e['file']}: malformed shape {str(e['shape'])[:80]}")
         names.add(_schema.array_name(e["group"], e["key"]))
         itemsize = 1
         for k in ("dtype", "stored_dtype"):
-            if k not in e:
-                continue
-            try:
-                dt = np.dtype(e[k])
-            except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, SyntaxError...
-                raise FormatError(path, f"{e['file']}: unknown {k} {e[k][:40]!r}") from None
-            if dt.hasobject:
-                raise FormatError(path, f"{e['file']}: object dtype refused (it would need pickle)")
-            if dt.kind not in "biufc" or dt.itemsize > 16 or dt.shape:
-                raise FormatError(path, f"{e['file']}: {k} {e[k][:40]!r} is not a numeric dtype trajscope stores")
-            itemsize = max(itemsize, dt.itemsize)
+            if k in e:
+                size = _numeric_itemsize(e[k])
+                if isinstance(size, str):
+                    raise FormatError(path, f"{e['file']}: {k} {e[k][:40]!r}: {size}")
+                itemsize = max(itemsize, size)
         for k in ("shape", "stored_shape"):
             if k in e and math.prod(e[k]) * itemsize >= 2**62:
                 raise FormatError(path, f"{e['file']}: {k} declares an impossible size")
         codec = e.get("codec", _npy.CODEC_NPY)
         if codec in _npy.CODECS_ZS:
             c = e.get("chunks")
-            if (
-                not isinstance(c, list)
-                or len(c) < 2
-                or not all(isinstance(x, int) for x in c)
-                or c[0] != 0
-                or any(b < a for a, b in itertools.pairwise(c))
-                or c[-1] != e["nbytes"]
-            ):
+            if c is None or len(c) < 2 or c[0] != 0 or c != sorted(c) or c[-1] != e["nbytes"]:
                 raise FormatError(path, f"{e['file']}: malformed chunk offsets")
         elif codec != _npy.CODEC_NPY:
             raise FormatError(path, f"{e['file']}: unknown codec {codec[:40]!r}")
