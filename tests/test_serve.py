@@ -13,8 +13,9 @@ import pytest
 import trajscope
 import trajscope.analyse
 from conftest import simulate
+from trajscope import sim
 from trajscope.demo import write_demo_run
-from trajscope.serve import Viewer, _geometry, _kinematics
+from trajscope.serve import Viewer, _geometry
 
 ALL_GEOMS = """
 <mujoco>
@@ -68,7 +69,7 @@ def test_mat_to_wxyz_matches_mujoco():
     mats = np.zeros((200, 9))
     for i in range(200):
         mujoco.mju_quat2Mat(mats[i], q[i])
-    got = _kinematics.mat_to_wxyz(mats)
+    got = sim.mat_to_wxyz(mats)
     # q and -q are the same rotation.
     np.testing.assert_allclose(np.abs(np.sum(got * q, axis=1)), 1.0, atol=1e-9)
 

@@ -396,7 +396,7 @@ def test_model_fields_from_a_run_never_write_index_fields(model):
     of its arrays) is never applied, a float field is."""
     import copy
 
-    from trajscope.store import apply_model_fields
+    from trajscope.sim import apply_model_fields
 
     m = copy.copy(model)
     fields = {

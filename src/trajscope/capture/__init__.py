@@ -5,6 +5,10 @@
 This subpackage imports JAX; ``import trajscope`` alone does not.
 """
 
+from ..sim import base_model as base_model
+from ..sim import physics as physics
+from ..sim import physics_qpos as physics_qpos
+from ..sim import physics_qvel as physics_qvel
 from ._brax import BraxRecorder as BraxRecorder
 from ._config import RecorderConfig as RecorderConfig
 from ._demo import train_demo as train_demo
@@ -13,12 +17,8 @@ from ._nan import NonFiniteTrainingError as NonFiniteTrainingError
 from ._processes import process_index as process_index
 from ._processes import shared_run_name as shared_run_name
 from ._rollout import RolloutConfig as RolloutConfig
-from ._rollout import base_model as base_model
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract
-from ._state import physics as physics
-from ._state import physics_qpos as physics_qpos
-from ._state import physics_qvel as physics_qvel
 from ._tap import EvalTap as EvalTap
 from ._video_log import video_to_tensorboard as video_to_tensorboard
 from ._video_log import video_to_wandb as video_to_wandb

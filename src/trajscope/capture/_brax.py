@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import store
+from .. import sim, store
 from ..store import RunWriter
 from . import _networks, _processes, _rollout, _state
 from ._config import RecorderConfig
@@ -86,7 +86,7 @@ class BraxRecorder:
             # Several processes (jax.distributed): one run, under process 0's name.
             name=_processes.shared_run_name(cfg.name, env_name),
             process_index=_processes.process_index(),
-            model=_rollout.mj_model(env),
+            model=sim.mj_model(env),
             env_name=env_name,
             algorithm=cfg.algorithm,
             config={

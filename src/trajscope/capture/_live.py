@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
-from .. import store
-from . import _rollout, _state
+from .. import sim, store
+from . import _state
 
 
 class LiveStream:
@@ -299,7 +299,7 @@ def _first_randomized(env: Any, k: int) -> dict[str, np.ndarray] | None:
             model_v = getattr(e, "_sys_v", None)
         in_axes = getattr(e, "_in_axes", None)
         if model_v is not None and in_axes is not None:
-            fields = _rollout.randomized_fields(model_v, in_axes)
+            fields = sim.randomized_fields(model_v, in_axes)
             return {n: np.asarray(v)[:k] for n, v in fields.items()} or None
         e = getattr(e, "env", None)
     return None

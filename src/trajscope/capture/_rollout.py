@@ -14,47 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import sim
 from . import _state
-
-
-def base_model(env: Any) -> tuple[str, Any]:
-    """Which attribute holds the model randomisation replaces, and its value.
-
-    MuJoCo Playground environments keep an ``mjx.Model`` in ``_mjx_model``; brax
-    environments a ``System`` in ``sys``.
-    """
-    u = getattr(env, "unwrapped", env)
-    if hasattr(u, "_mjx_model"):
-        return "_mjx_model", u._mjx_model
-    if hasattr(u, "sys"):
-        return "sys", u.sys
-    raise TypeError(f"{type(env).__name__}: cannot find the model to randomise (no _mjx_model or sys)")
-
-
-def mj_model(env: Any) -> Any:
-    """The ``mujoco.MjModel`` an environment simulates."""
-    u = getattr(env, "unwrapped", env)
-    for obj in (u, getattr(u, "sys", None)):
-        m = getattr(obj, "mj_model", None) if obj is not None else None
-        if m is not None:
-            return m
-    raise TypeError(f"{type(env).__name__} exposes no mj_model")
-
-
-def _with_model(env: Any, attr: str, model: Any) -> Any:
-    setattr(getattr(env, "unwrapped", env), attr, model)
-    return env
-
-
-def randomized_fields(model_v: Any, in_axes: Any) -> dict[str, jax.Array]:
-    """Top-level model fields that randomisation made per-environment, ``(E, ...)``."""
-    out = {}
-    for f in dataclasses.fields(model_v):
-        ax = getattr(in_axes, f.name, None)
-        v = getattr(model_v, f.name, None)
-        if isinstance(ax, int) and not isinstance(ax, bool) and ax == 0 and isinstance(v, jax.Array):
-            out[f.name] = v
-    return out
 
 
 @dataclasses.dataclass
@@ -91,21 +52,21 @@ def make_rollout(
         k_reset, k_rand, k_act = jax.random.split(key, 3)
         fields: dict[str, jax.Array] = {}
         if cfg.randomization_fn is not None:
-            attr, model = base_model(env)
+            attr, model = sim.base_model(env)
             model_v, in_axes = cfg.randomization_fn(model, jax.random.split(k_rand, E))
-            fields = randomized_fields(model_v, in_axes)
-            reset = jax.vmap(lambda m, k: _with_model(env, attr, m).reset(k), in_axes=(in_axes, 0))
-            step1 = jax.vmap(lambda m, s, a: _with_model(env, attr, m).step(s, a), in_axes=(in_axes, 0, 0))
+            fields = sim.randomized_fields(model_v, in_axes)
+            reset = jax.vmap(lambda m, k: sim.set_model(env, attr, m).reset(k), in_axes=(in_axes, 0))
+            step1 = jax.vmap(lambda m, s, a: sim.set_model(env, attr, m).step(s, a), in_axes=(in_axes, 0, 0))
             try:
                 state0 = reset(model_v, jax.random.split(k_reset, E))
             finally:
-                _with_model(env, attr, model)
+                sim.set_model(env, attr, model)
 
             def env_step(s: Any, a: jax.Array) -> Any:
                 try:
                     return step1(model_v, s, a)
                 finally:
-                    _with_model(env, attr, model)
+                    sim.set_model(env, attr, model)
         else:
             state0 = jax.vmap(env.reset)(jax.random.split(k_reset, E))
             env_step = jax.vmap(env.step)

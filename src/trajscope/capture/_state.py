@@ -13,33 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-
-def physics(state: Any) -> Any:
-    """The physics state: playground's ``state.data`` or brax's ``state.pipeline_state``."""
-    data = getattr(state, "data", None)
-    if data is None:
-        data = getattr(state, "pipeline_state", None)
-    if data is None:
-        raise TypeError(f"{type(state).__name__} has neither .data nor .pipeline_state")
-    return data
-
-
-def _first(obj: Any, *names: str) -> Any:
-    for n in names:
-        v = getattr(obj, n, None)
-        if v is not None:
-            return v
-    return None
-
-
-def physics_qpos(d: Any) -> Any:
-    """Positions of a physics state (``qpos``, or brax's ``q``)."""
-    return _first(d, "qpos", "q")
-
-
-def physics_qvel(d: Any) -> Any:
-    """Velocities of a physics state (``qvel``, or brax's ``qd``)."""
-    return _first(d, "qvel", "qd")
+from ..sim import physics, physics_qpos, physics_qvel
 
 
 def extract(

@@ -16,51 +16,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
-from .. import store
-from ..store import apply_model_fields
+from .. import sim, store
 
 
 class ExportError(RuntimeError):
     """What cannot be exported, and why."""
-
-
-def _renderer(model: Any, height: int, width: int) -> Any:
-    import mujoco
-
-    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
-    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
-    try:
-        return mujoco.Renderer(model, height, width)
-    except Exception as e:  # noqa: BLE001 - no GL, or a model the renderer refuses
-        gl = os.environ.get("MUJOCO_GL", "(unset)")
-        raise ExportError(
-            f"MuJoCo cannot render offscreen here (MUJOCO_GL={gl}): {type(e).__name__}: {e}. "
-            "Install an offscreen OpenGL (Debian: libegl1 libegl-mesa0, or libosmesa6) and set "
-            "MUJOCO_GL=egl or osmesa before Python imports mujoco"
-        ) from None
-
-
-def _camera(model: Any, camera: str | None) -> Any:
-    """``None``: MuJoCo's free camera framing the model; ``track``: the same following the
-    first body with degrees of freedom; a name: that camera of the model."""
-    import mujoco
-
-    if camera is None or camera == "track":
-        cam = mujoco.MjvCamera()
-        mujoco.mjv_defaultFreeCamera(model, cam)
-        moving = [b for b in range(1, model.nbody) if model.body_dofnum[b] > 0]
-        if camera == "track" and moving:
-            cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-            cam.trackbodyid = moving[0]  # the first body that moves (not a mocap or fixed one)
-        return cam
-    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
-        names = [model.camera(i).name for i in range(model.ncam)]
-        raise ExportError(f"the model has no camera {camera!r}; it has {names or 'none'} (or use 'track')")
-    return camera
 
 
 def _caption(img: np.ndarray, text: str, *, alarm: bool = False) -> np.ndarray:
@@ -118,8 +81,11 @@ def frames(
         raise ExportError(f"envs {bad or env_list} out of range: the capture has {info.num_envs}")
     base = run.load_model()
     model = copy.copy(base)
-    renderer = _renderer(model, height, width)
-    cam = _camera(model, camera)
+    try:
+        renderer = sim.renderer(model, height, width)
+        cam = sim.camera(model, camera)
+    except sim.RenderError as e:
+        raise ExportError(str(e)) from None
     option = mujoco.MjvOption()
     if contacts:
         option.flags[mujoco.mjtVisFlag.mjVIS_CONTACTPOINT] = True
@@ -146,7 +112,7 @@ def frames(
             tiles = []
             for i, e in enumerate(env_list):
                 s = per_env[i]
-                apply_model_fields(model, fields, e)
+                sim.apply_model_fields(model, fields, e)
                 q = s["qpos"][t]
                 finite = bool(np.isfinite(q).all())
                 if finite:

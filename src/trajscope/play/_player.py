@@ -14,15 +14,14 @@ captured frame reproduces the captured frames that follow (tested). Needs JAX an
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .. import store
+from .. import sim, store
+from ..sim import perturbable as perturbable
 
 
 class PlayUnavailable(ValueError):
@@ -79,7 +78,10 @@ class Player:
         self.xfrc: np.ndarray | None = None
         self._step = jax.jit(self._step_fn)
         self._reset = jax.jit(self._reset_fn)
-        self._model_attr, self._base_model = _base_model(env)
+        try:
+            self._model_attr, self._base_model = sim.base_model(env)
+        except TypeError as e:
+            raise PlayUnavailable(str(e)) from None
         self._model = self._base_model
 
     # ------------------------------------------------------------------ policy
@@ -134,9 +136,12 @@ class Player:
         extra = {n: cap.load(n, env=env_index)[t] for n in ("act", "mocap_pos", "mocap_quat") if n in cap.names("")}
         info_vals = {k: v[t] for k, v in cap.group("info", env=env_index).items()}
         with self._lock:
-            self._model = _with_fields(self._base_model, fields)
-            state = self._reset(self._model, jax.random.PRNGKey(0))
-            state = _restore(self.env, self._model, state, qpos, qvel, extra)
+            try:
+                self._model = sim.with_fields(self._base_model, fields)
+                state = self._reset(self._model, jax.random.PRNGKey(0))
+                state = sim.restore(self.env, self._model, state, qpos, qvel, extra)
+            except (KeyError, sim.StateError) as e:
+                raise PlayUnavailable(str(e).strip("'\"")) from None
             new_info = dict(state.info)
             for k, v in info_vals.items():
                 if k in new_info:
@@ -155,7 +160,7 @@ class Player:
             return self._frame(state, np.zeros(int(self.env.action_size), np.float32))
 
     def _reset_fn(self, model: Any, key: Any) -> Any:
-        with _model_swapped(self.env, self._model_attr, model):
+        with sim.swap_model(self.env, self._model_attr, model):
             return self.env.reset(key)
 
     def reset(self) -> Frame:
@@ -173,7 +178,7 @@ class Player:
 
     def qpos(self) -> np.ndarray:
         """Positions of the current state."""
-        from ..capture import physics, physics_qpos
+        from ..sim import physics, physics_qpos
 
         with self._lock:
             if self.state is None:
@@ -224,12 +229,15 @@ class Player:
 
     def _step_fn(self, model: Any, state: Any, action: Any, xfrc: Any) -> Any:
         if xfrc is not None:
-            state = _set_xfrc(state, xfrc)
-        with _model_swapped(self.env, self._model_attr, model):
+            try:
+                state = sim.set_xfrc(state, xfrc)
+            except sim.StateError as e:
+                raise PlayUnavailable(str(e)) from None
+        with sim.swap_model(self.env, self._model_attr, model):
             return self.env.step(state, action)
 
     def _frame(self, state: Any, action: np.ndarray) -> Frame:
-        from ..capture import physics, physics_qpos, physics_qvel
+        from ..sim import physics, physics_qpos, physics_qvel
 
         d = physics(state)
         qpos = np.asarray(physics_qpos(d))
@@ -248,91 +256,6 @@ class Player:
             mocap_quat=None if mq is None else np.asarray(mq),
             finite=bool(np.isfinite(qpos).all() and np.isfinite(qvel).all()),
         )
-
-
-def _base_model(env: Any) -> tuple[str, Any]:
-    from ..capture import base_model
-
-    try:
-        return base_model(env)
-    except TypeError as e:
-        raise PlayUnavailable(str(e)) from None
-
-
-class _model_swapped:
-    """Within: ``env``'s model is ``model`` (a randomised one), as the recorder's rollout
-    does it; the environment's own model is put back after."""
-
-    def __init__(self, env: Any, attr: str, model: Any) -> None:
-        self._u = getattr(env, "unwrapped", env)
-        self._attr, self._model = attr, model
-
-    def __enter__(self) -> None:
-        self._old = getattr(self._u, self._attr)
-        setattr(self._u, self._attr, self._model)
-
-    def __exit__(self, *exc: Any) -> None:
-        setattr(self._u, self._attr, self._old)
-
-
-def _with_fields(model: Any, fields: Mapping[str, np.ndarray]) -> Any:
-    """The model with one environment's randomised fields."""
-    if not fields:
-        return model
-    import jax.numpy as jnp
-
-    known = {f.name for f in dataclasses.fields(model)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise PlayUnavailable(f"the capture randomises fields the environment's model lacks: {unknown}")
-    return model.replace(**{k: jnp.asarray(v) for k, v in fields.items()})
-
-
-def _restore(env: Any, model: Any, state: Any, qpos: np.ndarray, qvel: np.ndarray, extra: Mapping[str, Any]) -> Any:
-    """``state`` moved to the captured physics state, derived quantities recomputed."""
-    import jax.numpy as jnp
-
-    u = getattr(env, "unwrapped", env)
-    data = getattr(state, "data", None)
-    if data is not None:  # MuJoCo Playground: an mjx.Data
-        from mujoco import mjx
-
-        repl = {"qpos": jnp.asarray(qpos), "qvel": jnp.asarray(qvel)}
-        for k, v in extra.items():
-            if getattr(data, k, None) is not None:
-                repl[k] = jnp.asarray(v)
-        data = data.replace(**repl)
-        try:
-            data = mjx.forward(model, data)
-        except Exception as e:  # noqa: BLE001 - e.g. a warp Data on CPU
-            raise PlayUnavailable(
-                f"cannot recompute the restored state with mjx.forward ({type(e).__name__}: {e}); "
-                "load the environment with impl='jax' to play on CPU"
-            ) from None
-        return state.replace(data=data)
-    if hasattr(u, "pipeline_init"):  # brax: the pipeline recomputes its state from q, qd
-        with _model_swapped(env, "sys", model) if hasattr(u, "sys") else contextlib.nullcontext():
-            ps = u.pipeline_init(jnp.asarray(qpos), jnp.asarray(qvel))
-        return state.replace(pipeline_state=ps)
-    raise PlayUnavailable(f"{type(u).__name__}: cannot restore a state (no .data and no pipeline_init)")
-
-
-def _set_xfrc(state: Any, xfrc: Any) -> Any:
-    data = getattr(state, "data", None)
-    if data is not None and hasattr(data, "xfrc_applied"):
-        return state.replace(data=data.replace(xfrc_applied=xfrc))
-    ps = getattr(state, "pipeline_state", None)
-    if ps is not None and hasattr(ps, "xfrc_applied"):
-        return state.replace(pipeline_state=ps.replace(xfrc_applied=xfrc))
-    raise PlayUnavailable("this environment's physics state has no xfrc_applied: bodies cannot be pushed")
-
-
-def perturbable(state: Any) -> bool:
-    """Whether bodies of this state can be pushed (its physics holds ``xfrc_applied``)."""
-    for d in (getattr(state, "data", None), getattr(state, "pipeline_state", None)):
-        if d is not None and hasattr(d, "xfrc_applied"):
-            return True
-    return False
 
 
 def load_env(spec: str) -> Any:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import store
+from .. import sim, store
 from .._escape import md
-from . import _frames, _geometry, _kinematics
+from . import _frames, _geometry
 
 TINT = np.array([255, 140, 0], np.uint8)
 """The compared capture's colour (every geom but the ground)."""
@@ -42,7 +42,7 @@ class ComparePanel:
         self.frames: _frames.Frames | None = None
         self.label: str | None = None
         self.nodes: dict[int, Any] = {}
-        self.kin: _kinematics.Kinematics | None = None
+        self.kin: sim.Kinematics | None = None
         self._model: Any = None
         self._geoms: list[_geometry.GeomMesh] = []
         self._key: tuple[Any, ...] | None = None
@@ -109,7 +109,7 @@ class ComparePanel:
             self._build(model)
             self._key = key
         self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
-        self.kin = _kinematics.Kinematics(model, 1, self.frames.model_fields or None)
+        self.kin = sim.Kinematics(model, 1, self.frames.model_fields or None)
         self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
 
     def _build(self, model: Any) -> None:

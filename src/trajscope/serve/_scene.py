@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _frames, _geometry, _kinematics
+from .. import sim
+from . import _frames, _geometry
 
 
 class ScenePanel:
@@ -19,7 +20,7 @@ class ScenePanel:
         self.model: Any = None
         self.geoms: list[_geometry.GeomMesh] = []
         self.nodes: dict[int, Any] = {}
-        self.kin: _kinematics.Kinematics | None = None
+        self.kin: sim.Kinematics | None = None
         self._key: tuple[Any, ...] | None = None
         self._framed: tuple[tuple[int, ...], str] | None = None
         self._local_lo = self._local_hi = np.zeros((0, 3))
@@ -154,7 +155,7 @@ class ScenePanel:
         the shown environments, the layout or their colours change (live chunks change only
         poses); the camera is framed again when the shown environments or the layout do."""
         n = len(frames.envs)
-        self.kin = _kinematics.Kinematics(self.model, n, frames.model_fields or None)
+        self.kin = sim.Kinematics(self.model, n, frames.model_fields or None)
         rgba = frames.model_fields.get("geom_rgba")
         colors = np.zeros((self.model.ngeom, n, 3), np.uint8)
         for g in self.geoms:

@@ -19,7 +19,6 @@ from ._errors import warn as warn
 from ._fs import default_root as default_root
 from ._live import read_live_control as read_live_control
 from ._live import write_live_control as write_live_control
-from ._model import apply_model_fields as apply_model_fields
 from ._reader import Capture as Capture
 from ._reader import CaptureInfo as CaptureInfo
 from ._reader import CaptureProblem as CaptureProblem

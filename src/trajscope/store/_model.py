@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -242,24 +241,3 @@ def load_untrusted(path: str, data: bytes, *, xml: bool = False, assets: dict[st
         return from_bytes(mjb)
     except Exception as e:  # noqa: BLE001 - vetted, yet refused here: report it
         raise FormatError(path, f"model cannot be loaded: {e}") from None
-
-
-def apply_model_fields(model: Any, fields: Mapping[str, np.ndarray], env: int) -> None:
-    """Set one environment's randomised fields on an ``MjModel`` (in place).
-
-    Fields come from a run, untrusted: only floating-point arrays of the model's own shape
-    are set (sizes, masses, colours, positions, gains, ...). Integer fields (indices,
-    addresses, counts) are never written, since an index out of range would make MuJoCo
-    read outside its arrays; other names are ignored."""
-    for name, values in fields.items():
-        if name.startswith("_"):
-            continue
-        target = getattr(model, name, None)
-        v = values[env]
-        if (
-            isinstance(target, np.ndarray)
-            and target.dtype.kind == "f"
-            and np.shape(v) == target.shape
-            and np.asarray(v).dtype.kind in "fiu"
-        ):
-            target[...] = v

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import apply_model_fields
+from ._fields import apply_model_fields
 
 
 def mat_to_wxyz(mat: np.ndarray) -> np.ndarray:
