@@ -174,7 +174,7 @@ def test_the_viewer_draws_contacts_of_the_stored_state(tmp_path, model):
     try:
         viewer.scene.contacts.value = True
         viewer.show_step(0)
-        points, arrows = viewer.scene._contact_nodes
+        points, arrows = viewer.scene.envs._contact_nodes
         p = np.asarray(points.points)
         assert len(p) >= 4 and np.allclose(p[:, 2], 0.0, atol=0.01)
         assert (np.abs(p[:, :2] - kw["qpos"][0, 0, :2]) <= 0.1 + 1e-3).all()  # under the box
@@ -182,7 +182,7 @@ def test_the_viewer_draws_contacts_of_the_stored_state(tmp_path, model):
         assert (seg[:, 1, 2] > seg[:, 0, 2]).all()  # the floor pushes up
         viewer.scene.env.value = 1
         viewer.show_step(0)
-        assert viewer.scene._contact_nodes == []
+        assert viewer.scene.envs._contact_nodes == []
         viewer.scene.contacts.value = False
         assert not viewer.errors, viewer.errors
     finally:

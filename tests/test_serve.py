@@ -15,7 +15,8 @@ import trajscope.analyse
 from conftest import simulate
 from trajscope import sim
 from trajscope.demo import write_demo_run
-from trajscope.serve import Viewer, _geometry
+from trajscope.scene import _geometry
+from trajscope.serve import Viewer
 
 ALL_GEOMS = """
 <mujoco>

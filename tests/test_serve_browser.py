@@ -326,7 +326,7 @@ def test_analysis_panel_map_click_replays_that_state(page):
     """The Analysis panel computes and stores the run's analysis; its state map is drawn
     beside the replay, and a click on a point in the browser loads that capture,
     environment and step."""
-    from trajscope.serve import _frames
+    from trajscope import scene
 
     viewer, pg = page
     viewer.analysis.compute()
@@ -350,7 +350,7 @@ def test_analysis_panel_map_click_replays_that_state(page):
     cam = client.camera
     w, h = 1280, 800
     world = viewer.analysis.world(viewer.analysis.points)
-    px = _frames.project(world, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=w, height_px=h)
+    px = scene.project(world, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=w, height_px=h)
     # A point of the last capture, late in its episode, well inside the visible canvas.
     meta = viewer.analysis.meta
     ok = np.isfinite(px).all(axis=1) & (px[:, 0] > 40) & (px[:, 0] < w - 380) & (px[:, 1] > 40) & (px[:, 1] < h - 40)

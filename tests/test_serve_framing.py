@@ -21,7 +21,9 @@ import pytest
 import trajscope
 from test_serve import ALL_GEOMS, _free_port
 from test_serve_browser import ARGS, CHROMIUM
-from trajscope.serve import Viewer, _frames, _geometry
+from trajscope import scene
+from trajscope.scene import _geometry
+from trajscope.serve import Viewer, _frames
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -142,7 +144,7 @@ def _drawn(shot):
     """Whether the canvas left of the panel shows a scene rather than its bare background
     (a browser shows the background alone while it compiles new materials' shaders, which
     software WebGL on a loaded machine may take seconds to do)."""
-    canvas = shot[:, : W - _frames.PANEL_PX]
+    canvas = shot[:, : W - scene.PANEL_PX]
     return (np.abs(canvas - canvas[H // 2, 10]).sum(axis=-1) > 40).sum() > 1000
 
 
@@ -202,11 +204,11 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                     for g in viewer.scene.geoms
                     if int(viewer.scene.model.geom_type[g.geom_id]) != _geometry.PLANE and g.group < 3
                 ]
-                px = _frames.project(
+                px = scene.project(
                     pos[:, keep], position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=W, height_px=H
                 )
                 # The panel is opaque and its text changes between shots: look left of it.
-                visible_w = W - _frames.PANEL_PX
+                visible_w = W - scene.PANEL_PX
                 mask = mask[:, :visible_w]
                 ys, xs = np.nonzero(mask)
                 assert len(xs) > 200, f"{case}/{layout}: nothing drawn"
@@ -222,7 +224,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 # part of it rather than sitting small in the distance.
                 lo, hi = viewer.scene.framed_box()
                 corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-                cpx = _frames.project(
+                cpx = scene.project(
                     corners, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=W, height_px=H
                 )
                 assert np.isfinite(cpx).all() and (cpx >= 0).all(), (case, layout, cpx.round())
@@ -262,7 +264,7 @@ def test_randomised_sizes_are_drawn_in_the_browser(tmp_path):
             browser, pg = _open_page(p, viewer)
             viewer.scene.layout.value = "grid"
             _wait_framed(viewer)
-            shot = _settled(pg)[:, : W - _frames.PANEL_PX]
+            shot = _settled(pg)[:, : W - scene.PANEL_PX]
             ARTIFACTS.mkdir(exist_ok=True)
             from PIL import Image
 

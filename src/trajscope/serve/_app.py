@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import scene as _scene
 from .. import store
 from .._escape import md, md_lines
 from . import _frames
@@ -420,7 +421,7 @@ class Viewer:
         if box is None:
             return None
         lo, hi = box
-        d = _frames.VIEW_DIRECTION / np.linalg.norm(_frames.VIEW_DIRECTION)
+        d = _scene.VIEW_DIRECTION / np.linalg.norm(_scene.VIEW_DIRECTION)
         right = np.cross(-d, [0.0, 0.0, 1.0])
         right /= np.linalg.norm(right)
         size = max(1.0, 1.2 * float(np.max(hi - lo)))

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import sim, store
+from .. import scene, sim, store
 from .._escape import md
-from . import _frames, _geometry
+from . import _frames
 
 TINT = np.array([255, 140, 0], np.uint8)
 """The compared capture's colour (every geom but the ground)."""
@@ -44,7 +44,7 @@ class ComparePanel:
         self.nodes: dict[int, Any] = {}
         self.kin: sim.Kinematics | None = None
         self._model: Any = None
-        self._geoms: list[_geometry.GeomMesh] = []
+        self._geoms: list[scene.GeomMesh] = []
         self._key: tuple[Any, ...] | None = None
         gui = server.gui
         with gui.add_folder("Compare", expand_by_default=False):
@@ -117,10 +117,10 @@ class ComparePanel:
             n.remove()
         self.nodes = {}
         self._model = model
-        self._geoms = [g for g in (_geometry.geom_mesh(model, i) for i in range(model.ngeom)) if g]
+        self._geoms = [g for g in (scene.geom_mesh(model, i) for i in range(model.ngeom)) if g]
         overlay = self.mode.value == MODES[1]
         for g in self._geoms:
-            if int(model.geom_type[g.geom_id]) == _geometry.PLANE:
+            if int(model.geom_type[g.geom_id]) == scene.PLANE:
                 continue  # one ground is enough
             self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
                 f"/compare/g{g.geom_id}",

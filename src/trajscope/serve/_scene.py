@@ -1,5 +1,6 @@
-"""The 3D scene panel: environments shown (layout, selection), geoms drawn as batched
-meshes posed by MuJoCo's kinematics, camera framing and following, geom groups."""
+"""The 3D scene panel: which environments are shown (layout, selection, count), drawn by
+the scene room's :class:`trajscope.scene.EnvScene`; camera framing and following for each
+browser, geom groups."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import sim
-from . import _frames, _geometry
+from .. import scene as _scene
+from . import _frames
 
 
 class ScenePanel:
@@ -17,19 +18,13 @@ class ScenePanel:
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server
-        self.model: Any = None
-        self.geoms: list[_geometry.GeomMesh] = []
-        self.nodes: dict[int, Any] = {}
-        self.kin: sim.Kinematics | None = None
-        self._key: tuple[Any, ...] | None = None
+        self.envs: _scene.EnvScene | None = None
+        """What is drawn: the open run's model, the shown environments."""
         self._framed: tuple[tuple[int, ...], str] | None = None
-        self._local_lo = self._local_hi = np.zeros((0, 3))
         self._box: tuple[np.ndarray, np.ndarray] | None = None
         self._content: tuple[np.ndarray, np.ndarray] | None = None
         self._framed_clients: set[int] = set()
         self._spacing = 1.0
-        self._scales = np.ones((0, 0, 3))
-        self._framed_geoms = np.zeros(0, bool)
         gui = server.gui
         self._count_chosen = False
         self._setting = False
@@ -58,7 +53,6 @@ class ScenePanel:
                 False,
                 hint="Contact points and force arrows of the shown envs, recomputed by MuJoCo from stored positions",
             )
-        self._contact_nodes: list[Any] = []
         self.groups: list[Any] = []
 
         def layout_changed() -> None:
@@ -84,21 +78,29 @@ class ScenePanel:
 
     # ------------------------------------------------------------ model and capture
 
+    @property
+    def model(self) -> Any:
+        return self.envs.model if self.envs is not None else None
+
+    @property
+    def geoms(self) -> list[Any]:
+        return self.envs.geoms if self.envs is not None else []
+
+    @property
+    def nodes(self) -> dict[int, Any]:
+        return self.envs.nodes if self.envs is not None else {}
+
+    @property
+    def kin(self) -> Any:
+        return self.envs.kin if self.envs is not None else None
+
     def set_model(self, model: Any) -> int:
         """Use this model; returns how many geoms cannot be drawn."""
-        self.model = model
-        self.geoms = [g for g in (_geometry.geom_mesh(model, i) for i in range(model.ngeom)) if g]
-        self._key = None
+        if self.envs is not None:
+            self.envs.remove()
+        self.envs = _scene.EnvScene(self.server, model)
         self._framed = None
-        # Each drawn geom's box in its own frame; planes are ground, not content, and never framed.
-        self._local_lo = np.zeros((model.ngeom, 3))
-        self._local_hi = np.zeros((model.ngeom, 3))
-        self._framed_geoms = np.zeros(model.ngeom, bool)
-        for g in self.geoms:
-            if len(g.vertices):
-                self._local_lo[g.geom_id], self._local_hi[g.geom_id] = g.vertices.min(0), g.vertices.max(0)
-            self._framed_geoms[g.geom_id] = int(model.geom_type[g.geom_id]) != _geometry.PLANE
-        return model.ngeom - len(self.geoms)
+        return self.envs.skipped
 
     def set_capture_size(self, num_envs: int) -> None:
         """Slider ranges for a capture of ``num_envs`` environments; grid and overlay show
@@ -127,109 +129,30 @@ class ScenePanel:
 
     def offsets(self, n: int) -> np.ndarray:
         """World offsets of the shown environments (a grid ``spacing`` apart in ``grid``)."""
-        return _frames.grid_offsets(self.layout.value, n, self._spacing)
-
-    def _grid_spacing(self, frames: _frames.Frames, t: int) -> float:
-        """A quarter more than the widest environment's footprint at step ``t`` (its geoms
-        but the planes): neighbours never touch, and a large floor does not spread them."""
-        assert self.kin is not None
-        pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
-        widths = []
-        for e in range(len(frames.envs)):
-            box = _frames.bounds(
-                pos[e : e + 1],
-                wxyz[e : e + 1],
-                self._local_lo,
-                self._local_hi,
-                self._framed_geoms,
-                scales=self._scales[:, e : e + 1].transpose(1, 0, 2),
-            )
-            if box is not None:
-                widths.append(float(np.max((box[1] - box[0])[:2])))
-        if not widths:
-            return 1.5 * (float(self.model.stat.extent) or 1.0)
-        return max(1.25 * max(widths), 0.2)
+        return _scene.grid_offsets(self.layout.value, n, self._spacing)
 
     def show(self, frames: _frames.Frames, t: int) -> None:
         """Prepare the scene for ``frames`` at step ``t``; meshes are sent again only when
         the shown environments, the layout or their colours change (live chunks change only
         poses); the camera is framed again when the shown environments or the layout do."""
+        assert self.envs is not None
         n = len(frames.envs)
-        self.kin = sim.Kinematics(self.model, n, frames.model_fields or None)
-        rgba = frames.model_fields.get("geom_rgba")
-        colors = np.zeros((self.model.ngeom, n, 3), np.uint8)
-        for g in self.geoms:
-            c = rgba[:, g.geom_id, :3] if rgba is not None else np.broadcast_to(g.rgba[:3], (n, 3))
-            colors[g.geom_id] = np.clip(np.asarray(c) * 255, 0, 255).astype(np.uint8)
-        sizes = frames.model_fields.get("geom_size")
-        self._scales = (
-            _geometry.size_scales(self.model, sizes)
-            if sizes is not None and np.shape(sizes)[1:] == np.shape(self.model.geom_size)
-            else np.ones((self.model.ngeom, n, 3))
-        )
-        key = (tuple(frames.envs), self.layout.value, colors.tobytes(), self._scales.tobytes())
-        if key != self._key or not self.nodes:
-            self._key = key
-            self._build(n, colors)
+        if self.envs.set_envs(n, frames.model_fields, overlay=self.layout.value == "overlay"):
+            self.apply_groups()
         if self._framed != (tuple(frames.envs), self.layout.value):  # not when only the capture changed
             self._framed = (tuple(frames.envs), self.layout.value)
             t = min(t, frames.num_steps - 1)
-            self._spacing = self._grid_spacing(frames, t)
+            self._spacing = self.envs.grid_spacing(*_pose_args(frames, t))
             self.frame_camera(frames, t)
-
-    def _build(self, n: int, colors: np.ndarray) -> None:
-        for node in self.nodes.values():
-            node.remove()
-        self.nodes = {}
-        prefix = "/geoms"
-        overlay = self.layout.value == "overlay" and n > 1
-        ident = np.tile([1.0, 0, 0, 0], (n, 1))
-        for g in self.geoms:
-            # Overlaid bodies are see-through; the ground stays opaque (N copies of a
-            # see-through plane would stack, and hide what lies below it).
-            ground = int(self.model.geom_type[g.geom_id]) == _geometry.PLANE
-            opacity = float(g.rgba[3]) * (0.35 if overlay and not ground else 1.0)
-            if g.texture is not None and not overlay:
-                self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_trimesh(
-                    f"{prefix}/g{g.geom_id}",
-                    _textured(g.texture),
-                    batched_wxyzs=ident,
-                    batched_positions=np.zeros((n, 3)),
-                    batched_scales=self._scales[g.geom_id],
-                    lod="off",
-                    cast_shadow=False,
-                    receive_shadow=False,
-                )
-                continue
-            self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
-                f"{prefix}/g{g.geom_id}",
-                g.vertices,
-                g.faces,
-                batched_wxyzs=ident,
-                batched_positions=np.zeros((n, 3)),
-                batched_scales=self._scales[g.geom_id],
-                batched_colors=colors[g.geom_id],
-                opacity=opacity if opacity < 1 else None,
-                lod="off",
-                cast_shadow=False,
-                receive_shadow=False,
-            )
-        self.apply_groups()
 
     def frame_camera(self, frames: _frames.Frames, t: int) -> None:
         """Point the camera so that the shown environments at step ``t`` fill the canvas
         left of the control panel: the start view of new browsers, "reset view", and every
         connected browser. Bounded by the drawn geoms' spheres, planes left out."""
-        assert self.kin is not None
-        pos, wxyz, _ = self.kin.poses(*_pose_args(frames, t))
-        pos = pos + self.offsets(len(frames.envs))[:, None, :]
-        box = _frames.bounds(
-            pos, wxyz, self._local_lo, self._local_hi, self._framed_geoms, scales=self._scales.transpose(1, 0, 2)
-        )
+        assert self.envs is not None
+        box = self.envs.box(*_pose_args(frames, t), self.offsets(len(frames.envs)))
         if box is None:  # nothing but planes, or no finite state: the model's own extent
-            extent = float(self.model.stat.extent) or 1.0
-            centre = np.asarray(self.model.stat.center, float)
-            box = (centre - extent / 2, centre + extent / 2)
+            box = self.envs.model_box()
         self._content = box
         self.frame_box(box)
 
@@ -238,7 +161,7 @@ class ScenePanel:
         self._box = box
         self._framed_clients = set()
         fov = float(self.server.initial_camera.fov)
-        position, look_at = _frames.framing(*box, fov_y=fov, width_px=1280, height_px=800)
+        position, look_at = _scene.framing(*box, fov_y=fov, width_px=1280, height_px=800)
         self.server.initial_camera.position = position
         self.server.initial_camera.look_at = look_at
         self.frame_new_clients()
@@ -267,18 +190,15 @@ class ScenePanel:
             w, h = int(cam.image_width), int(cam.image_height)
             if w <= 0 or h <= 0:
                 continue
-            position, look_at = _frames.framing(*self._box, fov_y=float(cam.fov), width_px=w, height_px=h)
+            position, look_at = _scene.framing(*self._box, fov_y=float(cam.fov), width_px=w, height_px=h)
             with client.atomic():
                 cam.position = position  # viser moves look_at with position: set it after
                 cam.look_at = look_at
             self._framed_clients.add(cid)
 
     def apply_groups(self) -> None:
-        shown = {i for i, cb in enumerate(self.groups) if cb.value} if self.groups else {0, 1, 2}
-        for g in self.geoms:
-            node = self.nodes.get(g.geom_id)
-            if node is not None:
-                node.visible = g.group in shown or g.group >= 6
+        if self.envs is not None:
+            self.envs.show_groups({i for i, cb in enumerate(self.groups) if cb.value} if self.groups else {0, 1, 2})
 
     # ------------------------------------------------------------ one step
 
@@ -287,7 +207,7 @@ class ScenePanel:
         is not finite there (they keep their last finite pose). ``override``: ``(slot,
         state)`` draws ``state`` (``qpos``, ``mocap_pos``, ``mocap_quat``: a played frame)
         in place of that shown environment's captured one."""
-        assert self.kin is not None
+        assert self.envs is not None
         qpos, mp, mq = _pose_args(frames, t)
         if override is not None:
             slot, state = override
@@ -299,55 +219,17 @@ class ScenePanel:
             if mq is not None and state.mocap_quat is not None:
                 mq = mq.copy()
                 mq[slot] = state.mocap_quat
-        pos, wxyz, ok = self.kin.poses(qpos, mp, mq)
-        pos = pos + self.offsets(len(frames.envs))[:, None, :]
-        with self.server.atomic():
-            for g in self.geoms:
-                node = self.nodes.get(g.geom_id)
-                if node is not None:
-                    node.batched_positions = pos[:, g.geom_id].astype(np.float32)
-                    node.batched_wxyzs = wxyz[:, g.geom_id].astype(np.float32)
-            self._draw_contacts(len(frames.envs))
+        ok = self.envs.place(qpos, mp, mq, self.offsets(len(frames.envs)), contacts=bool(self.contacts.value))
         if self.follow.value:
             self._follow(frames)
         return [frames.envs[i] for i in np.flatnonzero(~ok)]
 
-    def _draw_contacts(self, n: int) -> None:
-        """Contact points (orange) and contact force arrows (red, MuJoCo's scale: the
-        model's ``vis.map.force`` metres per newton per unit of mean body mass)."""
-        for node in self._contact_nodes:
-            node.remove()
-        self._contact_nodes = []
-        if not self.contacts.value or self.kin is None:
-            return
-        offsets = self.offsets(n)
-        pts, arrows = [], []
-        scale = float(self.model.vis.map.force) / max(float(self.model.stat.meanmass), 1e-9)
-        for slot in range(n):
-            pos, force = self.kin.contacts(slot)
-            if len(pos):
-                pts.append(pos + offsets[slot])
-                arrows.append(np.stack([pos + offsets[slot], pos + offsets[slot] + scale * force], axis=1))
-        if not pts:
-            return
-        p = np.concatenate(pts).astype(np.float32)
-        size = 0.02 * float(self.model.stat.extent or 1.0)
-        self._contact_nodes.append(
-            self.server.scene.add_point_cloud(
-                "/trajscope/contacts/points", p, (255, 140, 0), point_size=size, point_shape="circle"
-            )
-        )
-        segs = np.concatenate(arrows).astype(np.float32)
-        self._contact_nodes.append(
-            self.server.scene.add_line_segments("/trajscope/contacts/forces", segs, (220, 30, 30), thickness=size / 3)
-        )
-
     def follow_target(self, frames: _frames.Frames) -> np.ndarray:
         """Where "camera follows env" looks: the selected environment's first body, as drawn."""
-        assert self.kin is not None
+        assert self.envs is not None
         body = 1 if self.model.nbody > 1 else 0
         slot = frames.selected_slot
-        return self.kin.body_pos(body)[slot] + self.offsets(len(frames.envs))[slot]
+        return self.envs.body_position(body, slot) + self.offsets(len(frames.envs))[slot]
 
     def _follow(self, frames: _frames.Frames) -> None:
         """Keep the camera's offset, centred on the selected environment."""
@@ -365,12 +247,3 @@ def _pose_args(frames: _frames.Frames, t: int) -> tuple[np.ndarray, np.ndarray |
     mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
     mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
     return frames.qpos[t], mp, mq
-
-
-def _textured(tex: _geometry.Texture) -> Any:
-    """A trimesh mesh carrying the texture (viser sends it as a GLB)."""
-    import trimesh
-    from PIL import Image
-
-    visual = trimesh.visual.TextureVisuals(uv=tex.uv, image=Image.fromarray(tex.image))
-    return trimesh.Trimesh(tex.vertices, tex.faces, visual=visual, process=False)

@@ -27,6 +27,6 @@ from ._state import physics_qpos as physics_qpos
 from ._state import physics_qvel as physics_qvel
 from ._state import randomized_fields as randomized_fields
 from ._state import restore as restore
-from ._state import set_xfrc as set_xfrc
 from ._state import set_model as set_model
+from ._state import set_xfrc as set_xfrc
 from ._state import swap_model as swap_model

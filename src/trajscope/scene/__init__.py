@@ -1,0 +1,22 @@
+"""The scene room: a MuJoCo model drawn in a viser scene, usable without the viewer.
+
+- :class:`EnvScene`: environments of one model as batched meshes (randomised colours and
+  sizes per environment), posed by :class:`trajscope.sim.Kinematics`, with contacts;
+- geometry: MuJoCo geoms to meshes and textures (:func:`geom_mesh`);
+- framing: grid offsets, world boxes of posed geoms, a camera that frames a box.
+
+The viewer's scene panel and the single-file HTML export both build on it; numpy, mujoco
+and viser only.
+"""
+
+from ._envs import EnvScene as EnvScene
+from ._framing import PANEL_PX as PANEL_PX
+from ._framing import VIEW_DIRECTION as VIEW_DIRECTION
+from ._framing import bounds as bounds
+from ._framing import framing as framing
+from ._framing import grid_offsets as grid_offsets
+from ._framing import project as project
+from ._framing import quat_to_mat as quat_to_mat
+from ._geometry import PLANE as PLANE
+from ._geometry import GeomMesh as GeomMesh
+from ._geometry import geom_mesh as geom_mesh

@@ -1,0 +1,228 @@
+"""Environments of one MuJoCo model drawn in a viser scene: one batched mesh per geom, one
+instance per environment, each with its own randomised colours and sizes, posed by MuJoCo's
+kinematics (:class:`trajscope.sim.Kinematics`). Usable without the viewer: the viewer's
+scene panel and the single-file HTML export both draw through it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import sim
+from . import _framing, _geometry
+
+
+class EnvScene:
+    """``n`` environments of ``model`` under the scene node ``prefix`` of a
+    ``viser.ViserServer``'s scene."""
+
+    def __init__(self, server: Any, model: Any, *, prefix: str = "/geoms") -> None:
+        self.server = server
+        self.scene = server.scene
+        self.model = model
+        self.prefix = prefix
+        self.geoms = [g for g in (_geometry.geom_mesh(model, i) for i in range(model.ngeom)) if g]
+        self.skipped = model.ngeom - len(self.geoms)
+        """Geoms that cannot be drawn (their type has no mesh here)."""
+        self.nodes: dict[int, Any] = {}
+        self.kin: sim.Kinematics | None = None
+        self.scales = np.ones((model.ngeom, 0, 3))
+        # Each drawn geom's box in its own frame; planes are ground, not content, and never framed.
+        self.local_lo = np.zeros((model.ngeom, 3))
+        self.local_hi = np.zeros((model.ngeom, 3))
+        self.framed_geoms = np.zeros(model.ngeom, bool)
+        for g in self.geoms:
+            if len(g.vertices):
+                self.local_lo[g.geom_id], self.local_hi[g.geom_id] = g.vertices.min(0), g.vertices.max(0)
+            self.framed_geoms[g.geom_id] = int(model.geom_type[g.geom_id]) != _geometry.PLANE
+        self._key: tuple[Any, ...] | None = None
+        self._contact_nodes: list[Any] = []
+
+    def set_envs(self, n: int, model_fields: Mapping[str, np.ndarray] | None = None, *, overlay: bool = False) -> bool:
+        """Draw ``n`` environments with their randomised fields ``(n, ...)`` each (colours
+        from ``geom_rgba``, sizes from ``geom_size``); ``overlay``: see-through bodies.
+        Meshes are sent again only when the colours, sizes or count change; True if they were."""
+        fields = dict(model_fields or {})
+        self.kin = sim.Kinematics(self.model, n, fields or None)
+        rgba = fields.get("geom_rgba")
+        colors = np.zeros((self.model.ngeom, n, 3), np.uint8)
+        for g in self.geoms:
+            c = rgba[:, g.geom_id, :3] if rgba is not None else np.broadcast_to(g.rgba[:3], (n, 3))
+            colors[g.geom_id] = np.clip(np.asarray(c) * 255, 0, 255).astype(np.uint8)
+        sizes = fields.get("geom_size")
+        self.scales = (
+            _geometry.size_scales(self.model, sizes)
+            if sizes is not None and np.shape(sizes)[1:] == np.shape(self.model.geom_size)
+            else np.ones((self.model.ngeom, n, 3))
+        )
+        key = (n, overlay, colors.tobytes(), self.scales.tobytes())
+        if key == self._key and self.nodes:
+            return False
+        self._key = key
+        self._build(n, colors, overlay=overlay and n > 1)
+        return True
+
+    def _build(self, n: int, colors: np.ndarray, *, overlay: bool) -> None:
+        for node in self.nodes.values():
+            node.remove()
+        self.nodes = {}
+        ident = np.tile([1.0, 0, 0, 0], (n, 1))
+        for g in self.geoms:
+            # Overlaid bodies are see-through; the ground stays opaque (N copies of a
+            # see-through plane would stack, and hide what lies below it).
+            ground = int(self.model.geom_type[g.geom_id]) == _geometry.PLANE
+            opacity = float(g.rgba[3]) * (0.35 if overlay and not ground else 1.0)
+            if g.texture is not None and not overlay:
+                self.nodes[g.geom_id] = self.scene.add_batched_meshes_trimesh(
+                    f"{self.prefix}/g{g.geom_id}",
+                    _textured(g.texture),
+                    batched_wxyzs=ident,
+                    batched_positions=np.zeros((n, 3)),
+                    batched_scales=self.scales[g.geom_id],
+                    lod="off",
+                    cast_shadow=False,
+                    receive_shadow=False,
+                )
+                continue
+            self.nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
+                f"{self.prefix}/g{g.geom_id}",
+                g.vertices,
+                g.faces,
+                batched_wxyzs=ident,
+                batched_positions=np.zeros((n, 3)),
+                batched_scales=self.scales[g.geom_id],
+                batched_colors=colors[g.geom_id],
+                opacity=opacity if opacity < 1 else None,
+                lod="off",
+                cast_shadow=False,
+                receive_shadow=False,
+            )
+
+    def show_groups(self, shown: set[int]) -> None:
+        """Show the geoms of MuJoCo's geom groups ``shown`` (groups past 5 always)."""
+        for g in self.geoms:
+            node = self.nodes.get(g.geom_id)
+            if node is not None:
+                node.visible = g.group in shown or g.group >= 6
+
+    def poses(
+        self, qpos: np.ndarray, mocap_pos: np.ndarray | None = None, mocap_quat: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Geom positions ``(n, ngeom, 3)``, orientations ``(n, ngeom, 4)`` and which
+        environments are finite, of states ``qpos (n, nq)`` (before offsets)."""
+        assert self.kin is not None, "set_envs first"
+        return self.kin.poses(qpos, mocap_pos, mocap_quat)
+
+    def place(
+        self,
+        qpos: np.ndarray,
+        mocap_pos: np.ndarray | None,
+        mocap_quat: np.ndarray | None,
+        offsets: np.ndarray,
+        *,
+        contacts: bool = False,
+    ) -> np.ndarray:
+        """Pose the drawn environments at these states, each moved by its ``offsets (n, 3)``;
+        with ``contacts``, their contact points and forces too. Returns which environments
+        are finite (the others keep their last finite pose)."""
+        pos, wxyz, ok = self.poses(qpos, mocap_pos, mocap_quat)
+        pos = pos + offsets[:, None, :]
+        with self.server.atomic():
+            for g in self.geoms:
+                node = self.nodes.get(g.geom_id)
+                if node is not None:
+                    node.batched_positions = pos[:, g.geom_id].astype(np.float32)
+                    node.batched_wxyzs = wxyz[:, g.geom_id].astype(np.float32)
+            self.draw_contacts(offsets if contacts else None)
+        return ok
+
+    def box(
+        self,
+        qpos: np.ndarray,
+        mocap_pos: np.ndarray | None,
+        mocap_quat: np.ndarray | None,
+        offsets: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The world box of the environments' geoms at these states (planes left out)."""
+        pos, wxyz, _ = self.poses(qpos, mocap_pos, mocap_quat)
+        pos = pos + offsets[:, None, :]
+        return _framing.bounds(
+            pos, wxyz, self.local_lo, self.local_hi, self.framed_geoms, scales=self.scales.transpose(1, 0, 2)
+        )
+
+    def grid_spacing(self, qpos: np.ndarray, mocap_pos: np.ndarray | None, mocap_quat: np.ndarray | None) -> float:
+        """A quarter more than the widest environment's footprint at these states (its
+        geoms but the planes): neighbours never touch, and a large floor does not spread them."""
+        pos, wxyz, _ = self.poses(qpos, mocap_pos, mocap_quat)
+        widths = []
+        for e in range(len(pos)):
+            b = _framing.bounds(
+                pos[e : e + 1],
+                wxyz[e : e + 1],
+                self.local_lo,
+                self.local_hi,
+                self.framed_geoms,
+                scales=self.scales[:, e : e + 1].transpose(1, 0, 2),
+            )
+            if b is not None:
+                widths.append(float(np.max((b[1] - b[0])[:2])))
+        if not widths:
+            return 1.5 * (float(self.model.stat.extent) or 1.0)
+        return max(1.25 * max(widths), 0.2)
+
+    def model_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model's own extent around its centre (when no state is finite)."""
+        extent = float(self.model.stat.extent) or 1.0
+        centre = np.asarray(self.model.stat.center, float)
+        return centre - extent / 2, centre + extent / 2
+
+    def draw_contacts(self, offsets: np.ndarray | None) -> None:
+        """Contact points (orange) and contact force arrows (red, MuJoCo's scale: the
+        model's ``vis.map.force`` metres per newton per unit of mean body mass) of the last
+        posed states; ``None`` removes them."""
+        for node in self._contact_nodes:
+            node.remove()
+        self._contact_nodes = []
+        if offsets is None or self.kin is None:
+            return
+        pts, arrows = [], []
+        scale = float(self.model.vis.map.force) / max(float(self.model.stat.meanmass), 1e-9)
+        for slot in range(len(offsets)):
+            pos, force = self.kin.contacts(slot)
+            if len(pos):
+                pts.append(pos + offsets[slot])
+                arrows.append(np.stack([pos + offsets[slot], pos + offsets[slot] + scale * force], axis=1))
+        if not pts:
+            return
+        p = np.concatenate(pts).astype(np.float32)
+        size = 0.02 * float(self.model.stat.extent or 1.0)
+        self._contact_nodes.append(
+            self.scene.add_point_cloud(
+                "/trajscope/contacts/points", p, (255, 140, 0), point_size=size, point_shape="circle"
+            )
+        )
+        segs = np.concatenate(arrows).astype(np.float32)
+        self._contact_nodes.append(
+            self.scene.add_line_segments("/trajscope/contacts/forces", segs, (220, 30, 30), thickness=size / 3)
+        )
+
+    def body_position(self, body: int, slot: int) -> np.ndarray:
+        """Where body ``body`` of environment ``slot`` was last posed (before offsets)."""
+        assert self.kin is not None
+        return self.kin.body_pos(body)[slot]
+
+    def remove(self) -> None:
+        for node in [*self.nodes.values(), *self._contact_nodes]:
+            node.remove()
+        self.nodes, self._contact_nodes, self._key = {}, [], None
+
+
+def _textured(tex: _geometry.Texture) -> Any:
+    """A trimesh mesh carrying the texture (viser sends it as a GLB)."""
+    import trimesh
+    from PIL import Image
+
+    visual = trimesh.visual.TextureVisuals(uv=tex.uv, image=Image.fromarray(tex.image))
+    return trimesh.Trimesh(tex.vertices, tex.faces, visual=visual, process=False)
