@@ -1,12 +1,13 @@
 """One HTML file that replays a capture in 3D in any browser: no server, no network.
 
-The viewer's own scene (:class:`trajscope.serve.Viewer`: the same meshes, colours and
-poses) is recorded step by step with viser's scene serializer and written with viser's
-bundled client inlined (``StateSerializer.as_html``): one file, no CDN. viser's recording
-keeps scene messages and drops GUI ones, so what the viewer shows in its panels reaches the
-page through the scene: a label with the capture, the step and the return so far, and a
-plot of the selected environment's reward (and value, when stored) drawn as an image beside
-the environments, with a marker that moves along it as the replay plays.
+The scene room draws the capture as the viewer does (:class:`trajscope.scene.EnvScene`:
+the same meshes, randomised colours and sizes, poses and grid), in a viser server of its
+own that is recorded step by step with viser's scene serializer and written with viser's
+bundled client inlined (``StateSerializer.as_html``): one file, no CDN. The recording keeps
+scene messages only, so what the viewer shows in its panels reaches the page through the
+scene: a label with the capture, the step and the return so far, and a plot of the selected
+environment's reward (and value, when stored) drawn as an image beside the environments,
+with a marker that moves along it as the replay plays. The viewer is not involved.
 """
 
 from __future__ import annotations
@@ -67,33 +68,56 @@ def html(
     ``env``: the environment shown (and plotted); ``grid``: show this many environments
     side by side instead (the viewer's grid layout); ``every``: record every n-th step (a
     smaller file for long captures; playback keeps real time)."""
-    from ..serve import Viewer, free_port
+    import viser
+
+    from .. import scene
 
     run = store.open_run(run) if isinstance(run, str) else run
-    info = run.capture(capture).info
+    cap = run.capture(capture)
+    info = cap.info
     if not 0 <= env < info.num_envs:
         raise ExportError(f"env {env} out of range: the capture has {info.num_envs}")
-    viewer = Viewer(run.url, port=free_port(), poll_s=3600.0)
+    n = min(grid, info.num_envs) if grid > 1 else 1
+    envs = sorted({env, *[e for e in range(info.num_envs) if e != env][: n - 1]})
+    layout = "grid" if n > 1 else "one"
+
+    def per_env(name: str) -> np.ndarray | None:
+        if name not in cap:
+            return None
+        store.check_allocation(cap.dir, cap.nbytes(name, env=0) * len(envs))
+        return np.stack([cap.load(name, env=e) for e in envs], axis=1)
+
+    qpos = per_env("qpos")
+    assert qpos is not None
+    mocap_pos, mocap_quat = per_env("mocap_pos"), per_env("mocap_quat")
+    fields = {k: np.stack([cap.load(f"model_fields/{k}", env=e) for e in envs]) for k in cap.keys("model_fields")}
+    series = {k: cap.load(k, env=env).astype(float) for k in ("reward", "value") if k in cap}
+    T = info.num_steps
+    model = run.load_model()
+
+    def pose(t: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        mp = mocap_pos[t] if mocap_pos is not None else None
+        mq = mocap_quat[t] if mocap_quat is not None else None
+        return qpos[t], mp, mq
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     try:
-        if viewer.run is None:  # damaged captures beside the exported one do not matter
-            raise ExportError(f"the viewer cannot show this run: {(viewer.errors or ['?'])[-1]}")
-        viewer.scene.layout.value = "grid" if grid > 1 else "one"
-        if grid > 1:
-            viewer.scene.count.value = min(grid, info.num_envs)
-        viewer.scene.env.value = env
-        viewer.load_capture(info.index)
-        frames = viewer.frames
-        if frames is None:
-            raise ExportError("the capture could not be loaded")
+        server.scene.set_up_direction("+z")
+        server.scene.add_light_directional("/light", position=(2.0, -3.0, 5.0), intensity=2.0)
+        envs_scene = scene.EnvScene(server, model)
+        envs_scene.set_envs(len(envs), fields, overlay=False)
+        envs_scene.show_groups({0, 1, 2})
         dt = float(run.metadata.get("control_dt_s") or 0.02) * max(1, every)
-        ts = list(range(frames.num_steps))[steps if steps is not None else slice(None)][:: max(1, every)]
-        viewer.show_step(ts[0])
-        box = viewer.scene.content_box()
-        lo, hi = (box[0], box[1]) if box is not None else (np.array([-1.0, -1, 0]), np.array([1.0, 1, 1]))
+        ts = list(range(T))[steps if steps is not None else slice(None)][:: max(1, every)]
+        if not ts:
+            raise ExportError(f"no steps to export: the capture has {T}")
+        spacing = envs_scene.grid_spacing(*pose(ts[0]))
+        offsets = scene.grid_offsets(layout, len(envs), spacing)
+        envs_scene.place(*pose(ts[0]), offsets)
+        box = envs_scene.box(*pose(ts[0]), offsets) or envs_scene.model_box()
+        lo, hi = box
         size = float(max(hi[0] - lo[0], hi[2] - lo[2], 0.5))
-        scene = viewer.server.scene
-        series = {k: frames.series[k] for k in ("reward", "value") if k in frames.series}
-        label = scene.add_label("/trajscope/export/label", "", position=(lo[0], lo[1], hi[2] + 0.1 * size))
+        label = server.scene.add_label("/trajscope/export/label", "", position=(lo[0], lo[1], hi[2] + 0.1 * size))
         marker = None
         if series:
             img, x0, x1 = _plot_image(series)
@@ -102,29 +126,28 @@ def html(
             centre = np.array([hi[0] + 0.15 * size + width / 2, (lo[1] + hi[1]) / 2, lo[2] + height / 2])
             # Standing upright, facing the default camera (-y): rotate the image plane about x.
             wxyz = (np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0)
-            scene.add_image("/trajscope/export/plot", img, width, height, position=centre, wxyz=wxyz)
+            server.scene.add_image("/trajscope/export/plot", img, width, height, position=centre, wxyz=wxyz)
             marker_x = (centre[0] - width / 2) + width * np.array([x0, x1]) / PLOT_W
-            marker = scene.add_box(
+            marker = server.scene.add_box(
                 "/trajscope/export/marker",
                 color=(220, 30, 30),
                 dimensions=(0.004 * width, 0.004 * width, height),
                 position=(marker_x[0], centre[1] - 0.01 * size, centre[2]),
             )
         # The recording's camera: from the front (-y), a little right and above, framing the
-        # environments and the plot (the viewer frames each browser itself; a file has no
-        # server to do it, so the pose goes into the recording).
+        # environments and the plot (a file has no server to frame each browser).
         right_edge = hi[0] + (0.15 * size + 0.8 * size if series else 0.0)
         centre_all = np.array([(lo[0] + right_edge) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
         span = float(max(right_edge - lo[0], hi[2] - lo[2], 0.5))
-        viewer.server.initial_camera.look_at = tuple(centre_all)
-        viewer.server.initial_camera.position = tuple(centre_all + 0.95 * span * np.array([0.2, -1.0, 0.3]))
-        returns = np.nancumsum(np.nan_to_num(frames.series.get("reward", np.zeros(frames.num_steps)), nan=0.0))
-        serializer = viewer.server.get_scene_serializer()
+        server.initial_camera.look_at = tuple(centre_all)
+        server.initial_camera.position = tuple(centre_all + 0.95 * span * np.array([0.2, -1.0, 0.3]))
+        returns = np.nancumsum(np.nan_to_num(series.get("reward", np.zeros(T)), nan=0.0))
+        serializer = server.get_scene_serializer()
         for i, t in enumerate(ts):
-            viewer.show_step(t)
+            envs_scene.place(*pose(t), offsets)
             label.text = f"#{info.index} · env step {info.step} · env {env} · t={t} · return {returns[t]:.2f}"
             if marker is not None:
-                frac = t / max(frames.num_steps - 1, 1)
+                frac = t / max(T - 1, 1)
                 marker.position = (
                     float(marker_x[0] + frac * (marker_x[1] - marker_x[0])),
                     marker.position[1],
@@ -135,7 +158,7 @@ def html(
                 progress(i + 1, len(ts))
         page = serializer.as_html(dark_mode=dark_mode)
     finally:
-        viewer.close()
+        server.stop()
     data = page.encode()
     with open(os.fspath(out), "wb") as f:
         f.write(data)
