@@ -237,7 +237,7 @@ def _check_sac_parameters_and_buffer(run, pendulum):
     assert not run.capture(first).keys("params")  # brax saves no checkpoint before training
     for info in later:
         cap = run.capture(info)
-        policy = trajscope.store.capture_policy(run, cap)
+        policy = trajscope.analyse.capture_policy(run, cap)
         obs, action = cap.obs(), cap.load("action")
         got = np.asarray(policy.action(obs[:-1].reshape(-1, obs.shape[-1])))
         np.testing.assert_allclose(got, action[1:].reshape(-1, action.shape[-1]), atol=1e-5)
@@ -259,7 +259,7 @@ def _check_sac_parameters_and_buffer(run, pendulum):
         assert viewer.plots.buffer_curve is not None and not viewer.errors
     finally:
         viewer.close()
-    doc, arrays = trajscope.store.analyse_run(run, write=False)
+    doc, arrays = trajscope.analyse.analyse_run(run, write=False)
     assert doc["buffer"]["points"] == 200 and arrays["buffer_points"].shape == (200, 2)
     np.testing.assert_array_equal(arrays["buffer_step"], last)
 

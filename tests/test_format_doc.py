@@ -11,7 +11,9 @@ import pytest
 
 import trajscope
 from conftest import all_kinds
-from trajscope.store import LiveControl, LiveStatus, _documents, _schema
+from trajscope.format import documents as _documents
+from trajscope.format import schema as _schema
+from trajscope.store import LiveControl, LiveStatus
 
 DOC = (Path(__file__).parents[1] / "docs" / "format.md").read_text()
 

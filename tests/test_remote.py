@@ -331,20 +331,20 @@ def test_analysis_on_a_dask_cluster_reads_from_the_object_store(s3, s3_run, caps
     the run at its s3:// URL and reads captures itself; the result equals the analysis
     done here."""
     distributed = pytest.importorskip("distributed")
-    from trajscope import store
+    from trajscope import analyse
 
     url = "s3://runs/root/ppo"
-    here_doc, here_arrays = store.analyse_run(open_run(url), write=False)
+    here_doc, here_arrays = analyse.analyse_run(open_run(url), write=False)
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        doc, arrays = store.analyse_run(open_run(url), write=False, executor=client.get_executor())
+        doc, arrays = analyse.analyse_run(open_run(url), write=False, executor=client.get_executor())
 
         def opened() -> list[str]:
-            from trajscope.store._analysis import _Loader
+            from trajscope.analyse._runs import _Loader
 
             return sorted(_Loader._runs)
 

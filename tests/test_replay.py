@@ -58,7 +58,7 @@ def test_a_prioritised_buffer_is_mapped_coloured_by_priority_and_picked(tmp_path
     got = run.capture(2).group("buffer")
     for k, v in buffer.items():
         np.testing.assert_array_equal(got[k], v)
-    doc, _ = trajscope.store.analyse_run(run)
+    doc, _ = trajscope.analyse.analyse_run(run)
     assert doc["buffer"] == {
         "capture": 2,
         "points": len(buffer["step"]),

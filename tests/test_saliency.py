@@ -175,7 +175,7 @@ def test_the_rebuilt_networks_reproduce_the_captured_actions_and_values(pixel_ru
     assert net["kind"] == "ppo_vision" and net["normalize_observations"] is True
     assert net["kwargs"]["policy_obs_key"] == "state" and net["observation_size"]["pixels/view_0"] == [12, 16, 3]
     cap = run.capture(len(run.captures) - 1)
-    policy = trajscope.store.capture_policy(run, cap)
+    policy = trajscope.analyse.capture_policy(run, cap)
     obs, action, value = cap.obs(), cap.load("action"), cap.load("value")
     assert isinstance(obs, dict) and set(obs) == {"state", "pixels/view_0"}
     T, E = action.shape[:2]
@@ -192,9 +192,9 @@ def test_the_rebuilt_networks_reproduce_the_captured_actions_and_values(pixel_ru
 def test_saliency_of_a_captured_episode_has_the_observations_shapes(pixel_run, method):
     run = pixel_run
     cap = run.capture(len(run.captures) - 1)
-    policy = trajscope.store.capture_policy(run, cap)
+    policy = trajscope.analyse.capture_policy(run, cap)
     for target in ("policy", "value"):
-        s = trajscope.store.capture_saliency(cap, 1, policy, target=target, method=method)
+        s = trajscope.analyse.capture_saliency(cap, 1, policy, target=target, method=method)
         obs = cap.obs(env=1)
         assert set(s) == set(obs)
         for k, v in s.items():

@@ -163,7 +163,7 @@ def test_incomplete_capture_folder_is_reported_not_read(run_dir):
 def test_object_arrays_are_refused(tmp_path):
     f = tmp_path / "x.npy"
     np.save(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    from trajscope.store import _npy
+    from trajscope.format import codecs as _npy
 
     with pytest.raises(FormatError, match="object arrays are refused"):
         _npy.decode(str(f), f.read_bytes())

@@ -381,7 +381,7 @@ def cmd_analyse(args: Analyse) -> int:
     )
     try:
         with _dask_executor(args.dask) as executor:
-            doc, _ = store.analyse_run(run, cfg, write=args.write, executor=executor)
+            doc, _ = analyse.analyse_run(run, cfg, write=args.write, executor=executor)
     except (ImportError, ValueError) as e:
         print(f"trajscope analyse: {e}", file=sys.stderr)
         return 2
@@ -456,10 +456,10 @@ def cmd_saliency(args: Saliency) -> int:
     except ValueError:
         return fail(f"--steps must look like a:b, not {args.steps!r}")
     try:
-        policy = store.capture_policy(run, cap)
+        policy = analyse.capture_policy(run, cap)
         if args.of == "value" and policy.value_apply is None:
             return fail("no value parameters stored (record with RecorderConfig(store_params='all'))")
-        sal = store.capture_saliency(cap, args.env, policy, target=args.of, method=args.method)
+        sal = analyse.capture_saliency(cap, args.env, policy, target=args.of, method=args.method)
     except ImportError as e:
         return fail(f"needs JAX and brax (pip install 'trajscope[jax]'): {e}")
     except (analyse.PolicyUnavailable, ValueError) as e:

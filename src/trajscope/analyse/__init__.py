@@ -1,14 +1,19 @@
-"""Analyses of captured rollouts: arrays in, arrays out. numpy only (openTSNE and umap-learn
-for those maps; JAX and brax for saliency and rebuilt policies: each imported when asked
-for); imports no other room.
+"""Analyses of captured rollouts: arrays in, arrays out, and "analyse a run" end to end
+(:func:`analyse_run` reads a run through the store and writes its ``analysis/``). numpy
+and the store only (openTSNE and umap-learn for those maps; JAX and brax for saliency and
+rebuilt policies: each imported when asked for).
 
     from trajscope import analyse
     analyse.episode_returns(reward, done)        # (T, E) -> (E,)
 
-The store calls :func:`summarize` to write each capture's summary; the viewer and the
-command line call the rest on arrays they read through the store.
+A capture's summary (:func:`summarize`, episode returns and lengths) is the store's: it
+writes one with every capture; it is re-exported here.
 """
 
+from ..store import episode_lengths as episode_lengths
+from ..store import episode_returns as episode_returns
+from ..store import first_nonfinite as first_nonfinite
+from ..store import summarize as summarize
 from ._policy import Policy as Policy
 from ._policy import PolicyUnavailable as PolicyUnavailable
 from ._policy import load_policy as load_policy
@@ -17,6 +22,10 @@ from ._run import METHODS as METHODS
 from ._run import AnalysisConfig as AnalysisConfig
 from ._run import CaptureSource as CaptureSource
 from ._run import analyse as analyse
+from ._runs import analyse_run as analyse_run
+from ._runs import capture_policy as capture_policy
+from ._runs import capture_saliency as capture_saliency
+from ._runs import capture_sources as capture_sources
 from ._saliency import SALIENCY_METHODS as SALIENCY_METHODS
 from ._saliency import saliency as saliency
 from ._stats import PCA as PCA
@@ -27,7 +36,3 @@ from ._stats import returns_to_go as returns_to_go
 from ._stats import silhouette as silhouette
 from ._stats import split_half as split_half
 from ._stats import value_summary as value_summary
-from ._summary import episode_lengths as episode_lengths
-from ._summary import episode_returns as episode_returns
-from ._summary import first_nonfinite as first_nonfinite
-from ._summary import summarize as summarize

@@ -164,7 +164,7 @@ def analyse(
     a Dask client's ``get_executor()``: each capture is read and reduced by a worker (two
     passes: sampling the pool, then placing every state), and only the samples and the
     per-capture results come back; fitting the map stays here. Its workers must be able to
-    call the captures' loaders (``trajscope.store.capture_sources`` gives loaders that
+    call the captures' loaders (``trajscope.analyse.capture_sources`` gives loaders that
     open the run by its URL, so they read straight from the object store). The result is
     the same as without one."""
     say = progress or (lambda _: None)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import sim, store
+from .. import analyse, sim, store
 from ..sim import perturbable as perturbable
 
 
@@ -89,7 +89,7 @@ class Player:
     def use_policy(self, capture: store.CaptureInfo | int | str) -> store.CaptureInfo:
         """Act with the policy of the checkpoint this capture evaluated (hot swap)."""
         cap = self.run.capture(capture)
-        policy = store.capture_policy(self.run, cap)
+        policy = analyse.capture_policy(self.run, cap)
         jax = self._jax
         with self._lock:
             if self._apply is None:

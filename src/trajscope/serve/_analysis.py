@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import store
+from .. import analyse, store
 from .._escape import md
 from ._plots import PALETTE
 
@@ -125,7 +125,7 @@ class AnalysisPanel:
         def work() -> None:
             try:
                 t0 = time.perf_counter()
-                doc, arrays = store.analyse_run(run, progress=self._progress)
+                doc, arrays = analyse.analyse_run(run, progress=self._progress)
                 if run is self.run:
                     self._use(doc, arrays, [c.id for c in run.captures if c.kind == "eval"])
                     self.status.content += f"  \ncomputed in {time.perf_counter() - t0:.1f} s"

@@ -70,7 +70,7 @@ class SaliencyPanel:
             else:
                 try:
                     assert self.run is not None
-                    self._policies[index] = store.capture_policy(self.run, cap)
+                    self._policies[index] = analyse.capture_policy(self.run, cap)
                 except ImportError as e:
                     self._policies[index] = f"saliency needs JAX and brax in the viewer's Python ({e})"
                 except analyse.PolicyUnavailable as e:
@@ -96,7 +96,7 @@ class SaliencyPanel:
         key = (cap.info.index, frames.selected, target, method)
         if key not in self._cache:
             t0 = time.perf_counter()
-            self._cache[key] = store.capture_saliency(cap, frames.selected, policy, target=target, method=method)
+            self._cache[key] = analyse.capture_saliency(cap, frames.selected, policy, target=target, method=method)
             self.note.content = f"computed in {time.perf_counter() - t0:.1f} s"
         self._current = self._cache[key]
         self.overlay_strips = self._overlays(frames)
@@ -170,7 +170,7 @@ def saliency_overlay(
     cap: store.Capture, env: int, key: str, sal: np.ndarray, *, min_height_px: int = 192
 ) -> np.ndarray:
     """One environment's images of observation ``key`` with the saliency ``sal`` (its
-    shape, from :func:`trajscope.store.capture_saliency`) as a heat map over them, as RGB
+    shape, from :func:`trajscope.analyse.capture_saliency`) as a heat map over them, as RGB
     ``(T, H', W', 3)``, enlarged (nearest pixel) to at least ``min_height_px`` rows."""
     e = cap.entry(f"obs/{key}")
     strip, _ = _frames.image_strip(cap.load(f"obs/{key}", env=env, decode=False), e.get("encoding") or {})

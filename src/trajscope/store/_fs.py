@@ -150,7 +150,7 @@ def read(
     which have no FIFOs or devices, at most ``limit + 1`` bytes are asked for.
     Raises ``FileNotFoundError`` when the file does not exist.
     """
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     if "\x00" in path:
         raise FormatError(path, "a file name with a NUL character")
@@ -194,7 +194,7 @@ def read(
 
 
 def _check_size(path: str, n: int, *, limit: int, expect_size: int | None) -> None:
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     if expect_size is not None and n != expect_size:
         raise FormatError(path, f"truncated or padded: {n} bytes, the manifest says {expect_size}")
@@ -211,7 +211,7 @@ def _read_remote(
     end: int | None,
     expect_size: int | None,
 ) -> bytes:
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     if start is None and end is None:
         cap = limit if expect_size is None else min(limit, expect_size)
@@ -230,7 +230,7 @@ def _read_remote(
 
 def _read_capped(fs: fsspec.AbstractFileSystem, path: str, n: int) -> bytes:
     """At most ``n`` bytes of a file through ``open`` (sshfs's ``cat_file`` reads it whole)."""
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     try:
         with fs.open(path, "rb") as f:

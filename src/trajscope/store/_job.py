@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import analyse
-from . import _documents, _encode, _npy, _schema
+from ..format import codecs, documents, images, schema, summary
 
 
 @dataclasses.dataclass
@@ -44,8 +43,8 @@ def make_job(
 ) -> Job:
     """A checked job; ``fixed``: fixed arrays by name (None for absent ones), ``keyed``:
     group to ``{key: array}``."""
-    if kind not in _schema.CAPTURE_KINDS:
-        raise ValueError(f"kind must be one of {_schema.CAPTURE_KINDS}, not {kind!r}")
+    if kind not in schema.CAPTURE_KINDS:
+        raise ValueError(f"kind must be one of {schema.CAPTURE_KINDS}, not {kind!r}")
     step = int(step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
@@ -59,7 +58,7 @@ def make_job(
     for group, items in keyed.items():
         for key, x in (items or {}).items():
             key = str(key)
-            if not _schema.valid_key(key):
+            if not schema.valid_key(key):
                 raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
             arrays.append((group, key, x))
     problem = _buffer_problem({k: np.shape(x) for g, k, x in arrays if g == "buffer"}, model)
@@ -67,7 +66,7 @@ def make_job(
         raise ValueError(problem)
     out: list[tuple[str, str, Any]] = []
     for group, key, x in arrays:
-        problem = _documents.shape_problem(key, group, tuple(np.shape(x)), T, E, model)
+        problem = documents.shape_problem(key, group, tuple(np.shape(x)), T, E, model)
         if problem is not None:
             raise ValueError(problem)
         # Start device-to-host copies now (JAX arrays); copy host buffers the caller may reuse.
@@ -79,7 +78,7 @@ def make_job(
         elif isinstance(x, np.ndarray):
             x = x.copy()
         elif not isinstance(x, (int, float, bool, np.generic, list, tuple)) and not hasattr(x, "__array__"):
-            raise TypeError(f"{_schema.array_name(group, key)}: {type(x).__name__} is not an array")
+            raise TypeError(f"{schema.array_name(group, key)}: {type(x).__name__} is not an array")
         out.append((group, key, x))
     header = {
         "step": step,
@@ -94,7 +93,7 @@ def make_job(
     }
     if process_index is not None:
         header["process_index"] = int(process_index)
-    return Job(_schema.capture_id(step, kind, uuid.uuid4().hex[:8], process_index), header, out)
+    return Job(schema.capture_id(step, kind, uuid.uuid4().hex[:8], process_index), header, out)
 
 
 def encode(
@@ -109,15 +108,15 @@ def encode(
         a = np.asarray(x)
         if a.dtype.hasobject:
             raise TypeError(f"{group}/{key}: object arrays cannot be stored")
-        layout = _schema.GROUP_LAYOUT[group]
+        layout = schema.GROUP_LAYOUT[group]
         if layout == "time_env":
-            per_step[_schema.array_name(group, key)] = a
+            per_step[schema.array_name(group, key)] = a
         stored = np.swapaxes(a, 0, 1) if layout == "time_env" else a
         encoding = None
-        if group == "obs" and _schema.is_image_key(key, a.shape):
-            stored, encoding = _encode.encode_image(stored, lossless_only=lossless_images)
+        if group == "obs" and schema.is_image_key(key, a.shape):
+            stored, encoding = images.encode_image(stored, lossless_only=lossless_images)
         elif group == "obs" and obs_float16:
-            stored, encoding = _encode.encode_float16(stored)
+            stored, encoding = images.encode_float16(stored)
         ext = "zs" if compress else "npy"
         if group:
             i = counters.get(group, 0)
@@ -126,27 +125,27 @@ def encode(
         else:
             fname = f"{key}.{ext}"
         chunks = None
-        codec = _npy.CODEC_NPY
+        codec = codecs.CODEC_NPY
         if compress:
-            data, chunks = _npy.encode_zs(stored, chunked=layout != "free")
-            codec = _npy.CODEC_ZS
+            data, chunks = codecs.encode_zs(stored, chunked=layout != "free")
+            codec = codecs.CODEC_ZS
             if (
                 delta
                 and layout == "time_env"
-                and _npy.can_delta(stored.dtype)
+                and codecs.can_delta(stored.dtype)
                 and stored.ndim >= 2
                 and stored.shape[1] > 1
             ):
                 # Smooth trajectories compress far better as differences along time: keep
                 # whichever of the two is smaller.
-                d_data, d_chunks = _npy.encode_zs(stored, chunked=True, delta=True)
+                d_data, d_chunks = codecs.encode_zs(stored, chunked=True, delta=True)
                 if len(d_data) < len(data):
-                    data, chunks, codec = d_data, d_chunks, _npy.CODEC_ZSD
+                    data, chunks, codec = d_data, d_chunks, codecs.CODEC_ZSD
         else:
-            data = _npy.encode(stored)
+            data = codecs.encode(stored)
         files.append((fname, data))
         entries.append(
-            _documents.build_entry(
+            documents.build_entry(
                 group=group,
                 key=key,
                 file=fname,
@@ -160,11 +159,11 @@ def encode(
                 encoding=encoding,
             )
         )
-    manifest = _documents.build_manifest(
+    manifest = documents.build_manifest(
         capture_id=job.capture_id,
         **job.header,
         arrays=entries,
-        summary=analyse.summarize(per_step, reset_frame=bool(job.header["reset_frame"])),
+        summary=summary.summarize(per_step, reset_frame=bool(job.header["reset_frame"])),
     )
     return files, manifest
 
@@ -174,9 +173,9 @@ def _buffer_problem(shapes: Mapping[str, tuple[int, ...]], model: Mapping[str, A
     them, ``qpos``/``qvel`` as wide as the model's."""
     if not shapes:
         return None
-    unknown = [k for k in shapes if k not in _schema.BUFFER_KEYS and k != "obs" and not k.startswith("obs/")]
+    unknown = [k for k in shapes if k not in schema.BUFFER_KEYS and k != "obs" and not k.startswith("obs/")]
     if unknown:
-        return f"buffer keys {unknown} are not among {(*_schema.BUFFER_KEYS, 'obs', 'obs/<key>')}"
+        return f"buffer keys {unknown} are not among {(*schema.BUFFER_KEYS, 'obs', 'obs/<key>')}"
     if "step" not in shapes:
         return "a buffer sample needs 'step' (the env steps at which each transition was inserted)"
     sizes = {s[0] if s else None for s in shapes.values()}

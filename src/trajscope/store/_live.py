@@ -21,15 +21,16 @@ import time
 
 import fsspec
 
-from . import _fs, _schema
-from ._documents import LiveControl, LiveStatus, dumps
-from ._errors import FormatError
+from ..format import schema
+from ..format.documents import LiveControl, LiveStatus, dumps
+from ..format.errors import FormatError
+from . import _fs
 
 
 def read_live_control(run: str | os.PathLike[str]) -> LiveControl:
     """The viewers' switch for a run folder or URL; off when missing or unreadable."""
     fs, path = _fs.resolve(run)
-    p = _fs.join(path, _schema.LIVE_CONTROL)
+    p = _fs.join(path, schema.LIVE_CONTROL)
     try:
         return LiveControl.parse(p, _read(fs, path, p))
     except (OSError, FormatError):
@@ -46,14 +47,14 @@ def write_live_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1
     when the run directory cannot be written."""
     fs, path = _fs.resolve(run)
     ctl = LiveControl(on=on, rate=rate, updated_unix_s=time.time())
-    _fs.makedirs(fs, _fs.join(path, _schema.LIVE_DIR))
-    _fs.write_atomic(fs, _fs.join(path, _schema.LIVE_CONTROL), dumps(ctl.to_json()), durable=False)
+    _fs.makedirs(fs, _fs.join(path, schema.LIVE_DIR))
+    _fs.write_atomic(fs, _fs.join(path, schema.LIVE_CONTROL), dumps(ctl.to_json()), durable=False)
     return ctl
 
 
 def read_status(fs: fsspec.AbstractFileSystem, run_path: str) -> LiveStatus | None:
     """Training's report, or None when the run has never streamed (or it is unreadable)."""
-    p = _fs.join(run_path, _schema.LIVE_STATUS)
+    p = _fs.join(run_path, schema.LIVE_STATUS)
     try:
         return LiveStatus.parse(p, _read(fs, run_path, p))
     except (OSError, FormatError):
@@ -61,26 +62,26 @@ def read_status(fs: fsspec.AbstractFileSystem, run_path: str) -> LiveStatus | No
 
 
 def write_status(fs: fsspec.AbstractFileSystem, run_path: str, status: LiveStatus) -> None:
-    _fs.makedirs(fs, _fs.join(run_path, _schema.LIVE_DIR))
-    _fs.write_atomic(fs, _fs.join(run_path, _schema.LIVE_STATUS), dumps(status.to_json()), durable=False)
+    _fs.makedirs(fs, _fs.join(run_path, schema.LIVE_DIR))
+    _fs.write_atomic(fs, _fs.join(run_path, schema.LIVE_STATUS), dumps(status.to_json()), durable=False)
 
 
 def chunk_names(fs: fsspec.AbstractFileSystem, run_path: str, *, root: str | None = None) -> list[str]:
     """The chunk folders now in ``live/``, oldest first (none if ``live/`` is a link that
     leaves ``root``)."""
-    names = _fs.ls_names(fs, _fs.join(run_path, _schema.LIVE_DIR), root=root)
-    return [n for n in names if _schema.is_live_chunk(n)]
+    names = _fs.ls_names(fs, _fs.join(run_path, schema.LIVE_DIR), root=root)
+    return [n for n in names if schema.is_live_chunk(n)]
 
 
 def prune(fs: fsspec.AbstractFileSystem, run_path: str, keep: int, *, process_index: int | None = None) -> None:
     """Delete all but the newest ``keep`` chunks of this writer's process (manifest first,
     so readers stop listing a chunk before its arrays go). Processes of a multi-process
     training each prune their own chunks only."""
-    names = [n for n in chunk_names(fs, run_path) if _schema.process_of(n) == process_index]
+    names = [n for n in chunk_names(fs, run_path) if schema.process_of(n) == process_index]
     for n in names[: max(0, len(names) - keep)]:
-        cdir = _fs.join(run_path, _schema.LIVE_DIR, n)
+        cdir = _fs.join(run_path, schema.LIVE_DIR, n)
         try:
-            manifest = _fs.join(cdir, _schema.MANIFEST_FILE)
+            manifest = _fs.join(cdir, schema.MANIFEST_FILE)
             if fs.exists(manifest):
                 fs.rm(manifest)
             fs.rm(cdir, recursive=True)

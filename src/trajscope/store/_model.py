@@ -86,7 +86,7 @@ def inflate(path: str, data: bytes, limit: int) -> bytes:
     is decompressed whole."""
     import zlib
 
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     d = zlib.decompressobj()
     try:
@@ -183,7 +183,7 @@ def load_untrusted(path: str, data: bytes, *, xml: bool = False, assets: dict[st
     import subprocess
     import sys
 
-    from ._errors import FormatError
+    from ..format.errors import FormatError
 
     assets = dict(assets or {})
     if xml:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _analysis, _cache, _documents, _encode, _fs, _live, _model, _npy, _schema
-from ._documents import LiveControl, LiveStatus
-from ._errors import FormatError
+from ..format import codecs, documents, images, schema
+from ..format.documents import LiveControl, LiveStatus
+from ..format.errors import FormatError
+from . import _analysis, _cache, _fs, _live, _model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +89,8 @@ class Capture:
         self.run = run
         self.info = info
         self.manifest = manifest
-        self.dir = _fs.join(run.path, _schema.capture_dir(info.kind), info.id)
-        self._entries = {_schema.array_name(e["group"], e["key"]): e for e in manifest["arrays"]}
+        self.dir = _fs.join(run.path, schema.capture_dir(info.kind), info.id)
+        self._entries = {schema.array_name(e["group"], e["key"]): e for e in manifest["arrays"]}
 
     def __repr__(self) -> str:
         i = self.info
@@ -108,7 +109,7 @@ class Capture:
         return [
             e["key"]
             for e in self._entries.values()
-            if e["group"] == "obs" and _schema.is_image_key(e["key"], tuple(e["shape"]))
+            if e["group"] == "obs" and schema.is_image_key(e["key"], tuple(e["shape"]))
         ]
 
     def __contains__(self, name: str) -> bool:
@@ -132,8 +133,8 @@ class Capture:
         e = self.entry(name)
         path = _fs.join(self.dir, e["file"])
         layout = e["layout"]
-        codec = e.get("codec", _npy.CODEC_NPY)
-        zs, delta = codec in _npy.CODECS_ZS, codec == _npy.CODEC_ZSD
+        codec = e.get("codec", codecs.CODEC_NPY)
+        zs, delta = codec in codecs.CODECS_ZS, codec == codecs.CODEC_ZSD
         if env is not None:
             if layout == "free":
                 raise ValueError(f"{name} is not per environment")
@@ -144,26 +145,28 @@ class Capture:
             if env is None:
                 data = self._cat(path, e)
                 if zs:
-                    a = _npy.decode_zs(
+                    a = codecs.decode_zs(
                         path, data, e["chunks"], *self._stored(e), expect_crc=e.get("crc32"), delta=delta
                     )
                 else:
-                    a = _npy.decode(path, data, expect_crc=e.get("crc32"))
+                    a = codecs.decode(path, data, expect_crc=e.get("crc32"))
                 if layout == "time_env":
                     a = np.swapaxes(a, 0, 1)
             elif zs:
                 start, end = e["chunks"][env], e["chunks"][env + 1]
                 dtype, shape = self._stored(e)
-                a = _npy.decode_zs_chunk(path, self._cat(path, e, start, end), dtype, shape[1:], delta=delta)
+                a = codecs.decode_zs_chunk(path, self._cat(path, e, start, end), dtype, shape[1:], delta=delta)
             else:
-                a = _npy.read_leading(path, lambda lo, hi: self._cat(path, e, lo, hi), env, file_size=int(e["nbytes"]))
+                a = codecs.read_leading(
+                    path, lambda lo, hi: self._cat(path, e, lo, hi), env, file_size=int(e["nbytes"])
+                )
         except FileNotFoundError:
             raise FormatError(path, "array file is missing") from None
         except OSError as err:
             raise FormatError(path, f"array file cannot be read ({err.strerror or err})") from None
         self._check_shape(path, e, a, env)
         if decode and "encoding" in e:
-            a = _encode.decode_image(a, e["encoding"])
+            a = images.decode_image(a, e["encoding"])
         return a
 
     def nbytes(self, name: str, *, env: int | None = None) -> int:
@@ -210,7 +213,7 @@ class Capture:
 
     def group(self, group: str, *, env: int | None = None) -> dict[str, np.ndarray]:
         """All arrays of a keyed group, by key."""
-        return {k: self.load(_schema.array_name(group, k), env=env) for k in self.keys(group)}
+        return {k: self.load(schema.array_name(group, k), env=env) for k in self.keys(group)}
 
     def obs(self, *, env: int | None = None) -> np.ndarray | dict[str, np.ndarray] | None:
         """Observations as given to the writer: one array or a flat dict."""
@@ -237,7 +240,7 @@ class Run:
         self.fs, self.path = _fs.resolve(self.url)
         self.root = os.path.realpath(self.path) if _fs.is_local(self.fs) else self.path
         """Where reads of this run must stay: its folder, symlinks resolved."""
-        run_file = _fs.join(self.path, _schema.RUN_FILE)
+        run_file = _fs.join(self.path, schema.RUN_FILE)
         try:
             data = self._read(run_file, _fs.max_json_bytes())
         except FileNotFoundError:
@@ -246,7 +249,7 @@ class Run:
             raise FormatError(self.path, "not a folder") from None
         except OSError as e:
             raise FormatError(run_file, f"cannot be read ({e.strerror or e})") from None
-        self.metadata = _documents.parse_run(run_file, data)
+        self.metadata = documents.parse_run(run_file, data)
         self.format_version = str(self.metadata["format_version"])
         self._lock = threading.Lock()
         self._manifests: dict[str, dict[str, Any]] = {}
@@ -308,11 +311,11 @@ class Run:
 
     def refresh(self) -> list[CaptureInfo]:
         """Pick up captures completed since the last call; return the new ones."""
-        cdir = _fs.join(self.path, _schema.CAPTURES_DIR)
+        cdir = _fs.join(self.path, schema.CAPTURES_DIR)
         names = _fs.ls_names(self.fs, cdir, root=self.root)
         with self._lock:
             todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
-            paths = {n: _fs.join(cdir, n, _schema.MANIFEST_FILE) for n in todo}
+            paths = {n: _fs.join(cdir, n, schema.MANIFEST_FILE) for n in todo}
             blobs = self._read_docs(list(paths.values())) if paths else {}
             new: list[str] = []
             for n in todo:
@@ -330,7 +333,7 @@ class Run:
                     self._problems[n] = CaptureProblem(n, p, f"unreadable: {str(blob)[:300]}", False)
                     continue
                 try:
-                    self._manifests[n] = _placed(p, n, False, _documents.parse_manifest(p, blob, self.model_info))
+                    self._manifests[n] = _placed(p, n, False, documents.parse_manifest(p, blob, self.model_info))
                     self._problems.pop(n, None)
                     new.append(n)
                 except FormatError as e:
@@ -342,8 +345,8 @@ class Run:
                     del self._problems[n]
             escape = _fs.leaves_root(self.fs, cdir, self.root)
             if escape is not None:
-                self._problems[_schema.CAPTURES_DIR] = CaptureProblem(
-                    _schema.CAPTURES_DIR, cdir, f"a link that leaves the run (to {escape[:200]!r}); not read", False
+                self._problems[schema.CAPTURES_DIR] = CaptureProblem(
+                    schema.CAPTURES_DIR, cdir, f"a link that leaves the run (to {escape[:200]!r}); not read", False
                 )
             if new:
                 order = sorted(
@@ -378,7 +381,7 @@ class Run:
         deletes older ones). Each is a capture of ``E`` training environments over ``T``
         consecutive steps; load it with :meth:`capture`. Unreadable chunks are skipped:
         the writer may be deleting them."""
-        ldir = _fs.join(self.path, _schema.LIVE_DIR)
+        ldir = _fs.join(self.path, schema.LIVE_DIR)
         names = _live.chunk_names(self.fs, self.path, root=self.root)
         with self._lock:
             for n in list(self._live):
@@ -387,10 +390,10 @@ class Run:
             for n in names:
                 if n in self._live:
                     continue
-                p = _fs.join(ldir, n, _schema.MANIFEST_FILE)
+                p = _fs.join(ldir, n, schema.MANIFEST_FILE)
                 try:
                     blob = self._read(p, _fs.max_json_bytes())
-                    m = _placed(p, n, True, _documents.parse_manifest(p, blob, self.model_info))
+                    m = _placed(p, n, True, documents.parse_manifest(p, blob, self.model_info))
                 except Exception:  # noqa: BLE001 - damaged or being deleted: skipped
                     continue
                 self._live[n] = (self._info(-1, m), m)
@@ -412,7 +415,7 @@ class Run:
             reset_frame=bool(m.get("reset_frame", False)),
             mean_return=float(mean) if isinstance(mean, (int, float)) else None,
             metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
-            array_names=tuple(_schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
+            array_names=tuple(schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
             summary=summary,
             attrs=dict(m["attrs"]) if isinstance(m.get("attrs"), dict) else {},
             process_index=m.get("process_index"),
@@ -464,7 +467,7 @@ class Run:
 
     def videos(self) -> dict[str, str]:
         """Training videos stored in the run (``videos/<capture id>.mp4``), capture id to URL."""
-        folder = _fs.join(self.path, _schema.VIDEOS_DIR)
+        folder = _fs.join(self.path, schema.VIDEOS_DIR)
         try:
             names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
         except (FileNotFoundError, OSError):
@@ -477,8 +480,8 @@ class Run:
         A run's model is untrusted input: it is loaded and simulated once in a child
         process first (:func:`._model.vet`), so a damaged file that would crash MuJoCo
         gives a :class:`FormatError` here instead of ending this process."""
-        mjb = _fs.join(self.path, _schema.MODEL_MJB)
-        xml = _fs.join(self.path, _schema.MODEL_XML)
+        mjb = _fs.join(self.path, schema.MODEL_MJB)
+        xml = _fs.join(self.path, schema.MODEL_XML)
         errors = []
         limit = _fs.max_model_bytes()
         for path, kind in ((mjb, "mjb"), (xml, "xml")):
@@ -496,13 +499,13 @@ class Run:
             except FormatError as e:
                 errors.append(f"{path.rsplit('/', 1)[-1]}: {e.problem}")
         if not errors:
-            raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "the run holds no model")
-        raise FormatError(_fs.join(self.path, _schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors))
+            raise FormatError(_fs.join(self.path, schema.MODEL_DIR), "the run holds no model")
+        raise FormatError(_fs.join(self.path, schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors))
 
     def _assets(self) -> dict[str, bytes]:
         """The files the run's MJCF names (meshes, textures, included XML), read from
         ``model/assets`` only: never a file outside the run."""
-        adir = _fs.join(self.path, _schema.MODEL_ASSETS_DIR)
+        adir = _fs.join(self.path, schema.MODEL_ASSETS_DIR)
         out: dict[str, bytes] = {}
         total, limit = 0, _fs.max_model_bytes()
         try:
@@ -561,7 +564,7 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
     for name in _fs.ls_names(fs, path):
         sub = _fs.join(path, name)
         try:
-            if name.startswith(".") or not fs.exists(_fs.join(sub, _schema.RUN_FILE)):
+            if name.startswith(".") or not fs.exists(_fs.join(sub, schema.RUN_FILE)):
                 continue
         except (OSError, ValueError):
             continue  # a name the filesystem cannot look at (a NUL in it, too long)

@@ -23,9 +23,10 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _documents, _encode, _fs, _job, _live, _model, _schema
-from ._documents import LiveControl, LiveStatus
-from ._errors import FormatError, warn
+from ..format import documents, images, schema
+from ..format.documents import LiveControl, LiveStatus
+from ..format.errors import FormatError, warn
+from . import _fs, _job, _live, _model
 
 
 @dataclasses.dataclass
@@ -167,7 +168,7 @@ class RunWriter:
         self._model_bytes = _model.to_bytes(model) if model is not None else None
         self._model_xml = xml
         self._model_assets = assets
-        self._metadata = _documents.build_run(
+        self._metadata = documents.build_run(
             name=self.name,
             created_unix_s=time.time(),
             created_iso=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -183,7 +184,7 @@ class RunWriter:
         self._ready = False
         if _fs.is_local(self._fs) and self._leader and model is not None:
             try:
-                if self._fs.exists(_fs.join(self.path, _schema.RUN_FILE)):
+                if self._fs.exists(_fs.join(self.path, schema.RUN_FILE)):
                     self._check_same_model()
             except FormatError:
                 pass  # a damaged run.json: the writer thread reports it
@@ -282,18 +283,18 @@ class RunWriter:
                 },
                 keyed={
                     "metrics": metrics,
-                    "obs": _encode.flatten(obs) if obs_is_dict else ({"obs": obs} if obs is not None else None),
-                    "info": _encode.flatten(info) if info is not None else None,
+                    "obs": images.flatten(obs) if obs_is_dict else ({"obs": obs} if obs is not None else None),
+                    "info": images.flatten(info) if info is not None else None,
                     "model_fields": model_fields,
-                    "params": _encode.flatten(params) if params is not None else None,
-                    "buffer": _encode.flatten(buffer) if buffer is not None else None,
+                    "params": images.flatten(params) if params is not None else None,
+                    "buffer": images.flatten(buffer) if buffer is not None else None,
                 },
                 obs_is_dict=obs_is_dict,
                 reset_frame=reset_frame,
                 model=self._model_summary,
                 deterministic=deterministic,
                 wall_time=wall_time,
-                attrs=_documents.to_json(dict(attrs or {})),
+                attrs=documents.to_json(dict(attrs or {})),
                 process_index=self.process_index,
             )
         except (ValueError, TypeError) as e:
@@ -353,7 +354,7 @@ class RunWriter:
     def set_metadata(self, **fields: Any) -> None:
         """Update run metadata (``config``, ``tags``, ``env_name``, ...); written in order
         (by process 0 only, in a multi-process training)."""
-        self._metadata.update(_documents.to_json(fields))
+        self._metadata.update(documents.to_json(fields))
         if not self._leader:
             return
         try:
@@ -451,7 +452,7 @@ class RunWriter:
 
     def _process(self, job: _job.Job) -> None:
         try:
-            if not self._ready or (self._leader and not self._fs.exists(_fs.join(self.path, _schema.RUN_FILE))):
+            if not self._ready or (self._leader and not self._fs.exists(_fs.join(self.path, schema.RUN_FILE))):
                 self._setup()  # first use, an earlier failure, or the run folder vanished
             if job.header.get("metadata"):
                 self._write_metadata()
@@ -482,11 +483,11 @@ class RunWriter:
 
     def _setup(self) -> None:
         fs = self._fs
-        _fs.makedirs(fs, _fs.join(self.path, _schema.CAPTURES_DIR))
+        _fs.makedirs(fs, _fs.join(self.path, schema.CAPTURES_DIR))
         if not self._leader:
             self._ready = True  # process 0 writes the run's metadata and model
             return
-        run_file = _fs.join(self.path, _schema.RUN_FILE)
+        run_file = _fs.join(self.path, schema.RUN_FILE)
         # Deleted while training writes it: made again (metadata and model) below, so the
         # captures still to come are kept; those written before are gone. Said, not silent.
         vanished = self._ready and not fs.exists(run_file)
@@ -499,14 +500,14 @@ class RunWriter:
                     self._metadata[k] = v
             self._metadata.update(keep)
         if self._model_bytes is not None:
-            _fs.makedirs(fs, _fs.join(self.path, _schema.MODEL_DIR))
-            mjb = _fs.join(self.path, _schema.MODEL_MJB)
+            _fs.makedirs(fs, _fs.join(self.path, schema.MODEL_DIR))
+            mjb = _fs.join(self.path, schema.MODEL_MJB)
             if not fs.exists(mjb):
                 _fs.write_atomic(fs, mjb, zlib.compress(self._model_bytes, 6))
             if self._model_xml is not None:
-                _fs.write_atomic(fs, _fs.join(self.path, _schema.MODEL_XML), self._model_xml.encode())
+                _fs.write_atomic(fs, _fs.join(self.path, schema.MODEL_XML), self._model_xml.encode())
             for rel, data in self._model_assets.items():
-                p = _fs.join(self.path, _schema.MODEL_ASSETS_DIR, rel)
+                p = _fs.join(self.path, schema.MODEL_ASSETS_DIR, rel)
                 _fs.makedirs(fs, p.rsplit("/", 1)[0])
                 _fs.write_atomic(fs, p, data)
         self._write_metadata()
@@ -521,13 +522,13 @@ class RunWriter:
         when the run holds another model than this writer's (their captures would be
         drawn with the wrong model)."""
         fs = self._fs
-        run_file = _fs.join(self.path, _schema.RUN_FILE)
-        existing = _documents.parse_run(run_file, _fs.read(fs, run_file, root=self._root(), limit=_fs.max_json_bytes()))
+        run_file = _fs.join(self.path, schema.RUN_FILE)
+        existing = documents.parse_run(run_file, _fs.read(fs, run_file, root=self._root(), limit=_fs.max_json_bytes()))
         if self._model_bytes is None:
             return existing
         theirs = existing.get("model")
         differs = theirs is not None and any(theirs.get(k) != v for k, v in (self._model_summary or {}).items())
-        mjb = _fs.join(self.path, _schema.MODEL_MJB)
+        mjb = _fs.join(self.path, schema.MODEL_MJB)
         if not differs and fs.exists(mjb):
             try:
                 data = _fs.read(fs, mjb, root=self._root(), limit=_fs.max_model_bytes())
@@ -547,12 +548,12 @@ class RunWriter:
     def _write_metadata(self) -> None:
         if not self._leader:
             return
-        data = _documents.dumps(self._metadata, indent=2)
-        _fs.write_atomic(self._fs, _fs.join(self.path, _schema.RUN_FILE), data)
+        data = documents.dumps(self._metadata, indent=2)
+        _fs.write_atomic(self._fs, _fs.join(self.path, schema.RUN_FILE), data)
 
     def _write_capture(self, job: _job.Job) -> int:
         fs = self._fs
-        folder = _fs.join(self.path, _schema.capture_dir(job.header["kind"]))
+        folder = _fs.join(self.path, schema.capture_dir(job.header["kind"]))
         durable = job.header["kind"] != "live"
         cdir = _fs.join(folder, job.capture_id)
         files, manifest = _job.encode(
@@ -568,14 +569,14 @@ class RunWriter:
         for fname, data in files:
             _fs.write_file(fs, _fs.join(cdir, fname), data, durable=durable)
             total += len(data)
-        data = _documents.dumps(manifest, indent=1)
-        _fs.write_atomic(fs, _fs.join(cdir, _schema.MANIFEST_FILE), data, durable=durable)
+        data = documents.dumps(manifest, indent=1)
+        _fs.write_atomic(fs, _fs.join(cdir, schema.MANIFEST_FILE), data, durable=durable)
         return total + len(data)
 
     def _cleanup(self, job: _job.Job) -> None:
         try:
-            cdir = _fs.join(self.path, _schema.capture_dir(job.header["kind"]), job.capture_id)
-            if self._fs.exists(cdir) and not self._fs.exists(_fs.join(cdir, _schema.MANIFEST_FILE)):
+            cdir = _fs.join(self.path, schema.capture_dir(job.header["kind"]), job.capture_id)
+            if self._fs.exists(cdir) and not self._fs.exists(_fs.join(cdir, schema.MANIFEST_FILE)):
                 self._fs.rm(cdir, recursive=True)
         except Exception:  # noqa: BLE001 - best effort; readers ignore manifest-less folders
             pass

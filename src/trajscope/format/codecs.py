@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._errors import FormatError
+from .errors import FormatError
 
 _MAGIC = b"\x93NUMPY"
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _npy, _schema
-from ._errors import FormatError, UnsupportedVersionError
+from . import codecs, schema
+from .errors import FormatError, UnsupportedVersionError
 
 
 def dumps(doc: Mapping[str, Any], *, indent: int | None = None) -> bytes:
@@ -128,11 +128,11 @@ def check_version(path: str, doc: Mapping[str, Any]) -> str:
     version = doc.get("format_version")
     if not isinstance(version, str) or not version.split(".")[0].isdigit():
         raise FormatError(path, f"missing or malformed format_version {version!r}")
-    if int(version.split(".")[0]) != _schema.FORMAT_MAJOR:
+    if int(version.split(".")[0]) != schema.FORMAT_MAJOR:
         raise UnsupportedVersionError(
             path,
             f"format version {version} is not supported by this trajscope, which reads and writes "
-            f"{_schema.FORMAT_MAJOR}.x; install a trajscope that reads version {version}",
+            f"{schema.FORMAT_MAJOR}.x; install a trajscope that reads version {version}",
         )
     return version
 
@@ -169,9 +169,9 @@ def shape_problem(
     its group's layout, and for fixed arrays the rank and the model-sized axes (``nq``,
     ``nv``, ... against the run's model summary). The writer refuses such captures; the
     reader reports them."""
-    layout = _schema.GROUP_LAYOUT[group]
+    layout = schema.GROUP_LAYOUT[group]
     label = f"{group}/{name}" if group else name
-    spec = _schema.FIXED_BY_NAME.get(name) if not group else None
+    spec = schema.FIXED_BY_NAME.get(name) if not group else None
     if spec is not None and (len(shape) != len(spec.dims) or shape[:2] != (T, E)):
         return f"{label} has shape {shape}, expected ({', '.join(spec.dims)}) with T={T}, E={E}"
     if layout == "time_env" and shape[:2] != (T, E):
@@ -224,7 +224,7 @@ def build_run(
 ) -> dict[str, Any]:
     """``run.json``'s contents."""
     return {
-        "format_version": _schema.FORMAT_VERSION,
+        "format_version": schema.FORMAT_VERSION,
         "name": name,
         "created_unix_s": float(created_unix_s),
         "created_iso": created_iso,
@@ -334,11 +334,11 @@ def build_entry(
         "shape": list(shape),
         "dtype": dtype,
         "stored_dtype": stored_dtype,
-        "layout": _schema.GROUP_LAYOUT[group],
+        "layout": schema.GROUP_LAYOUT[group],
         "stored_shape": list(stored_shape),
-        "codec": codec or (_npy.CODEC_ZS if chunks is not None else _npy.CODEC_NPY),
+        "codec": codec or (codecs.CODEC_ZS if chunks is not None else codecs.CODEC_NPY),
         "nbytes": len(data),
-        "crc32": _npy.crc32(data),
+        "crc32": codecs.crc32(data),
     }
     if chunks is not None:
         entry["chunks"] = chunks
@@ -366,7 +366,7 @@ def build_manifest(
     """``capture.json``'s contents."""
     extra = {} if process_index is None else {"process_index": int(process_index)}
     return {
-        "format_version": _schema.FORMAT_VERSION,
+        "format_version": schema.FORMAT_VERSION,
         "capture_id": capture_id,
         "step": int(step),
         "kind": kind,
@@ -450,7 +450,7 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         raise FormatError(path, "malformed field 'wall_time_unix_s'")
     if not is_count(m["step"]) or not is_count(m["num_envs"]) or not is_count(m["num_steps"]):
         raise FormatError(path, "step, num_envs or num_steps out of range")
-    if m["kind"] not in _schema.CAPTURE_KINDS:
+    if m["kind"] not in schema.CAPTURE_KINDS:
         raise FormatError(path, f"unknown capture kind {m['kind'][:40]!r}")
     pi = m.get("process_index")
     if pi is not None and not is_count(pi, at_most=2**31):
@@ -473,11 +473,11 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
         if not is_plain_name(e["file"]):
             raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
-        if e["group"] not in _schema.GROUP_LAYOUT or e["layout"] != _schema.GROUP_LAYOUT[e["group"]]:
+        if e["group"] not in schema.GROUP_LAYOUT or e["layout"] != schema.GROUP_LAYOUT[e["group"]]:
             raise FormatError(path, f"{e['file']}: unknown group {e['group'][:40]!r} or layout {e['layout'][:40]!r}")
         if len(e["shape"]) > 32:
             raise FormatError(path, f"{e['file']}: malformed shape {str(e['shape'])[:80]}")
-        names.add(_schema.array_name(e["group"], e["key"]))
+        names.add(schema.array_name(e["group"], e["key"]))
         itemsize = 1
         for k in ("dtype", "stored_dtype"):
             if k in e:
@@ -488,12 +488,12 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         for k in ("shape", "stored_shape"):
             if k in e and math.prod(e[k]) * itemsize >= 2**62:
                 raise FormatError(path, f"{e['file']}: {k} declares an impossible size")
-        codec = e.get("codec", _npy.CODEC_NPY)
-        if codec in _npy.CODECS_ZS:
+        codec = e.get("codec", codecs.CODEC_NPY)
+        if codec in codecs.CODECS_ZS:
             c = e.get("chunks")
             if c is None or len(c) < 2 or c[0] != 0 or c != sorted(c) or c[-1] != e["nbytes"]:
                 raise FormatError(path, f"{e['file']}: malformed chunk offsets")
-        elif codec != _npy.CODEC_NPY:
+        elif codec != codecs.CODEC_NPY:
             raise FormatError(path, f"{e['file']}: unknown codec {codec[:40]!r}")
         enc = e.get("encoding")
         if enc is not None:
@@ -511,7 +511,7 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         problem = shape_problem(e["key"], e["group"], tuple(e["shape"]), m["num_steps"], m["num_envs"], model)
         if problem is not None:
             raise FormatError(path, problem)
-    for spec in _schema.FIXED_ARRAYS:
+    for spec in schema.FIXED_ARRAYS:
         if spec.required and spec.name not in names:
             raise FormatError(path, f"required array {spec.name!r} is missing")
     return m
@@ -631,7 +631,7 @@ def build_analysis(
     files it comes with (``npy`` entries as in a manifest, ``layout`` ``free``) and the ids
     of the captures it covers."""
     return {
-        "format_version": _schema.FORMAT_VERSION,
+        "format_version": schema.FORMAT_VERSION,
         "created_unix_s": time.time(),
         "captures_analysed": list(captures_analysed),
         "arrays": arrays,

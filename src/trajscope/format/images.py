@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _schema
+from . import schema
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -77,7 +77,7 @@ def encode_image(x: np.ndarray, *, lossless_only: bool) -> tuple[np.ndarray, dic
         # Non-finite pixels cannot be put into uint8; keep them as given.
         return x, {"kind": "raw", "source_dtype": str(x.dtype), "lossless": True}
     lo_d, hi_d = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
-    rng = next(((lo, hi) for lo, hi in _schema.IMAGE_RANGES if lo <= lo_d and hi_d <= hi), None)
+    rng = next(((lo, hi) for lo, hi in schema.IMAGE_RANGES if lo <= lo_d and hi_d <= hi), None)
     if rng is None:
         rng = (lo_d, hi_d if hi_d > lo_d else lo_d + 1.0)
     enc = ImageEncoding(rng, str(x.dtype), lossless=False)
