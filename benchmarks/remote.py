@@ -81,10 +81,10 @@ def idle_requests(moto: Moto, url: str, poll_s: float | None, seconds: float) ->
     """Requests per minute of an idle viewer, and its poll interval."""
     v = Viewer(url, port=_port(), poll_s=poll_s)
     try:
-        time.sleep(2 * v._poll_s)  # past opening the run
+        time.sleep(2 * v.poll_s)  # past opening the run
         r0, t0 = moto.requests(), time.monotonic()
         time.sleep(seconds)
-        return (moto.requests() - r0) * 60 / (time.monotonic() - t0), v._poll_s
+        return (moto.requests() - r0) * 60 / (time.monotonic() - t0), v.poll_s
     finally:
         v.close()
 

@@ -171,7 +171,7 @@ def grid_viewer(model, root: Path, name: str, E: int) -> Viewer:
     v = Viewer(str(root / name), port=_port(), poll_s=3600)
     v.scene.layout.value = "grid"
     v.scene.count.value = E
-    v._reload()
+    v.reload()
     return v
 
 

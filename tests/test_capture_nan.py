@@ -116,8 +116,8 @@ def test_the_viewer_opens_on_the_step_before_the_first_nan(caught):
     v = Viewer(caught[2], port=port)
     try:
         assert v.frames.capture.info.kind == "nan" and v.t == 14  # the last finite step
-        assert "NaN caught: qpos non-finite" in v._gui_capture.options[0]  # listed first
-        assert v._gui_capture.value == v._gui_capture.options[0]
+        assert "NaN caught: qpos non-finite" in v.capture_menu.options[0]  # listed first
+        assert v.capture_menu.value == v.capture_menu.options[0]
         assert not v.errors
     finally:
         v.close()

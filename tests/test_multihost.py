@@ -85,11 +85,11 @@ def test_viewer_shows_the_processes_as_one_run(two_process_run):
     root, (p0, _) = two_process_run
     viewer = Viewer(str(root), port=free_port())
     try:
-        assert list(viewer._runs) == [p0["name"]]
-        labels = viewer._gui_capture.options
+        assert list(viewer.runs) == [p0["name"]]
+        labels = viewer.capture_menu.options
         assert len(labels) == 6 and sum("process 1" in x for x in labels) == 3
-        viewer._safe(viewer.load_capture, 0)
-        viewer._safe(viewer.load_capture, 5)
+        viewer.act(viewer.load_capture, 0)
+        viewer.act(viewer.load_capture, 5)
         assert viewer.errors == []
     finally:
         viewer.close()

@@ -180,7 +180,7 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         _until(lambda: panel.player.t >= 15, "15 played steps")
         panel.toggle()  # pause
         _until(panel.idle.is_set, "the play loop to stop stepping")
-        viewer._safe(viewer._draw_played, panel.player._frame(panel.player.state, np.zeros(1)))
+        viewer.act(viewer.draw_played, panel.player._frame(panel.player.state, np.zeros(1)))
         # The scene draws the played state, not the captured frame 12.
         model = run.load_model()
         d = mujoco.MjData(model)

@@ -156,7 +156,7 @@ def test_viewer_follows_s3_run_at_a_bounded_request_rate(s3, s3_run, model):
 
     viewer = Viewer("s3://runs/root/followed", port=free_port(), poll_s=3600)  # polls driven below
     try:
-        assert viewer._poll_s == 3600 and len(viewer.run.captures) == 1
+        assert viewer.poll_s == 3600 and len(viewer.run.captures) == 1
         polls = 10
         before = s3.requests()
         for _ in range(polls):

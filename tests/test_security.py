@@ -177,9 +177,9 @@ def test_the_viewer_opens_only_runs_it_listed(tmp_path):
     write_demo_run(str(tmp_path), name="outside", checkpoints=1, num_envs=2)
     v = Viewer(str(tmp_path / "root"), port=free_port(), poll_s=3600)
     try:
-        assert list(v._runs) == ["a"]
+        assert list(v.runs) == ["a"]
         for name in ("../outside", str(tmp_path / "outside"), "a/../../outside"):
-            v._safe(v.open_run, name)  # what a client could send as the run selector's value
+            v.act(v.open_run, name)  # what a client could send as the run selector's value
             assert v.run is not None and v.run.name == "a"
     finally:
         v.close()

@@ -121,13 +121,13 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
 def test_grid_and_overlay_show_many_environments(viewer):
     viewer.scene.count.value = 4
     viewer.scene.layout.value = "grid"
-    viewer._safe(viewer._reload)
+    viewer.act(viewer.reload)
     node = next(iter(viewer.scene.nodes.values()))
     assert len(viewer.frames.envs) == 4 and node.batched_positions.shape == (4, 3)
     xs = {round(float(p[0]), 3) for p in node.batched_positions}
     assert len(xs) >= 2  # laid out side by side
     viewer.scene.layout.value = "overlay"
-    viewer._safe(viewer._reload)
+    viewer.act(viewer.reload)
     ground = {g for g in viewer.scene.nodes if viewer.scene.model.geom_type[g] == _geometry.PLANE}
     assert ground and all(viewer.scene.nodes[g].opacity is None for g in ground)  # the floor stays opaque
     assert all(n.opacity is not None and n.opacity < 1 for g, n in viewer.scene.nodes.items() if g not in ground)
@@ -137,7 +137,7 @@ def test_switching_capture_and_environment(viewer, demo_run):
     viewer.load_capture(0)
     assert viewer.frames.capture.info.index == 0
     viewer.scene.env.value = 3
-    viewer._safe(viewer._reload)
+    viewer.act(viewer.reload)
     assert viewer.frames.envs == [3]
     want = trajscope.open_run(demo_run).capture(0).load("reward", env=3)
     np.testing.assert_array_equal(viewer.frames.series["reward"], want.astype(float))
@@ -150,16 +150,16 @@ def test_live_follow_and_nan_finder(tmp_path, model):
     w.flush()
     v = Viewer(str(tmp_path / "live"), port=_free_port(), poll_s=0.1)
     try:
-        v._gui_latest.value = True
+        v.follow_latest.value = True
         bad = {k: np.array(x, copy=True) for k, x in kw.items()}
         bad["qpos"][7, 2, 0] = np.nan
         w.add_capture(step=100, **bad)
         w.flush()
         v.poll()
         assert v.frames.capture.info.step == 100
-        assert "2 captures" in v._status.content  # the header counts what arrived
+        assert "2 captures" in v.status.content  # the header counts what arrived
         assert "qpos" in v.nan.text.content and not v.nan.jump.disabled
-        v._safe(v._jump_nan)
+        v.act(v.jump_to_nan)
         assert v.frames.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on
         v.show_step(8)
     finally:
@@ -179,7 +179,7 @@ def test_damaged_capture_shows_an_error_and_the_server_lives(tmp_path, model):
     v = Viewer(str(tmp_path / "bad"), port=_free_port())
     try:
         assert v.errors and "truncated" in v.errors[-1]
-        v._safe(v.load_capture, 0)
+        v.act(v.load_capture, 0)
         assert v.frames.capture.info.index == 0  # the good capture still shows
         assert m["capture_id"] == d.name
     finally:
@@ -214,16 +214,16 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         assert "**on**" in v.live.status.content and "400 steps" in v.live.status.content
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
         w.flush()
-        v._safe(v._next_live_chunk)
+        v.act(v.next_live_chunk)
         assert v.live.shown.step == 600  # the next chunk follows on
         v.live.on.value = False
-        v._safe(v.live.write_control)
+        v.act(v.live.write_control)
         assert not trajscope.store.read_live_control(url).on
         v.live.watch.value = False
-        v._safe(v._on_live_watch)
+        v.act(v.on_live_watch)
         assert v.live.shown is None and v.frames.capture.info.kind == "eval"  # back to the captures
         v.live.on.value = True
-        v._safe(v.live.write_control)
+        v.act(v.live.write_control)
     finally:
         w.close()
         v.close()
@@ -293,7 +293,7 @@ def test_grid_keeps_the_selected_env_and_the_camera_follows_it(viewer, demo_run)
     viewer.scene.layout.value = "grid"
     viewer.scene.count.value = 2
     viewer.scene.env.value = 3
-    viewer._safe(viewer._reload)
+    viewer.act(viewer.reload)
     assert viewer.frames.envs == [0, 3] and viewer.frames.selected == 3
     np.testing.assert_array_equal(viewer.frames.series["reward"], cap.load("reward", env=3).astype(float))
     viewer.scene.follow.value = True
@@ -490,11 +490,11 @@ def test_new_runs_under_a_root_appear_while_one_is_open(tmp_path, model):
         with trajscope.RunWriter(tmp_path, name="second", model=model, strict=True) as w:
             w.add_capture(step=0, **kw)
         deadline = time.monotonic() + 10 * _app.RUNS_POLL_S
-        while "second" not in v._gui_run.options:
-            assert time.monotonic() < deadline, v._gui_run.options
+        while "second" not in v.run_menu.options:
+            assert time.monotonic() < deadline, v.run_menu.options
             time.sleep(0.05)
-        assert v.run.name == "first" and v._gui_run.value == "first"
-        v._gui_run.value = "second"
+        assert v.run.name == "first" and v.run_menu.value == "first"
+        v.run_menu.value = "second"
         assert v.run.name == "second" and v.frames.capture.info.num_envs == 2
     finally:
         v.close()
@@ -563,7 +563,7 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
         w.add_capture(step=0, **simulate(model, T=5, E=1))
     v = Viewer(str(root), port=_free_port())
     try:
-        v._gui_run.value = "a"
+        v.run_menu.value = "a"
         run = trajscope.open_run(root / "a")
         labels = list(v.compare.which.options)
         assert "#0 step 0" in labels and any(x.startswith("b #0") for x in labels), labels

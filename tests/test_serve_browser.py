@@ -90,7 +90,7 @@ def test_scene_renders_and_scrubbing_moves_it(page):
     viewer, pg = page
     first = _canvas_pixels(pg, "viewer_step0")
     assert first.std() > 10  # not a blank page
-    viewer._safe(viewer.show_step, 150)
+    viewer.act(viewer.show_step, 150)
     _wait_step(pg, 150)
     later = _wait_pixels(pg, "viewer_step150", lambda px: _changed(px, first) > 300)
     assert _changed(later, first) > 300  # the pole moved on screen (and the slider with it)
@@ -104,10 +104,10 @@ def test_gui_switches_environment_and_capture(page):
     one = _canvas_pixels(pg, "viewer_one")
     viewer.scene.layout.value = "grid"
     viewer.scene.count.value = 4
-    viewer._safe(viewer._reload)
+    viewer.act(viewer.reload)
     grid = _wait_pixels(pg, "viewer_grid", lambda px: px.std() > 10 and _changed(px, one) > 300)
     assert grid.std() > 10 and _changed(grid, one) > 300  # four environments now, not one
-    viewer._safe(viewer.load_capture, 0)
+    viewer.act(viewer.load_capture, 0)
     pg.wait_for_function(
         "Array.from(document.querySelectorAll('input, select')).some(e => e.value.startsWith('#0 step 0'))",
         timeout=60_000,
@@ -228,10 +228,10 @@ def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
     try:
         viewer.scene.layout.value = "grid"
         viewer.scene.count.value = 4
-        viewer._safe(viewer._reload)
+        viewer.act(viewer.reload)
         for i in range(600):  # far more than the stalled client's buffers hold
-            viewer._safe(viewer.show_step, i % 200)
-        viewer._safe(viewer.show_step, 150)
+            viewer.act(viewer.show_step, i % 200)
+        viewer.act(viewer.show_step, 150)
         for p in (pg, pg2):
             _wait_step(p, 150)
         a, b = _canvas_pixels(pg, "viewer_browser_a"), _canvas_pixels(pg2, "viewer_browser_b")
@@ -255,8 +255,8 @@ def test_plot_markers_follow_the_replay(page):
     plot.scroll_into_view_if_needed()
 
     def shot(t):
-        viewer._safe(viewer.show_step, t)
-        viewer._safe(viewer.plots.catch_up, t)
+        viewer.act(viewer.show_step, t)
+        viewer.act(viewer.plots.catch_up, t)
         _wait_step(pg, t)
         deadline = time.monotonic() + 60
         while True:  # until the picture holds still

@@ -38,7 +38,7 @@ def test_a_stalled_client_does_not_hold_up_the_others(tmp_path):
     try:
         v.scene.layout.value = "grid"
         v.scene.count.value = E
-        v._reload()
+        v.reload()
         stalled = [bench.StalledClient(v.port)]
         readers = [bench.Client(v.port) for _ in range(5)]
         for c in readers:

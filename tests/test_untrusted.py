@@ -142,19 +142,19 @@ def test_the_viewer_serves_a_good_run_beside_every_hostile_one(corpus, monkeypat
     root, made = corpus
     v = Viewer(str(root), port=free_port(), poll_s=3600)
     try:
-        assert set(made) | {"good"} <= set(v._runs)
+        assert set(made) | {"good"} <= set(v.runs)
         for name in made:
-            v._gui_run.value = name  # what a user's click on the run list does
+            v.run_menu.value = name  # what a user's click on the run list does
             v.poll()
             v.show_step(3)
-        v._gui_run.value = "good"
+        v.run_menu.value = "good"
         assert v.run is not None and v.run.name == "good"
         assert v.frames is not None and v.frames.capture.info.num_envs == 3
         v.show_step(4)
         assert v.t == 4
         # The hostile runs were reported on the page, escaped: no raw markup in any text.
         assert any("not a regular file" in e for e in v.errors) and any("leaves the run" in e for e in v.errors)
-        for text in (v._error.content, v._status.content):
+        for text in (v.error.content, v.status.content):
             assert not re.search(r"(?<!\\)<", text), text  # every "<" escaped
         names = {t.name for t in threading.enumerate()}
         assert {"trajscope-play", "trajscope-poll"} <= names  # no viewer thread died
@@ -193,9 +193,9 @@ def test_a_model_that_crashes_mujoco_is_refused_and_the_viewer_lives(tmp_path, m
         export.video(str(root / "crashing"), out=tmp_path / "x.mp4")
     v = Viewer(str(root), port=free_port(), poll_s=3600)
     try:
-        v._gui_run.value = "crashing"
-        assert v.run is None and "unreadable" in v._status.content and "crashed" in v._status.content
-        v._gui_run.value = "good"
+        v.run_menu.value = "crashing"
+        assert v.run is None and "unreadable" in v.status.content and "crashed" in v.status.content
+        v.run_menu.value = "good"
         assert v.run is not None and v.frames is not None  # the same process serves the good run
     finally:
         v.close()
@@ -232,7 +232,7 @@ def test_hostile_text_runs_no_script_in_the_viewer_or_the_exported_html(corpus, 
             text = pg.evaluate("document.body.textContent")
             for tag in ("name", "env", "algo", "metric", "info", "analysis-note", "body"):
                 assert f"{MARKER}-{tag}" in text, tag
-            v._show_error(f"{MARKER}-error <img src=x onerror=window.__pwned=1>")
+            v.show_error(f"{MARKER}-error <img src=x onerror=window.__pwned=1>")
             pg.wait_for_function(f"document.body.innerText.includes('{MARKER}-error <img')", timeout=30_000)
             body = pg.inner_text("body")
             assert f"{MARKER}-error <img src=x onerror" in body  # shown as the characters it is

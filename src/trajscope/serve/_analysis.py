@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import analyse, store
 from .._escape import md
+from ._panel import Panel
 from ._plots import PALETTE
 
 COLOURINGS = ("training time", "episode return", "behaviour cluster")
@@ -34,7 +35,53 @@ def ramp(x: np.ndarray) -> np.ndarray:
     return (stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
 
 
-class AnalysisPanel:
+class AnalysisPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> AnalysisPanel:
+        panel = cls(
+            viewer.server,
+            on_pick=lambda c, e, t: viewer.act(viewer.show_state, c, e, t),
+            on_error=viewer.show_error,
+        )
+        panel.viewer = viewer
+        panel.show_map.on_update(lambda _: viewer.act(panel.frame_with_envs))
+        return panel
+
+    def on_run(self, run: store.Run) -> None:
+        self._placed_for = None
+        self.set_run(run)
+
+    def on_capture(self, frames: Any) -> None:
+        if self.viewer is not None and self._placed_for is not self.run:
+            # The map stands to the right of the environments as first framed for this run,
+            # about as large as they are.
+            self._placed_for = self.run
+            where = self.viewer.beside_envs(+1)
+            if where is not None:
+                start, size, right = where
+                self.place(start + np.array([*(0.3 * size * right[:2]), 0.0]), size, right=right)
+                self.draw_map()
+
+    def on_step(self, frames: Any, t: int) -> None:
+        if self.viewer is not None and self.viewer.live.shown is None:
+            self.show_frame(frames.capture.info.index, frames.selected, t)
+
+    def on_poll(self) -> None:
+        if self.viewer is not None and any(c.kind == "eval" for c in self.viewer.new_captures):
+            self.new_captures()
+
+    def frame_with_envs(self) -> None:
+        """Frame the environments and the map together when the map is switched on."""
+        scene = self.viewer.scene
+        box = scene.content_box()
+        if not self.show_map.value or box is None or self.map is None:
+            return
+        mlo, mhi = self.map_box()
+        scene.frame_box((np.minimum(box[0], mlo), np.maximum(box[1], mhi)))
+
+    viewer: Any = None
+    _placed_for: Any = None
+
     def __init__(
         self,
         server: Any,

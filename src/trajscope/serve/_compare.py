@@ -18,6 +18,7 @@ import numpy as np
 from .. import scene, sim, store
 from .._escape import md
 from . import _frames
+from ._panel import Panel
 
 TINT = np.array([255, 140, 0], np.uint8)
 """The compared capture's colour (every geom but the ground)."""
@@ -33,7 +34,39 @@ def same_model(a: Any, b: Any) -> str | None:
     return None
 
 
-class ComparePanel:
+class ComparePanel(Panel):
+    """Another capture beside or over the shown one (loaded by the viewer before the other
+    panels see a capture, so that the plots draw its series too)."""
+
+    @classmethod
+    def create(cls, viewer: Any) -> ComparePanel:
+        panel = cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
+        panel.viewer = viewer
+        return panel
+
+    def on_run(self, run: store.Run) -> None:
+        self.set_choices(self.viewer.runs if self.viewer is not None else {}, run)
+
+    def on_capture(self, frames: _frames.Frames) -> None:
+        """Load the compared capture beside the shown one (the scene has placed the shown
+        environments); the plots draw again with its series."""
+        viewer = self.viewer
+        if viewer is None:
+            return
+        n = len(frames.envs)
+        cols = int(np.ceil(np.sqrt(n))) if viewer.scene.layout.value == "grid" else 1
+        try:
+            self.load(viewer.scene.model, frames, cols * viewer.scene.spacing())
+        except ValueError as e:
+            viewer.show_error(str(e))
+        if self.frames is not None and viewer.plots is not None:
+            viewer.plots.on_capture(frames)
+
+    def on_step(self, frames: _frames.Frames, t: int) -> None:
+        self.pose(t)
+
+    viewer: Any = None
+
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server
         self._on_change = on_change

@@ -1,4 +1,5 @@
-"""The training curve in the scene, where its points can be clicked.
+"""The training curve: mean return by checkpoint (and an off-policy trainer's replay-buffer
+fill) as plots, and a copy in the scene whose points can be clicked.
 
 viser's GUI plots (uPlot) have no click events, so the training curve's clickable copy
 stands in the 3D scene, upright to the left of the environments as the camera starts out:
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from ._panel import Panel
+from ._plots import PALETTE
 
 DOT = (31, 119, 180)
 NOW = (220, 30, 30)
@@ -95,3 +98,102 @@ class SceneCurve:
         if not len(self.positions):
             return None
         return self.positions.min(axis=0), self.positions.max(axis=0)
+
+
+class TrainingCurvePanel(Panel):
+    """The run's training curve, drawn again as captures arrive; its clickable copy in the
+    scene (:class:`SceneCurve`) opens a capture."""
+
+    @classmethod
+    def create(cls, viewer: Any) -> TrainingCurvePanel:
+        return cls(viewer)
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.server = viewer.server
+        self.curve: Any = None
+        self.buffer_curve: Any = None
+        self._placed: Any = None
+        self.folder = self.server.gui.add_folder("Training curve")
+        with self.folder:
+            self.scene_curve = SceneCurve(self.server, on_pick=lambda i: viewer.act(viewer.load_capture, i))
+        self.scene_curve.show.on_update(lambda _: viewer.act(self.show_in_scene))
+
+    def on_run(self, run: store.Run) -> None:
+        self.draw_curve(run)
+        self._placed = None
+
+    def on_capture(self, frames: Any) -> None:
+        run = self.viewer.run
+        if self._placed is not run:  # beside the environments as first framed for this run
+            self._placed = run
+            self._place()
+        self.scene_curve.draw(run, frames.capture.info.index if frames.capture.info.kind != "live" else None)
+
+    def on_poll(self) -> None:
+        if self.viewer.new_captures and self.viewer.run is not None:
+            self.draw_curve(self.viewer.run)
+            if self.scene_curve.show.value:
+                shown = self.viewer.frames.capture.info.index if self.viewer.frames is not None else None
+                self.scene_curve.draw(self.viewer.run, shown)
+
+    def _place(self) -> None:
+        """The clickable curve stands to the left of the environments, about as large as
+        they are (the state map stands to their right)."""
+        where = self.viewer.beside_envs(-1)
+        if where is not None:
+            start, size, right = where
+            self.scene_curve.place(start - np.array([*(1.3 * size * right[:2]), 0.0]), size, right=right)
+
+    def show_in_scene(self) -> None:
+        """Draw (or remove) the clickable curve; frame it with the environments when shown."""
+        self._place()
+        frames = self.viewer.frames
+        self.scene_curve.draw(self.viewer.run, frames.capture.info.index if frames is not None else None)
+        box, curve = self.viewer.scene.content_box(), self.scene_curve.box()
+        if box is not None and curve is not None:
+            self.viewer.scene.frame_box((np.minimum(box[0], curve[0]), np.maximum(box[1], curve[1])))
+
+    def draw_curve(self, run: store.Run) -> None:
+        """Mean captured return by checkpoint; and an off-policy trainer's replay-buffer fill
+        (``training/buffer_current_size`` of the captures' metrics), when it reported one."""
+        from viser import uplot
+
+        caps = [c for c in run.captures if c.mean_return is not None]
+        for h in (self.curve, self.buffer_curve):
+            if h is not None:
+                h.remove()
+        self.curve = self.buffer_curve = None
+        if not caps or self.folder is None:
+            return
+        fill = [(c.step, c.attrs.get("metrics", {}).get(BUFFER_FILL)) for c in run.captures]
+        fill = [(s, float(v)) for s, v in fill if isinstance(v, (int, float))]
+        if fill:
+            with self.folder:
+                self.buffer_curve = self.server.gui.add_uplot(
+                    tuple(np.array(col, float) for col in zip(*fill)),
+                    (
+                        uplot.Series(label="env step"),
+                        uplot.Series(label="transitions", stroke=PALETTE[1], width=2, points={"show": True}),
+                    ),
+                    title="replay buffer fill by checkpoint",
+                    aspect=2.0,
+                    scales={"x": uplot.Scale(time=False)},
+                )
+        x = np.array([c.step for c in caps], float)
+        y = np.array([c.mean_return for c in caps], float)
+        with self.folder:
+            self.curve = self.server.gui.add_uplot(
+                (x, y),
+                (
+                    uplot.Series(label="env step"),
+                    uplot.Series(label="mean return", stroke=PALETTE[0], width=2, points={"show": True}),
+                ),
+                title="mean return by checkpoint",
+                aspect=2.0,
+                scales={"x": uplot.Scale(time=False)},
+            )
+
+
+BUFFER_FILL = "training/buffer_current_size"
+"""brax SAC's replay-buffer size among its metrics."""

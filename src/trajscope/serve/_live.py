@@ -8,9 +8,27 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import store
+from ._panel import Panel
 
 
-class LivePanel:
+class LivePanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> LivePanel:
+        panel = cls(viewer.server, on_watch=lambda: viewer.act(viewer.on_live_watch), on_error=viewer.show_error)
+        panel.viewer = viewer
+        return panel
+
+    def on_run(self, run: store.Run) -> None:
+        self.set_run(run)
+
+    def on_poll(self) -> None:
+        self.renew()
+        self.draw_status()
+        if self.watch.value and self.shown is None and self.viewer is not None:
+            self.viewer.next_live_chunk(newest=True)
+
+    viewer: Any = None
+
     def __init__(self, server: Any, *, on_watch: Callable[[], None], on_error: Callable[[str], None]) -> None:
         gui = server.gui
         self._on_error = on_error

@@ -7,10 +7,23 @@ from typing import Any
 import numpy as np
 
 from . import _frames
+from ._panel import Panel
 
 
-class PixelsPanel:
+class PixelsPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> PixelsPanel:
+        panel = cls(viewer.server)
+        panel.viewer = viewer
+        panel.on.on_update(lambda _: viewer.act(viewer.show_pixels))
+        return panel
+
+    def on_step(self, frames: _frames.Frames, t: int) -> None:
+        strips = self.viewer.saliency.overlay_strips if self.viewer is not None else None
+        self.show(frames, t, strips)
+
     def __init__(self, server: Any) -> None:
+        self.viewer: Any = None
         self.server = server
         self.images: dict[str, Any] = {}
         self.folder = server.gui.add_folder("Pixels")

@@ -20,13 +20,29 @@ import numpy as np
 
 from .. import store
 from .._escape import md
+from ._panel import Panel
 
 STIFFNESS = 50.0
 """Drag spring: newtons per metre per kilogram of the dragged body (MuJoCo's viewer scales
 its perturbation spring by the body's mass too)."""
 
 
-class PlayPanel:
+class PlayPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> PlayPanel:
+        return cls(
+            viewer.server,
+            env=viewer.play_env,
+            env_spec=viewer.play_env_spec,
+            where=viewer.play_where,
+            draw=lambda frame: viewer.act(viewer.draw_played, frame),
+            on_start=lambda: viewer.replay.set_playing(False),
+            on_stop=lambda: viewer.act(viewer.show_step, viewer.t),
+        )
+
+    def on_run(self, run: store.Run) -> None:
+        self.set_run(run)
+
     def __init__(
         self,
         server: Any,

@@ -1,5 +1,5 @@
-"""The plots panel: every reward term and metric of the selected environment, the values
-at the current step, and the training curve of the run."""
+"""The plots panel: every reward term and metric of the selected environment, and the
+values at the current step."""
 
 from __future__ import annotations
 
@@ -8,16 +8,47 @@ from typing import Any
 
 import numpy as np
 
-from .. import store
 from .._escape import md
 from . import _frames
+from ._panel import Panel
 
 MARKER_INTERVAL_S = 0.25
 """Plot markers move at most this often while playing (each move resends the plot data)."""
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
-class PlotsPanel:
+class PlotsPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> PlotsPanel:
+        panel = cls(viewer.server)
+        panel.viewer = viewer
+        panel.on_kinds(lambda: viewer.act(panel.redraw))
+        return panel
+
+    def on_capture(self, frames: _frames.Frames) -> None:
+        compare = self.viewer.compare if self.viewer is not None else None
+        t = self.viewer.t if self.viewer is not None else 0
+        self.draw(
+            frames, t, compare=compare.frames if compare else None, label=(compare.label if compare else "") or ""
+        )
+
+    def on_step(self, frames: _frames.Frames, t: int) -> None:
+        self.show_values(frames, t)
+        self.move_marker(t)
+
+    def on_poll(self) -> None:
+        if self.viewer is not None:
+            self.catch_up(self.viewer.t)
+
+    def redraw(self) -> None:
+        """Draw again after the user chose which kinds of series to plot."""
+        frames = self.viewer.frames if self.viewer is not None else None
+        if frames is not None:
+            self.draw(frames, self.viewer.t)
+            self.show_values(frames, self.viewer.t)
+
+    viewer: Any = None
+
     def __init__(self, server: Any) -> None:
         self.server = server
         self.plots: dict[str, Any] = {}
@@ -25,8 +56,6 @@ class PlotsPanel:
         self._ranges: dict[str, tuple[float, float]] = {}
         self._marker_t = -1
         self._marker_sent = 0.0
-        self.curve: Any = None
-        self.buffer_curve: Any = None
         self.folder = server.gui.add_folder("Plots")
         self._redraw: Any = None
         with self.folder:
@@ -35,10 +64,6 @@ class PlotsPanel:
                 for kind in _frames.KINDS
             }
             self.values = server.gui.add_markdown("")
-        self.curve_folder: Any = None
-
-    def add_curve_folder(self) -> None:
-        self.curve_folder = self.server.gui.add_folder("Training curve")
 
     def draw(self, frames: _frames.Frames, t: int, *, compare: _frames.Frames | None = None, label: str = "") -> None:
         """One plot per group of keys over the capture's steps, each with a marker at ``t``.
@@ -135,50 +160,6 @@ class PlotsPanel:
         self.values.content = (
             f"**step {t}**, env {frames.selected}\n\n| key | value |\n|---|---|\n" + "\n".join(rows) if rows else ""
         )
-
-    def draw_curve(self, run: store.Run) -> None:
-        """Mean captured return by checkpoint; and an off-policy trainer's replay-buffer fill
-        (``training/buffer_current_size`` of the captures' metrics), when it reported one."""
-        from viser import uplot
-
-        caps = [c for c in run.captures if c.mean_return is not None]
-        for h in (self.curve, self.buffer_curve):
-            if h is not None:
-                h.remove()
-        self.curve = self.buffer_curve = None
-        if not caps or self.curve_folder is None:
-            return
-        fill = [(c.step, c.attrs.get("metrics", {}).get(BUFFER_FILL)) for c in run.captures]
-        fill = [(s, float(v)) for s, v in fill if isinstance(v, (int, float))]
-        if fill:
-            with self.curve_folder:
-                self.buffer_curve = self.server.gui.add_uplot(
-                    tuple(np.array(col, float) for col in zip(*fill)),
-                    (
-                        uplot.Series(label="env step"),
-                        uplot.Series(label="transitions", stroke=PALETTE[1], width=2, points={"show": True}),
-                    ),
-                    title="replay buffer fill by checkpoint",
-                    aspect=2.0,
-                    scales={"x": uplot.Scale(time=False)},
-                )
-        x = np.array([c.step for c in caps], float)
-        y = np.array([c.mean_return for c in caps], float)
-        with self.curve_folder:
-            self.curve = self.server.gui.add_uplot(
-                (x, y),
-                (
-                    uplot.Series(label="env step"),
-                    uplot.Series(label="mean return", stroke=PALETTE[0], width=2, points={"show": True}),
-                ),
-                title="mean return by checkpoint",
-                aspect=2.0,
-                scales={"x": uplot.Scale(time=False)},
-            )
-
-
-BUFFER_FILL = "training/buffer_current_size"
-"""brax SAC's replay-buffer size among its metrics."""
 
 
 def _label(key: str) -> str:

@@ -8,10 +8,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._panel import Panel
+
 SPEEDS = ("0.1", "0.25", "0.5", "1", "2", "4")
 
 
-class ReplayPanel:
+class ReplayPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> ReplayPanel:
+        return cls(viewer.server, on_step=lambda t: viewer.act(viewer.show_step, t))
+
+    def on_capture(self, frames: Any) -> None:
+        self.set_length(frames.num_steps)
+
+    def on_step(self, frames: Any, t: int) -> None:
+        self.show_step(t)
+
     def __init__(self, server: Any, *, on_step: Callable[[int], None]) -> None:
         gui = server.gui
         self._on_step = on_step

@@ -20,11 +20,25 @@ import numpy as np
 from .. import analyse, store
 from .._escape import md
 from . import _frames
+from ._panel import Panel
 
 BAR_W, BAR_H = 320, 110
 
 
-class SaliencyPanel:
+class SaliencyPanel(Panel):
+    @classmethod
+    def create(cls, viewer: Any) -> SaliencyPanel:
+        return cls(viewer.server, on_change=lambda: viewer.act(viewer.refresh_saliency))
+
+    def on_run(self, run: store.Run) -> None:
+        self.set_run(run)
+
+    def on_capture(self, frames: _frames.Frames) -> None:
+        self.update(frames)
+
+    def on_step(self, frames: _frames.Frames, t: int) -> None:
+        self.show(t)
+
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server
         self._on_change = on_change

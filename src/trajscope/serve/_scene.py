@@ -11,10 +11,35 @@ import numpy as np
 
 from .. import scene as _scene
 from . import _frames
+from ._panel import Panel
 
 
-class ScenePanel:
+class ScenePanel(Panel):
     """Draws the shown environments of the open capture."""
+
+    @classmethod
+    def create(cls, viewer: Any) -> ScenePanel:
+        panel = cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
+        panel.viewer = viewer
+        return panel
+
+    def on_run(self, run: Any) -> None:
+        self.skipped = self.set_model(self.viewer.model)
+
+    def on_capture(self, frames: _frames.Frames) -> None:
+        self.show(frames, self.viewer.t if self.viewer is not None else 0)
+
+    def on_step(self, frames: _frames.Frames, t: int) -> None:
+        self.bad = self.pose(frames, t)
+
+    def on_poll(self) -> None:
+        self.frame_new_clients()
+
+    viewer: Any = None
+    skipped = 0
+    """Geoms of the open run's model that cannot be drawn."""
+    bad: list[int] = []  # noqa: RUF012 - replaced, never mutated
+    """Shown environments whose state is not finite at the shown step."""
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server
@@ -53,7 +78,8 @@ class ScenePanel:
                 False,
                 hint="Contact points and force arrows of the shown envs, recomputed by MuJoCo from stored positions",
             )
-        self.groups: list[Any] = []
+            self.groups: list[Any] = []
+            self._add_groups_folder()
 
         def layout_changed() -> None:
             self.count.disabled = self.layout.value == "one"
@@ -69,7 +95,7 @@ class ScenePanel:
         self.env.on_update(lambda _: on_change())
         self.count.on_update(lambda _: count_changed())
 
-    def add_groups_folder(self) -> None:
+    def _add_groups_folder(self) -> None:
         """The geom-group switches (MuJoCo's groups 0 to 5; 0 to 2 shown, as MuJoCo's viewer does)."""
         with self.server.gui.add_folder("Geom groups", expand_by_default=False):
             self.groups = [self.server.gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
