@@ -6,4 +6,4 @@ PY=${PYTHON:-python3}
 $PY -m ruff check src tests benchmarks examples
 $PY -m ruff format --check src tests benchmarks examples
 $PY -m pyright src
-$PY -m pytest -q "$@"
+$PY -m pytest -q --durations=10 "$@"

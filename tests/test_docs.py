@@ -83,3 +83,22 @@ def test_format_doc_names_the_code_that_defines_it():
     src = (ROOT / "src/trajscope/store/_fs.py").read_text()
     assert "capture.json.tmp-<pid>-<thread>-<random>" in fmt and 'tmp = f"{path}.tmp-{tag}"' in src
     assert "fs.mv(tmp, path)" in src
+
+
+def test_viewer_doc_gives_the_code_s_polling_intervals():
+    from trajscope.serve import _app
+
+    doc = " ".join(DOCS["viewer.md"].split())
+    local = max(_app.RUNS_POLL_S, 6 * _app.POLL_S["local"])
+    remote = max(_app.RUNS_POLL_S, 6 * _app.POLL_S["remote"])
+    assert f"new runs appear in the list within {local:g} s ({remote:g} s on remote filesystems" in doc
+    assert f"{_app.POLL_S['local']:g} on a local disk, {_app.POLL_S['remote']:g} on remote filesystems" in doc
+
+
+def test_architecture_doc_names_every_room_in_the_tested_order():
+    from test_imports import ROOMS
+
+    doc = DOCS["architecture.md"]
+    table = [m.group(1) for m in re.finditer(r"^\| `([a-z_]+)`", doc, re.M)]
+    rooms = [r for r in ROOMS if not r.startswith("__") and r not in ("notebook", "cli")]  # one row: demo, notebook, cli
+    assert table == rooms

@@ -130,7 +130,13 @@ class Viewer:
         self._runs_polled = time.monotonic()
         self.runs: dict[str, str] = {}
         """Runs under the viewed path: folder name to URL."""
-        self._build_gui(PANELS if panels is None else panels)
+        try:
+            self._build_gui(PANELS if panels is None else panels)
+        except BaseException:
+            self.server.stop()
+            if self.gate is not None:
+                self.gate.close()
+            raise
         self.runs = find_runs(path)
         self._root = not self._is_run(path)
         self.run_menu.options = list(self.runs) or ["(no runs)"]

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 class Panel:
     """A part of the viewer's page; override the hooks it needs (each does nothing here)."""
 
+    def __init__(self, server: Any = None) -> None:
+        self.server = server
+
     @classmethod
     def create(cls, viewer: Any) -> Self:
         """Make the panel for ``viewer`` (default: ``cls(viewer.server)``); a panel that
