@@ -100,5 +100,5 @@ def test_architecture_doc_names_every_room_in_the_tested_order():
 
     doc = DOCS["architecture.md"]
     table = [m.group(1) for m in re.finditer(r"^\| `([a-z_]+)`", doc, re.M)]
-    rooms = [r for r in ROOMS if not r.startswith("__") and r not in ("notebook", "cli")]  # one row: demo, notebook, cli
+    rooms = [r for r in ROOMS if not r.startswith("__") and r not in ("notebook", "cli")]
     assert table == rooms

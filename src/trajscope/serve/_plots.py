@@ -42,10 +42,10 @@ class PlotsPanel(Panel):
 
     def redraw(self) -> None:
         """Draw again after the user chose which kinds of series to plot."""
-        frames = self.viewer.frames if self.viewer is not None else None
-        if frames is not None:
-            self.draw(frames, self.viewer.t)
-            self.show_values(frames, self.viewer.t)
+        viewer = self.viewer
+        if viewer is not None and viewer.frames is not None:
+            self.draw(viewer.frames, viewer.t)
+            self.show_values(viewer.frames, viewer.t)
 
     viewer: Any = None
 
