@@ -24,7 +24,7 @@ from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import train as sac
 
 from trajscope.capture import BraxRecorder
-from trajscope.capture._rollout import mj_model
+from trajscope.sim import mj_model
 
 C = 16  # steps per live chunk
 PPO_KW = dict(
