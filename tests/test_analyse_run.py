@@ -142,7 +142,7 @@ def test_a_damaged_capture_file_is_left_out_with_its_name(tmp_path):
     run = trajscope.open_run(tmp_path / "r")
     victim = tmp_path / "r" / "captures" / run.captures[1].id / "qpos.zs"
     victim.write_bytes(victim.read_bytes()[:20])
-    doc, arrays = trajscope.analyse.analyse_run(run)
+    doc, arrays = analyse.analyse_run(run)
     assert [c["step"] for c in doc["captures"]] == [0, 2]
     assert any("capture 1 (step 1): unreadable" in p and "qpos.zs" in p for p in doc["problems"]), doc["problems"]
     assert run.analysis() is not None and len(arrays["points"]) > 0

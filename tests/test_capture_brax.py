@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import trajscope
+import trajscope.analyse
 from conftest import TINY_PPO, brax_restep
 
 pytest.importorskip("brax")
@@ -256,7 +257,7 @@ def _check_sac_parameters_and_buffer(run, pendulum):
 
     viewer = Viewer(run.url, port=_free_port())  # the buffer's fill over training, plotted
     try:
-        assert viewer.plots.buffer_curve is not None and not viewer.errors
+        assert viewer.training_curve.buffer_curve is not None and not viewer.errors
     finally:
         viewer.close()
     doc, arrays = trajscope.analyse.analyse_run(run, write=False)

@@ -22,6 +22,7 @@ pytest.importorskip("sshfs")
 pytest.importorskip("moto")
 
 import trajscope
+import trajscope.analyse
 from conftest import TINY_PPO, all_kinds
 from servers import SSHD, Proxy, S3Server, SSHServer, environ, free_port
 from trajscope.store import RunWriter, TrajscopeWarning, list_runs, open_run

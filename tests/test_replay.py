@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import trajscope
+import trajscope.analyse
 from conftest import XML, simulate
 from test_serve import _free_port
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import trajscope
+import trajscope.analyse
 import trajscope.demo
 from trajscope import analyse
 

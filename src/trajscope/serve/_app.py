@@ -240,6 +240,10 @@ class Viewer:
         return self.panel(ComparePanel)
 
     @property
+    def training_curve(self) -> TrainingCurvePanel:
+        return self.panel(TrainingCurvePanel)
+
+    @property
     def curve3d(self) -> SceneCurve:
         """The training curve's clickable copy in the scene."""
         return self.panel(TrainingCurvePanel).scene_curve
