@@ -26,6 +26,7 @@ from .. import sim, store
 from ..store import RunWriter
 from . import _networks, _processes, _rollout, _state
 from ._config import RecorderConfig
+from ._core import Failures
 from ._live import LiveStream
 from ._nan import NanGuard
 from ._replay import ReplayMirror
@@ -121,7 +122,7 @@ class BraxRecorder:
         self.compiles = 0
         self.capture_seconds: list[float] = []
         self._rollouts: dict[int, Callable[..., Any]] = {}
-        self._warned: set[str] = set()
+        self._failures = Failures(strict=cfg.strict)
         self._pending: dict[str, Any] | None = None
         self._pending_lock = threading.Lock()
         self._pending_params: tuple[int, Any, Any] | None = None
@@ -474,9 +475,7 @@ class BraxRecorder:
         self.close()
 
     def _warn(self, what: str, message: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            store.warn(message, strict=self.strict)
+        self._failures.warn(what, message)
 
 
 class _CountingJit:

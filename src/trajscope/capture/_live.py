@@ -26,10 +26,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 
 from .. import sim, store
 from . import _state
+from ._core import Failures, SlotWrapper, ask
 
 
 class LiveStream:
@@ -79,8 +79,7 @@ class LiveStream:
         """Host callbacks received (one per ``chunk_steps`` training steps)."""
         self.env_steps = 0
         self.chunks_sent = 0
-        self.failures = 0
-        self.last_failure: str | None = None
+        self._fail = Failures(strict=strict)
         """What the newest failure was (for reports and tests)."""
         self._last_tick = 0
         self._on = False
@@ -91,7 +90,6 @@ class LiveStream:
         self._override: store.LiveControl | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
-        self._warned: set[str] = set()
 
     # ------------------------------------------------------------ public
 
@@ -161,12 +159,8 @@ class LiveStream:
                 self._last_status = now
                 self._write_status()
             return np.int32(record)
-        except Exception as e:
-            if self.strict:
-                raise
-            self.failures += 1
-            self.last_failure = f"{type(e).__name__}: {e}"
-            self._warn("tick", f"trajscope: live stream: {self.last_failure}")
+        except Exception as e:  # noqa: BLE001 - never into training (Failures raises when strict)
+            self._fail.failed("tick", f"trajscope: live stream: {type(e).__name__}: {e}", e)
             return np.int32(0)
 
     def _send(self, buf: dict[str, Any]) -> None:
@@ -184,8 +178,8 @@ class LiveStream:
             self.chunks_sent += 1
             self._last_chunk = (str(self.chunks_sent - 1), self.env_steps, time.time())
         else:
-            self.failures += 1
-            self.last_failure = "the writer dropped a chunk (see its stats and warnings)"
+            self._fail.count += 1
+            self._fail.last = "the writer dropped a chunk (see its stats and warnings)"
 
     def _write_status(self) -> None:
         last = self._last_chunk
@@ -204,23 +198,24 @@ class LiveStream:
             )
         )
 
-    def _warn(self, what: str, message: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            store.warn(message, strict=self.strict)
+    @property
+    def failures(self) -> int:
+        """Chunks or status reports that failed (counted, warned about once)."""
+        return self._fail.count
+
+    @property
+    def last_failure(self) -> str | None:
+        return self._fail.last
 
 
-class LiveTap:
-    """brax's batched training environment, streaming its first environments."""
+class LiveTap(SlotWrapper):
+    """brax's batched training environment, its first environments streamed."""
 
-    _KEY = "trajscope/live"
+    slot = "trajscope/live"
 
     def __init__(self, env: Any, stream: LiveStream) -> None:
-        self.env = env
+        super().__init__(env)
         self._stream = stream
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
 
     def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
         s = self._stream
@@ -230,23 +225,17 @@ class LiveTap:
         k = min(s.num_envs, int(state.reward.shape[0]))
         return jax.tree_util.tree_map(lambda x: x[:k], rec)
 
-    def reset(self, rng: jax.Array) -> Any:
-        state = self.env.reset(rng)
-        live = {
+    def init_slot(self, state: Any) -> Any:
+        return {
             "buf": _state.step_buffer(self.env, state, self._frame, self._stream.chunk_steps),
             "t": jnp.zeros((), jnp.int32),
             "tick": jnp.zeros((), jnp.int32),
             "rec": jnp.zeros((), jnp.int32),
         }
-        return state.replace(info={**state.info, self._KEY: live})
 
-    def step(self, state: Any, action: jax.Array) -> Any:
-        live = state.info[self._KEY]
-        inner = state.replace(info={k: v for k, v in state.info.items() if k != self._KEY})
-        nstate = self.env.step(inner, action)
-        buf, t, rec = live["buf"], live["t"], live["rec"]
+    def step_slot(self, live: Any, state: Any, nstate: Any, action: jax.Array) -> Any:
+        buf, t = live["buf"], live["t"]
         C = self._stream.chunk_steps
-
         # Written every step, on or off: a few small in-place updates cost less than a
         # conditional around them. Off, the chunk is simply never sent.
         frame = _state.conform(self._frame(nstate, action, nstate.obs), buf)
@@ -255,19 +244,10 @@ class LiveTap:
         tick = live["tick"] + 1
         boundary = t == C
         batch = jnp.int32(state.reward.shape[0] * _num_devices())
-
-        def ask(b: Any) -> jax.Array:
-            return io_callback(
-                self._stream._tick, jax.ShapeDtypeStruct((), jnp.int32), b, rec, tick, batch, ordered=False
-            )
-
-        rec = jax.lax.cond(
-            jnp.logical_and(boundary, _device_index() == 0), ask, lambda b: jnp.zeros((), jnp.int32), buf
-        )
+        rec = ask(jnp.logical_and(boundary, _device_index() == 0), self._stream._tick, buf, live["rec"], tick, batch)
         # Devices other than the first never record; on the first, rec changes only at a boundary.
         rec = jnp.where(boundary, rec, live["rec"])
-        live = {"buf": buf, "t": jnp.where(boundary, 0, t), "tick": tick, "rec": rec}
-        return nstate.replace(info={**nstate.info, self._KEY: live})
+        return {"buf": buf, "t": jnp.where(boundary, 0, t), "tick": tick, "rec": rec}
 
 
 _AXIS = "i"  # brax's trainers pmap over this axis name

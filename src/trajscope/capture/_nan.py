@@ -20,10 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 
 from .. import store
 from . import _state
+from ._core import Failures, SlotWrapper, hand_off
 from ._live import _num_devices
 
 
@@ -64,7 +64,7 @@ class NanGuard:
         self.strict = strict
         self.tripped: dict[str, Any] | None = None
         """What was caught: ``step``, ``envs``, ``field`` and ``t`` (the frame in the capture)."""
-        self.failures = 0
+        self._fail = Failures(strict=strict)
 
     def wrap(self, env: Any, *, action_repeat: int = 1) -> NanTap:
         self.action_repeat = int(action_repeat)
@@ -79,6 +79,11 @@ class NanGuard:
                 f"{t['step']:,}; the {self.steps} steps up to it are written as a capture of kind 'nan' in "
                 f"{self.writer.url}"
             )
+
+    @property
+    def failures(self) -> int:
+        """Reports that could not be written (counted, warned about once)."""
+        return self._fail.count
 
     def _receive(self, buf: Any, bad: Any, envs: Any, count: Any, batch: Any) -> None:
         """The device's one report: ring buffers ``(N, K, ...)`` of the environments
@@ -102,11 +107,10 @@ class NanGuard:
                 attrs={"training_envs": envs.tolist(), "first_nonfinite_field": field, "source": "train"},
                 **arrays,
             )
-        except Exception as e:
-            if self.strict:
-                raise
-            self.failures += 1
-            store.warn(f"trajscope: NaN guard could not write what it caught: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - never into training (Failures raises when strict)
+            self._fail.failed(
+                "write", f"trajscope: NaN guard could not write what it caught: {type(e).__name__}: {e}", e
+            )
 
 
 def _first_field(arrays: dict[str, Any]) -> str:
@@ -124,34 +128,26 @@ def _first_field(arrays: dict[str, Any]) -> str:
     return "?"
 
 
-class NanTap:
+class NanTap(SlotWrapper):
     """brax's batched training environment, watched for non-finite values."""
 
-    _KEY = "trajscope/nan"
+    slot = "trajscope/nan"
 
     def __init__(self, env: Any, guard: NanGuard) -> None:
-        self.env = env
+        super().__init__(env)
         self._guard = guard
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
 
     def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
         return _state.extract(state, action=action, obs=obs, info_keys=self._guard.info_keys)
 
-    def reset(self, rng: jax.Array) -> Any:
-        state = self.env.reset(rng)
-        nan = {
+    def init_slot(self, state: Any) -> Any:
+        return {
             "buf": _state.step_buffer(self.env, state, self._frame, self._guard.steps),
             "count": jnp.zeros((), jnp.int32),
             "sent": jnp.zeros((), bool),
         }
-        return state.replace(info={**state.info, self._KEY: nan})
 
-    def step(self, state: Any, action: jax.Array) -> Any:
-        nan = state.info[self._KEY]
-        inner = state.replace(info={k: v for k, v in state.info.items() if k != self._KEY})
-        nstate = self.env.step(inner, action)
+    def step_slot(self, nan: Any, state: Any, nstate: Any, action: jax.Array) -> Any:
         N = self._guard.steps
         frame = _state.conform(self._frame(nstate, action, nstate.obs), nan["buf"])
         slot = nan["count"] % N
@@ -166,13 +162,10 @@ class NanTap:
         K = min(self._guard.max_envs, B)
         envs = jnp.argsort(~bad, stable=True)[:K]  # the affected environments first
         batch = jnp.int32(B * _num_devices())
-
-        def report(args: Any) -> None:
-            b, e, c = args
-            picked = jax.tree_util.tree_map(lambda x: x[:, e], b)
-            io_callback(self._guard._receive, None, picked, bad[e], e, c, batch, ordered=False)
-
         fire = jnp.logical_and(bad.any(), ~nan["sent"])
-        jax.lax.cond(fire, report, lambda args: None, (buf, envs, count))
-        nan = {"buf": buf, "count": count, "sent": jnp.logical_or(nan["sent"], fire)}
-        return nstate.replace(info={**nstate.info, self._KEY: nan})
+
+        def pick(b: Any, bad: Any, e: Any, c: Any, n: Any) -> tuple[Any, ...]:
+            return jax.tree_util.tree_map(lambda x: x[:, e], b), bad[e], e, c, n
+
+        hand_off(fire, self._guard._receive, buf, bad, envs, count, batch, prepare=pick)
+        return {"buf": buf, "count": count, "sent": jnp.logical_or(nan["sent"], fire)}

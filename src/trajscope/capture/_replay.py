@@ -21,10 +21,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 
-from .. import store
 from . import _state
+from ._core import Failures, SlotWrapper, ask
 from ._live import _device_index, _num_devices
 
 
@@ -53,12 +52,16 @@ class ReplayMirror:
         """Training env steps seen so far (all environments, all devices)."""
         self.offered = 0
         """Transitions handed to the reservoir so far."""
-        self.failures = 0
+        self._fail = Failures(strict=strict)
         self._rng = np.random.default_rng(seed)
         self._slots: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._last_tick = 0
-        self._warned = False
+
+    @property
+    def failures(self) -> int:
+        """Hand-offs that failed (counted, warned about once)."""
+        return self._fail.count
 
     def wrap(self, env: Any, *, action_repeat: int = 1) -> ReplayTap:
         """Wrap brax's batched training environment (what ``wrap_env_fn`` returns)."""
@@ -93,13 +96,8 @@ class ReplayMirror:
             items = {k: v.reshape(C * S, *v.shape[2:]) for k, v in flat.items()}
             items["step"] = np.repeat(rows, S).astype(np.int64)
             self._offer(items)
-        except Exception as e:
-            if self.strict:
-                raise
-            self.failures += 1
-            if not self._warned:
-                self._warned = True
-                store.warn(f"trajscope: replay mirror: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - never into training (Failures raises when strict)
+            self._fail.failed("mirror", f"trajscope: replay mirror: {type(e).__name__}: {e}", e)
         return np.int32(0)
 
     def _offer(self, items: dict[str, np.ndarray]) -> None:
@@ -115,17 +113,14 @@ class ReplayMirror:
             self.offered += m
 
 
-class ReplayTap:
+class ReplayTap(SlotWrapper):
     """brax's batched training environment, sampling its transitions for the mirror."""
 
-    _KEY = "trajscope/replay"
+    slot = "trajscope/replay"
 
     def __init__(self, env: Any, mirror: ReplayMirror) -> None:
-        self.env = env
+        super().__init__(env)
         self._mirror = mirror
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
 
     def _frame(self, state: Any, action: jax.Array, reward: jax.Array, idx: jax.Array) -> dict[str, Any]:
         d = _state.physics(state)
@@ -145,39 +140,28 @@ class ReplayTap:
             out["obs"] = pick(obs)
         return out
 
-    def reset(self, rng: jax.Array) -> Any:
-        state = self.env.reset(rng)
+    def init_slot(self, state: Any) -> Any:
         B = int(state.reward.shape[0])
         idx = jnp.zeros((self._mirror.per_step,), jnp.int32)
         action = jnp.zeros((B, self.env.action_size))
         one = jax.eval_shape(lambda s, a: self._frame(s, a, s.reward, idx), state, action)
         buf = jax.tree_util.tree_map(lambda x: jnp.zeros((self._mirror.chunk_steps, *x.shape), x.dtype), one)
-        mirror = {"buf": buf, "t": jnp.zeros((), jnp.int32), "tick": jnp.zeros((), jnp.int32)}
-        return state.replace(info={**state.info, self._KEY: mirror})
+        return {"buf": buf, "t": jnp.zeros((), jnp.int32), "tick": jnp.zeros((), jnp.int32)}
 
-    def step(self, state: Any, action: jax.Array) -> Any:
-        m = state.info[self._KEY]
-        inner = state.replace(info={k: v for k, v in state.info.items() if k != self._KEY})
-        nstate = self.env.step(inner, action)
+    def step_slot(self, m: Any, state: Any, nstate: Any, action: jax.Array) -> Any:
         B = int(state.reward.shape[0])
         mirror = self._mirror
         key = jax.random.fold_in(jax.random.PRNGKey(mirror.seed), m["tick"] * 1024 + _device_index())
         idx = jax.random.randint(key, (mirror.per_step,), 0, B)
-        frame = self._frame(inner, action, nstate.reward, idx)
+        frame = self._frame(state, action, nstate.reward, idx)
         buf = jax.tree_util.tree_map(lambda b, x: b.at[m["t"]].set(x.astype(b.dtype)), m["buf"], frame)
         t, tick = m["t"] + 1, m["tick"] + 1
         boundary = t == mirror.chunk_steps
         batch = jnp.int32(B * _num_devices())
-
-        def hand_over(b: Any) -> jax.Array:
-            return io_callback(mirror._tick, jax.ShapeDtypeStruct((), jnp.int32), b, tick, batch, ordered=False)
-
-        ack = jax.lax.cond(
-            jnp.logical_and(boundary, _device_index() == 0), hand_over, lambda b: jnp.zeros((), jnp.int32), buf
-        )
+        ack = ask(jnp.logical_and(boundary, _device_index() == 0), mirror._tick, buf, tick, batch)
         # The callback's answer is kept in the state, so that XLA keeps the callback.
         t = jnp.where(boundary, ack, t)
-        return nstate.replace(info={**nstate.info, self._KEY: {"buf": buf, "t": t, "tick": tick}})
+        return {"buf": buf, "t": t, "tick": tick}
 
 
 def _state_flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
