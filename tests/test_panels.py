@@ -22,12 +22,6 @@ class StepRewardPanel(Panel):
         self.gained = 0
         self.closed = False
 
-    @classmethod
-    def create(cls, viewer):
-        panel = cls(viewer.server)
-        panel.viewer = viewer
-        return panel
-
     def on_run(self, run):
         self.gained = 0
 

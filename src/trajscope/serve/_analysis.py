@@ -43,7 +43,6 @@ class AnalysisPanel(Panel):
             on_pick=lambda c, e, t: viewer.act(viewer.show_state, c, e, t),
             on_error=viewer.show_error,
         )
-        panel.viewer = viewer
         panel.show_map.on_update(lambda _: viewer.act(panel.frame_with_envs))
         return panel
 
@@ -79,7 +78,6 @@ class AnalysisPanel(Panel):
         mlo, mhi = self.map_box()
         scene.frame_box((np.minimum(box[0], mlo), np.maximum(box[1], mhi)))
 
-    viewer: Any = None
     _placed_for: Any = None
 
     def __init__(

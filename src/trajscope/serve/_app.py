@@ -190,7 +190,9 @@ class Viewer:
             )
         self.panels: list[Any] = []
         for cls in panels:
-            self.panels.append(cls.create(self))
+            panel = cls.create(self)
+            panel.viewer = self
+            self.panels.append(panel)
         self.run_menu.on_update(lambda _: self.act(self.open_run, self.run_menu.value))
         self.capture_menu.on_update(lambda _: self.act(self._on_capture_choice))
 

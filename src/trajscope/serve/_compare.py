@@ -40,9 +40,7 @@ class ComparePanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> ComparePanel:
-        panel = cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
-        panel.viewer = viewer
-        return panel
+        return cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
 
     def on_run(self, run: store.Run) -> None:
         self.set_choices(self.viewer.runs if self.viewer is not None else {}, run)
@@ -64,8 +62,6 @@ class ComparePanel(Panel):
 
     def on_step(self, frames: _frames.Frames, t: int) -> None:
         self.pose(t)
-
-    viewer: Any = None
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server

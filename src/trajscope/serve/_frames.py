@@ -73,9 +73,14 @@ class Frames:
 
         # What this load allocates at most, as the manifest declares it: refused beyond the
         # reader's ceiling ($TRAJSCOPE_MAX_CAPTURE_MB) before anything is read.
-        per_step = [n for n in cap.names() if n.split("/")[0] in ("", "qpos", "qvel", "act", "mocap_pos", "mocap_quat")]
-        need = sum(cap.nbytes(n, env=0) * len(envs) for n in per_step if n in cap)
-        need += sum(cap.nbytes(n, env=0) for n in cap.names() if n not in per_step and cap.entry(n)["layout"] != "free")
+        # Poses and randomised fields are read for every shown environment, the rest for the
+        # selected one; arrays that are not per environment are not read here.
+        shown = {"qpos", "mocap_pos", "mocap_quat", *(f"model_fields/{k}" for k in cap.keys("model_fields"))}
+        need = sum(
+            cap.nbytes(n, env=0) * (len(envs) if n in shown else 1)
+            for n in cap.names()
+            if cap.entry(n)["layout"] != "free"
+        )
         store.check_allocation(cap.dir, need)
 
         def per_env(name: str) -> np.ndarray | None:

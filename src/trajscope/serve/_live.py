@@ -14,9 +14,7 @@ from ._panel import Panel
 class LivePanel(Panel):
     @classmethod
     def create(cls, viewer: Any) -> LivePanel:
-        panel = cls(viewer.server, on_watch=lambda: viewer.act(viewer.on_live_watch), on_error=viewer.show_error)
-        panel.viewer = viewer
-        return panel
+        return cls(viewer.server, on_watch=lambda: viewer.act(viewer.on_live_watch), on_error=viewer.show_error)
 
     def on_run(self, run: store.Run) -> None:
         self.set_run(run)
@@ -26,8 +24,6 @@ class LivePanel(Panel):
         self.draw_status()
         if self.watch.value and self.shown is None and self.viewer is not None:
             self.viewer.next_live_chunk(newest=True)
-
-    viewer: Any = None
 
     def __init__(self, server: Any, *, on_watch: Callable[[], None], on_error: Callable[[str], None]) -> None:
         gui = server.gui

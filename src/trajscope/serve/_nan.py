@@ -13,17 +13,13 @@ from ._panel import Panel
 class NanPanel(Panel):
     @classmethod
     def create(cls, viewer: Any) -> NanPanel:
-        panel = cls(viewer.server, on_jump=lambda: viewer.act(viewer.jump_to_nan))
-        panel.viewer = viewer
-        return panel
+        return cls(viewer.server, on_jump=lambda: viewer.act(viewer.jump_to_nan))
 
     def on_capture(self, frames: _frames.Frames) -> None:
         self.show(frames)
 
     def on_step(self, frames: _frames.Frames, t: int) -> None:
         self.show_step(t, self.viewer.scene.bad if self.viewer is not None else [])
-
-    viewer: Any = None
 
     def __init__(self, server: Any, *, on_jump: Callable[[], None]) -> None:
         with server.gui.add_folder("NaN finder", expand_by_default=False):

@@ -33,13 +33,16 @@ if TYPE_CHECKING:
 class Panel:
     """A part of the viewer's page; override the hooks it needs (each does nothing here)."""
 
+    viewer: Any = None
+    """The viewer the panel is part of: set by the viewer once :meth:`create` returns."""
+
     def __init__(self, server: Any = None) -> None:
         self.server = server
 
     @classmethod
     def create(cls, viewer: Any) -> Self:
-        """Make the panel for ``viewer`` (default: ``cls(viewer.server)``); a panel that
-        calls back into the viewer takes what it needs from ``viewer`` here."""
+        """Make the panel for ``viewer`` (default: ``cls(viewer.server)``); a panel whose GUI
+        calls back into the viewer wires that here. The viewer then sets :attr:`viewer`."""
         return cls(viewer.server)  # type: ignore[call-arg]
 
     def on_run(self, run: store.Run) -> None:

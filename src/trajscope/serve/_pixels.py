@@ -14,7 +14,6 @@ class PixelsPanel(Panel):
     @classmethod
     def create(cls, viewer: Any) -> PixelsPanel:
         panel = cls(viewer.server)
-        panel.viewer = viewer
         panel.on.on_update(lambda _: viewer.act(viewer.show_pixels))
         return panel
 
@@ -23,7 +22,6 @@ class PixelsPanel(Panel):
         self.show(frames, t, strips)
 
     def __init__(self, server: Any) -> None:
-        self.viewer: Any = None
         self.server = server
         self.images: dict[str, Any] = {}
         self.folder = server.gui.add_folder("Pixels")

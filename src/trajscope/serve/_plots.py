@@ -21,7 +21,6 @@ class PlotsPanel(Panel):
     @classmethod
     def create(cls, viewer: Any) -> PlotsPanel:
         panel = cls(viewer.server)
-        panel.viewer = viewer
         panel.on_kinds(lambda: viewer.act(panel.redraw))
         return panel
 
@@ -46,8 +45,6 @@ class PlotsPanel(Panel):
         if viewer is not None and viewer.frames is not None:
             self.draw(viewer.frames, viewer.t)
             self.show_values(viewer.frames, viewer.t)
-
-    viewer: Any = None
 
     def __init__(self, server: Any) -> None:
         self.server = server

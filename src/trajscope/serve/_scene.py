@@ -19,9 +19,7 @@ class ScenePanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> ScenePanel:
-        panel = cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
-        panel.viewer = viewer
-        return panel
+        return cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
 
     def on_run(self, run: Any) -> None:
         self.skipped = self.set_model(self.viewer.model)
@@ -35,7 +33,6 @@ class ScenePanel(Panel):
     def on_poll(self) -> None:
         self.frame_new_clients()
 
-    viewer: Any = None
     skipped = 0
     """Geoms of the open run's model that cannot be drawn."""
     bad: list[int] = []  # noqa: RUF012 - replaced, never mutated

@@ -45,7 +45,7 @@ def write_analysis(
 def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     """The stored analysis (its document and arrays), or None when the run has none."""
     p = _fs.join(run_path, schema.ANALYSIS_FILE)
-    root = os.path.realpath(run_path) if _fs.is_local(fs) else run_path
+    root = _fs.run_root(fs, run_path)
     try:
         data = _fs.read(fs, p, root=root, limit=_fs.max_json_bytes())
     except FileNotFoundError:

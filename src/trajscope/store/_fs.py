@@ -14,6 +14,8 @@ import fsspec
 from fsspec.dircache import DirCache
 from fsspec.implementations.local import LocalFileSystem
 
+from ..format.errors import FormatError
+
 ENV_ROOT = "TRAJSCOPE_DIR"
 DEFAULT_ROOT = "./trajscope_runs"
 
@@ -107,6 +109,12 @@ def max_capture_bytes() -> int:
     return _env_mb("TRAJSCOPE_MAX_CAPTURE_MB", 8192)
 
 
+def run_root(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """Where reads of the run at ``path`` must stay (:func:`read`'s ``root``): its folder
+    with symlinks resolved, or the path itself on filesystems without links."""
+    return os.path.realpath(path) if is_local(fs) else path
+
+
 def leaves_root(fs: fsspec.AbstractFileSystem, path: str, root: str) -> str | None:
     """Where ``path`` really is when that is outside ``root`` (a link out of the run);
     None when it stays inside, does not exist, or the filesystem has no links."""
@@ -150,8 +158,6 @@ def read(
     which have no FIFOs or devices, at most ``limit + 1`` bytes are asked for.
     Raises ``FileNotFoundError`` when the file does not exist.
     """
-    from ..format.errors import FormatError
-
     if "\x00" in path:
         raise FormatError(path, "a file name with a NUL character")
     if not is_local(fs):
@@ -194,8 +200,6 @@ def read(
 
 
 def _check_size(path: str, n: int, *, limit: int, expect_size: int | None) -> None:
-    from ..format.errors import FormatError
-
     if expect_size is not None and n != expect_size:
         raise FormatError(path, f"truncated or padded: {n} bytes, the manifest says {expect_size}")
     if n > limit:
@@ -211,8 +215,6 @@ def _read_remote(
     end: int | None,
     expect_size: int | None,
 ) -> bytes:
-    from ..format.errors import FormatError
-
     if start is None and end is None:
         cap = limit if expect_size is None else min(limit, expect_size)
         data = cat(fs, path, 0, cap + 1) if is_object_store(fs) else _read_capped(fs, path, cap + 1)
@@ -230,8 +232,6 @@ def _read_remote(
 
 def _read_capped(fs: fsspec.AbstractFileSystem, path: str, n: int) -> bytes:
     """At most ``n`` bytes of a file through ``open`` (sshfs's ``cat_file`` reads it whole)."""
-    from ..format.errors import FormatError
-
     try:
         with fs.open(path, "rb") as f:
             data = f.read(n)
@@ -292,10 +292,9 @@ def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable
 
 def ls_names(fs: fsspec.AbstractFileSystem, path: str, *, root: str | None = None) -> list[str]:
     """The names of the entries of a folder, sorted; none if it does not exist, or (with
-    ``root``) if the folder is a link that leaves ``root``."""
+    ``root``, from :func:`run_root`) if it is a link that leaves ``root`` or not a folder."""
     if root is not None and is_local(fs):
-        real = os.path.realpath(path)
-        if not _inside(real, os.path.realpath(root)) or (os.path.exists(real) and not os.path.isdir(real)):
+        if leaves_root(fs, path, root) is not None or (os.path.exists(path) and not os.path.isdir(path)):
             return []
     try:
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))

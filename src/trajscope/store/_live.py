@@ -38,7 +38,7 @@ def read_live_control(run: str | os.PathLike[str]) -> LiveControl:
 
 
 def _read(fs: fsspec.AbstractFileSystem, run_path: str, p: str) -> bytes:
-    root = os.path.realpath(run_path) if _fs.is_local(fs) else run_path
+    root = _fs.run_root(fs, run_path)
     return _fs.read(fs, p, root=root, limit=_fs.max_json_bytes())
 
 

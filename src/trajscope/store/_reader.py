@@ -238,7 +238,7 @@ class Run:
     def __init__(self, path_or_url: str | os.PathLike[str]) -> None:
         self.url = os.fspath(path_or_url)
         self.fs, self.path = _fs.resolve(self.url)
-        self.root = os.path.realpath(self.path) if _fs.is_local(self.fs) else self.path
+        self.root = _fs.run_root(self.fs, self.path)
         """Where reads of this run must stay: its folder, symlinks resolved."""
         run_file = _fs.join(self.path, schema.RUN_FILE)
         try:
@@ -478,7 +478,7 @@ class Run:
         """The ``mujoco.MjModel`` as trained (from ``model.mjb``; MJCF as fallback).
 
         A run's model is untrusted input: it is loaded and simulated once in a child
-        process first (:func:`._model.vet`), so a damaged file that would crash MuJoCo
+        process first (:func:`._model.load_untrusted`), so a damaged file that would crash MuJoCo
         gives a :class:`FormatError` here instead of ending this process."""
         mjb = _fs.join(self.path, schema.MODEL_MJB)
         xml = _fs.join(self.path, schema.MODEL_XML)

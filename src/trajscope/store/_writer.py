@@ -182,6 +182,7 @@ class RunWriter:
             writer={"host": socket.gethostname(), "pid": os.getpid()},
         )
         self._ready = False
+        self._same_model = False
         if _fs.is_local(self._fs) and self._leader and model is not None:
             try:
                 if self._fs.exists(_fs.join(self.path, schema.RUN_FILE)):
@@ -520,18 +521,18 @@ class RunWriter:
     def _check_same_model(self) -> dict[str, Any]:
         """The existing ``run.json`` of the run being appended to; a :class:`RunConflict`
         when the run holds another model than this writer's (their captures would be
-        drawn with the wrong model)."""
-        fs = self._fs
+        drawn with the wrong model). The model is compared once per writer."""
+        fs, root = self._fs, _fs.run_root(self._fs, self.path)
         run_file = _fs.join(self.path, schema.RUN_FILE)
-        existing = documents.parse_run(run_file, _fs.read(fs, run_file, root=self._root(), limit=_fs.max_json_bytes()))
-        if self._model_bytes is None:
+        existing = documents.parse_run(run_file, _fs.read(fs, run_file, root=root, limit=_fs.max_json_bytes()))
+        if self._model_bytes is None or self._same_model:
             return existing
         theirs = existing.get("model")
         differs = theirs is not None and any(theirs.get(k) != v for k, v in (self._model_summary or {}).items())
         mjb = _fs.join(self.path, schema.MODEL_MJB)
         if not differs and fs.exists(mjb):
             try:
-                data = _fs.read(fs, mjb, root=self._root(), limit=_fs.max_model_bytes())
+                data = _fs.read(fs, mjb, root=root, limit=_fs.max_model_bytes())
                 differs = _model.inflate(mjb, data, _fs.max_model_bytes()) != self._model_bytes
             except (OSError, FormatError):
                 differs = True
@@ -540,10 +541,8 @@ class RunWriter:
                 f"run {self.url} already holds another model than this writer's; a writer appends to an "
                 "existing run only with the same model: name the run differently (or give no name for a fresh one)"
             )
+        self._same_model = True
         return existing
-
-    def _root(self) -> str:
-        return os.path.realpath(self.path) if _fs.is_local(self._fs) else self.path
 
     def _write_metadata(self) -> None:
         if not self._leader:
