@@ -504,8 +504,8 @@ def sac_overhead(args: Args) -> None:
             wall = time.perf_counter() - t0
             if rec is not None:
                 rec.close()
-                if rec.replay is not None:
-                    kept.append(rec.replay.size)
+                if rec.buffer is not None:
+                    kept.append(rec.buffer.size)
             # seen[0] is the first epoch (compilation included); the rest are steady state.
             sps[way] += seen[1:]
             first[way].append(seen[0] if seen else float("nan"))

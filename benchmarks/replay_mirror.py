@@ -41,8 +41,8 @@ def main() -> None:
     mirrored = rec.wrap_env_fn()(env, episode_length=1000, action_repeat=1)  # the training env, as brax wraps it
 
     med = step_medians({"plain": plain, "mirror": mirrored}, envs=args.envs, steps=args.steps, repeats=args.repeats)
-    assert rec.replay is not None and rec.replay.size == min(args.sample, rec.replay.offered) > 0
-    print(f"reservoir: {rec.replay.size} kept of {rec.replay.offered} offered, {rec.replay.failures} failures")
+    assert rec.buffer is not None and rec.buffer.size == min(args.sample, rec.buffer.offered) > 0
+    print(f"reservoir: {rec.buffer.size} kept of {rec.buffer.offered} offered, {rec.buffer.failures} failures")
     rec.close()
     print(f"replay_mirror_overhead: ratio={med['mirror'] / med['plain']:.3f} ms_per_step={med['plain']:.3f}")
 

@@ -57,6 +57,56 @@ TINY_PPO = dict(
 programs are shared by the suite's trainings through JAX's compilation cache)."""
 
 
+@pytest.fixture(scope="session")
+def pendulum():
+    """brax's inverted_pendulum, made once for the whole suite."""
+    pytest.importorskip("brax")
+    import warnings
+
+    from brax import envs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return envs.get_environment("inverted_pendulum")
+
+
+@pytest.fixture(scope="session")
+def ppo_baseline(pendulum):
+    """The parameters of ``TINY_PPO`` trained with capture off, once for the whole suite:
+    every test that checks capture leaves training unchanged compares with it."""
+    from brax.training.agents.ppo import train as ppo
+
+    _, params, _ = ppo.train(pendulum, **TINY_PPO)
+    return params
+
+
+@pytest.fixture(scope="session")
+def ppo_captured(pendulum, tmp_path_factory):
+    """One ``TINY_PPO`` training captured into a run, shared by every test that only reads
+    it: ``(recorder, params, run, checkpoint steps seen)``."""
+    from brax.training.agents.ppo import train as ppo
+
+    import trajscope
+    from trajscope.capture import BraxRecorder
+
+    root = tmp_path_factory.mktemp("ppo")
+    seen: list[int] = []
+    rec = BraxRecorder(
+        pendulum,
+        root=root,
+        name="p",
+        num_envs=5,
+        episode_length=50,
+        normalize_observations=True,
+        store_params="all",
+    )
+    _, params, _ = ppo.train(
+        pendulum, policy_params_fn=rec.policy_params_fn(chain=lambda s, *_: seen.append(s)), **TINY_PPO
+    )
+    rec.close()
+    return rec, params, trajscope.open_run(root / "p"), seen
+
+
 @pytest.fixture
 def model() -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(XML)

@@ -289,16 +289,16 @@ def _json_path(doc, rng):
 def read_everything(run_path: Path) -> None:
     """What ``trajscope info --checksums`` and the viewer do with a run."""
     from trajscope import cli
-    from trajscope.serve import _frames
+    from trajscope.serve import _shown
     from trajscope.store import open_run
 
     run = open_run(run_path)
     problems = run.problems + run.check(checksums=True)
     json.dumps(cli.info_json(run, problems))
     for chunk in run.live_chunks():
-        _read_capture(run.capture(chunk), _frames)
+        _read_capture(run.capture(chunk), _shown)
     for info in run.captures:
-        _read_capture(run.capture(info), _frames)
+        _read_capture(run.capture(info), _shown)
     run.videos()
     run.analysis()
     try:
@@ -310,7 +310,7 @@ def read_everything(run_path: Path) -> None:
             raise
 
 
-def _read_capture(cap, _frames) -> None:
+def _read_capture(cap, _shown) -> None:
     from trajscope.store import FormatError
 
     for name in cap.names():
@@ -324,7 +324,7 @@ def _read_capture(cap, _frames) -> None:
                     raise
     try:
         E = cap.info.num_envs
-        _frames.Frames.load(cap, list(range(min(E, 4))), 0)
+        _shown.Shown.load(cap, list(range(min(E, 4))), 0)
     except FormatError:
         pass
 

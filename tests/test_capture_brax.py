@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import warnings
 
 import jax
 import numpy as np
@@ -14,7 +13,6 @@ import trajscope.analyse
 from conftest import TINY_PPO, brax_restep
 
 pytest.importorskip("brax")
-from brax import envs
 from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import train as sac
 
@@ -22,40 +20,6 @@ from trajscope.capture import BraxRecorder
 from trajscope.store import TrajscopeWarning
 
 PPO_KW = TINY_PPO
-
-
-@pytest.fixture(scope="module")
-def pendulum():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return envs.get_environment("inverted_pendulum")
-
-
-@pytest.fixture(scope="module")
-def ppo_baseline(pendulum):
-    """The same training with capture off."""
-    _, params, _ = ppo.train(pendulum, **PPO_KW)
-    return params
-
-
-@pytest.fixture(scope="module")
-def ppo_captured(pendulum, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ppo")
-    seen = []
-    rec = BraxRecorder(
-        pendulum,
-        root=root,
-        name="p",
-        num_envs=5,
-        episode_length=50,
-        normalize_observations=True,
-        store_params="all",
-    )
-    _, params, _ = ppo.train(
-        pendulum, policy_params_fn=rec.policy_params_fn(chain=lambda s, *_: seen.append(s)), **PPO_KW
-    )
-    rec.close()
-    return rec, params, trajscope.open_run(root / "p"), seen
 
 
 def _tree_equal(a, b):
@@ -232,7 +196,7 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
 
 def _check_sac_parameters_and_buffer(run, pendulum):
     """The policy brax saved at each evaluation rebuilds and acts as in the captured
-    (deterministic) episode; the replay mirror holds real transitions, uniform over training."""
+    (deterministic) episode; the buffer mirror holds real transitions, uniform over training."""
     first, *later = run.captures
     assert run.metadata["network"]["kind"] == "sac"
     assert not run.capture(first).keys("params")  # brax saves no checkpoint before training
@@ -296,10 +260,11 @@ def test_ppo_eval_tap_captures_brax_own_evaluation(pendulum, tmp_path, ppo_basel
         strict=True,
     )
     reported = {}
+    hooks = rec.hooks()  # wrap_env_fn, policy_params_fn and the marked eval_env
+    assert set(hooks) == {"wrap_env_fn", "policy_params_fn", "eval_env"}
     _, params, _ = ppo.train(
         pendulum,
-        wrap_env_fn=rec.wrap_env_fn(),
-        policy_params_fn=rec.policy_params_fn(),
+        **hooks,
         progress_fn=rec.progress_fn(chain=lambda s, m: reported.update({s: m["eval/episode_reward"]})),
         **PPO_KW,
     )
@@ -318,10 +283,28 @@ def test_ppo_eval_tap_captures_brax_own_evaluation(pendulum, tmp_path, ppo_basel
         assert "params/policy/params/hidden_0/kernel" in cap
 
 
+def test_wrap_env_fn_tells_the_evaluation_env_by_identity_not_order(pendulum, tmp_path):
+    from trajscope.capture import EvalTap
+
+    rec = BraxRecorder(pendulum, root=tmp_path, name="w", source="eval", live=2)
+    eval_env = rec.eval_env()
+    assert eval_env is not pendulum and type(eval_env) is type(pendulum)
+    wrap = rec.wrap_env_fn()
+    kw = dict(episode_length=50, action_repeat=1, randomization_fn=None)
+    first = wrap(eval_env, **kw)  # the evaluation environment first: order does not decide
+    second = wrap(pendulum, **kw)
+    assert isinstance(first, EvalTap) and not isinstance(second, EvalTap)
+    assert "LiveTap" in type(second).__name__
+    with pytest.warns(TrajscopeWarning, match="already used"):
+        third = wrap(pendulum, **kw)  # a second train() with the same hook
+    assert not isinstance(third, EvalTap) and "LiveTap" not in type(third).__name__
+    rec.close()
+
+
 def test_conflicting_recorder_options_are_refused(pendulum, tmp_path):
     import dataclasses
 
-    from trajscope.capture import RecorderConfig
+    from trajscope.capture import LiveOptions, RecorderConfig, RolloutOptions, TrainerOptions
 
     with pytest.raises(ValueError, match="SAC does not have"):
         BraxRecorder(pendulum, root=tmp_path, algorithm="sac", source="rollout")
@@ -333,11 +316,21 @@ def test_conflicting_recorder_options_are_refused(pendulum, tmp_path):
         BraxRecorder(pendulum, root=tmp_path, num_env=4)  # a misspelt option is not ignored
     with pytest.raises(TypeError):
         RecorderConfig(4)  # keyword-only
-    cfg = RecorderConfig(algorithm="sac", num_envs=2)
+    with pytest.raises(TypeError, match="unknown recorder option"):
+        RecorderConfig.of(num_env=4)
+    with pytest.raises(ValueError, match="live_chunk_steps"):
+        RecorderConfig.of(live_chunk_steps=1)  # each record checks its own fields
+    with pytest.raises(ValueError, match="either the record or its options"):
+        BraxRecorder(pendulum, root=tmp_path, live=LiveOptions(envs=2), live_chunk_steps=8)
+    cfg = RecorderConfig.of(algorithm="sac", num_envs=2)
+    assert cfg == RecorderConfig(trainer=TrainerOptions(algorithm="sac"), rollout=RolloutOptions(num_envs=2))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.num_envs = 3  # type: ignore[misc]
+        cfg.rollout.num_envs = 3  # type: ignore[misc]
     assert (cfg.capture_source, cfg.capture_value) == ("eval", False)  # SAC's defaults, resolved openly
+    with pytest.raises(ValueError, match="SAC does not have"):
+        cfg.replace(source="rollout")  # contradictions across records are refused too
+    assert RecorderConfig.of(**cfg.flat()) == cfg  # every option has one flat name
     rec = BraxRecorder(pendulum, cfg, root=tmp_path, name="c", num_envs=3)  # options replace the config's
-    assert rec.config.num_envs == 3 and rec.config.algorithm == "sac"
+    assert rec.config.rollout.num_envs == 3 and rec.config.trainer.algorithm == "sac"
     rec.close()
     assert not (tmp_path / "c" / "captures").exists() or not list((tmp_path / "c" / "captures").iterdir())

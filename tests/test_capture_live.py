@@ -19,7 +19,6 @@ from conftest import brax_restep
 from trajscope.store import LiveControl, RunWriter, write_live_control
 
 pytest.importorskip("brax")
-from brax import envs
 from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import train as sac
 
@@ -38,13 +37,6 @@ PPO_KW = dict(
     num_eval_envs=4,
     seed=5,
 )
-
-
-@pytest.fixture(scope="module")
-def pendulum():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return envs.get_environment("inverted_pendulum")
 
 
 def _recorder(env, root, name, *, live=3, **kw):

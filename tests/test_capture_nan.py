@@ -14,10 +14,10 @@ pytest.importorskip("brax")
 from brax import envs
 from brax.training.agents.ppo import train as ppo
 
-from test_capture_brax import PPO_KW
+from conftest import TINY_PPO
 from trajscope.capture import BraxRecorder, NonFiniteTrainingError
 
-KW = PPO_KW  # the capture tests' tiny PPO
+KW = TINY_PPO  # the capture tests' tiny PPO
 BLOW_UP_AT = 30
 """The step of every episode whose state is made non-finite."""
 
@@ -115,7 +115,7 @@ def test_the_viewer_opens_on_the_step_before_the_first_nan(caught):
         port = s.getsockname()[1]
     v = Viewer(caught[2], port=port)
     try:
-        assert v.frames.capture.info.kind == "nan" and v.t == 14  # the last finite step
+        assert v.shown.capture.info.kind == "nan" and v.t == 14  # the last finite step
         assert "NaN caught: qpos non-finite" in v.capture_menu.options[0]  # listed first
         assert v.capture_menu.value == v.capture_menu.options[0]
         assert not v.errors

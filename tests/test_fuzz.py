@@ -40,7 +40,7 @@ def _manifest(run_dir):
 def test_a_declared_shape_of_a_trillion_values_allocates_nothing(tmp_path, model, compress):
     from conftest import all_kinds
     from trajscope import cli
-    from trajscope.serve import _frames
+    from trajscope.serve import _shown
 
     with RunWriter(tmp_path, name="r", model=model, strict=True, compress=compress) as w:
         w.add_capture(step=1, **all_kinds(model))
@@ -63,7 +63,7 @@ def test_a_declared_shape_of_a_trillion_values_allocates_nothing(tmp_path, model
             cap.load("reward", env=env)
         assert "reward" in err.value.path
     with pytest.raises(FormatError):
-        _frames.Frames.load(cap, [0, 1], 0)
+        _shown.Shown.load(cap, [0, 1], 0)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50 * 2**20  # bytes, not the terabytes the manifest declares

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -54,16 +53,6 @@ def s3(tmp_path_factory):
         yield server
     server.stop()
     _fresh_fsspec()
-
-
-@pytest.fixture(scope="module")
-def pendulum():
-    pytest.importorskip("brax")
-    from brax import envs
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return envs.get_environment("inverted_pendulum")
 
 
 def _train(env, root, name, chain=None):

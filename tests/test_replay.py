@@ -87,7 +87,7 @@ def test_a_prioritised_buffer_is_mapped_coloured_by_priority_and_picked(tmp_path
         capture, env, t = panel.picked
         j = np.flatnonzero((panel.meta == [capture, env, t]).all(axis=1))[0]
         assert np.linalg.norm(panel.points[j] - panel.buffer_points[i]) < 1e-4
-        frames = viewer.frames
+        frames = viewer.shown
         assert frames.capture.info.index == capture and viewer.t == t and frames.envs == [env]
         np.testing.assert_allclose(frames.qpos[t, 0], buffer["qpos"][i], atol=1e-6)
     finally:

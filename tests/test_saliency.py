@@ -234,7 +234,7 @@ def test_the_viewer_shows_saliency_over_pixels_and_bars_for_state(pixel_run):
         viewer.saliency.on.value = True
         assert not viewer.errors, viewer.errors
         strips = viewer.saliency.overlay_strips
-        assert strips["pixels/view_0"].shape == viewer.frames.pixels["pixels/view_0"].shape
+        assert strips["pixels/view_0"].shape == viewer.shown.pixels["pixels/view_0"].shape
         shown = viewer.pixels.images["pixels/view_0"]
         assert "saliency" in shown.label and not np.array_equal(shown.image, plain)
         bars = viewer.saliency._bars

@@ -56,7 +56,7 @@ def booby_trapped_run(tmp_path, model):
 
 def test_nothing_in_a_run_is_unpickled(booby_trapped_run):
     from trajscope import cli
-    from trajscope.serve import Viewer, _frames
+    from trajscope.serve import Viewer, _shown
 
     run_dir, canary = booby_trapped_run
     run = open_run(run_dir)
@@ -66,7 +66,7 @@ def test_nothing_in_a_run_is_unpickled(booby_trapped_run):
             with pytest.raises(FormatError):
                 cap.load(name, env=env)
     with pytest.raises(FormatError):
-        _frames.Frames.load(cap, [0], 0)
+        _shown.Shown.load(cap, [0], 0)
     with pytest.raises(FormatError):
         run.load_model()
     json.dumps(cli.info_json(run, run.check(checksums=True)))

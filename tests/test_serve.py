@@ -91,7 +91,7 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
     run = trajscope.open_run(demo_run)
     model = run.load_model()
     cap = run.capture(2)
-    assert viewer.frames is not None and viewer.frames.capture.info.index == 2  # latest capture first
+    assert viewer.shown is not None and viewer.shown.capture.info.index == 2  # latest capture first
     assert len(viewer.scene.nodes) == model.ngeom  # every geom drawn
     d = mujoco.MjData(model)
     for t in (0, 57, 199):
@@ -103,8 +103,8 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
     assert int(viewer.replay.slider.value) == 199
     # Plots: every metric key, grouped, nothing capped.
     assert set(viewer.plots.plots) == {"reward & value", "reward", "action", "info/alive"}
-    np.testing.assert_array_equal(viewer.frames.series["info/alive"], cap.load("info/alive", env=0).astype(float))
-    np.testing.assert_array_equal(viewer.frames.series["action[0]"], cap.load("action", env=0)[:, 0])
+    np.testing.assert_array_equal(viewer.shown.series["info/alive"], cap.load("info/alive", env=0).astype(float))
+    np.testing.assert_array_equal(viewer.shown.series["action[0]"], cap.load("action", env=0)[:, 0])
     # Observations are plotted on demand, one plot per 8 dimensions.
     viewer.plots.kinds["observations"].value = True
     assert {"obs/state"} <= set(viewer.plots.plots)  # 4 dimensions: one plot
@@ -123,7 +123,7 @@ def test_grid_and_overlay_show_many_environments(viewer):
     viewer.scene.layout.value = "grid"
     viewer.act(viewer.reload)
     node = next(iter(viewer.scene.nodes.values()))
-    assert len(viewer.frames.envs) == 4 and node.batched_positions.shape == (4, 3)
+    assert len(viewer.shown.envs) == 4 and node.batched_positions.shape == (4, 3)
     xs = {round(float(p[0]), 3) for p in node.batched_positions}
     assert len(xs) >= 2  # laid out side by side
     viewer.scene.layout.value = "overlay"
@@ -135,12 +135,12 @@ def test_grid_and_overlay_show_many_environments(viewer):
 
 def test_switching_capture_and_environment(viewer, demo_run):
     viewer.load_capture(0)
-    assert viewer.frames.capture.info.index == 0
+    assert viewer.shown.capture.info.index == 0
     viewer.scene.env.value = 3
     viewer.act(viewer.reload)
-    assert viewer.frames.envs == [3]
+    assert viewer.shown.envs == [3]
     want = trajscope.open_run(demo_run).capture(0).load("reward", env=3)
-    np.testing.assert_array_equal(viewer.frames.series["reward"], want.astype(float))
+    np.testing.assert_array_equal(viewer.shown.series["reward"], want.astype(float))
 
 
 def test_live_follow_and_nan_finder(tmp_path, model):
@@ -156,11 +156,11 @@ def test_live_follow_and_nan_finder(tmp_path, model):
         w.add_capture(step=100, **bad)
         w.flush()
         v.poll()
-        assert v.frames.capture.info.step == 100
+        assert v.shown.capture.info.step == 100
         assert "2 captures" in v.status.content  # the header counts what arrived
         assert "qpos" in v.nan.text.content and not v.nan.jump.disabled
         v.act(v.jump_to_nan)
-        assert v.frames.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on
+        assert v.shown.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on
         v.show_step(8)
     finally:
         w.close()
@@ -180,7 +180,7 @@ def test_damaged_capture_shows_an_error_and_the_server_lives(tmp_path, model):
     try:
         assert v.errors and "truncated" in v.errors[-1]
         v.act(v.load_capture, 0)
-        assert v.frames.capture.info.index == 0  # the good capture still shows
+        assert v.shown.capture.info.index == 0  # the good capture still shows
         assert m["capture_id"] == d.name
     finally:
         v.close()
@@ -209,7 +209,7 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         assert [c.step for c in run.live_chunks()] == [300, 400, 500]
         v.poll()
         assert v.live.shown is not None and v.live.shown.step == 500  # the newest chunk first
-        assert v.frames.capture.info.kind == "live" and v.frames.qpos.shape == (8, 3, model.nq)  # all, side by side
+        assert v.shown.capture.info.kind == "live" and v.shown.qpos.shape == (8, 3, model.nq)  # all, side by side
         assert v.replay.playing
         assert "**on**" in v.live.status.content and "400 steps" in v.live.status.content
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
@@ -221,7 +221,7 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         assert not trajscope.store.read_live_control(url).on
         v.live.watch.value = False
         v.act(v.on_live_watch)
-        assert v.live.shown is None and v.frames.capture.info.kind == "eval"  # back to the captures
+        assert v.live.shown is None and v.shown.capture.info.kind == "eval"  # back to the captures
         v.live.on.value = True
         v.act(v.live.write_control)
     finally:
@@ -294,8 +294,8 @@ def test_grid_keeps_the_selected_env_and_the_camera_follows_it(viewer, demo_run)
     viewer.scene.count.value = 2
     viewer.scene.env.value = 3
     viewer.act(viewer.reload)
-    assert viewer.frames.envs == [0, 3] and viewer.frames.selected == 3
-    np.testing.assert_array_equal(viewer.frames.series["reward"], cap.load("reward", env=3).astype(float))
+    assert viewer.shown.envs == [0, 3] and viewer.shown.selected == 3
+    np.testing.assert_array_equal(viewer.shown.series["reward"], cap.load("reward", env=3).astype(float))
     viewer.scene.follow.value = True
     viewer.show_step(50)
     model = viewer.scene.model
@@ -303,7 +303,7 @@ def test_grid_keeps_the_selected_env_and_the_camera_follows_it(viewer, demo_run)
     d.qpos[:] = cap.load("qpos", env=3)[50]
     mujoco.mj_kinematics(model, d)
     want = d.xpos[1] + viewer.scene.offsets(2)[1]  # env 3 is drawn second in the grid
-    np.testing.assert_allclose(viewer.scene.follow_target(viewer.frames), want, atol=1e-6)
+    np.testing.assert_allclose(viewer.scene.follow_target(viewer.shown), want, atol=1e-6)
     assert not np.allclose(want, viewer.scene.offsets(2)[0] + viewer.scene.kin.body_pos(1)[0])
     assert not viewer.errors
 
@@ -389,7 +389,7 @@ def test_randomised_sizes_scale_each_environments_geoms(tmp_path):
     v = Viewer(str(tmp_path / "s"), port=_free_port())
     try:
         v.scene.layout.value = "grid"
-        assert v.frames.envs == [0, 1, 2]
+        assert v.shown.envs == [0, 1, 2]
         for g in v.scene.geoms:
             t = int(m.geom_type[g.geom_id])
             scales = np.asarray(v.scene.nodes[g.geom_id].batched_scales)
@@ -424,23 +424,23 @@ def simulate_free(m, *, T, E):
 
 
 def test_plot_groups_split_wide_vectors_and_follow_the_kinds_chosen():
-    from trajscope.serve import _frames
+    from trajscope.serve import _shown
 
     series = {"reward": 0, "metrics/reward/a": 0, "metrics/height": 0, "info/level": 0}
     series |= {f"obs/state[{j}]": 0 for j in range(20)} | {f"action[{j}]": 0 for j in range(3)}
-    groups = _frames.plot_groups(series)
+    groups = _shown.plot_groups(series)
     assert groups["reward & value"] == ["reward"] and groups["reward"] == ["metrics/reward/a"]
     assert groups["metrics"] == ["metrics/height"] and groups["info/level"] == ["info/level"]
     assert groups["action"] == ["action[0]", "action[1]", "action[2]"]
     assert [g for g in groups if g.startswith("obs/")] == ["obs/state [0-7]", "obs/state [8-15]", "obs/state [16-23]"]
     assert sum(len(v) for k, v in groups.items() if k.startswith("obs/")) == 20
-    assert set(_frames.plot_groups(series, ("actions",))) == {"action"}
+    assert set(_shown.plot_groups(series, ("actions",))) == {"action"}
 
 
 def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
     """Greyscale (T, E, H, W), stacked frames (9 channels), float images kept as floats
     (lossless mode, and with NaN): each reaches the pixel panel as RGB with its range."""
-    from trajscope.serve import _frames
+    from trajscope.serve import _shown
 
     T, E, H, W = 5, 2, 6, 8
     rng = np.random.default_rng(0)
@@ -455,7 +455,7 @@ def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
     v = Viewer(str(tmp_path / "px"), port=_free_port())
     try:
         v.scene.env.value = 1
-        f = v.frames
+        f = v.shown
         assert set(f.pixels) == {"pixels/grey", "pixels/stack", "pixels/depth"}
         g = f.pixels["pixels/grey"]
         assert g.shape == (T, H, W, 3) and g.dtype == np.uint8
@@ -465,7 +465,7 @@ def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
         assert s.shape == (T, H, 3 * W, 3) and "3 frames stacked" in f.pixel_labels["pixels/stack"]
         np.testing.assert_array_equal(s[:, :, W : 2 * W], stack[:, 1, ..., 3:6])  # the second frame, in place
         d = f.pixels["pixels/depth"]
-        assert tuple(d[2, 3, 4]) == _frames.NAN_RGB and "1 non-finite" in f.pixel_labels["pixels/depth"]
+        assert tuple(d[2, 3, 4]) == _shown.NAN_RGB and "1 non-finite" in f.pixel_labels["pixels/depth"]
         finite = depth[:, 1, ..., 0][np.isfinite(depth[:, 1, ..., 0])]
         assert f"values {finite.min():.3g} to {finite.max():.3g}" in f.pixel_labels["pixels/depth"]
         v.show_step(2)
@@ -495,7 +495,7 @@ def test_new_runs_under_a_root_appear_while_one_is_open(tmp_path, model):
             time.sleep(0.05)
         assert v.run.name == "first" and v.run_menu.value == "first"
         v.run_menu.value = "second"
-        assert v.run.name == "second" and v.frames.capture.info.num_envs == 2
+        assert v.run.name == "second" and v.shown.capture.info.num_envs == 2
     finally:
         v.close()
 
@@ -517,8 +517,8 @@ def test_realised_return_is_plotted_beside_the_value(tmp_path, model):
     v = Viewer(str(tmp_path / "v"), port=_free_port())
     try:
         v.scene.env.value = 1
-        np.testing.assert_allclose(v.frames.series["realised return"], want[:, 1], rtol=1e-6)
-        np.testing.assert_allclose(v.frames.series["value"], want[:, 1], rtol=1e-6)
+        np.testing.assert_allclose(v.shown.series["realised return"], want[:, 1], rtol=1e-6)
+        np.testing.assert_allclose(v.shown.series["value"], want[:, 1], rtol=1e-6)
         labels = {s["label"] for s in v.plots.plots["reward & value"].series}
         assert {"value", "realised return"} <= labels
     finally:
@@ -568,7 +568,7 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
         labels = list(v.compare.which.options)
         assert "#0 step 0" in labels and any(x.startswith("b #0") for x in labels), labels
         v.compare.which.value = "#0 step 0"
-        assert v.compare.active and v.frames.capture.info.index == 1  # the latest shown, #0 compared
+        assert v.compare.active and v.shown.capture.info.index == 1  # the latest shown, #0 compared
         mj = run.load_model()
         d = mujoco.MjData(mj)
         for mode, dx in (("side by side", v.scene.spacing()), ("overlaid", 0.0)):
@@ -605,11 +605,11 @@ def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_r
     along = curve.positions @ curve.right
     assert np.all(np.diff(along) > 0) == np.all(np.diff(steps) > 0)  # later checkpoints further right
     colours = np.asarray(curve.points.batched_colors)
-    shown = curve.indices.index(viewer.frames.capture.info.index)
+    shown = curve.indices.index(viewer.shown.capture.info.index)
     assert tuple(colours[shown]) == (220, 30, 30) and sum(tuple(c) == (220, 30, 30) for c in colours) == 1
     target = curve.indices[0]
     curve._picked(types.SimpleNamespace(instance_index=0))  # what viser calls on a click
-    assert viewer.frames.capture.info.index == target
+    assert viewer.shown.capture.info.index == target
     assert tuple(np.asarray(viewer.curve3d.points.batched_colors)[0]) == (220, 30, 30)
     viewer.curve3d.show.value = False
     assert viewer.curve3d.points is None

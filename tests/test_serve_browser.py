@@ -166,7 +166,7 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
             while not (viewer.live.shown is not None and rec.live.chunks_sent >= 3):
                 assert time.monotonic() < deadline, "no live chunk reached the viewer"
                 time.sleep(0.2)
-            assert len(viewer.frames.envs) == 4
+            assert len(viewer.shown.envs) == 4
             a = _wait_pixels(pg, "viewer_live_a", lambda px: px.std() > 10)
             # The training environments move on screen: wait until the picture has changed
             # (however slowly the loaded machine renders), not for a fixed window.
@@ -366,9 +366,9 @@ def test_analysis_panel_map_click_replays_that_state(page):
     # The point clicked (or one drawn at the same spot) is replayed.
     assert np.linalg.norm(px[np.flatnonzero((meta == [capture, env, t]).all(axis=1))[0]] - px[i]) < 12
     deadline = time.monotonic() + 30
-    while not (viewer.frames.capture.info.index == capture and viewer.t == t):
-        assert time.monotonic() < deadline, (viewer.frames.capture.info.index, viewer.t, capture, t)
+    while not (viewer.shown.capture.info.index == capture and viewer.t == t):
+        assert time.monotonic() < deadline, (viewer.shown.capture.info.index, viewer.t, capture, t)
         time.sleep(0.05)
-    assert viewer.frames.envs == [env] and viewer.scene.layout.value == "one"
+    assert viewer.shown.envs == [env] and viewer.scene.layout.value == "one"
     _wait_step(pg, t)
     _canvas_pixels(pg, "analysis_map_clicked")

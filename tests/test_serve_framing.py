@@ -23,7 +23,7 @@ from test_serve import ALL_GEOMS, _free_port
 from test_serve_browser import ARGS, CHROMIUM
 from trajscope import scene
 from trajscope.scene import _geometry
-from trajscope.serve import Viewer, _frames
+from trajscope.serve import Viewer, _shown
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -174,8 +174,8 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
             browser, pg = _open_page(p, viewer)
             pg.wait_for_function("document.body.innerText.includes('captures')", timeout=60_000)
             _wait_framed(viewer)  # for its own canvas, once it has reported it
-            E = viewer.frames.capture.info.num_envs
-            assert int(viewer.scene.count.value) == min(E, _frames.MAX_SHOWN)  # all shown by default
+            E = viewer.shown.capture.info.num_envs
+            assert int(viewer.scene.count.value) == min(E, _shown.MAX_SHOWN)  # all shown by default
             # On one page, as a user would switch: overlay then grid is where it drew nothing.
             for layout in ("one", "grid", "overlay", "grid"):
                 before = _settled(pg)
@@ -184,7 +184,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 if changes:  # the new layout and its framing have reached the page
                     _wait_framed(viewer)
                     _changed_from(pg, before, at_least=500)
-                frames = viewer.frames
+                frames = viewer.shown
                 assert len(frames.envs) == (1 if layout == "one" else E)
                 shot, mask = _content_mask(viewer, pg)
                 from PIL import Image

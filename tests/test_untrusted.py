@@ -60,7 +60,7 @@ resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
 from trajscope.store import FormatError, list_runs, open_run
-from trajscope.serve import _frames
+from trajscope.serve import _shown
 
 def refusals(path):
     out = []
@@ -80,7 +80,7 @@ def refusals(path):
                 except ValueError as e:
                     assert "not per environment" in str(e), e
         try:
-            _frames.Frames.load(cap, [0, 1], 0)
+            _shown.Shown.load(cap, [0, 1], 0)
         except FormatError as e:
             out.append(e.problem)
     for fn in (run.load_model, run.analysis, run.live_status, run.videos):
@@ -149,7 +149,7 @@ def test_the_viewer_serves_a_good_run_beside_every_hostile_one(corpus, monkeypat
             v.show_step(3)
         v.run_menu.value = "good"
         assert v.run is not None and v.run.name == "good"
-        assert v.frames is not None and v.frames.capture.info.num_envs == 3
+        assert v.shown is not None and v.shown.capture.info.num_envs == 3
         v.show_step(4)
         assert v.t == 4
         # The hostile runs were reported on the page, escaped: no raw markup in any text.
@@ -196,7 +196,7 @@ def test_a_model_that_crashes_mujoco_is_refused_and_the_viewer_lives(tmp_path, m
         v.run_menu.value = "crashing"
         assert v.run is None and "unreadable" in v.status.content and "crashed" in v.status.content
         v.run_menu.value = "good"
-        assert v.run is not None and v.frames is not None  # the same process serves the good run
+        assert v.run is not None and v.shown is not None  # the same process serves the good run
     finally:
         v.close()
 

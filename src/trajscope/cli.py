@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import tyro
 
 from . import store
+from .format.summary import earliest_nonfinite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,9 +270,7 @@ def cmd_info(args: Info) -> int:
                 str(c.num_envs),
                 str(c.num_steps),
                 _fmt(c.mean_return),
-                f"NaN at t={min(v['t'] for v in c.summary['first_nonfinite'].values())}"
-                if c.summary.get("first_nonfinite")
-                else "",
+                f"NaN at t={nan[1]}" if (nan := earliest_nonfinite(c.summary)) else "",
                 ", ".join(c.metric_keys)
                 if len(c.metric_keys) <= 6
                 else f"{len(c.metric_keys)} keys: " + ", ".join(c.metric_keys[:5]) + ", ...",
@@ -458,7 +457,7 @@ def cmd_saliency(args: Saliency) -> int:
     try:
         policy = analyse.capture_policy(run, cap)
         if args.of == "value" and policy.value_apply is None:
-            return fail("no value parameters stored (record with RecorderConfig(store_params='all'))")
+            return fail("no value parameters stored (record with BraxRecorder(store_params='all'))")
         sal = analyse.capture_saliency(cap, args.env, policy, target=args.of, method=args.method)
     except ImportError as e:
         return fail(f"needs JAX and brax (pip install 'trajscope[jax]'): {e}")

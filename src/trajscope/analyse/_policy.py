@@ -14,11 +14,7 @@ from typing import Any
 
 import numpy as np
 
-FACTORIES = {
-    "ppo": ("brax.training.agents.ppo.networks", "make_ppo_networks"),
-    "ppo_vision": ("brax.training.agents.ppo.networks_vision", "make_ppo_networks_vision"),
-    "sac": ("brax.training.agents.sac.networks", "make_sac_networks"),
-}
+from ..format.network import FACTORIES, NetworkSpec, NetworkSpecError
 
 
 class PolicyUnavailable(ValueError):
@@ -43,11 +39,12 @@ class Policy:
     kind: str
 
 
-def load_policy(network: Mapping[str, Any] | None, params: Mapping[str, np.ndarray]) -> Policy:
+def load_policy(network: NetworkSpec | Mapping[str, Any] | None, params: Mapping[str, np.ndarray]) -> Policy:
     """Rebuild a checkpoint's networks.
 
     Args:
-        network: ``run.json``'s ``network`` (``Run.metadata["network"]``).
+        network: ``run.json``'s ``network`` (``Run.metadata["network"]``), or its
+            :class:`~trajscope.format.network.NetworkSpec`.
         params: a capture's ``params`` group, flat names (``policy/params/hidden_0/kernel``,
             ``normalizer/mean``, ``value/...``) to arrays.
 
@@ -59,11 +56,15 @@ def load_policy(network: Mapping[str, Any] | None, params: Mapping[str, np.ndarr
             "this run does not describe its networks (run.json has no 'network'; written by a "
             "trajscope older than format 1.2, or not by BraxRecorder)"
         )
-    kind = network.get("kind")
-    if kind not in FACTORIES:
-        raise PolicyUnavailable(f"the networks of this run cannot be rebuilt: {network.get('why') or kind}")
+    try:
+        spec = network if isinstance(network, NetworkSpec) else NetworkSpec.from_json(network)
+    except NetworkSpecError as e:
+        raise PolicyUnavailable(f"run.json's network description is malformed: {e}") from None
+    kind = spec.kind
+    if kind is None or not spec.rebuildable:
+        raise PolicyUnavailable(f"the networks of this run cannot be rebuilt: {spec.why or kind}")
     if not any(k.startswith("policy/") for k in params):
-        raise PolicyUnavailable("this capture stores no policy parameters (RecorderConfig.store_params='none')")
+        raise PolicyUnavailable("this capture stores no policy parameters (BraxRecorder(store_params='none'))")
 
     import importlib
 
@@ -75,7 +76,7 @@ def load_policy(network: Mapping[str, Any] | None, params: Mapping[str, np.ndarr
     module, name = FACTORIES[kind]
     factory = getattr(importlib.import_module(module), name)
     kwargs = {}
-    for k, v in (network.get("kwargs") or {}).items():
+    for k, v in spec.kwargs.items():
         if isinstance(v, dict) and set(v) == {"activation"}:
             if v["activation"] not in brax_networks.ACTIVATION:
                 raise PolicyUnavailable(f"unknown activation {v['activation']!r}")
@@ -83,16 +84,16 @@ def load_policy(network: Mapping[str, Any] | None, params: Mapping[str, np.ndarr
         elif isinstance(v, list):
             v = tuple(v)
         kwargs[k] = v
-    size = network["observation_size"]
+    size = spec.observation_size
     obs_size: Any = {k: tuple(d) for k, d in size.items()} if isinstance(size, dict) else size
     obs_size = tuple(obs_size) if isinstance(obs_size, list) else obs_size
 
     def identity(x: Any, _: Any) -> Any:
         return x
 
-    normalize: Any = running_statistics.normalize if network.get("normalize_observations") else identity
+    normalize: Any = running_statistics.normalize if spec.normalize_observations else identity
     try:
-        nets = factory(obs_size, int(network["action_size"]), preprocess_observations_fn=normalize, **kwargs)
+        nets = factory(obs_size, spec.action_size, preprocess_observations_fn=normalize, **kwargs)
     except TypeError as e:
         raise PolicyUnavailable(f"{module}.{name} refused the stored arguments: {e}") from None
 

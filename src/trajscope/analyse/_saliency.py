@@ -19,12 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..format import schema
+
 SALIENCY_METHODS = ("gradient", "perturbation")
-
-
-def is_image(name: str, per_sample_shape: tuple[int, ...]) -> bool:
-    """Image observations: ``pixels/*`` keys, or arrays of ``(H, W)`` / ``(H, W, C)`` per sample."""
-    return name.startswith("pixels/") or len(per_sample_shape) in (2, 3)
 
 
 def saliency(
@@ -84,7 +81,7 @@ def saliency(
         result = {}
         for k in tree:
             shape = tuple(tree[k].shape[1:])
-            if is_image(k, shape):
+            if schema.is_image(k, shape):
                 result[k] = _occlude_image(call, tree, k, sigma_px, stride_px, batch, jax, jnp)
             else:
                 result[k] = _replace_features(call, tree, k, base[k], batch, jax, jnp)

@@ -10,7 +10,14 @@ from ..sim import physics as physics
 from ..sim import physics_qpos as physics_qpos
 from ..sim import physics_qvel as physics_qvel
 from ._brax import BraxRecorder as BraxRecorder
+from ._config import BufferOptions as BufferOptions
+from ._config import LiveOptions as LiveOptions
+from ._config import NanGuardOptions as NanGuardOptions
 from ._config import RecorderConfig as RecorderConfig
+from ._config import RolloutOptions as RolloutOptions
+from ._config import RunOptions as RunOptions
+from ._config import TrainerOptions as TrainerOptions
+from ._config import VideoOptions as VideoOptions
 from ._demo import train_demo as train_demo
 from ._live import LiveStream as LiveStream
 from ._nan import NonFiniteTrainingError as NonFiniteTrainingError

@@ -12,7 +12,7 @@ buffer on the device and hands it to the host once, at the episode's last step. 
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -25,16 +25,33 @@ import numpy as np
 from .. import sim, store
 from ..store import RunWriter
 from . import _networks, _processes, _rollout, _state
+from ._buffer import BufferMirror
 from ._config import RecorderConfig
 from ._core import Failures
 from ._live import LiveStream
 from ._nan import NanGuard
-from ._replay import ReplayMirror
 from ._tap import EvalTap
 from ._video_log import VideoLog
 
 WRAP_ORDER = ("train", "eval")
 """The order in which brax 0.14's ``ppo.train`` and ``sac.train`` call ``wrap_env_fn``."""
+
+
+def _recorded(cfg: RecorderConfig) -> dict[str, Any]:
+    """What ``run.json``'s ``config["trajscope"]`` records of the recorder and the trainer."""
+    t = cfg.trainer
+    return {
+        "num_envs": cfg.rollout.num_envs,
+        "episode_length": t.episode_length,
+        "action_repeat": t.action_repeat,
+        "deterministic": cfg.rollout.deterministic,
+        "info_keys": list(cfg.info_keys),
+        "randomization": t.randomization_fn is not None,
+        "source": cfg.capture_source,
+        "normalize_observations": t.normalize_observations,
+        "reward_scaling": t.reward_scaling,
+        "discounting": t.discounting,
+    }
 
 
 def _env_name(env: Any) -> str:
@@ -45,75 +62,67 @@ def _env_name(env: Any) -> str:
 class BraxRecorder:
     """Records evaluation rollouts of a brax or MuJoCo Playground training into a run.
 
-    ``BraxRecorder(env, cfg)`` or ``BraxRecorder(env, num_envs=16, ...)``: the keyword
-    options are the fields of :class:`RecorderConfig` (they replace those of ``cfg`` when
-    both are given); options that contradict each other raise ``ValueError``.
+    ``BraxRecorder(env, cfg)`` or ``BraxRecorder(env, num_envs=16, live=4, ...)``: the
+    keyword options are the flat names of :class:`RecorderConfig`'s fields, or whole records
+    (``live=LiveOptions(...)``); they replace those of ``cfg`` when both are given. Options
+    that contradict each other raise ``ValueError``.
 
     Args:
         env: the environment being trained, unwrapped (as passed to ``train``).
         cfg: a :class:`RecorderConfig`.
         writer: write into this :class:`trajscope.RunWriter` instead of a new one (then
             ``root``, ``name``, ``env_name``, ``config`` and ``tags`` must not be given).
-        **options: fields of :class:`RecorderConfig`.
+        **options: flat options or records of :class:`RecorderConfig` (see ``RecorderConfig.of``).
     """
 
     def __init__(
         self, env: Any, cfg: RecorderConfig | None = None, *, writer: RunWriter | None = None, **options: Any
     ) -> None:
-        cfg = dataclasses.replace(cfg, **options) if cfg is not None else RecorderConfig(**options)
+        cfg = (cfg or RecorderConfig()).replace(**options)
         if writer is not None:
-            given = [f for f in ("root", "name", "env_name", "config") if getattr(cfg, f) is not None] + (
-                ["tags"] if cfg.tags else []
+            run = cfg.run
+            given = [f for f in ("root", "name", "env_name", "config") if getattr(run, f) is not None] + (
+                ["tags"] if run.tags else []
             )
-            if cfg.obs_float16:
+            if run.obs_float16:
                 given.append("obs_float16 (give it to the RunWriter)")
             if given:
                 raise ValueError(f"writer= names the run already; {', '.join(given)} cannot be given with it")
         self.env = env
         self.config = cfg
+        trainer, rollout = cfg.trainer, cfg.rollout
         self._rollout_cfg = _rollout.RolloutConfig(
-            num_envs=cfg.num_envs,
+            num_envs=rollout.num_envs,
             num_steps=cfg.num_steps,
-            action_repeat=cfg.action_repeat,
-            deterministic=cfg.deterministic,
+            action_repeat=trainer.action_repeat,
+            deterministic=rollout.deterministic,
             info_keys=cfg.info_keys,
-            randomization_fn=cfg.randomization_fn,
+            randomization_fn=trainer.randomization_fn,
         )
         self.strict = cfg.strict
-        dt = float(getattr(env, "dt", 0.0)) * cfg.action_repeat or None
-        env_name = cfg.env_name or _env_name(env)
+        dt = float(getattr(env, "dt", 0.0)) * trainer.action_repeat or None
+        env_name = cfg.run.env_name or _env_name(env)
         self.writer = writer or RunWriter(
-            cfg.root,
+            cfg.run.root,
             # Several processes (jax.distributed): one run, under process 0's name.
-            name=_processes.shared_run_name(cfg.name, env_name),
+            name=_processes.shared_run_name(cfg.run.name, env_name),
             process_index=_processes.process_index(),
             model=sim.mj_model(env),
             env_name=env_name,
-            algorithm=cfg.algorithm,
-            config={
-                "trajscope": {
-                    "num_envs": cfg.num_envs,
-                    "episode_length": cfg.episode_length,
-                    "action_repeat": cfg.action_repeat,
-                    "deterministic": cfg.deterministic,
-                    "info_keys": list(cfg.info_keys),
-                    "randomization": cfg.randomization_fn is not None,
-                    "source": cfg.capture_source,
-                },
-                **dict(cfg.config or {}),
-            },
-            tags=cfg.tags,
+            algorithm=trainer.algorithm,
+            config={"trajscope": _recorded(cfg), **dict(cfg.run.config or {})},
+            tags=cfg.run.tags,
             control_dt_s=dt,
             strict=cfg.strict,
-            obs_float16=cfg.obs_float16,
+            obs_float16=cfg.run.obs_float16,
         )
         self.video_log: VideoLog | None = None
-        if cfg.video_every:
+        if cfg.video.every:
             self.video_log = VideoLog(
                 self.writer,
-                every=cfg.video_every,
-                envs=cfg.video_envs,
-                on_video=cfg.on_video,
+                every=cfg.video.every,
+                envs=cfg.video.envs,
+                on_video=cfg.video.on_video,
                 # A warning, never an error, even when strict: it comes from its own thread.
                 warn=lambda what, msg: store.warn(msg, strict=False),
             )
@@ -134,29 +143,30 @@ class BraxRecorder:
         self._backlog: list[tuple[Any, ...]] = []
         self._backlog_lock = threading.Lock()
         self._background_busy = False
+        self._eval_envs: list[Any] = []
         self.nan: NanGuard | None = None
-        if cfg.nan_guard:
+        if cfg.nan_guard.steps:
             self.nan = NanGuard(
                 self.writer,
-                steps=cfg.nan_guard,
-                stop=cfg.nan_guard_stop,
+                steps=cfg.nan_guard.steps,
+                stop=cfg.nan_guard.stop,
                 info_keys=tuple(cfg.info_keys),
-                action_repeat=cfg.action_repeat,
+                action_repeat=trainer.action_repeat,
                 strict=cfg.strict,
             )
-        self.replay: ReplayMirror | None = None
-        if cfg.replay_sample:
-            self.replay = ReplayMirror(
-                capacity=cfg.replay_sample, per_step=cfg.replay_per_step, seed=cfg.seed, strict=cfg.strict
+        self.buffer: BufferMirror | None = None
+        if cfg.buffer.sample:
+            self.buffer = BufferMirror(
+                capacity=cfg.buffer.sample, per_step=cfg.buffer.per_step, seed=rollout.seed, strict=cfg.strict
             )
         self.live: LiveStream | None = None
-        if cfg.live:
+        if cfg.live.envs:
             self.live = LiveStream(
                 self.writer,
-                num_envs=cfg.live,
-                chunk_steps=cfg.live_chunk_steps,
+                num_envs=cfg.live.envs,
+                chunk_steps=cfg.live.chunk_steps,
                 info_keys=cfg.info_keys,
-                obs=cfg.live_obs,
+                obs=cfg.live.obs,
                 control_dt_s=dt,
                 strict=cfg.strict,
             )
@@ -192,10 +202,10 @@ class BraxRecorder:
         compiled rollout.
         """
         self.checkpoints_seen += 1
-        if (self.checkpoints_seen - 1) % self.config.every:
+        if (self.checkpoints_seen - 1) % self.config.rollout.every:
             return False
         t0 = time.perf_counter()
-        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), self.checkpoints_seen)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.rollout.seed), self.checkpoints_seen)
         args = (int(step), make_policy, _strong(params), key, params)
         with self._backlog_lock:
             if self._background_busy:
@@ -204,12 +214,12 @@ class BraxRecorder:
                 return True
         self._join_compile()
         background = (
-            self.config.background_compile
+            self.config.rollout.background_compile
             and not self.strict
             and id(make_policy) not in self._rollouts
             # Randomisation swaps the environment's model while tracing; so may training's
             # own randomisation wrapper, so the two must not trace at the same time.
-            and self.config.randomization_fn is None
+            and self.config.trainer.randomization_fn is None
         )
         if background:
             self._background_busy = True
@@ -253,9 +263,9 @@ class BraxRecorder:
                 step=int(step),
                 kind="eval",
                 reset_frame=True,
-                deterministic=self.config.deterministic,
-                params=_params_tree(params, self.config.store_params),
-                buffer=self.replay.snapshot() if self.replay is not None else None,
+                deterministic=self.config.rollout.deterministic,
+                params=_params_tree(params, self.config.rollout.store_params),
+                buffer=self.buffer.snapshot() if self.buffer is not None else None,
                 **_state.drop_empty(traj),
             )
             if ok and self.video_log is not None:
@@ -288,16 +298,16 @@ class BraxRecorder:
             return
         self._network_described = True
         try:
-            algorithm = self.config.algorithm
-            factory = self.config.network_factory or _networks.default_factory(algorithm)
+            algorithm = self.config.trainer.algorithm
+            factory = self.config.trainer.network_factory or _networks.default_factory(algorithm)
             desc = _networks.describe(
                 factory,
                 algorithm=algorithm,
                 observation_size=self._obs_shape(),
                 action_size=int(self.env.action_size),
-                normalize_observations=self.config.normalize_observations,
+                normalize_observations=self.config.trainer.normalize_observations,
             )
-            self.writer.set_metadata(network=desc)
+            self.writer.set_metadata(network=desc.to_json())
         except Exception as e:  # noqa: BLE001 - the description is optional
             self._warn("network", f"trajscope: the network description was not stored: {type(e).__name__}: {e}")
 
@@ -307,12 +317,12 @@ class BraxRecorder:
             from brax.training.acme import running_statistics
 
             obs_shape = self._obs_shape()
-            factory = self.config.network_factory or _networks.default_factory("ppo")
+            factory = self.config.trainer.network_factory or _networks.default_factory("ppo")
 
             def identity(x: Any, _: Any) -> Any:
                 return x
 
-            normalize: Any = running_statistics.normalize if self.config.normalize_observations else identity
+            normalize: Any = running_statistics.normalize if self.config.trainer.normalize_observations else identity
             nets = factory(obs_shape, self.env.action_size, preprocess_observations_fn=normalize)
         except Exception as e:  # noqa: BLE001 - value is optional
             self._warn("value", f"trajscope: value predictions not captured: {type(e).__name__}: {e}")
@@ -326,42 +336,70 @@ class BraxRecorder:
 
     # ------------------------------------------------------------------ SAC
 
+    def eval_env(self, env: Any = None) -> Any:
+        """The environment to pass as ``train(eval_env=...)``: a shallow copy of ``env``
+        (default: the recorder's) that ``wrap_env_fn`` knows as the evaluation environment.
+
+        With it, the hook tells brax's two ``wrap_env_fn`` calls apart by the environment it
+        is handed, not by their order; :meth:`hooks` and :func:`trajscope.capture.train` pass it.
+        """
+        marked = copy.copy(env if env is not None else self.env)
+        self._eval_envs.append(marked)
+        return marked
+
+    def hooks(self, eval_env: Any = None) -> dict[str, Any]:
+        """Every hook of this recorder for ``train(**rec.hooks())``: ``wrap_env_fn``,
+        ``eval_env`` (:meth:`eval_env` of ``eval_env``, default the recorder's environment),
+        and ``policy_params_fn`` for PPO or ``progress_fn`` for SAC."""
+        out = {"wrap_env_fn": self.wrap_env_fn(), "eval_env": self.eval_env(eval_env)}
+        if self.config.trainer.algorithm == "ppo":
+            out["policy_params_fn"] = self.policy_params_fn()
+        else:
+            out["progress_fn"] = self.progress_fn()
+        return out
+
     def wrap_env_fn(self, base: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """The hook for ``train(wrap_env_fn=...)`` of PPO and SAC; one per ``train`` call.
 
         Wraps as ``base`` would (default: MuJoCo Playground's ``wrap_for_brax_training``
-        for Playground environments, else ``brax.envs.training.wrap``). brax 0.14's PPO and
-        SAC call it twice, the training environment first and the evaluation environment
-        second, with the same arguments; that order is how the two are told apart: the
-        first gets the live stream (``live``), the second the evaluation tap
-        (``source="eval"``). A third call means the hook was passed to a second ``train``:
-        that environment is wrapped as ``base`` would and nothing else, with a warning
-        (make a new hook for each ``train``).
+        for Playground environments, else ``brax.envs.training.wrap``), then adds the live
+        stream, NaN guard and buffer mirror to the training environment and the evaluation
+        tap (``source="eval"``) to the evaluation environment. brax's trainers call it once
+        for each. The evaluation environment is the one made by :meth:`eval_env` (passed as
+        ``train(eval_env=...)``; :meth:`hooks` does both). Without it, the two calls are told
+        apart by their order in brax 0.14 (training first, evaluation second). A second call
+        for a role means the hook was passed to a second ``train``: that environment is
+        wrapped as ``base`` would and nothing else, with a warning (make a new hook for each
+        ``train``).
         """
-        calls = 0
+        seen: list[str] = []
 
         def wrap(env: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
             wrapped = (base or _default_wrap(env))(env, **kwargs)
-            if calls > len(WRAP_ORDER):
+            if any(env is e for e in self._eval_envs):
+                role = "eval"
+            elif self._eval_envs:
+                role = "train"
+            else:
+                role = WRAP_ORDER[len(seen)] if len(seen) < len(WRAP_ORDER) else "again"
+            if role in seen or role == "again":
                 self._warn(
                     "wrap",
                     "trajscope: this wrap_env_fn was already used by a train() call; nothing is captured "
                     "from this one (pass a fresh rec.wrap_env_fn() to each train())",
                 )
                 return wrapped
-            role = WRAP_ORDER[calls - 1]
+            seen.append(role)
             if role == "train":
                 repeat = int(kwargs.get("action_repeat", 1))
                 if self.live is not None:
                     wrapped = self.live.wrap(wrapped, action_repeat=repeat)
                 if self.nan is not None:
                     wrapped = self.nan.wrap(wrapped, action_repeat=repeat)
-                if self.replay is not None:
-                    wrapped = self.replay.wrap(wrapped, action_repeat=repeat)
+                if self.buffer is not None:
+                    wrapped = self.buffer.wrap(wrapped, action_repeat=repeat)
                 return wrapped
-            if role == "eval" and self.config.capture_source == "eval":
+            if self.config.capture_source == "eval":
                 return EvalTap(wrapped, self._rollout_cfg, self._receive)
             return wrapped
 
@@ -396,21 +434,21 @@ class BraxRecorder:
             extra: dict[str, Any] = {}
             if ckpt is not None and ckpt[0] == step:
                 params = ckpt[2]
-                extra["params"] = _params_tree(params, self.config.store_params)
+                extra["params"] = _params_tree(params, self.config.rollout.store_params)
                 value_fn = self._tap_value_fn()
                 if value_fn is not None and "obs" in pending:
                     extra["value"] = value_fn(_strong(params), pending["obs"])
-            elif self.config.checkpoint_dir and self.config.store_params != "none":
+            elif self.config.trainer.checkpoint_dir and self.config.rollout.store_params != "none":
                 saved = self._saved_params(step)
                 if saved is not None:
-                    extra["params"] = _params_tree(saved, self.config.store_params)
+                    extra["params"] = _params_tree(saved, self.config.rollout.store_params)
             attrs = {"metrics": _scalars(metrics)} if metrics else {}
             ok = self.writer.add_capture(
                 step=step,
                 kind="eval",
                 reset_frame=True,
-                deterministic=self.config.deterministic,
-                buffer=self.replay.snapshot() if self.replay is not None else None,
+                deterministic=self.config.rollout.deterministic,
+                buffer=self.buffer.snapshot() if self.buffer is not None else None,
                 attrs=attrs,
                 **pending,
                 **extra,
@@ -430,7 +468,7 @@ class BraxRecorder:
 
         from brax.training import checkpoint
 
-        path = os.path.join(str(self.config.checkpoint_dir), f"{int(step):012d}")
+        path = os.path.join(str(self.config.trainer.checkpoint_dir), f"{int(step):012d}")
         if not os.path.isdir(path):
             if step > 0:
                 self._warn(

@@ -7,7 +7,7 @@
   ``state.info[slot]`` (a device buffer and its counters), hidden from the environment it
   wraps, with :func:`hand_off` and :func:`ask` to give the buffer to the host from inside
   ``jit`` through one host callback. The evaluation tap, the live stream, the NaN guard and
-  the replay mirror are each one ``SlotWrapper``.
+  the buffer mirror (of a replay buffer) are each one ``SlotWrapper``.
 """
 
 from __future__ import annotations

@@ -9,16 +9,14 @@ A reader imports the factory by name from that fixed list, never code named by t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
 
-FACTORIES = {
-    "ppo": "brax.training.agents.ppo.networks.make_ppo_networks",
-    "ppo_vision": "brax.training.agents.ppo.networks_vision.make_ppo_networks_vision",
-    "sac": "brax.training.agents.sac.networks.make_sac_networks",
-}
-"""The factories a run may name (their dotted paths), by the key ``network.kind`` holds."""
+from ..format.network import FACTORIES, NetworkSpec
+
+_PATHS = {kind: f"{module}.{name}" for kind, (module, name) in FACTORIES.items()}
 
 _APPLY_IRRELEVANT = ("_init_fn", "_init_kwargs")
 """Keyword arguments that only change how weights are initialised (not stored)."""
@@ -42,32 +40,28 @@ def describe(
     observation_size: Any,
     action_size: int,
     normalize_observations: bool,
-) -> dict[str, Any]:
+) -> NetworkSpec:
     """``run.json``'s ``network``: what rebuilds the networks of this training, or why
-    they cannot be rebuilt (``kind`` null, ``why`` the reason)."""
+    they cannot be rebuilt (``kind`` None, ``why`` the reason)."""
     func, kwargs = _unwrap(factory)
     path = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
-    kinds = {v: k for k, v in FACTORIES.items()}
-    doc: dict[str, Any] = {
-        "kind": None,
-        "factory": path,
-        "algorithm": algorithm,
-        "kwargs": {},
-        "observation_size": _size_json(observation_size),
-        "action_size": int(action_size),
-        "normalize_observations": bool(normalize_observations),
-        "why": None,
-    }
+    kinds = {v: k for k, v in _PATHS.items()}
+    spec = NetworkSpec(
+        kind=None,
+        factory=path,
+        algorithm=algorithm,
+        kwargs={},
+        observation_size=_size_json(observation_size),
+        action_size=int(action_size),
+        normalize_observations=bool(normalize_observations),
+    )
     if path not in kinds:
-        doc["why"] = f"{path} is not one of brax's network factories ({', '.join(sorted(FACTORIES.values()))})"
-        return doc
+        why = f"{path} is not one of brax's network factories ({', '.join(sorted(_PATHS.values()))})"
+        return dataclasses.replace(spec, why=why)
     plain, why = _plain_kwargs(kwargs)
     if why is not None:
-        doc["why"] = why
-        return doc
-    doc["kind"] = kinds[path]
-    doc["kwargs"] = plain
-    return doc
+        return dataclasses.replace(spec, why=why)
+    return dataclasses.replace(spec, kind=kinds[path], kwargs=plain)
 
 
 def _unwrap(factory: Any) -> tuple[Any, dict[str, Any]]:

@@ -149,15 +149,20 @@ def valid_key(key: str) -> bool:
     return bool(_KEY_RE.match(key))
 
 
-def is_image_key(key: str, shape: tuple[int, ...]) -> bool:
-    """Observations shown and stored as images.
+def is_image(key: str, sample_shape: tuple[int, ...]) -> bool:
+    """The one rule for observations that are images, from one sample's shape.
 
-    Keys under ``pixels/`` (MuJoCo Playground's vision environments), or any observation
-    of logical shape ``(T, E, H, W, C)`` with ``C`` in 1, 3, 4.
+    Keys under ``pixels/`` (MuJoCo Playground's vision environments) of at least ``(H, W)``,
+    or any observation of shape ``(H, W, C)`` with ``C`` in 1, 3, 4.
     """
     if key.startswith(IMAGE_PREFIX):
-        return len(shape) >= 4
-    return len(shape) == 5 and shape[-1] in (1, 3, 4)
+        return len(sample_shape) >= 2
+    return len(sample_shape) == 3 and sample_shape[-1] in (1, 3, 4)
+
+
+def is_image_key(key: str, shape: tuple[int, ...]) -> bool:
+    """:func:`is_image` for a stored observation of logical shape ``(T, E, ...)``."""
+    return len(shape) >= 2 and is_image(key, tuple(shape[2:]))
 
 
 # Named value ranges tried, in order, when a float image is stored as uint8.

@@ -77,3 +77,13 @@ def summarize(
             nonfinite[name] = {"t": hit[0], "env": hit[1]}
     out["first_nonfinite"] = nonfinite
     return out
+
+
+def earliest_nonfinite(summary: Mapping[str, object]) -> tuple[str, int, int] | None:
+    """``(array, t, env)`` of a capture's earliest non-finite value, from the summary that
+    :func:`summarize` made (its ``first_nonfinite`` per array); None when all are finite."""
+    hits = summary.get("first_nonfinite")
+    if not isinstance(hits, Mapping) or not hits:
+        return None
+    name, v = min(hits.items(), key=lambda kv: (kv[1]["t"], kv[1]["env"]))
+    return str(name), int(v["t"]), int(v["env"])

@@ -6,9 +6,9 @@ from ._app import Viewer as Viewer
 from ._app import find_runs as find_runs
 from ._app import free_port as free_port
 from ._app import serve as serve
-from ._frames import Frames as Frames
 from ._panel import Panel as Panel
 from ._panels import PANELS as PANELS
 from ._saliency import feature_map as feature_map
 from ._saliency import saliency_overlay as saliency_overlay
 from ._saliency import write_png as write_png
+from ._shown import Shown as Shown

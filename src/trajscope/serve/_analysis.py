@@ -154,7 +154,7 @@ class AnalysisPanel(Panel):
             self._on_error(f"stored analysis unreadable ({e}); press 'analyse run' to compute it again")
             stored = None
         if stored is not None:
-            self._use(stored[0]["analysis"], stored[1], stored[0].get("captures_analysed", []))
+            self._use(stored.result, stored.arrays, stored.captures_analysed)
         else:
             self.status.content = "not analysed yet: press **analyse run**"
             self._clear()

@@ -1,7 +1,7 @@
 """The web viewer: a viser server over runs read through the store's reader.
 
 One shared state for every connected browser (what one does, all see): the open run, its
-model, the frames of the open capture (``_frames.Frames``, numpy only) and the current
+model, the frames of the open capture (``_shown.Shown``, numpy only) and the current
 step. This module is the thin app: it chooses runs and captures, follows new ones as they
 are written, plays, and calls every panel of :data:`PANELS` at the five moments of the
 panel contract (:mod:`._panel`). Each panel is a module of its own.
@@ -22,7 +22,8 @@ import numpy as np
 from .. import scene as _scene
 from .. import store
 from .._escape import md, md_lines
-from . import _frames
+from ..format.summary import earliest_nonfinite
+from . import _shown
 from ._analysis import AnalysisPanel
 from ._compare import ComparePanel
 from ._curve import SceneCurve, TrainingCurvePanel
@@ -123,7 +124,7 @@ class Viewer:
         self.run: store.Run | None = None
         self.model: Any = None
         """The open run's ``mujoco.MjModel``."""
-        self.frames: _frames.Frames | None = None
+        self.shown: _shown.Shown | None = None
         self.t = 0
         self.new_captures: list[store.CaptureInfo] = []
         """Captures listed by the last poll that the one before had not seen."""
@@ -287,14 +288,14 @@ class Viewer:
             model = run.load_model()  # vetted out of process: a damaged model cannot end this one
         except store.FormatError as e:
             self._unreadable[name] = str(e)
-            self.run = self.frames = None
+            self.run = self.shown = None
             self.capture_menu.options = ["(run unreadable)"]
             self.status.content = f"**{md(name)}**  \nunreadable: {md(e.problem)}"
             self.show_error(str(e))
             return
         self._unreadable.pop(name, None)
         self.run, self.model = run, model
-        self.frames = None
+        self.shown = None
         self._each("on_run", run)
         self._update_capture_list(select_last=True)
 
@@ -314,7 +315,7 @@ class Viewer:
         out = []
         for c in self.run.captures:
             if c.kind == "nan":
-                first = _frames.first_nonfinite(c.summary)
+                first = earliest_nonfinite(c.summary)
                 what = f"{first[0]} non-finite" if first else "non-finite"
                 out.append(f"#{c.index} step {c.step} · NaN caught: {what} · nan")
                 continue
@@ -349,7 +350,7 @@ class Viewer:
     def _open_nan(self, index: int) -> None:
         """Open a capture of the NaN guard at the last step before its first non-finite value."""
         assert self.run is not None
-        first = _frames.first_nonfinite(self.run.captures[index].summary)
+        first = earliest_nonfinite(self.run.captures[index].summary)
         self.scene.layout.value = "one"
         if first is not None:
             self.scene.env.value = first[2]
@@ -362,7 +363,7 @@ class Viewer:
         if self.run is None or not value.startswith("#"):
             return
         index = int(value[1:].split()[0])
-        if self.frames is None or self.frames.capture.info.index != index or self.live.shown is not None:
+        if self.shown is None or self.shown.capture.info.index != index or self.live.shown is not None:
             if self.live.shown is not None:
                 self.live.watch.value = False
             self.load_capture(index)
@@ -383,13 +384,13 @@ class Viewer:
 
     def reload(self) -> None:
         """Load the shown capture again (the shown environments, layout or comparison changed)."""
-        if self.frames is not None:
-            self._load(self.frames.capture)
+        if self.shown is not None:
+            self._load(self.shown.capture)
 
     def _load(self, cap: store.Capture) -> None:
         E = cap.info.num_envs
         conf = (self.run.metadata.get("config") or {}) if self.run is not None else {}
-        self.frames = _frames.Frames.load(
+        self.shown = _shown.Shown.load(
             cap,
             self.scene.shown(E),
             self.scene.selected(E),
@@ -402,12 +403,12 @@ class Viewer:
         # draws the empty or unposed scene in between.
         with self.server.atomic():
             self.error.visible = False  # before what may show a new one (compare)
-            self._each("on_capture", self.frames)
+            self._each("on_capture", self.shown)
             self.show_step(self.t)
 
     def show_step(self, t: int) -> None:
         """Show step ``t`` of the open capture in every panel."""
-        frames = self.frames
+        frames = self.shown
         if frames is None:
             return
         if self.play is not None and self.play.active:
@@ -419,27 +420,27 @@ class Viewer:
     def play_where(self) -> tuple[store.Run, store.CaptureInfo, int, int] | None:
         """What "play from here" starts from: the shown capture, selected env and step."""
         with self._lock:
-            if self.run is None or self.frames is None:
+            if self.run is None or self.shown is None:
                 return None
-            return self.run, self.frames.capture.info, self.frames.selected, self.t
+            return self.run, self.shown.capture.info, self.shown.selected, self.t
 
     def draw_played(self, frame: Any) -> None:
         """The played state in place of the selected environment's captured one."""
-        frames = self.frames
+        frames = self.shown
         if frames is None or not self.play.active:
             return
         self.scene.pose(frames, self.t, override=(frames.selected_slot, frame))
 
     def show_pixels(self) -> None:
         """Draw the pixel observations at the shown step again."""
-        if self.frames is not None:
-            self.pixels.on_step(self.frames, self.t)
+        if self.shown is not None:
+            self.pixels.on_step(self.shown, self.t)
 
     def refresh_saliency(self) -> None:
         """Saliency settings changed: compute it for the shown capture, draw the pixels."""
-        self.saliency.update(self.frames)
-        if self.frames is not None:
-            self.pixels.on_step(self.frames, self.t)
+        self.saliency.update(self.shown)
+        if self.shown is not None:
+            self.pixels.on_step(self.shown, self.t)
             self.saliency.show(self.t)
 
     def show_state(self, capture: int, env: int, t: int) -> None:
@@ -471,22 +472,22 @@ class Viewer:
     def jump_to_nan(self) -> None:
         """Show the first non-finite value of the shown capture: its environment alone, at
         its step."""
-        if self.frames is None:
+        if self.shown is None:
             return
-        first = _frames.first_nonfinite(self.frames.capture.info.summary)
+        first = earliest_nonfinite(self.shown.capture.info.summary)
         if first is None:
             return
         _, t, env = first
         self.scene.layout.value = "one"
         self.scene.env.value = env
-        self._load(self.frames.capture)
+        self._load(self.shown.capture)
         self.show_step(t)
 
     # ------------------------------------------------------------------ playback and live follow
 
     def _play_loop(self) -> None:
         def state() -> tuple[int, int] | None:
-            return None if self.frames is None else (self.t, self.frames.num_steps)
+            return None if self.shown is None else (self.t, self.shown.num_steps)
 
         def dt_s() -> float:
             return float((self.run.metadata.get("control_dt_s") if self.run else None) or 0.02)

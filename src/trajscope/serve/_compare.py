@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import scene, sim, store
 from .._escape import md
-from . import _frames
+from . import _shown
 from ._panel import Panel
 
 TINT = np.array([255, 140, 0], np.uint8)
@@ -45,7 +45,7 @@ class ComparePanel(Panel):
     def on_run(self, run: store.Run) -> None:
         self.set_choices(self.viewer.runs if self.viewer is not None else {}, run)
 
-    def on_capture(self, frames: _frames.Frames) -> None:
+    def on_capture(self, frames: _shown.Shown) -> None:
         """Load the compared capture beside the shown one (the scene has placed the shown
         environments); the plots draw again with its series."""
         viewer = self.viewer
@@ -57,10 +57,10 @@ class ComparePanel(Panel):
             self.load(viewer.scene.model, frames, cols * viewer.scene.spacing())
         except ValueError as e:
             viewer.show_error(str(e))
-        if self.frames is not None and viewer.plots is not None:
+        if self.shown is not None and viewer.plots is not None:
             viewer.plots.on_capture(frames)
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.pose(t)
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
@@ -68,7 +68,7 @@ class ComparePanel(Panel):
         self._on_change = on_change
         self.choices: dict[str, tuple[str, int]] = {}
         """label to (run URL, capture index)"""
-        self.frames: _frames.Frames | None = None
+        self.shown: _shown.Shown | None = None
         self.label: str | None = None
         self.nodes: dict[int, Any] = {}
         self.kin: sim.Kinematics | None = None
@@ -87,7 +87,7 @@ class ComparePanel(Panel):
 
     @property
     def active(self) -> bool:
-        return self.frames is not None
+        return self.shown is not None
 
     def set_choices(self, runs: dict[str, str], current: store.Run, *, others: bool = True) -> None:
         """Captures of the open run, then of the other runs listed (their listing only;
@@ -116,7 +116,7 @@ class ComparePanel(Panel):
             self.which.options = options
             self.which.value = keep
 
-    def load(self, model: Any, main: _frames.Frames, offset_x: float) -> None:
+    def load(self, model: Any, main: _shown.Shown, offset_x: float) -> None:
         """Load the chosen capture (or clear) for the shown capture ``main``."""
         label = self.which.value
         if label not in self.choices:
@@ -131,14 +131,14 @@ class ComparePanel(Panel):
                 raise ValueError(f"cannot compare with {label}: {why}")
         cap = run.capture(index)
         env = min(main.selected, cap.info.num_envs - 1)
-        self.frames = _frames.Frames.load(cap, [env], env)
+        self.shown = _shown.Shown.load(cap, [env], env)
         self.label = label
         key = (id(model), self.mode.value, offset_x)
         if key != self._key or not self.nodes:
             self._build(model)
             self._key = key
         self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
-        self.kin = sim.Kinematics(model, 1, self.frames.model_fields or None)
+        self.kin = sim.Kinematics(model, 1, self.shown.model_fields or None)
         self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
 
     def _build(self, model: Any) -> None:
@@ -166,12 +166,12 @@ class ComparePanel(Panel):
 
     def pose(self, t: int) -> None:
         """The compared environment at step ``t`` (its last step past its end)."""
-        if self.frames is None or self.kin is None:
+        if self.shown is None or self.kin is None:
             return
-        t = min(max(int(t), 0), self.frames.num_steps - 1)
-        mp = self.frames.mocap_pos[t] if self.frames.mocap_pos is not None else None
-        mq = self.frames.mocap_quat[t] if self.frames.mocap_quat is not None else None
-        pos, wxyz, _ = self.kin.poses(self.frames.qpos[t], mp, mq)
+        t = min(max(int(t), 0), self.shown.num_steps - 1)
+        mp = self.shown.mocap_pos[t] if self.shown.mocap_pos is not None else None
+        mq = self.shown.mocap_quat[t] if self.shown.mocap_quat is not None else None
+        pos, wxyz, _ = self.kin.poses(self.shown.qpos[t], mp, mq)
         pos = pos + self._offset
         with self.server.atomic():
             for gid, node in self.nodes.items():
@@ -183,6 +183,6 @@ class ComparePanel(Panel):
             n.remove()
         self.nodes = {}
         self._key = None
-        self.frames = self.kin = None
+        self.shown = self.kin = None
         self.label = None
         self.text.content = "another capture beside or over this one, its series in the same plots"

@@ -134,7 +134,7 @@ class TrainingCurvePanel(Panel):
         if self.viewer.new_captures and self.viewer.run is not None:
             self.draw_curve(self.viewer.run)
             if self.scene_curve.show.value:
-                shown = self.viewer.frames.capture.info.index if self.viewer.frames is not None else None
+                shown = self.viewer.shown.capture.info.index if self.viewer.shown is not None else None
                 self.scene_curve.draw(self.viewer.run, shown)
 
     def _place(self) -> None:
@@ -148,7 +148,7 @@ class TrainingCurvePanel(Panel):
     def show_in_scene(self) -> None:
         """Draw (or remove) the clickable curve; frame it with the environments when shown."""
         self._place()
-        frames = self.viewer.frames
+        frames = self.viewer.shown
         self.scene_curve.draw(self.viewer.run, frames.capture.info.index if frames is not None else None)
         box, curve = self.viewer.scene.content_box(), self.scene_curve.box()
         if box is not None and curve is not None:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._escape import md
-from . import _frames
+from ..format.summary import earliest_nonfinite
+from . import _shown
 from ._panel import Panel
 
 
@@ -15,10 +16,10 @@ class NanPanel(Panel):
     def create(cls, viewer: Any) -> NanPanel:
         return cls(viewer.server, on_jump=lambda: viewer.act(viewer.jump_to_nan))
 
-    def on_capture(self, frames: _frames.Frames) -> None:
+    def on_capture(self, frames: _shown.Shown) -> None:
         self.show(frames)
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.show_step(t, self.viewer.scene.bad if self.viewer is not None else [])
 
     def __init__(self, server: Any, *, on_jump: Callable[[], None]) -> None:
@@ -27,9 +28,9 @@ class NanPanel(Panel):
             self.jump = server.gui.add_button("jump to first NaN", disabled=True)
         self.jump.on_click(lambda _: on_jump())
 
-    def show(self, frames: _frames.Frames) -> None:
+    def show(self, frames: _shown.Shown) -> None:
         hits = dict(frames.capture.info.summary.get("first_nonfinite", {}))
-        first = _frames.first_nonfinite(frames.capture.info.summary)
+        first = earliest_nonfinite(frames.capture.info.summary)
         if first is None:
             self.text.content = "every value is finite"
             self.jump.disabled = True

@@ -4,9 +4,9 @@ A panel builds its GUI (and scene nodes) when it is made, and the viewer calls i
 moments, in the order of :data:`trajscope.serve.PANELS`:
 
 - :meth:`Panel.on_run`: a run was opened (its model is ``viewer.model``);
-- :meth:`Panel.on_capture`: a capture (or live chunk) was loaded: ``frames`` holds the shown
+- :meth:`Panel.on_capture`: a capture (or live chunk) was loaded: ``shown`` holds the shown
   environments' arrays;
-- :meth:`Panel.on_step`: step ``t`` of ``frames`` is shown (scrubbing, playback);
+- :meth:`Panel.on_step`: step ``t`` of ``shown`` is shown (scrubbing, playback);
 - :meth:`Panel.on_poll`: the viewer looked for news (``viewer.new_captures`` lists the
   captures written since the last look); about once a second;
 - :meth:`Panel.close`: the viewer stops.
@@ -14,7 +14,7 @@ moments, in the order of :data:`trajscope.serve.PANELS`:
 Every hook runs under the viewer's lock, and an exception in one is shown on the page
 without stopping the viewer. A panel reaches the rest of the viewer through the public
 attributes and methods of the :class:`~trajscope.serve.Viewer` handed to :meth:`create`
-(``viewer.run``, ``viewer.frames``, ``viewer.t``, ``viewer.act``, ``viewer.show_step``,
+(``viewer.run``, ``viewer.shown``, ``viewer.t``, ``viewer.act``, ``viewer.show_step``,
 ...). A new panel is one file with a :class:`Panel` subclass and one line in ``PANELS``
 (docs/architecture.md shows one).
 """
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .. import store
-    from ._frames import Frames
+    from ._shown import Shown
 
 
 class Panel:
@@ -48,10 +48,10 @@ class Panel:
     def on_run(self, run: store.Run) -> None:
         """A run was opened."""
 
-    def on_capture(self, frames: Frames) -> None:
+    def on_capture(self, shown: Shown) -> None:
         """A capture was loaded."""
 
-    def on_step(self, frames: Frames, t: int) -> None:
+    def on_step(self, shown: Shown, t: int) -> None:
         """Step ``t`` is shown."""
 
     def on_poll(self) -> None:

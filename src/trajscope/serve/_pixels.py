@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _frames
+from . import _shown
 from ._panel import Panel
 
 
@@ -17,7 +17,7 @@ class PixelsPanel(Panel):
         panel.on.on_update(lambda _: viewer.act(viewer.show_pixels))
         return panel
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         strips = self.viewer.saliency.overlay_strips if self.viewer is not None else None
         self.show(frames, t, strips)
 
@@ -28,7 +28,7 @@ class PixelsPanel(Panel):
         with self.folder:
             self.on = server.gui.add_checkbox("show pixels", True, hint="Image observations of the selected env")
 
-    def show(self, frames: _frames.Frames | None, t: int, overlays: dict[str, np.ndarray] | None = None) -> None:
+    def show(self, frames: _shown.Shown | None, t: int, overlays: dict[str, np.ndarray] | None = None) -> None:
         """The images at step ``t``; ``overlays`` replace them by key (the saliency heat map)."""
         keep = set(frames.pixels) if frames is not None and self.on.value else set()
         for key in list(self.images):

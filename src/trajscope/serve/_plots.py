@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._escape import md
-from . import _frames
+from . import _shown
 from ._panel import Panel
 
 MARKER_INTERVAL_S = 0.25
@@ -24,14 +24,12 @@ class PlotsPanel(Panel):
         panel.on_kinds(lambda: viewer.act(panel.redraw))
         return panel
 
-    def on_capture(self, frames: _frames.Frames) -> None:
+    def on_capture(self, frames: _shown.Shown) -> None:
         compare = self.viewer.compare if self.viewer is not None else None
         t = self.viewer.t if self.viewer is not None else 0
-        self.draw(
-            frames, t, compare=compare.frames if compare else None, label=(compare.label if compare else "") or ""
-        )
+        self.draw(frames, t, compare=compare.shown if compare else None, label=(compare.label if compare else "") or "")
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.show_values(frames, t)
         self.move_marker(t)
 
@@ -42,9 +40,9 @@ class PlotsPanel(Panel):
     def redraw(self) -> None:
         """Draw again after the user chose which kinds of series to plot."""
         viewer = self.viewer
-        if viewer is not None and viewer.frames is not None:
-            self.draw(viewer.frames, viewer.t)
-            self.show_values(viewer.frames, viewer.t)
+        if viewer is not None and viewer.shown is not None:
+            self.draw(viewer.shown, viewer.t)
+            self.show_values(viewer.shown, viewer.t)
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -58,11 +56,11 @@ class PlotsPanel(Panel):
         with self.folder:
             self.kinds = {
                 kind: server.gui.add_checkbox(kind, kind != "observations", hint=f"Plot the {kind} of the selected env")
-                for kind in _frames.KINDS
+                for kind in _shown.KINDS
             }
             self.values = server.gui.add_markdown("")
 
-    def draw(self, frames: _frames.Frames, t: int, *, compare: _frames.Frames | None = None, label: str = "") -> None:
+    def draw(self, frames: _shown.Shown, t: int, *, compare: _shown.Shown | None = None, label: str = "") -> None:
         """One plot per group of keys over the capture's steps, each with a marker at ``t``.
 
         Each plot's y range is fixed from its finite values: uPlot's automatic range went
@@ -79,7 +77,7 @@ class PlotsPanel(Panel):
         x = np.arange(T, dtype=np.float64)
         with self.folder:
             kinds = tuple(k for k, cb in self.kinds.items() if cb.value)
-            for group, keys in _frames.plot_groups(frames.series, kinds).items():
+            for group, keys in _shown.plot_groups(frames.series, kinds).items():
                 ys = [np.where(np.isfinite(frames.series[k]), frames.series[k], np.nan) for k in keys]
                 other = [k for k in keys if compare is not None and k in compare.series]
                 if compare is not None:
@@ -146,13 +144,13 @@ class PlotsPanel(Panel):
         for cb in self.kinds.values():
             cb.on_update(lambda _: redraw())
 
-    def show_values(self, frames: _frames.Frames, t: int) -> None:
+    def show_values(self, frames: _shown.Shown, t: int) -> None:
         """Every plotted key's value at step ``t``: the plots' cursor, in numbers."""
         kinds = {k for k, cb in self.kinds.items() if cb.value}
         rows = [
             f"| {md(_label(k))} | {float(v[t]):.4g} |"
             for k, v in frames.series.items()
-            if _frames.series_kind(k) in kinds
+            if _shown.series_kind(k) in kinds
         ]
         self.values.content = (
             f"**step {t}**, env {frames.selected}\n\n| key | value |\n|---|---|\n" + "\n".join(rows) if rows else ""

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import analyse, store
 from .._escape import md
-from . import _frames
+from . import _shown
 from ._panel import Panel
 
 BAR_W, BAR_H = 320, 110
@@ -33,10 +33,10 @@ class SaliencyPanel(Panel):
     def on_run(self, run: store.Run) -> None:
         self.set_run(run)
 
-    def on_capture(self, frames: _frames.Frames) -> None:
+    def on_capture(self, frames: _shown.Shown) -> None:
         self.update(frames)
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.show(t)
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
@@ -91,7 +91,7 @@ class SaliencyPanel(Panel):
                     self._policies[index] = str(e)
         return self._policies[index]
 
-    def update(self, frames: _frames.Frames | None) -> None:
+    def update(self, frames: _shown.Shown | None) -> None:
         """Compute (or take from the cache) the saliency of the shown capture's selected env."""
         self._current = None
         self.overlay_strips = {}
@@ -105,7 +105,7 @@ class SaliencyPanel(Panel):
             return
         target, method = self.target.value, self.method.value
         if target == "value" and policy.value_apply is None:
-            self.note.content = "_no value parameters stored (RecorderConfig(store_params='all') keeps them)_"
+            self.note.content = "_no value parameters stored (BraxRecorder(store_params='all') keeps them)_"
             return
         key = (cap.info.index, frames.selected, target, method)
         if key not in self._cache:
@@ -117,7 +117,7 @@ class SaliencyPanel(Panel):
 
     # ------------------------------------------------------------------ showing
 
-    def _overlays(self, frames: _frames.Frames) -> dict[str, np.ndarray]:
+    def _overlays(self, frames: _shown.Shown) -> dict[str, np.ndarray]:
         """Pixel-panel images with the heat map blended in, by observation key."""
         if self._current is None:
             return {}
@@ -153,7 +153,7 @@ def heat_strip(sal: np.ndarray) -> np.ndarray:
     """``(T, H, W[, C])`` saliency as ``(T, H, W')`` laid out as ``image_strip`` lays the
     images out (stacked frames side by side)."""
     a = sal if sal.ndim == 4 else sal[..., None]
-    out = np.concatenate([a[..., g].sum(-1) for g in _frames.frame_channels(a.shape[-1])], axis=2)
+    out = np.concatenate([a[..., g].sum(-1) for g in _shown.frame_channels(a.shape[-1])], axis=2)
     top = out.max()
     return out / top if top > 0 else out
 
@@ -187,7 +187,7 @@ def saliency_overlay(
     shape, from :func:`trajscope.analyse.capture_saliency`) as a heat map over them, as RGB
     ``(T, H', W', 3)``, enlarged (nearest pixel) to at least ``min_height_px`` rows."""
     e = cap.entry(f"obs/{key}")
-    strip, _ = _frames.image_strip(cap.load(f"obs/{key}", env=env, decode=False), e.get("encoding") or {})
+    strip, _ = _shown.image_strip(cap.load(f"obs/{key}", env=env, decode=False), e.get("encoding") or {})
     out = blend(strip, heat_strip(sal))
     k = max(1, -(-min_height_px // out.shape[1]))
     return np.repeat(np.repeat(out, k, axis=1), k, axis=2)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import scene as _scene
-from . import _frames
+from . import _shown
 from ._panel import Panel
 
 
@@ -24,10 +24,10 @@ class ScenePanel(Panel):
     def on_run(self, run: Any) -> None:
         self.skipped = self.set_model(self.viewer.model)
 
-    def on_capture(self, frames: _frames.Frames) -> None:
+    def on_capture(self, frames: _shown.Shown) -> None:
         self.show(frames, self.viewer.t if self.viewer is not None else 0)
 
-    def on_step(self, frames: _frames.Frames, t: int) -> None:
+    def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.bad = self.pose(frames, t)
 
     def on_poll(self) -> None:
@@ -53,7 +53,7 @@ class ScenePanel(Panel):
         with gui.add_folder("Environments"):
             self.layout = gui.add_dropdown(
                 "layout",
-                _frames.LAYOUTS,
+                _shown.LAYOUTS,
                 initial_value="one",
                 hint="one: the selected env alone; grid: envs side by side; overlay: envs on top of each other",
             )
@@ -67,7 +67,7 @@ class ScenePanel(Panel):
                 1,
                 1,
                 disabled=True,
-                hint=f"How many envs grid and overlay draw (default: all, up to {_frames.MAX_SHOWN})",
+                hint=f"How many envs grid and overlay draw (default: all, up to {_shown.MAX_SHOWN})",
             )
             self.follow = gui.add_checkbox("camera follows env", False, hint="Keep the selected env in view")
             self.contacts = gui.add_checkbox(
@@ -134,12 +134,12 @@ class ScenePanel(Panel):
         try:
             self.count.max = max(num_envs, 2)
             if not self._count_chosen or int(self.count.value) > num_envs:
-                self.count.value = min(num_envs, _frames.MAX_SHOWN)
+                self.count.value = min(num_envs, _shown.MAX_SHOWN)
         finally:
             self._setting = False
 
     def shown(self, num_envs: int) -> list[int]:
-        return _frames.shown_envs(self.layout.value, int(self.env.value), int(self.count.value), num_envs)
+        return _shown.shown_envs(self.layout.value, int(self.env.value), int(self.count.value), num_envs)
 
     def selected(self, num_envs: int) -> int:
         return min(int(self.env.value), num_envs - 1)
@@ -154,7 +154,7 @@ class ScenePanel(Panel):
         """World offsets of the shown environments (a grid ``spacing`` apart in ``grid``)."""
         return _scene.grid_offsets(self.layout.value, n, self._spacing)
 
-    def show(self, frames: _frames.Frames, t: int) -> None:
+    def show(self, frames: _shown.Shown, t: int) -> None:
         """Prepare the scene for ``frames`` at step ``t``; meshes are sent again only when
         the shown environments, the layout or their colours change (live chunks change only
         poses); the camera is framed again when the shown environments or the layout do."""
@@ -168,7 +168,7 @@ class ScenePanel(Panel):
             self._spacing = self.envs.grid_spacing(*_pose_args(frames, t))
             self.frame_camera(frames, t)
 
-    def frame_camera(self, frames: _frames.Frames, t: int) -> None:
+    def frame_camera(self, frames: _shown.Shown, t: int) -> None:
         """Point the camera so that the shown environments at step ``t`` fill the canvas
         left of the control panel: the start view of new browsers, "reset view", and every
         connected browser. Bounded by the drawn geoms' spheres, planes left out."""
@@ -225,7 +225,7 @@ class ScenePanel(Panel):
 
     # ------------------------------------------------------------ one step
 
-    def pose(self, frames: _frames.Frames, t: int, *, override: tuple[int, Any] | None = None) -> list[int]:
+    def pose(self, frames: _shown.Shown, t: int, *, override: tuple[int, Any] | None = None) -> list[int]:
         """Pose every shown environment at step ``t``; returns the environments whose state
         is not finite there (they keep their last finite pose). ``override``: ``(slot,
         state)`` draws ``state`` (``qpos``, ``mocap_pos``, ``mocap_quat``: a played frame)
@@ -247,14 +247,14 @@ class ScenePanel(Panel):
             self._follow(frames)
         return [frames.envs[i] for i in np.flatnonzero(~ok)]
 
-    def follow_target(self, frames: _frames.Frames) -> np.ndarray:
+    def follow_target(self, frames: _shown.Shown) -> np.ndarray:
         """Where "camera follows env" looks: the selected environment's first body, as drawn."""
         assert self.envs is not None
         body = 1 if self.model.nbody > 1 else 0
         slot = frames.selected_slot
         return self.envs.body_position(body, slot) + self.offsets(len(frames.envs))[slot]
 
-    def _follow(self, frames: _frames.Frames) -> None:
+    def _follow(self, frames: _shown.Shown) -> None:
         """Keep the camera's offset, centred on the selected environment."""
         centre = self.follow_target(frames)
         for client in self.server.get_clients().values():
@@ -265,7 +265,7 @@ class ScenePanel(Panel):
                 cam.look_at = centre
 
 
-def _pose_args(frames: _frames.Frames, t: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _pose_args(frames: _shown.Shown, t: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """qpos, mocap positions and orientations of the shown environments at step ``t``."""
     mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
     mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None

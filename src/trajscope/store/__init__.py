@@ -18,6 +18,7 @@ from ..format.summary import episode_lengths as episode_lengths
 from ..format.summary import episode_returns as episode_returns
 from ..format.summary import first_nonfinite as first_nonfinite
 from ..format.summary import summarize as summarize
+from ._analysis import StoredAnalysis as StoredAnalysis
 from ._analysis import write_analysis as write_analysis
 from ._fs import default_root as default_root
 from ._live import read_live_control as read_live_control

@@ -6,13 +6,36 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..format import codecs, documents, schema
 from ..format.errors import FormatError
 from . import _fs
+
+
+class StoredAnalysis(NamedTuple):
+    """A run's stored analysis: ``doc`` (``analysis/analysis.json`` whole) and its arrays;
+    unpacks as ``doc, arrays``."""
+
+    doc: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """What :func:`trajscope.analyse.analyse_run` computed (see docs/analysis.md)."""
+        return self.doc["analysis"]
+
+    @property
+    def captures_analysed(self) -> list[str]:
+        """Ids of the captures it covers."""
+        return [str(c) for c in self.doc.get("captures_analysed", [])]
+
+    @property
+    def created_unix_s(self) -> float | None:
+        t = self.doc.get("created_unix_s")
+        return float(t) if isinstance(t, (int, float)) else None
 
 
 def write_analysis(
@@ -42,7 +65,7 @@ def write_analysis(
     _fs.write_atomic(fs, _fs.join(path, schema.ANALYSIS_FILE), documents.dumps(doc, indent=1))
 
 
-def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+def read_analysis(fs: Any, run_path: str) -> StoredAnalysis | None:
     """The stored analysis (its document and arrays), or None when the run has none."""
     p = _fs.join(run_path, schema.ANALYSIS_FILE)
     root = _fs.run_root(fs, run_path)
@@ -67,4 +90,4 @@ def read_analysis(fs: Any, run_path: str) -> tuple[dict[str, Any], dict[str, np.
         except OSError as err:
             raise FormatError(ap, f"cannot be read ({err.strerror or err})") from None
         arrays[str(e["key"])] = codecs.decode(ap, blob, expect_crc=e.get("crc32"))
-    return doc, arrays
+    return StoredAnalysis(doc, arrays)

@@ -21,7 +21,7 @@ def geom_type_name(t: int) -> str:
     return name.removeprefix("mjGEOM_").lower() if name.startswith("mjGEOM_") else f"type{int(t)}"
 
 
-def summarize(model: Any) -> dict[str, Any]:
+def describe(model: Any) -> dict[str, Any]:
     """Sizes and geom types of an ``mujoco.MjModel``, as plain JSON."""
     types = sorted({int(t) for t in np.asarray(model.geom_type).ravel()})
     return {

@@ -371,9 +371,10 @@ class Run:
         ``OSError`` when the run directory cannot be written."""
         return _live.write_live_control(self.url, on=on, rate=rate)
 
-    def analysis(self) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """The stored analysis (``analysis/``): the document written by ``trajscope analyse``
-        (``doc["analysis"]``) and its arrays; None when the run has not been analysed."""
+    def analysis(self) -> _analysis.StoredAnalysis | None:
+        """The stored analysis (``analysis/``): a :class:`StoredAnalysis` (the document
+        written by ``trajscope analyse``, its ``result``, and its arrays; it unpacks as
+        ``doc, arrays``); None when the run has not been analysed."""
         return _analysis.read_analysis(self.fs, self.path)
 
     def live_chunks(self) -> list[CaptureInfo]:

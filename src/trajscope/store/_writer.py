@@ -164,7 +164,7 @@ class RunWriter:
         assets: dict[str, bytes] = {}
         if isinstance(model, (str, os.PathLike)):
             model, xml, assets = _model.load_xml_path(model)
-        self._model_summary = _model.summarize(model) if model is not None else None
+        self._model_summary = _model.describe(model) if model is not None else None
         self._model_bytes = _model.to_bytes(model) if model is not None else None
         self._model_xml = xml
         self._model_assets = assets

@@ -31,7 +31,7 @@ def shown_envs(layout: str, selected: int, count: int, num_envs: int) -> list[in
 
 
 @dataclasses.dataclass
-class Frames:
+class Shown:
     """The open capture's arrays for the shown environments ``envs`` (``N`` of them) and the
     selected one, whose series the plots and values show."""
 
@@ -64,7 +64,7 @@ class Frames:
     @staticmethod
     def load(
         cap: store.Capture, envs: list[int], selected: int, *, gamma: float = 0.99, reward_scaling: float = 1.0
-    ) -> Frames:
+    ) -> Shown:
         """Read what the panels need, one environment at a time where not all are shown.
 
         With ``value`` and ``reward``, the series hold ``realised return``: the discounted
@@ -121,7 +121,7 @@ class Frames:
             e = cap.entry(f"obs/{key}")
             stored = cap.load(f"obs/{key}", env=selected, decode=False)
             pixels[key], pixel_labels[key] = image_strip(stored, e.get("encoding") or {})
-        return Frames(
+        return Shown(
             cap, envs, selected, qpos, per_env("mocap_pos"), per_env("mocap_quat"), fields, series, pixels, pixel_labels
         )
 
@@ -243,12 +243,3 @@ def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> di
                 group = f"{base} [{lo}-{lo + PER_PLOT - 1}]"
         groups.setdefault(group, []).append(key)
     return groups
-
-
-def first_nonfinite(summary: Mapping[str, Any]) -> tuple[str, int, int] | None:
-    """``(array, t, env)`` of a capture's earliest non-finite value, from its summary."""
-    hits = dict(summary.get("first_nonfinite", {}))
-    if not hits:
-        return None
-    name, v = min(hits.items(), key=lambda kv: (kv[1]["t"], kv[1]["env"]))
-    return name, int(v["t"]), int(v["env"])

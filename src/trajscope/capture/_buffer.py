@@ -27,7 +27,7 @@ from ._core import Failures, SlotWrapper, ask
 from ._live import _device_index, _num_devices
 
 
-class ReplayMirror:
+class BufferMirror:
     """The host side: the reservoir, and the counters.
 
     Args:
@@ -63,10 +63,10 @@ class ReplayMirror:
         """Hand-offs that failed (counted, warned about once)."""
         return self._fail.count
 
-    def wrap(self, env: Any, *, action_repeat: int = 1) -> ReplayTap:
+    def wrap(self, env: Any, *, action_repeat: int = 1) -> BufferTap:
         """Wrap brax's batched training environment (what ``wrap_env_fn`` returns)."""
         self.action_repeat = int(action_repeat)
-        return ReplayTap(env, self)
+        return BufferTap(env, self)
 
     @property
     def size(self) -> int:
@@ -97,7 +97,7 @@ class ReplayMirror:
             items["step"] = np.repeat(rows, S).astype(np.int64)
             self._offer(items)
         except Exception as e:  # noqa: BLE001 - never into training (Failures raises when strict)
-            self._fail.failed("mirror", f"trajscope: replay mirror: {type(e).__name__}: {e}", e)
+            self._fail.failed("mirror", f"trajscope: buffer mirror: {type(e).__name__}: {e}", e)
         return np.int32(0)
 
     def _offer(self, items: dict[str, np.ndarray]) -> None:
@@ -113,12 +113,12 @@ class ReplayMirror:
             self.offered += m
 
 
-class ReplayTap(SlotWrapper):
+class BufferTap(SlotWrapper):
     """brax's batched training environment, sampling its transitions for the mirror."""
 
-    slot = "trajscope/replay"
+    slot = "trajscope/buffer"
 
-    def __init__(self, env: Any, mirror: ReplayMirror) -> None:
+    def __init__(self, env: Any, mirror: BufferMirror) -> None:
         super().__init__(env)
         self._mirror = mirror
 
