@@ -334,3 +334,62 @@ def test_conflicting_recorder_options_are_refused(pendulum, tmp_path):
     assert rec.config.rollout.num_envs == 3 and rec.config.trainer.algorithm == "sac"
     rec.close()
     assert not (tmp_path / "c" / "captures").exists() or not list((tmp_path / "c" / "captures").iterdir())
+
+
+def test_one_call_train_wires_every_hook_and_records_the_training(pendulum, tmp_path, ppo_baseline, capsys):
+    """trajscope.capture.train(ppo.train, env, **kwargs): the user's arguments as they are,
+    every hook wired, what the analysis needs recorded, training unchanged."""
+    from trajscope.capture import planned_steps, train
+    from trajscope.format.training import ReturnSettings
+
+    seen = []
+    kwargs = {**PPO_KW, "progress_fn": lambda step, m: seen.append(step)}  # the user's own hook still runs
+    make_policy, params, metrics = train(
+        ppo.train, pendulum, capture=dict(root=tmp_path, name="one", num_envs=2, live=2), **kwargs
+    )
+    _tree_equal(params, ppo_baseline)  # the marked eval env and every wrapper leave training as it was
+    assert callable(make_policy) and "eval/episode_reward" in metrics and len(seen) == PPO_KW["num_evals"]
+    run = trajscope.open_run(tmp_path / "one")
+    assert len(run.captures) == PPO_KW["num_evals"] and run.live_status() is not None  # rollouts and live stream
+    recorded = run.metadata["config"]["trajscope"]
+    assert recorded["reward_scaling"] == 1.0 and recorded["discounting"] == 0.9  # brax's defaults, taken
+    assert recorded["normalize_observations"] is True and recorded["episode_length"] == PPO_KW["episode_length"]
+    assert run.metadata["config"]["num_timesteps"] == PPO_KW["num_timesteps"]
+    assert run.metadata["network"]["kind"] == "ppo"
+    settings = ReturnSettings.of_run(run.metadata)
+    assert (settings.gamma, settings.reward_scaling, settings.note()) == (0.9, 1.0, None)
+    out = capsys.readouterr().out
+    planned = planned_steps("ppo", PPO_KW)
+    assert planned is not None and planned >= PPO_KW["num_timesteps"]
+    assert f"brax trains whole epochs: {planned:,} steps" in out or planned == PPO_KW["num_timesteps"]
+    assert out.count("trajscope: step ") == PPO_KW["num_evals"] and "view with: trajscope view" in out
+
+
+def test_a_run_without_its_discount_says_what_the_figures_assume(ppo_captured):
+    """The hooks alone do not see train's discounting: value figures say what they assume."""
+    from trajscope.format.training import ReturnSettings
+
+    _, _, run, _ = ppo_captured
+    settings = ReturnSettings.of_run(run.metadata)
+    assert settings.assumed == ("discounting", "reward_scaling") and "assumed discounting 0.99" in settings.note()
+    doc, _ = trajscope.analyse.analyse_run(run, write=False)
+    assert "does not record its discounting or reward scaling" in doc["assumed"]
+    # Given to the recorder, they are recorded and used.
+    recorded = {"config": {"trajscope": {"discounting": 0.97, "reward_scaling": 10.0}}}
+    assert ReturnSettings.of_run(recorded) == ReturnSettings(0.97, 10.0)
+
+
+def test_trainers_and_registry_names_are_recognised():
+    import functools
+
+    from trajscope.capture import _train
+
+    assert (
+        _train.algorithm_of(ppo.train) == "ppo" and _train.algorithm_of(functools.partial(sac.train, seed=1)) == "sac"
+    )
+    with pytest.raises(ValueError, match=r"not brax's ppo\.train or sac\.train"):
+        _train.algorithm_of(print)
+    pytest.importorskip("mujoco_playground")
+    env, name = _train.resolve_env("CartpoleBalance")
+    assert name == "CartpoleBalance" and type(env).__name__ == "Balance"
+    assert env._config.impl == "jax"  # not Warp, which is far slower on a CPU

@@ -15,6 +15,7 @@ import tyro
 
 from . import store
 from .format.summary import earliest_nonfinite
+from .format.training import ReturnSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,8 +174,9 @@ class Demo:
     """Where runs go. Default: $TRAJSCOPE_DIR, else ./trajscope_runs."""
     name: str | None = None
     """Run name; default a fresh unique one."""
-    steps: int = 600_000
-    """Environment steps of training."""
+    steps: int = 573_440
+    """Environment steps of training (brax's PPO trains whole epochs of 40,960 steps here, so
+    other counts are rounded up; the demo says to what)."""
     scripted: bool = False
     """Write a scripted cart-pole run instead of training (no JAX needed)."""
     serve: bool = True
@@ -368,19 +370,24 @@ def cmd_analyse(args: Analyse) -> int:
     except store.FormatError as e:
         print(f"trajscope analyse: {e}", file=sys.stderr)
         return 2
-    conf = run.metadata.get("config") or {}
+    given = {"discounting": args.gamma, "reward_scaling": args.reward_scaling}
+    settings = ReturnSettings.of_run(run.metadata)
+    settings = dataclasses.replace(
+        settings,
+        gamma=settings.gamma if args.gamma is None else args.gamma,
+        reward_scaling=settings.reward_scaling if args.reward_scaling is None else args.reward_scaling,
+        assumed=tuple(n for n in settings.assumed if given[n] is None),
+    )
     cfg = analyse.AnalysisConfig(
         method=args.method,
         features=tuple(f.strip() for f in args.features.split(",") if f.strip()),
-        gamma=args.gamma if args.gamma is not None else float(conf.get("discounting") or 0.99),
-        reward_scaling=args.reward_scaling
-        if args.reward_scaling is not None
-        else float(conf.get("reward_scaling") or 1.0),
+        gamma=settings.gamma,
+        reward_scaling=settings.reward_scaling,
         clusters=args.clusters,
     )
     try:
         with _dask_executor(args.dask) as executor:
-            doc, _ = analyse.analyse_run(run, cfg, write=args.write, executor=executor)
+            doc, _ = analyse.analyse_run(run, cfg, write=args.write, executor=executor, assumed=settings.note())
     except (ImportError, ValueError) as e:
         print(f"trajscope analyse: {e}", file=sys.stderr)
         return 2
@@ -393,7 +400,10 @@ def cmd_analyse(args: Analyse) -> int:
     emb = doc["embedding"]
     print(f"run       {run.name}")
     print(f"map       {emb['method']}, {emb['points']} states placed, {emb['skipped_nonfinite']} non-finite skipped")
-    print(f"discount  {cfg.gamma}  (values divided by {cfg.reward_scaling})\n")
+    print(f"discount  {cfg.gamma}  (values divided by {cfg.reward_scaling})")
+    if doc.get("assumed"):
+        print(f"note      {doc['assumed']}")
+    print()
     rows = [
         [
             str(c["index"]),

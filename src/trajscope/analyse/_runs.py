@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import store
+from ..format.training import ReturnSettings
 from ..store import Capture, Run
 from ._policy import Policy, PolicyUnavailable, load_policy
 from ._run import AnalysisConfig, CaptureSource, analyse
@@ -68,18 +69,23 @@ def analyse_run(
     write: bool = True,
     progress: Any = None,
     executor: Any = None,
+    assumed: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Analyse a :class:`Run`'s evaluation captures and (with ``write``) store the result in
     its ``analysis/``. Without a ``cfg``, the discount and reward scaling are the run's own
-    (``discounting`` and ``reward_scaling`` of its stored training config, as brax's PPO
-    names them), else 0.99 and 1. ``executor``: run the per-capture work on a distributed
-    engine (a Dask client's ``get_executor()``; see :func:`trajscope.analyse.analyse`)."""
+    (``discounting`` and ``reward_scaling`` as the recorder or the stored training config
+    records them), else 0.99 and 1, and then the result says so (``doc["assumed"]``).
+    ``executor``: run the per-capture work on a distributed engine (a Dask client's
+    ``get_executor()``; see :func:`trajscope.analyse.analyse`). ``assumed``: what the
+    caller's ``cfg`` assumed, stored as ``doc["assumed"]``."""
+    note = assumed
     if cfg is None:
-        conf = run.metadata.get("config") or {}
-        cfg = AnalysisConfig(
-            gamma=float(conf.get("discounting") or 0.99), reward_scaling=float(conf.get("reward_scaling") or 1.0)
-        )
+        settings = ReturnSettings.of_run(run.metadata)
+        cfg = AnalysisConfig(gamma=settings.gamma, reward_scaling=settings.reward_scaling)
+        note = settings.note()
     doc, arrays = analyse(capture_sources(run), cfg, progress=progress, executor=executor)
+    if note is not None:
+        doc["assumed"] = note
     if write:
         store.write_analysis(run.url, doc, arrays, captures_analysed=[c.id for c in run.captures if c.kind == "eval"])
     return doc, arrays

@@ -27,5 +27,8 @@ from ._rollout import RolloutConfig as RolloutConfig
 from ._rollout import make_rollout as make_rollout
 from ._state import extract as extract
 from ._tap import EvalTap as EvalTap
+from ._train import planned_steps as planned_steps
+from ._train import recorder_for as recorder_for
+from ._train import train as train
 from ._video_log import video_to_tensorboard as video_to_tensorboard
 from ._video_log import video_to_wandb as video_to_wandb

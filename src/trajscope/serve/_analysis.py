@@ -218,6 +218,8 @@ class AnalysisPanel(Panel):
         if n_new:
             lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
         lines += [f"note: {md(p)}" for p in doc.get("problems", [])[:5]]
+        if isinstance(doc.get("assumed"), str):
+            lines.append(f"**assumed:** {md(doc['assumed'])}")
         self.status.content = "  \n".join(lines)
         self._draw_curves()
         self.draw_map()

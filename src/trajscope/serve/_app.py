@@ -23,6 +23,7 @@ from .. import scene as _scene
 from .. import store
 from .._escape import md, md_lines
 from ..format.summary import earliest_nonfinite
+from ..format.training import ReturnSettings
 from . import _shown
 from ._analysis import AnalysisPanel
 from ._compare import ComparePanel
@@ -389,13 +390,13 @@ class Viewer:
 
     def _load(self, cap: store.Capture) -> None:
         E = cap.info.num_envs
-        conf = (self.run.metadata.get("config") or {}) if self.run is not None else {}
+        settings = ReturnSettings.of_run(self.run.metadata if self.run is not None else None)
         self.shown = _shown.Shown.load(
             cap,
             self.scene.shown(E),
             self.scene.selected(E),
-            gamma=float(conf.get("discounting") or 0.99),
-            reward_scaling=float(conf.get("reward_scaling") or 1.0),
+            gamma=settings.gamma,
+            reward_scaling=settings.reward_scaling,
         )
         self.t = min(self.t, cap.info.num_steps - 1)
         # One update for the browsers: the rebuilt scene (old meshes removed, new ones
