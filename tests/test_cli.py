@@ -68,3 +68,22 @@ def test_demo_writes_a_run_that_info_reads(tmp_path):
 def test_console_script_and_help():
     p = subprocess.run(["trajscope", "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "info" in p.stdout and "ls" in p.stdout
+
+
+def test_bad_arguments_fail_at_once_with_one_line_that_says_what_to_do(tmp_path):
+    """Each bad path or environment exits non-zero before serving, with one clear line."""
+    a_file = tmp_path / "capture.npy"
+    a_file.write_bytes(b"x")
+    cases = [
+        (("view", str(a_file)), "is a file; give a run folder"),
+        (("view", str(tmp_path / "typo")), "no such folder"),
+        (("ls", str(tmp_path / "missing")), "no such folder"),
+        (("info", str(tmp_path / "typo")), "no run here"),
+        (("view", str(tmp_path), "--play-env", "gym:Cartpole"), "use playground:NAME or brax:NAME"),
+        (("view", str(tmp_path), "--play-env", "brax:inverted_pendulm"), "did you mean inverted_pendulum"),
+    ]
+    for args, message in cases:
+        p = _run(*args)
+        assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
+        last = [line for line in p.stderr.splitlines() if line.strip() and "Warning" not in line][-1]
+        assert message in last and "Traceback" not in p.stderr, (args, p.stderr)

@@ -164,7 +164,7 @@ class Saliency:
 class Demo:
     """Train a small PPO agent with capture on, then show the run.
 
-    Trains brax's inverted pendulum on the CPU (about two minutes), captures 16
+    Trains brax's inverted pendulum on the CPU (about two minutes on 2 cores), captures 16
     evaluation episodes at every checkpoint and streams 4 training environments live; the
     viewer is up from the start, watching the live stream. ``--scripted`` writes a run
     without JAX instead, in seconds.
@@ -295,6 +295,10 @@ def cmd_info(args: Info) -> int:
 
 
 def cmd_ls(args: Ls) -> int:
+    problem = _local_problem(args.root, "ls") if args.root else None
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     runs = store.list_runs(args.root)
     if args.json:
         print(
@@ -617,11 +621,36 @@ def cmd_html(args: Html) -> int:
     return 0
 
 
+def _local_problem(path: str, command: str) -> str | None:
+    """What is wrong with a local run or root folder given to ``command`` (None: fine, or a
+    URL, which the store checks)."""
+    if "://" in path:
+        return None
+    if not os.path.exists(path):
+        return f"trajscope {command}: no such folder: {path}"
+    if not os.path.isdir(path):
+        return f"trajscope {command}: {path} is a file; give a run folder or a folder of runs"
+    return None
+
+
 def cmd_view(args: View) -> int:
     from .serve import serve
 
+    path = args.path or store.default_root()
+    problem = _local_problem(path, "view") if args.path else None
+    if problem is None and args.play_env:
+        from .play import check_env
+
+        problem = check_env(args.play_env)
+        problem = f"trajscope view: {problem}" if problem else None
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if "://" not in path and os.path.isdir(path) and not os.path.exists(os.path.join(path, "run.json")):
+        if not store.list_runs(path):
+            print(f"trajscope view: no runs under {path} yet; the viewer lists them as they appear")
     viewer = serve(
-        args.path or store.default_root(),
+        path,
         host=args.host,
         port=args.port,
         live=args.live,

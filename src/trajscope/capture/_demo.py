@@ -1,6 +1,6 @@
 """The demo: PPO learns brax's inverted pendulum on the CPU with capture on.
 
-About two minutes on 2 cores: the captured evaluation return climbs to about 1000 (the
+About two minutes on 2 cores (2 min 10 s measured): the captured evaluation return climbs to about 1000 (the
 pendulum stays up for the whole 1000-step episode).
 """
 

@@ -245,7 +245,7 @@ def train(
         rec.close()
     s = rec.stats
     say(
-        f"done in {time.perf_counter() - t0:.0f} s: {s.written} files written, {s.dropped} dropped; "
+        f"done in {time.perf_counter() - t0:.0f} s: {s.written} captures and live chunks written, {s.dropped} dropped; "
         f"view with: trajscope view {rec.writer.url}"
     )
     return result

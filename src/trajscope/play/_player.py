@@ -258,6 +258,32 @@ class Player:
         )
 
 
+def check_env(spec: str) -> str | None:
+    """What is wrong with a ``--play-env`` spec (None when it names an environment that
+    exists); checked before serving, so a typo fails at start, not at the first click."""
+    kind, _, name = spec.partition(":")
+    if kind not in ("playground", "brax") or not name:
+        return f"play environment {spec!r}: use playground:NAME or brax:NAME"
+    try:
+        if kind == "playground":
+            from mujoco_playground import registry
+
+            known = list(registry.ALL_ENVS)
+        else:
+            from brax import envs
+
+            known = list(envs._envs)
+    except ImportError as e:
+        return f"play environment {spec!r} needs {kind} ({e.name or e}): install the jax and playground extras"
+    if name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f" (known: {', '.join(sorted(known)[:12])}, ...)"
+        return f"play environment {spec!r}: {kind} has no environment {name!r}{hint}"
+    return None
+
+
 def load_env(spec: str) -> Any:
     """An environment from ``playground:NAME`` (MuJoCo Playground, ``impl='jax'``) or
     ``brax:NAME`` (``brax.envs.get_environment``)."""
