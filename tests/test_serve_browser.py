@@ -175,6 +175,13 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
             pg.wait_for_function("document.body.innerText.includes('behind training')", timeout=60_000)
             body = pg.inner_text("body")
             assert "live stream: on" in body.replace("*", "") and "behind training" in body
+            # Training ends: the page says so, the stream is switched off and no longer played.
+            done.set()
+            trainer.join(timeout=300)
+            rec.close()
+            pg.wait_for_function("document.body.innerText.includes('finished at')", timeout=60_000)
+            assert viewer.live.ended and not viewer.live.on.value and not viewer.live.watch.value
+            assert viewer.live.shown is None and not viewer.run.live_status().streaming
             browser.close()
     finally:
         done.set()

@@ -117,7 +117,7 @@ class LiveStream:
         self._stop.set()
         self._on = False
         try:
-            self._write_status()
+            self._write_status(finished=True)
         except Exception:  # noqa: BLE001 - the writer may be closed already
             pass
 
@@ -181,7 +181,7 @@ class LiveStream:
             self._fail.count += 1
             self._fail.last = "the writer dropped a chunk (see its stats and warnings)"
 
-    def _write_status(self) -> None:
+    def _write_status(self, *, finished: bool = False) -> None:
         last = self._last_chunk
         self.writer.set_live_status(
             store.LiveStatus(
@@ -195,6 +195,7 @@ class LiveStream:
                 last_chunk_env_steps=last[1] if last else None,
                 last_chunk_unix_s=last[2] if last else None,
                 failures=self.failures,
+                finished=finished,
             )
         )
 

@@ -594,6 +594,8 @@ class LiveStatus:
     last_chunk_env_steps: int | None = None
     last_chunk_unix_s: float | None = None
     failures: int = 0
+    finished: bool = False
+    """Training has ended (the recorder closed); absent in runs written before: not known."""
 
     def to_json(self) -> dict[str, Any]:
         return to_json(dataclasses.asdict(self))
@@ -607,6 +609,7 @@ class LiveStatus:
             ok = {
                 "updated_unix_s": is_number(v),
                 "streaming": isinstance(v, bool),
+                "finished": isinstance(v, bool),
                 "last_chunk_id": v is None or isinstance(v, str),
                 "last_chunk_unix_s": v is None or is_number(v),
                 "last_chunk_env_steps": v is None or is_count(v),

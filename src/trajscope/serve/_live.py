@@ -22,8 +22,28 @@ class LivePanel(Panel):
     def on_poll(self) -> None:
         self.renew()
         self.draw_status()
+        if self._run is not None and not self.ended:
+            status = self._run.live_status()
+            if status is not None and status.finished:
+                self.end(status)
+                return
+            self.running = self.running or status is not None
         if self.watch.value and self.shown is None and self.viewer is not None:
             self.viewer.next_live_chunk(newest=True)
+
+    def end(self, status: store.LiveStatus) -> None:
+        """Training has finished: switch the stream off, stop playing its last chunk, show
+        the newest capture, and say so."""
+        self.ended = True
+        watching = bool(self.watch.value) or self.running
+        self.on.value = False
+        self.watch.value = False
+        self.shown = None
+        self.status.content = f"training **finished** at {int(status.env_steps):,} env steps; " + (
+            "showing the newest capture" if watching else "its stream is over"
+        )
+        if watching and self.viewer is not None and self._run is not None and self._run.captures:
+            self.viewer.load_capture(len(self._run.captures) - 1)
 
     def __init__(self, server: Any, *, on_watch: Callable[[], None], on_error: Callable[[str], None]) -> None:
         gui = server.gui
@@ -41,6 +61,10 @@ class LivePanel(Panel):
             self.watch = gui.add_checkbox("watch live", False, hint="Play the stream in the scene")
             self.status = gui.add_markdown("live stream: off")
         self._run: store.Run | None = None
+        self.ended = False
+        """The open run's training has finished (its stream says so)."""
+        self.running = False
+        """This viewer saw the open run's training stream before it finished."""
         self.on.on_update(lambda _: self.write_control())
         self.rate.on_update(lambda _: self.write_control())
         self.watch.on_update(lambda _: on_watch())
@@ -48,6 +72,7 @@ class LivePanel(Panel):
     def set_run(self, run: store.Run) -> None:
         self._run = run
         self.shown = None
+        self.ended = self.running = False
 
     def write_control(self) -> None:
         if self._run is None:
@@ -89,10 +114,14 @@ class LivePanel(Panel):
         status = self._run.live_status()
         if status is None:
             self.status.content = (
-                "live stream: waiting for training (is it run with `BraxRecorder(live=K)` and `wrap_env_fn`?)"
+                "live stream: waiting for training's first report (compiling the training step takes a "
+                "minute or more on a CPU; a training run without `live=K` never reports)"
                 if self.on.value
                 else "live stream: off (this run has never streamed)"
             )
+            return
+        if status.finished:
+            self.status.content = f"training **finished** at {int(status.env_steps):,} env steps"
             return
         age = time.time() - status.updated_unix_s
         state = "**on**" if status.streaming else "off"
