@@ -70,6 +70,14 @@ def test_a_value_equal_to_the_return_to_go_scores_perfectly():
     noisy = dict(arrays, value=(g + rng.normal(0, 0.5, g.shape)) * 10.0)
     c2 = analyse.analyse([_source(0, noisy)], cfg)[0]["captures"][0]
     assert c2["value_corr"] < 0.95 and abs(c2["value_bias"]) < 0.2
+    # A solved task: every state earns the same return. A correlation of noise against a
+    # constant would read as a broken critic; none is given, and the entry says why.
+    solved = dict(arrays, reward=np.ones((T, E)), done=np.zeros((T, E), bool))
+    g1 = analyse.returns_to_go(solved["reward"], solved["done"], gamma, reset_frame=True)
+    solved["value"] = (g1 + rng.normal(0, 1e-3, g1.shape)) * 10.0
+    c3 = analyse.analyse([_source(0, solved)], cfg)[0]["captures"][0]
+    assert c3["value_corr"] is None and c3["value_explained_variance"] is None
+    assert "no variance" in c3["value_note"] and c3["value_bias"] == pytest.approx(0.0, abs=1e-2)
 
 
 def test_planted_behaviours_come_out_as_separate_clusters():

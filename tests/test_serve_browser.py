@@ -179,6 +179,10 @@ def test_live_training_envs_move_in_the_browser(tmp_path):
             done.set()
             trainer.join(timeout=300)
             rec.close()
+            deadline = time.monotonic() + 60
+            while not viewer.live.ended:
+                assert time.monotonic() < deadline, "the viewer did not see training finish"
+                time.sleep(0.1)
             pg.wait_for_function("document.body.innerText.includes('finished at')", timeout=60_000)
             assert viewer.live.ended and not viewer.live.on.value and not viewer.live.watch.value
             assert viewer.live.shown is None and not viewer.run.live_status().streaming

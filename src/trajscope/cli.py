@@ -429,6 +429,9 @@ def cmd_analyse(args: Analyse) -> int:
             print(f"  {j}: " + ", ".join(f"({w['capture']}, {w['env']}, {w['t']})" for w in ws))
     for p in doc["problems"]:
         print(f"note: {p}")
+    flat = [str(c["index"]) for c in doc["captures"] if c.get("value_note")]
+    if flat:
+        print(f"note: captures {', '.join(flat)}: no value correlation; their returns have almost no variance")
     if args.write:
         print(f"\nstored in {run.url}/analysis")
     return 0

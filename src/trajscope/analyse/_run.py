@@ -466,6 +466,8 @@ def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], probl
     s = _stats.value_summary(value[valid], g[valid])
     entry["value_corr"], entry["value_bias"] = s["corr"], s["bias"]
     entry["value_explained_variance"] = s["explained_variance"]
+    if s["note"]:
+        entry["value_note"] = s["note"]
     if (s["points"] or 0) < 2:
         problems.append(f"capture {src.index}: too few steps for value figures")
 

@@ -4,6 +4,7 @@ returns. numpy only; arrays in, arrays out."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -187,14 +188,26 @@ def returns_to_go(reward: np.ndarray, done: np.ndarray, gamma: float, *, reset_f
     return g
 
 
-def value_summary(value: np.ndarray, target: np.ndarray) -> dict[str, float | None]:
+FLAT_RETURNS = 0.01
+"""Returns whose standard deviation is under this share of their mean magnitude are flat."""
+
+
+def value_summary(value: np.ndarray, target: np.ndarray) -> dict[str, Any]:
     """Bias (mean of value minus return), Pearson correlation and explained variance
     (``1 - Var(return - value) / Var(return)``) over finite pairs."""
     v, g = np.asarray(value, np.float64).ravel(), np.asarray(target, np.float64).ravel()
     ok = np.isfinite(v) & np.isfinite(g)
     v, g = v[ok], g[ok]
     if len(v) < 2:
-        return {"bias": None, "corr": None, "explained_variance": None, "points": len(v)}
-    corr = float(np.corrcoef(v, g)[0, 1]) if v.std() > 0 and g.std() > 0 else None
-    ev = float(1 - np.var(g - v) / np.var(g)) if np.var(g) > 0 else None
-    return {"bias": float((v - g).mean()), "corr": corr, "explained_variance": ev, "points": len(v)}
+        return {"bias": None, "corr": None, "explained_variance": None, "points": len(v), "note": None}
+    # Returns with (almost) no spread (a solved task: every state earns the same) leave a
+    # correlation and an explained variance made of noise: none is given, and why.
+    flat = g.std() <= FLAT_RETURNS * max(abs(float(g.mean())), 1e-12)
+    note = (
+        "the returns have (almost) no variance (a solved task?): correlation and explained variance mean nothing here"
+        if flat
+        else None
+    )
+    corr = float(np.corrcoef(v, g)[0, 1]) if v.std() > 0 and g.std() > 0 and not flat else None
+    ev = float(1 - np.var(g - v) / np.var(g)) if np.var(g) > 0 and not flat else None
+    return {"bias": float((v - g).mean()), "corr": corr, "explained_variance": ev, "points": len(v), "note": note}

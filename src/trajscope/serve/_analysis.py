@@ -218,6 +218,12 @@ class AnalysisPanel(Panel):
         if n_new:
             lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
         lines += [f"note: {md(p)}" for p in doc.get("problems", [])[:5]]
+        flat = [c.get("step") for c in doc.get("captures", []) if c.get("value_note")]
+        if flat:
+            lines.append(
+                f"value correlation left out at {len(flat)} checkpoint(s) whose returns have almost no "
+                "variance (a solved task?): it would be noise, not a broken critic"
+            )
         if isinstance(doc.get("assumed"), str):
             lines.append(f"**assumed:** {md(doc['assumed'])}")
         self.status.content = "  \n".join(lines)
@@ -275,7 +281,9 @@ class AnalysisPanel(Panel):
             "visitation shift (JS divergence)",
             [("shift_first", "from first"), ("shift_prev", "from previous"), ("noise_floor", "noise floor")],
         )
-        add("value against realised return", [("value_corr", "correlation"), ("value_bias", "bias")])
+        # Correlation (-1..1) and bias (in return units) on axes of their own.
+        add("value against realised return: correlation", [("value_corr", "correlation")])
+        add("value against realised return: bias (value - return)", [("value_bias", "bias")])
         shares = [c.get("cluster_share") for c in caps]
         k = max((len(sh) for sh in shares if sh), default=0)
         if k:
