@@ -230,6 +230,40 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
     assert not trajscope.store.read_live_control(url).on  # a closed viewer switches it off
 
 
+def test_before_the_first_capture_the_model_is_drawn_and_after_training_the_newest_capture(tmp_path, model):
+    """A run whose training is still compiling: the model at rest, framed, and a header that
+    says what comes; when training ends, the newest capture and "finished"."""
+    w = trajscope.RunWriter(tmp_path, name="early", model=model, strict=True)
+    w.flush()
+    url = str(tmp_path / "early")
+    v = Viewer(url, port=_free_port(), poll_s=0.1, live=True)
+    try:
+        assert v.scene.at_rest and v.shown is None
+        nodes = [n for n in v.scene.nodes.values() if n is not None]
+        assert nodes and all(np.isfinite(n.batched_positions).all() for n in nodes)
+        box = v.scene.framed_box()
+        assert box is not None and np.all(box[1] > box[0])  # the camera framed the model
+        assert "no capture yet: the model is drawn at rest" in v.status.content
+        assert "waiting for training's first report" in v.live.status.content
+        status = dict(updated_unix_s=time.time(), env_steps=64, chunks_sent=1, num_envs=2, chunk_steps=8)
+        w.add_capture(step=0, **simulate(model, T=10, E=2))
+        w.add_capture(step=64, kind="live", **simulate(model, T=8, E=2))
+        w.set_live_status(trajscope.store.LiveStatus(streaming=True, **status))
+        w.flush()
+        v.poll()
+        assert not v.scene.at_rest and v.live.running
+        w.add_capture(step=100, **simulate(model, T=10, E=2, seed=1))
+        w.set_live_status(trajscope.store.LiveStatus(streaming=False, finished=True, **status))
+        w.flush()
+        v.poll()
+        assert v.live.ended and not v.live.on.value and not v.live.watch.value and v.live.shown is None
+        assert v.shown.capture.info.step == 100  # the newest capture
+        assert "training **finished** at 64 env steps" in v.live.status.content
+    finally:
+        w.close()
+        v.close()
+
+
 def test_a_viewer_beyond_loopback_requires_its_token(demo_run):
     import http.client
 

@@ -336,6 +336,10 @@ class Viewer:
             self.show_error("damaged captures skipped:  \n" + "  \n".join(problems[:10]))
         if not labels:
             self.capture_menu.options = ["(no captures yet)"]
+            self.status.content += (
+                "  \nno capture yet: the model is drawn at rest. The first evaluation capture comes at "
+                "the first checkpoint, once training has compiled (a minute or more on a CPU)"
+            )
             return
         current = self.capture_menu.value
         nan = [i for i, c in enumerate(self.run.captures) if c.kind == "nan"]

@@ -23,6 +23,8 @@ class ScenePanel(Panel):
 
     def on_run(self, run: Any) -> None:
         self.skipped = self.set_model(self.viewer.model)
+        if not run.captures:
+            self.show_rest()
 
     def on_capture(self, frames: _shown.Shown) -> None:
         self.show(frames, self.viewer.t if self.viewer is not None else 0)
@@ -125,6 +127,23 @@ class ScenePanel(Panel):
         self._framed = None
         return self.envs.skipped
 
+    at_rest = False
+    """The model is drawn at rest (no capture shown yet)."""
+
+    def show_rest(self) -> None:
+        """Draw the model at rest (``qpos0``) and frame it, before the run has a capture: the
+        page shows what is being trained from the first moment."""
+        assert self.envs is not None
+        model = self.envs.model
+        self.envs.set_envs(1, None)
+        self.apply_groups()
+        qpos = np.asarray(model.qpos0, float)[None]
+        ok = self.envs.place(qpos, None, None, np.zeros((1, 3)))
+        box = self.envs.box(qpos, None, None, np.zeros((1, 3))) if ok.all() else None
+        self._framed = None  # the first capture frames the camera again
+        self.frame_box(box if box is not None else self.envs.model_box())
+        self.at_rest = True
+
     def set_capture_size(self, num_envs: int) -> None:
         """Slider ranges for a capture of ``num_envs`` environments; grid and overlay show
         all of them (up to ``MAX_SHOWN``) until the user picks a number."""
@@ -160,6 +179,7 @@ class ScenePanel(Panel):
         poses); the camera is framed again when the shown environments or the layout do."""
         assert self.envs is not None
         n = len(frames.envs)
+        self.at_rest = False
         if self.envs.set_envs(n, frames.model_fields, overlay=self.layout.value == "overlay"):
             self.apply_groups()
         if self._framed != (tuple(frames.envs), self.layout.value):  # not when only the capture changed
