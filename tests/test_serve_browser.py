@@ -57,6 +57,11 @@ def page(tmp_path):
     viewer.close()
 
 
+def _open_tab(pg, name):
+    """Click a tab of the side panel, as a user would (viser's tabs: Replay, Plots, ...)."""
+    pg.get_by_role("tab", name=name).click()
+
+
 def _wait_pixels(pg, name, ok, timeout_s=60.0):
     """Screenshots until ``ok(pixels)`` holds (or the time is up); the last one. A wait on
     what the page shows, not on a fixed time: a loaded machine only makes it slower."""
@@ -94,9 +99,15 @@ def test_scene_renders_and_scrubbing_moves_it(page):
     _wait_step(pg, 150)
     later = _wait_pixels(pg, "viewer_step150", lambda px: _changed(px, first) > 300)
     assert _changed(later, first) > 300  # the pole moved on screen (and the slider with it)
-    body = pg.inner_text("body")
-    for text in ("capture", "reward", "NaN finder", "Training curve"):
-        assert text in body
+    for tab, texts in {
+        "Scene": ("capture", "NaN finder", "layout"),
+        "Plots": ("reward",),
+        "Training": ("Training curve",),
+    }.items():
+        _open_tab(pg, tab)  # each tab shows its panels, under the run choice and the timeline
+        for text in texts:
+            pg.wait_for_function(f"document.body.innerText.includes({text!r})", timeout=30_000)
+        assert "follow latest capture" in pg.inner_text("body")
 
 
 def test_gui_switches_environment_and_capture(page):
@@ -262,6 +273,7 @@ def test_plot_markers_follow_the_replay(page):
     from PIL import Image
 
     viewer, pg = page
+    _open_tab(pg, "Plots")
     plot = pg.locator(".uplot").first
     plot.scroll_into_view_if_needed()
 
@@ -316,6 +328,8 @@ def test_pixel_panels_show_greyscale_stacked_and_float_images(tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             pg = browser.new_page(viewport={"width": 1280, "height": 2000})
             pg.goto(viewer.url, wait_until="domcontentloaded")
+            pg.wait_for_selector("[role=tab]", timeout=60_000)
+            _open_tab(pg, "Plots")
             for text in ("3 frames stacked", "non-finite (magenta)", "values 0 to 1"):
                 pg.wait_for_function(f"document.body.innerText.includes({text!r})", timeout=60_000)
             # The three panels' images have the strips' aspect: the stack three frames wide.
@@ -344,6 +358,7 @@ def test_analysis_panel_map_click_replays_that_state(page):
     assert viewer.analysis.wait(300)
     assert viewer.analysis.points is not None and len(viewer.analysis.points) > 100
     assert viewer.run.analysis() is not None  # stored in the run
+    _open_tab(pg, "Analysis")
     pg.wait_for_function("document.body.innerText.includes('states on a pca map')", timeout=60_000)
     pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
     viewer.analysis.show_map.value = True

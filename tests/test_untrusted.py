@@ -21,6 +21,7 @@ import pytest
 
 from hostile import MARKER, damaged_model_bytes, make_corpus
 from servers import free_port
+from trajscope.serve import TABS
 from trajscope.store import FormatError, RunConflict, RunWriter, open_run
 
 CAPS = {"TRAJSCOPE_MAX_MODEL_MB": "64", "TRAJSCOPE_MAX_CAPTURE_MB": "256", "TRAJSCOPE_CACHE": "off"}
@@ -228,10 +229,21 @@ def test_hostile_text_runs_no_script_in_the_viewer_or_the_exported_html(corpus, 
             pg = browser.new_page(viewport={"width": 1280, "height": 1600})
             pg.goto(v.url, wait_until="domcontentloaded")
             pg.wait_for_function(f"document.body.innerText.includes('{MARKER}-name')", timeout=60_000)
-            # Every panel is in the page (folded ones too): the run's strings reached them all.
-            text = pg.evaluate("document.body.textContent")
-            for tag in ("name", "env", "algo", "metric", "info", "analysis-note", "body"):
-                assert f"{MARKER}-{tag}" in text, tag
+            # Every panel is in the page (folded ones too, in every tab): the run's strings
+            # reached them all, and none of them made an element that runs script.
+            tags = {"name", "env", "algo", "metric", "info", "analysis-note", "body"}
+            found: set[str] = set()
+            for tab in TABS:
+                pg.get_by_role("tab", name=tab).click()
+                pg.wait_for_function(
+                    f"Array.from(document.querySelectorAll('[role=tab]')).some("
+                    f"t => t.textContent.trim() === {tab!r} && t.getAttribute('aria-selected') === 'true')",
+                    timeout=30_000,
+                )
+                text = pg.evaluate("document.body.textContent")
+                found |= {tag for tag in tags if f"{MARKER}-{tag}" in text}
+                assert pg.evaluate(injected) == {"pwned": None, "elements": 0}, tab
+            assert found == tags, tags - found
             v.show_error(f"{MARKER}-error <img src=x onerror=window.__pwned=1>")
             pg.wait_for_function(f"document.body.innerText.includes('{MARKER}-error <img')", timeout=30_000)
             body = pg.inner_text("body")

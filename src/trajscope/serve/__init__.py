@@ -2,6 +2,7 @@
 keeping the contract of :class:`Panel`. Reads runs through the store; draws through the
 scene and sim rooms; never imports capture, and JAX only to play a policy."""
 
+from ._app import TABS as TABS
 from ._app import Viewer as Viewer
 from ._app import find_runs as find_runs
 from ._app import free_port as free_port

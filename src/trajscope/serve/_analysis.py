@@ -36,6 +36,8 @@ def ramp(x: np.ndarray) -> np.ndarray:
 
 
 class AnalysisPanel(Panel):
+    tab = "Analysis"
+
     @classmethod
     def create(cls, viewer: Any) -> AnalysisPanel:
         panel = cls(

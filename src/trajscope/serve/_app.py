@@ -39,6 +39,10 @@ from ._saliency import SaliencyPanel
 from ._scene import ScenePanel
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TABS = ("Scene", "Plots", "Training", "Analysis", "Play")
+"""The side panel's tabs, in order, under the run choice and the timeline that stand above
+them; each panel names its own (``Panel.tab``; ``""``: above the tabs)."""
+
 RUNS_POLL_S = 5.0
 """How often a viewer of a root of runs looks for new runs while one is open (local)."""
 POLL_S = {"local": 1.0, "remote": 5.0}
@@ -181,7 +185,11 @@ class Viewer:
         """The header: the open run, what is known of it, its number of captures."""
         self.error = gui.add_markdown("", visible=False)
         """The last error, when one is shown."""
-        # The most used controls first: what is shown, then the panels in their order.
+        # Above the tabs: which run and capture, then (the first panel) the timeline, so that
+        # scrubbing stays at hand whichever tab is open. The tabs, most used first: the scene,
+        # plots and pixels with the panel's whole height, training, analysis, play.
+        self.tabs: dict[str, Any] = {}
+        """The side panel's tabs, by name (``TABS``, then those panels ask for)."""
         with gui.add_folder("Run"):
             self.run_menu = gui.add_dropdown("run", ["(loading)"], hint="Runs under the folder or URL being viewed")
             self.capture_menu = gui.add_dropdown(
@@ -191,8 +199,18 @@ class Viewer:
                 "follow latest capture", False, hint="Show each new capture as training writes it"
             )
         self.panels: list[Any] = []
+        group: Any = None
         for cls in panels:
-            panel = cls.create(self)
+            if not cls.tab:
+                panel = cls.create(self)
+            else:
+                if group is None:
+                    group = gui.add_tab_group()
+                    self.tabs = {name: group.add_tab(name) for name in TABS}
+                if cls.tab not in self.tabs:
+                    self.tabs[cls.tab] = group.add_tab(cls.tab)
+                with self.tabs[cls.tab]:
+                    panel = cls.create(self)
             panel.viewer = self
             self.panels.append(panel)
         self.run_menu.on_update(lambda _: self.act(self.open_run, self.run_menu.value))

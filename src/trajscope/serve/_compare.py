@@ -38,6 +38,8 @@ class ComparePanel(Panel):
     """Another capture beside or over the shown one (loaded by the viewer before the other
     panels see a capture, so that the plots draw its series too)."""
 
+    tab = "Training"
+
     @classmethod
     def create(cls, viewer: Any) -> ComparePanel:
         return cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))

@@ -104,6 +104,8 @@ class TrainingCurvePanel(Panel):
     """The run's training curve, drawn again as captures arrive; its clickable copy in the
     scene (:class:`SceneCurve`) opens a capture."""
 
+    tab = "Training"
+
     @classmethod
     def create(cls, viewer: Any) -> TrainingCurvePanel:
         return cls(viewer)

@@ -12,6 +12,8 @@ from ._panel import Panel
 
 
 class LivePanel(Panel):
+    tab = "Scene"
+
     @classmethod
     def create(cls, viewer: Any) -> LivePanel:
         return cls(viewer.server, on_watch=lambda: viewer.act(viewer.on_live_watch), on_error=viewer.show_error)

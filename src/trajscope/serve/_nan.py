@@ -12,6 +12,8 @@ from ._panel import Panel
 
 
 class NanPanel(Panel):
+    tab = "Scene"
+
     @classmethod
     def create(cls, viewer: Any) -> NanPanel:
         return cls(viewer.server, on_jump=lambda: viewer.act(viewer.jump_to_nan))

@@ -16,7 +16,7 @@ without stopping the viewer. A panel reaches the rest of the viewer through the 
 attributes and methods of the :class:`~trajscope.serve.Viewer` handed to :meth:`create`
 (``viewer.run``, ``viewer.shown``, ``viewer.t``, ``viewer.act``, ``viewer.show_step``,
 ...). A new panel is one file with a :class:`Panel` subclass and one line in ``PANELS``
-(docs/architecture.md shows one).
+(docs/architecture.md shows one); its ``tab`` says where on the page it stands.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ class Panel:
 
     viewer: Any = None
     """The viewer the panel is part of: set by the viewer once :meth:`create` returns."""
+    tab: str = "More"
+    """The tab of the side panel the panel's GUI goes in (``trajscope.serve.TABS``, or a
+    new tab of this name after them; ``""``: above the tabs, as the timeline is)."""
 
     def __init__(self, server: Any = None) -> None:
         self.server = server

@@ -11,6 +11,8 @@ from ._panel import Panel
 
 
 class PixelsPanel(Panel):
+    tab = "Plots"
+
     @classmethod
     def create(cls, viewer: Any) -> PixelsPanel:
         panel = cls(viewer.server)

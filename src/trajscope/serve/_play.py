@@ -28,6 +28,8 @@ its perturbation spring by the body's mass too)."""
 
 
 class PlayPanel(Panel):
+    tab = "Play"
+
     @classmethod
     def create(cls, viewer: Any) -> PlayPanel:
         return cls(

@@ -18,6 +18,8 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 class PlotsPanel(Panel):
+    tab = "Plots"
+
     @classmethod
     def create(cls, viewer: Any) -> PlotsPanel:
         panel = cls(viewer.server)

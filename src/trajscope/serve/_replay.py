@@ -14,6 +14,8 @@ SPEEDS = ("0.1", "0.25", "0.5", "1", "2", "4")
 
 
 class ReplayPanel(Panel):
+    tab = ""  # above the tabs: the timeline stays at hand
+
     @classmethod
     def create(cls, viewer: Any) -> ReplayPanel:
         return cls(viewer.server, on_step=lambda t: viewer.act(viewer.show_step, t))

@@ -26,6 +26,8 @@ BAR_W, BAR_H = 320, 110
 
 
 class SaliencyPanel(Panel):
+    tab = "Analysis"
+
     @classmethod
     def create(cls, viewer: Any) -> SaliencyPanel:
         return cls(viewer.server, on_change=lambda: viewer.act(viewer.refresh_saliency))

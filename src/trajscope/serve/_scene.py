@@ -17,6 +17,8 @@ from ._panel import Panel
 class ScenePanel(Panel):
     """Draws the shown environments of the open capture."""
 
+    tab = "Scene"
+
     @classmethod
     def create(cls, viewer: Any) -> ScenePanel:
         return cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
