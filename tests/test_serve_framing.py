@@ -237,6 +237,25 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 )
                 span = max((cpx[:, 0].max() - cpx[:, 0].min()) / visible_w, (cpx[:, 1].max() - cpx[:, 1].min()) / H)
                 assert span > 0.5, (case, layout, span)
+            # The user turns the camera away; "reset view" turns it back to the framing's view.
+            (client,) = viewer.server.get_clients().values()
+            cam = client.camera
+            view = np.asarray(scene.VIEW_DIRECTION, float) / np.linalg.norm(scene.VIEW_DIRECTION)
+
+            def angle():  # degrees between the camera's view and the framing's direction
+                d = np.asarray(cam.position, float) - np.asarray(cam.look_at, float)  # towards the camera
+                return float(np.degrees(np.arccos(np.clip(d @ view / np.linalg.norm(d), -1, 1))))
+
+            with client.atomic():
+                cam.look_at = np.asarray(cam.look_at, float) + np.array([2.0, 2.0, -1.5])
+            deadline = time.monotonic() + 30
+            while angle() < 10:
+                assert time.monotonic() < deadline, "the camera did not turn away"
+                time.sleep(0.05)
+            pg.get_by_role("button", name="reset view").click()
+            while angle() > 2:
+                assert time.monotonic() < deadline, angle()
+                time.sleep(0.05)
             assert not viewer.errors
             browser.close()
     finally:

@@ -74,6 +74,9 @@ class ScenePanel(Panel):
                 hint=f"How many envs grid and overlay draw (default: all, up to {_shown.MAX_SHOWN})",
             )
             self.follow = gui.add_checkbox("camera follows env", False, hint="Keep the selected env in view")
+            self.reset_view = gui.add_button(
+                "reset view", hint="Point every browser's camera back at the shown environments"
+            )
             self.contacts = gui.add_checkbox(
                 "contacts",
                 False,
@@ -91,6 +94,7 @@ class ScenePanel(Panel):
                 self._count_chosen = True
                 on_change()
 
+        self.reset_view.on_click(lambda _: self.reset_camera())
         self.contacts.on_update(lambda _: on_change())
         self.layout.on_update(lambda _: layout_changed())
         self.env.on_update(lambda _: on_change())
@@ -210,6 +214,11 @@ class ScenePanel(Panel):
         self.server.initial_camera.position = position
         self.server.initial_camera.look_at = look_at
         self.frame_new_clients()
+
+    def reset_camera(self) -> None:
+        """ "reset view": every connected browser's camera back on the last framing."""
+        if self._box is not None:
+            self.frame_box(self._box)
 
     def content_box(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The world box of the shown environments' geoms (planes left out) when last framed."""
