@@ -647,3 +647,25 @@ def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_r
     assert tuple(np.asarray(viewer.curve3d.points.batched_colors)[0]) == (220, 30, 30)
     viewer.curve3d.show.value = False
     assert viewer.curve3d.points is None
+
+
+def test_switching_the_state_map_on_computes_it_and_brings_it_into_view(viewer):
+    """The map asked for before the run was analysed: computed, drawn, and framed with the
+    environments, facing the starting camera."""
+    from trajscope import scene
+
+    a = viewer.analysis
+    assert a.points is None and a.map is None
+    a.show_map.value = True
+    viewer.act(a.on_show_map)  # what ticking the box in the browser does
+    assert a.wait(300) and a.map is not None and a.points is not None
+    lo, hi = viewer.scene.framed_box()
+    mlo, mhi = a.map_box()
+    assert np.all(lo <= mlo + 1e-9) and np.all(hi >= mhi - 1e-9)  # the camera frames the map too
+    envs_lo, envs_hi = viewer.scene.content_box()
+    assert np.all(lo <= envs_lo + 1e-9) and np.all(hi >= envs_hi - 1e-9)  # and the environments
+    # The map stands upright facing the camera's starting heading (its normal is the
+    # horizontal part of the view direction).
+    normal = np.cross(a.map_right(), [0.0, 0.0, 1.0])
+    view = np.asarray(scene.VIEW_DIRECTION, float) * [1.0, 1.0, 0.0]
+    assert abs(normal @ view) / np.linalg.norm(view) > 0.99

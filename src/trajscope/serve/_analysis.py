@@ -45,7 +45,7 @@ class AnalysisPanel(Panel):
             on_pick=lambda c, e, t: viewer.act(viewer.show_state, c, e, t),
             on_error=viewer.show_error,
         )
-        panel.show_map.on_update(lambda _: viewer.act(panel.frame_with_envs))
+        panel.show_map.on_update(lambda _: viewer.act(panel.on_show_map))
         return panel
 
     def on_run(self, run: store.Run) -> None:
@@ -70,6 +70,15 @@ class AnalysisPanel(Panel):
     def on_poll(self) -> None:
         if self.viewer is not None and any(c.kind == "eval" for c in self.viewer.new_captures):
             self.new_captures()
+
+    def on_show_map(self) -> None:
+        """The map switched on: computed first when the run has no analysis yet, then
+        brought into view beside the environments."""
+        if self.show_map.value and self.points is None and self.run is not None:
+            self.compute()
+            self.status.content = "analysing... the map is shown when it is done"
+            return
+        self.frame_with_envs()
 
     def frame_with_envs(self) -> None:
         """Frame the environments and the map together when the map is switched on."""
@@ -176,6 +185,8 @@ class AnalysisPanel(Panel):
                 if run is self.run:
                     self._use(doc, arrays, [c.id for c in run.captures if c.kind == "eval"])
                     self.status.content += f"  \ncomputed in {time.perf_counter() - t0:.1f} s"
+                    if self.show_map.value and self.viewer is not None:
+                        self.viewer.act(self.frame_with_envs)  # the map asked for: into view
             except Exception as e:  # noqa: BLE001 - shown on the page
                 self.status.content = f"analysis failed: {type(e).__name__}: {md(e)}"
                 traceback.print_exc()
@@ -432,6 +443,10 @@ class AnalysisPanel(Panel):
             return
         j = mine[np.abs(self.meta[mine, 2] - t).argmin()]
         self.marker.batched_positions = self.world(self.points[j : j + 1]).astype(np.float32)
+
+    def map_right(self) -> np.ndarray:
+        """The map's horizontal axis in the world (it stands upright along it)."""
+        return self._right.copy()
 
     def map_box(self) -> tuple[np.ndarray, np.ndarray]:
         """The world box around the map's square."""
