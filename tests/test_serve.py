@@ -102,7 +102,7 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
     assert int(viewer.replay.slider.value) == 199
     # Plots: every metric key, grouped, nothing capped.
-    assert set(viewer.plots.plots) == {"reward & value", "reward", "action", "info/alive"}
+    assert set(viewer.plots.plots) == {"reward", "action", "info/alive"}
     np.testing.assert_array_equal(viewer.shown.series["info/alive"], cap.load("info/alive", env=0).astype(float))
     np.testing.assert_array_equal(viewer.shown.series["action[0]"], cap.load("action", env=0)[:, 0])
     # Observations are plotted on demand, one plot per 8 dimensions.
@@ -463,7 +463,10 @@ def test_plot_groups_split_wide_vectors_and_follow_the_kinds_chosen():
     series = {"reward": 0, "metrics/reward/a": 0, "metrics/height": 0, "info/level": 0}
     series |= {f"obs/state[{j}]": 0 for j in range(20)} | {f"action[{j}]": 0 for j in range(3)}
     groups = _shown.plot_groups(series)
-    assert groups["reward & value"] == ["reward"] and groups["reward"] == ["metrics/reward/a"]
+    # The reward beside its terms (one scale); value and return (return units) on their own.
+    assert groups["reward"] == ["reward", "metrics/reward/a"] and "value & realised return" not in groups
+    with_value = _shown.plot_groups({"reward": 0, "value": 0, "realised return": 0})
+    assert with_value == {"reward": ["reward"], "value & realised return": ["value", "realised return"]}
     assert groups["metrics"] == ["metrics/height"] and groups["info/level"] == ["info/level"]
     assert groups["action"] == ["action[0]", "action[1]", "action[2]"]
     assert [g for g in groups if g.startswith("obs/")] == ["obs/state [0-7]", "obs/state [8-15]", "obs/state [16-23]"]
@@ -553,7 +556,7 @@ def test_realised_return_is_plotted_beside_the_value(tmp_path, model):
         v.scene.env.value = 1
         np.testing.assert_allclose(v.shown.series["realised return"], want[:, 1], rtol=1e-6)
         np.testing.assert_allclose(v.shown.series["value"], want[:, 1], rtol=1e-6)
-        labels = {s["label"] for s in v.plots.plots["reward & value"].series}
+        labels = {s["label"] for s in v.plots.plots["value & realised return"].series}
         assert {"value", "realised return"} <= labels
     finally:
         v.close()
@@ -612,7 +615,7 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
             mujoco.mj_kinematics(mj, d)
             for g, node in v.compare.nodes.items():
                 np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g] + [dx, 0, 0], atol=1e-5)
-        reward = v.plots.plots["reward & value"]
+        reward = v.plots.plots["reward"]
         assert any("(#0 step 0)" in s["label"] for s in reward.series)
         other = next(x for x in labels if x.startswith("b #0"))
         v.compare.which.value = other

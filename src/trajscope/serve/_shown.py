@@ -217,8 +217,9 @@ def _column_of(key: str) -> tuple[str, int | None]:
 
 
 def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> dict[str, list[str]]:
-    """Plot keys by plot, for the kinds asked for: ``reward & value``; one plot per metric
-    prefix (``reward/<term>`` share one), the rest under ``metrics``; ``action``; each
+    """Plot keys by plot, for the kinds asked for: ``reward`` (the step's reward with its
+    ``reward/<term>`` metrics), ``value & realised return`` (return units, an axis of their
+    own); one plot per other metric prefix, the rest under ``metrics``; ``action``; each
     observation and info entry; vectors in plots of :data:`PER_PLOT` dimensions."""
     groups: dict[str, list[str]] = {}
     width: dict[str, int] = {}
@@ -233,8 +234,10 @@ def plot_groups(series: Mapping[str, Any], kinds: tuple[str, ...] = KINDS) -> di
         if key.startswith("metrics/"):
             name = key[len("metrics/") :]
             group = name.split("/")[0] if "/" in name else "metrics"
+        elif key == "reward":
+            group = "reward"  # the step's reward beside its terms (metrics/reward/*): one scale
         elif kind == "rewards & metrics":
-            group = "reward & value"
+            group = "value & realised return"  # return units: tens to hundreds, an axis of their own
         else:
             base, j = _column_of(key)
             group = base
