@@ -107,6 +107,48 @@ def test_contacts_are_drawn_where_the_stored_state_touches(tmp_path, model):
         assert (changed > 20) if touching else (changed == 0), (env, changed)
 
 
+def test_the_default_camera_keeps_a_walking_robot_in_frame(tmp_path, model):
+    """A floating-base body that walks 6 m away: the default camera tracks it (it stays in
+    the middle of the picture); the fixed camera loses it."""
+    import mujoco
+
+    from trajscope import export, sim
+
+    assert sim.floating_root(model) == 2  # the torso, hung from the world by a free joint
+    hinge_only = mujoco.MjModel.from_xml_string(
+        "<mujoco><worldbody><body><joint type='hinge'/><geom size='.1'/></body></worldbody></mujoco>"
+    )
+    assert sim.floating_root(hinge_only) is None and sim.camera(hinge_only).type == mujoco.mjtCamera.mjCAMERA_FREE
+    T = 12
+    kw = simulate(model, T=T, E=1)
+    kw["qpos"][:, 0, :3] = np.stack([np.linspace(0, 6, T), np.zeros(T), np.full(T, 0.5)], axis=1)
+    kw["qpos"][:, 0, 3:7] = [1, 0, 0, 0]
+    with trajscope.RunWriter(tmp_path, name="w", model=model, strict=True) as w:
+        assert w.add_capture(step=0, **kw)
+    run = trajscope.open_run(tmp_path / "w")
+
+    def box_pixels(frames):  # where the torso (grey-white box) is drawn, per frame
+        return [np.argwhere(np.abs(f.astype(int) - f[0, 0]).max(axis=-1) > 60) for f in frames]
+
+    tracked = list(export.frames(run, 0, width=160, height=120, caption=False))
+    first, last = box_pixels([tracked[0], tracked[-1]])
+    assert len(first) and len(last)
+    assert np.abs(first.mean(axis=0) - last.mean(axis=0)).max() < 12  # still where it was
+    # MuJoCo's own scene camera: the default one moves with the robot, the fixed one stays.
+    renderer, data = sim.renderer(model, 120, 160), mujoco.MjData(model)
+    moved = {}
+    for name in ("auto", "fixed"):
+        cam, xs = sim.camera(model, name), []
+        for q in run.capture(0).load("qpos", env=0)[[0, -1]]:
+            data.qpos[:] = q
+            mujoco.mj_forward(model, data)
+            renderer.update_scene(data, camera=cam)
+            xs.append(float(renderer.scene.camera[0].pos[0]))
+        moved[name] = xs[1] - xs[0]
+    renderer.close()
+    assert moved["auto"] == pytest.approx(6.0, abs=0.1) and moved["fixed"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_single_file_html_replays_offline_in_chromium(tmp_path):
     """trajscope html writes one file; headless Chromium with the network off opens it from
     disk, asks for nothing outside it, and draws the scene moving over time."""

@@ -108,9 +108,10 @@ class Video:
     """Environments, comma-separated (tiled in a grid), or grid: every one, up to 16."""
     fps: float | None = None
     """Frames per second; default real time (the run's control step)."""
-    camera: str | None = None
-    """A camera of the model by name, or track (follow the first body that moves); default
-    the free camera framing the model."""
+    camera: str = "auto"
+    """auto (track a floating-base robot, else fixed), track (follow the floating root, else
+    the first body that moves), fixed (the free camera framing the model at rest), or a
+    camera of the model by name."""
     width: int = 480
     height: int = 360
     contacts: bool = False

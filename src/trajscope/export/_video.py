@@ -60,7 +60,7 @@ def frames(
     steps: slice | None = None,
     width: int = 480,
     height: int = 360,
-    camera: str | None = None,
+    camera: str | None = "auto",
     caption: bool = True,
     contacts: bool = False,
 ) -> Iterator[np.ndarray]:
@@ -102,6 +102,9 @@ def frames(
                 "mocap_quat": cap.load("mocap_quat", env=e) if "mocap_quat" in names else None,
                 "reward": cap.load("reward", env=e) if "reward" in names else None,
                 "last": None,
+                # Each tile its own camera: a tracking one follows its own environment's robot.
+                "cam": sim.camera(model, camera) if len(env_list) > 1 else cam,
+                "aimed": False,
             }
         )
     T = info.num_steps
@@ -122,7 +125,11 @@ def frames(
                     if s["mocap_quat"] is not None and np.isfinite(s["mocap_quat"][t]).all():
                         data.mocap_quat[:] = s["mocap_quat"][t]
                     mujoco.mj_forward(model, data)
-                    renderer.update_scene(data, camera=cam, scene_option=option)
+                    c = s["cam"]
+                    if not s["aimed"] and getattr(c, "type", None) == mujoco.mjtCamera.mjCAMERA_TRACKING:
+                        c.lookat[:] = data.subtree_com[c.trackbodyid]  # centred from the first frame
+                        s["aimed"] = True
+                    renderer.update_scene(data, camera=c, scene_option=option)
                     img = renderer.render().copy()
                     s["last"] = img
                 else:
@@ -147,7 +154,7 @@ def video(
     fps: float | None = None,
     width: int = 480,
     height: int = 360,
-    camera: str | None = None,
+    camera: str | None = "auto",
     steps: slice | None = None,
     contacts: bool = False,
     progress: Callable[[int, int], None] | None = None,

@@ -17,6 +17,7 @@ from ._kinematics import Kinematics as Kinematics
 from ._kinematics import mat_to_wxyz as mat_to_wxyz
 from ._render import RenderError as RenderError
 from ._render import camera as camera
+from ._render import floating_root as floating_root
 from ._render import renderer as renderer
 from ._state import StateError as StateError
 from ._state import base_model as base_model

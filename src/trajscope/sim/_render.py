@@ -30,18 +30,37 @@ def renderer(model: Any, height: int, width: int) -> Any:
         ) from None
 
 
-def camera(model: Any, camera: str | None) -> Any:
-    """``None``: MuJoCo's free camera framing the model; ``track``: the same following the
-    first body with degrees of freedom; a name: that camera of the model."""
+def floating_root(model: Any) -> int | None:
+    """The first body hung from the world by a free joint (a robot that walks away), or None."""
     import mujoco
 
-    if camera is None or camera == "track":
+    for j in range(model.njnt):
+        b = int(model.jnt_bodyid[j])
+        if int(model.jnt_type[j]) == mujoco.mjtJoint.mjJNT_FREE and int(model.body_parentid[b]) == 0:
+            return b
+    return None
+
+
+def camera(model: Any, camera: str | None = "auto") -> Any:
+    """The camera to render with.
+
+    ``"auto"`` (default): ``track`` for a model with a floating root (locomotion: a fixed
+    camera loses the robot as it walks away), else ``fixed``. ``"fixed"`` or ``None``:
+    MuJoCo's free camera framing the model at rest. ``"track"``: the same following the
+    floating root, else the first body with degrees of freedom. A name: that camera of the
+    model."""
+    import mujoco
+
+    if camera == "auto":
+        camera = "track" if floating_root(model) is not None else "fixed"
+    if camera is None or camera in ("fixed", "track"):
         cam = mujoco.MjvCamera()
         mujoco.mjv_defaultFreeCamera(model, cam)
+        root = floating_root(model)
         moving = [b for b in range(1, model.nbody) if model.body_dofnum[b] > 0]
-        if camera == "track" and moving:
+        if camera == "track" and (root is not None or moving):
             cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-            cam.trackbodyid = moving[0]  # the first body that moves (not a mocap or fixed one)
+            cam.trackbodyid = root if root is not None else moving[0]  # not a mocap or fixed body
         return cam
     if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
         names = [model.camera(i).name for i in range(model.ncam)]
