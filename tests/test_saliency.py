@@ -203,6 +203,32 @@ def test_saliency_of_a_captured_episode_has_the_observations_shapes(pixel_run, m
             assert (v >= 0).all() and (v > 0).mean() > 0.05, (target, k)
 
 
+def test_a_saliency_picture_reads_alone_with_title_ticks_and_colour_bar():
+    from trajscope.serve import feature_map, saliency_figure, step_ticks
+
+    flat = np.linspace(0, 1, 40 * 6).reshape(40, 6)  # 40 steps, 6 features
+    raw = feature_map(flat)
+    pic = saliency_figure(
+        raw,
+        title="state: features by step",
+        x_label="step",
+        x_ticks=step_ticks(range(100, 140)),
+        y_label="feature",
+        y_ticks=[((i + 0.5) / 6, f"[{i}]") for i in range(6)],
+    )
+    H, W = raw.shape[:2]
+    assert pic.shape[0] > H + 40 and pic.shape[1] > W + 40  # room for the title, ticks, labels, bar
+    assert (pic[:20] < 128).any()  # the title is drawn above the map
+    left = pic[:, :50]
+    assert (left < 128).any()  # tick labels and the axis label on the left
+    # The colour bar under the map runs from black through red and yellow to white.
+    below = pic[-30:]
+    reds = (below[..., 0] > 200) & (below[..., 1] < 80) & (below[..., 2] < 80)
+    yellows = (below[..., 0] > 200) & (below[..., 1] > 200) & (below[..., 2] < 80)
+    assert reds.any() and yellows.any()
+    assert [t for _, t in step_ticks(range(100, 140))][::4] == ["100", "139"]
+
+
 def test_the_saliency_command_writes_overlays_and_refuses_runs_it_cannot_rebuild(pixel_run, tmp_path):
     import imageio.v3 as iio
 
@@ -216,7 +242,9 @@ def test_the_saliency_command_writes_overlays_and_refuses_runs_it_cannot_rebuild
     assert [x.name for x in pngs] == [f"pixels_view_0_t{t:05d}.png" for t in range(5)]
     img = iio.imread(pngs[0])
     assert img.shape[0] >= 192 and img.shape[2] == 3 and img.std() > 0
-    assert (out / "state_features_by_step.png").exists()
+    assert (img[:18] == 255).mean() < 0.99  # a title over the picture, not a bare heat map
+    features = iio.imread(out / "state_features_by_step.png")
+    assert (features[:, :40] < 128).any()  # feature labels on the left
     # A run written through the generic API does not say how to rebuild its networks.
     plain = trajscope.demo.write_demo_run(tmp_path, name="plain", checkpoints=1)
     p = subprocess.run([*cmd[:4], str(plain), "--out", str(tmp_path / "x")], capture_output=True, text=True)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import tyro
 
 from . import store
+from ._escape import plain
 from .format.summary import earliest_nonfinite
 from .format.training import ReturnSettings
 
@@ -490,16 +491,31 @@ def cmd_saliency(args: Saliency) -> int:
     steps = range(cap.info.num_steps)[slice(a, b)]
     for key, s in sal.items():
         stem = key.replace("/", "_")
+        where = f"capture {index} (env step {cap.info.step}), env {args.env}: {args.of} saliency ({args.method})"
         if key in cap.image_keys():
             strips = serve.saliency_overlay(cap, args.env, key, s)
             for t in steps:
                 written.append(str(out / f"{stem}_t{t:05d}.png"))
-                serve.write_png(written[-1], strips[t])
+                pic = serve.saliency_figure(strips[t], title=f"{plain(key)} at t={t}, {where}")
+                serve.write_png(written[-1], pic)
         else:
             flat = s.reshape(s.shape[0], -1)
             features[key] = flat.mean(axis=0).tolist()
             written.append(str(out / f"{stem}_features_by_step.png"))
-            serve.write_png(written[-1], serve.feature_map(flat))
+            rows = flat[steps.start : steps.stop : steps.step]
+            top = rows.max() if rows.size and rows.max() > 0 else 1.0
+            img = serve.feature_map(rows / top)
+            D = flat.shape[1]
+            picks = sorted({round(i) for i in np.linspace(0, D - 1, min(D, 8))})
+            pic = serve.saliency_figure(
+                img,
+                title=f"{plain(key)}: features by step, {where}",
+                x_label="step",
+                x_ticks=serve.step_ticks(steps),
+                y_label=f"feature of {plain(key)}",
+                y_ticks=[((i + 0.5) / D, f"[{i}]") for i in picks],
+            )
+            serve.write_png(written[-1], pic)
     if args.json:
         doc = {"run": run.url, "capture": index, "env": args.env, "of": args.of, "method": args.method}
         print(json.dumps({**doc, "files": written, "mean_saliency": features}, indent=2))

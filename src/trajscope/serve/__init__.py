@@ -10,6 +10,8 @@ from ._app import serve as serve
 from ._panel import Panel as Panel
 from ._panels import PANELS as PANELS
 from ._saliency import feature_map as feature_map
+from ._saliency import saliency_figure as saliency_figure
 from ._saliency import saliency_overlay as saliency_overlay
+from ._saliency import step_ticks as step_ticks
 from ._saliency import write_png as write_png
 from ._shown import Shown as Shown

@@ -204,6 +204,77 @@ def feature_map(flat: np.ndarray, *, min_px: int = 256) -> np.ndarray:
     return np.repeat(np.repeat(img, ky, axis=0), kx, axis=1)
 
 
+def _heat_colours(h: np.ndarray) -> np.ndarray:
+    """The heat map's colours (as :func:`blend` draws them) for values ``h`` in 0..1."""
+    h = np.clip(h, 0, 1)[..., None]
+    rgb = np.concatenate([np.clip(3 * h, 0, 1), np.clip(3 * h - 1, 0, 1), np.clip(3 * h - 2, 0, 1)], -1)
+    return (rgb * 255).astype(np.uint8)
+
+
+def saliency_figure(
+    image: np.ndarray,
+    *,
+    title: str,
+    x_label: str | None = None,
+    x_ticks: list[tuple[float, str]] = (),  # type: ignore[assignment]
+    y_label: str | None = None,
+    y_ticks: list[tuple[float, str]] = (),  # type: ignore[assignment]
+    scale: str = "saliency, relative to this picture's largest (0 to 1)",
+) -> np.ndarray:
+    """``image`` as a picture that reads alone: a title, tick labels along the bottom
+    (``x_ticks``: fraction of the width, text) and the left (``y_ticks``), axis labels, and
+    a colour bar with its scale. Text from a run is drawn as pixels, never interpreted."""
+    import textwrap
+
+    from PIL import Image, ImageDraw
+
+    h, w = image.shape[:2]
+    left = 60 if y_label else (44 if y_ticks else 6)
+    right = 8
+    width = left + w + right
+    lines = textwrap.wrap(title[:240], max(20, (width - 8) // 6)) or [""]
+    top = 8 + 12 * len(lines)
+    axis = 34 if x_ticks or x_label else 6
+    bottom = axis + 36
+    canvas = Image.new("RGB", (width, top + h + bottom), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.asarray(image, np.uint8)), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((4, 4 + 12 * i), line, fill=(0, 0, 0))
+    for frac, text in x_ticks:
+        x = left + round(frac * (w - 1))
+        draw.line((x, top + h, x, top + h + 4), fill=(0, 0, 0))
+        draw.text((x - 3 * len(text), top + h + 6), text, fill=(0, 0, 0))
+    if x_label:
+        draw.text((left, top + h + 18), x_label, fill=(60, 60, 60))
+    for frac, text in y_ticks:
+        y = top + round(frac * (h - 1))
+        draw.line((left - 4, y, left, y), fill=(0, 0, 0))
+        draw.text((left - 6 - 6 * len(text[:7]), y - 5), text[:7], fill=(0, 0, 0))
+    if y_label:  # written upwards along the left edge
+        label = Image.new("RGB", (max(h, 8), 12), (255, 255, 255))
+        ImageDraw.Draw(label).text((2, 0), y_label[: max(1, h // 6)], fill=(60, 60, 60))
+        canvas.paste(label.rotate(90, expand=True), (0, top))
+    # The colour bar: 0 to 1 left to right, and under it what the scale is.
+    bar_y = top + h + axis
+    bar_w = min(w, 200)
+    bar = _heat_colours(np.linspace(0, 1, bar_w))[None].repeat(8, axis=0)
+    canvas.paste(Image.fromarray(bar), (left, bar_y))
+    draw.rectangle((left, bar_y, left + bar_w - 1, bar_y + 7), outline=(0, 0, 0))
+    draw.text((left, bar_y + 10), "0", fill=(0, 0, 0))
+    draw.text((left + bar_w - 6, bar_y + 10), "1", fill=(0, 0, 0))
+    draw.text((left, bar_y + 22), scale[:90], fill=(60, 60, 60))
+    return np.asarray(canvas)
+
+
+def step_ticks(steps: range, n: int = 5) -> list[tuple[float, str]]:
+    """Up to ``n`` ticks over ``steps`` laid across a picture's width."""
+    if len(steps) <= 1:
+        return [(0.0, str(steps[0]))] if len(steps) else []
+    picks = np.unique(np.linspace(0, len(steps) - 1, n).round().astype(int))
+    return [(i / (len(steps) - 1), str(steps[i])) for i in picks]
+
+
 def write_png(path: str, image: np.ndarray) -> None:
     import imageio.v3 as iio
 
