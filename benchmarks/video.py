@@ -30,6 +30,8 @@ class Args:
     width: int = 480
     height: int = 360
     html_steps: int = 1000
+    breakdown_steps: int = 25
+    """Steps of the 16-environment grid whose time is broken down (0: skip)."""
 
 
 def main(args: Args) -> None:
@@ -62,12 +64,58 @@ def main(args: Args) -> None:
             f"({n * T / mem_s:6.1f} renders/s); to MP4 {T / mp4_s:6.1f} frames/s, {os.path.getsize(out) / 1e6:.2f} MB"
         )
         print(f"video: envs={n} fps={T / mem_s:.1f} mp4_fps={T / mp4_s:.1f}")
+    if args.breakdown_steps:
+        _breakdown(model, run, min(args.breakdown_steps, T))
     long_run = _humanoid_run(model, root, "long", 1, args.html_steps)
     out = f"{root}/long.html"
     t0 = time.perf_counter()
     size = export.html(long_run, 0, out=out)
     print(f"\nsingle-file HTML of a {args.html_steps}-step humanoid capture: {size / 1e6:.2f} MB")
     print(f"html: steps={args.html_steps} bytes={size} seconds={time.perf_counter() - t0:.1f}")
+
+
+def _breakdown(model, run, T: int) -> None:
+    """Where a 16-environment grid video's time goes, at the old default tile (480x360) and
+    the new one (as large as fits 960x720: 240x180): MuJoCo's offscreen render alone, then
+    frames in memory (plus state loading, captions and tiling), then the MP4 (plus encoding)."""
+    import copy
+
+    import mujoco
+
+    from trajscope import export, sim
+
+    qpos = run.capture(0).load("qpos")[:T]
+    print(f"\nwhere the time goes: 16 envs x {T} steps")
+    for w, h in ((480, 360), export.tile_size(16)):
+        m = copy.copy(model)
+        renderer, data = sim.renderer(m, h, w), mujoco.MjData(m)
+        cam = sim.camera(m, "fixed")
+        t0 = time.perf_counter()
+        for t in range(T):
+            for e in range(16):
+                data.qpos[:] = qpos[t, e]
+                mujoco.mj_forward(m, data)
+                renderer.update_scene(data, camera=cam)
+                renderer.render()
+        render_s = time.perf_counter() - t0
+        renderer.close()
+        t0 = time.perf_counter()
+        export.video(run, 0, envs="grid", width=w, height=h, steps=slice(0, T), camera="fixed")
+        mem_s = time.perf_counter() - t0
+        out = f"{tempfile.mkdtemp()}/g.mp4"
+        t0 = time.perf_counter()
+        export.video(run, 0, envs="grid", width=w, height=h, steps=slice(0, T), camera="fixed", out=out)
+        mp4_s = time.perf_counter() - t0
+        print(
+            f"  tiles {w}x{h}: render {render_s:.2f} s ({100 * render_s / mp4_s:.0f}%), "
+            f"captions+tiling+loading {mem_s - render_s:.2f} s ({100 * (mem_s - render_s) / mp4_s:.0f}%), "
+            f"encoding {mp4_s - mem_s:.2f} s ({100 * (mp4_s - mem_s) / mp4_s:.0f}%); total {mp4_s:.2f} s, "
+            f"{T / mp4_s:.2f} frames/s"
+        )
+        print(
+            f"breakdown: tile={w}x{h} render_s={render_s:.2f} other_s={mem_s - render_s:.2f} "
+            f"encode_s={mp4_s - mem_s:.2f} total_s={mp4_s:.2f}"
+        )
 
 
 def _humanoid_run(model, root: str, name: str, E: int, T: int):

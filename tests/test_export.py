@@ -107,6 +107,14 @@ def test_contacts_are_drawn_where_the_stored_state_touches(tmp_path, model):
         assert (changed > 20) if touching else (changed == 0), (env, changed)
 
 
+def test_tiles_shrink_to_fit_a_grid_unless_a_size_is_given():
+    from trajscope.export import tile_size
+
+    assert tile_size(1) == (480, 360) and tile_size(4) == (480, 360)  # 960x720 in all
+    assert tile_size(16) == (240, 180) and tile_size(9) == (320, 240)
+    assert tile_size(16, 400, 300) == (400, 300) and tile_size(16, 320) == (320, 240)
+
+
 def test_the_default_camera_keeps_a_walking_robot_in_frame(tmp_path, model):
     """A floating-base body that walks 6 m away: the default camera tracks it (it stays in
     the middle of the picture); the fixed camera loses it."""

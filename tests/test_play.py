@@ -230,6 +230,28 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         bare.close()
 
 
+def test_play_stops_where_training_would_have_ended_the_episode(played):
+    """From step 55 of a 60-step episode, play pauses by itself 5 steps later and says why;
+    resume plays on past the end on purpose."""
+    from test_serve import _free_port
+    from trajscope.serve import Viewer
+
+    env, run = played
+    viewer = Viewer(run.url, port=_free_port(), play_env=env)
+    try:
+        viewer.load_capture(len(run.captures) - 1)
+        viewer.show_step(55)
+        panel = viewer.play
+        panel.start()
+        _until(lambda: not panel.playing, "play to pause at the episode's end")
+        assert panel.player.t == 5 and "episode's length is reached" in panel.text.content.replace("\\", "")
+        panel.toggle()  # resume: on past the end
+        _until(lambda: panel.player.t >= 8, "3 more steps past the end")
+        assert panel.playing
+    finally:
+        viewer.close()
+
+
 def test_playing_from_a_capture_without_parameters_uses_the_checkpoint_before_it(played, tmp_path):
     """A NaN guard's capture (training environments: no parameters) plays with the newest
     checkpoint at or before its step; "step once" advances one step at a time."""

@@ -113,8 +113,11 @@ class Video:
     """auto (track a floating-base robot, else fixed), track (follow the floating root, else
     the first body that moves), fixed (the free camera framing the model at rest), or a
     camera of the model by name."""
-    width: int = 480
-    height: int = 360
+    width: int | None = None
+    """Each environment's picture, in pixels; default 480x360 for one environment, and for a
+    grid as large as fits the whole video in 960x720 (4x4: 240x180): rendering, most of the
+    time on a CPU, grows with the pixels drawn."""
+    height: int | None = None
     contacts: bool = False
     """Draw contact points and contact force arrows (recomputed from the stored states)."""
 
@@ -574,6 +577,7 @@ def _capture_indices(run: store.Run, spec: str, *, all_ok: bool) -> list[int] | 
 
 def cmd_video(args: Video) -> int:
     import pathlib
+    import time
 
     from . import export
 
@@ -593,12 +597,17 @@ def cmd_video(args: Video) -> int:
     for i in indices:
         path = out.with_name(f"{out.stem}-{i:04d}{out.suffix}") if len(indices) > 1 else out
 
-        def progress(done: int, total: int, i: int = i) -> None:
+        started = time.monotonic()
+
+        def progress(done: int, total: int, i: int = i, started: float = started) -> None:
             if done != total and (100 * done // total) == (100 * (done - 1) // total):
                 return  # a new line of the bar each percent, not each frame
             bar = "#" * (30 * done // total)
+            spent = time.monotonic() - started
+            left = spent / done * (total - done) if done else 0.0
+            when = f"{spent:.0f} s" if done == total else f"about {left:.0f} s left"
             end = "\n" if done == total else ""
-            print(f"\rcapture {i}: [{bar:<30}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+            print(f"\rcapture {i}: [{bar:<30}] {done}/{total} frames, {when}  ", end=end, file=sys.stderr, flush=True)
 
         try:
             export.video(

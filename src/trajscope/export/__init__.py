@@ -10,6 +10,6 @@ Needs an offscreen OpenGL for MuJoCo's renderer (``MUJOCO_GL=egl`` or ``osmesa``
 """
 
 from ._html import html
-from ._video import ExportError, frames, video
+from ._video import ExportError, frames, tile_size, video
 
-__all__ = ["ExportError", "frames", "html", "video"]
+__all__ = ["ExportError", "frames", "html", "tile_size", "video"]

@@ -52,14 +52,30 @@ def _tile(images: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+GRID_PX = (960, 720)
+"""The largest a tiled video is by default: its tiles shrink to fit (rendering is most of the
+time on a CPU, and it grows with the pixels drawn)."""
+
+
+def tile_size(n: int, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+    """Each environment's picture: as given, else 480x360 alone and, tiled, as large as fits
+    ``n`` tiles in :data:`GRID_PX` (at least 160x120), keeping 4:3."""
+    if width is not None and height is not None:
+        return int(width), int(height)
+    cols = math.ceil(math.sqrt(n))
+    w = max(160, min(480, GRID_PX[0] // cols) // 8 * 8)
+    w = int(width) if width is not None else w
+    return w, int(height) if height is not None else w * 3 // 4
+
+
 def frames(
     run: store.Run | str,
     capture: int | str | store.CaptureInfo = -1,
     *,
     envs: Sequence[int] | str = (0,),
     steps: slice | None = None,
-    width: int = 480,
-    height: int = 360,
+    width: int | None = None,
+    height: int | None = None,
     camera: str | None = "auto",
     caption: bool = True,
     contacts: bool = False,
@@ -79,6 +95,7 @@ def frames(
     bad = [e for e in env_list if not 0 <= e < info.num_envs]
     if bad or not env_list:
         raise ExportError(f"envs {bad or env_list} out of range: the capture has {info.num_envs}")
+    width, height = tile_size(len(env_list), width, height)
     base = run.load_model()
     model = copy.copy(base)
     try:
@@ -152,8 +169,8 @@ def video(
     out: str | os.PathLike[str] | None = None,
     envs: Sequence[int] | str = (0,),
     fps: float | None = None,
-    width: int = 480,
-    height: int = 360,
+    width: int | None = None,
+    height: int | None = None,
     camera: str | None = "auto",
     steps: slice | None = None,
     contacts: bool = False,

@@ -30,6 +30,11 @@ its perturbation spring by the body's mass too)."""
 class PlayPanel(Panel):
     tab = "Play"
 
+    ended = ""
+    """Why play paused at the episode's end (empty while it has not)."""
+    episode_left: int | None = None
+    """Steps from the start frame to the episode's end, when the run says."""
+
     @classmethod
     def create(cls, viewer: Any) -> PlayPanel:
         return cls(
@@ -176,6 +181,8 @@ class PlayPanel(Panel):
             self.player.use_policy(policy)
             self.player.start(cap, env_index=env_index, t=t)
             self.return_ = 0.0
+            self.ended = ""
+            self.episode_left = _episode_left(run, cap, t)
             self.idle.clear()
             self._fill_info_keys()
             self.active = True
@@ -242,6 +249,7 @@ class PlayPanel(Panel):
                 return
             frame = self.player.reset()
             self.return_ = 0.0
+            self.ended = ""
             self._apply_force()
         self._draw(frame)  # outside the lock: drawing takes the viewer's
         self._status(frame)
@@ -351,6 +359,8 @@ class PlayPanel(Panel):
         ]
         if frame is not None and not frame.finite:
             lines.append("**the state is no longer finite** (reset to go back)")
+        if self.ended:
+            lines.append(f"**{md(self.ended)}**; resume plays on past it, reset goes back")
         self.text.content = "\n\n".join(x for x in lines if x)
 
     def _loop(self) -> None:
@@ -380,6 +390,17 @@ class PlayPanel(Panel):
                 if not frame.finite:
                     self.playing = False
                     self.pause_button.label = "resume"
+                elif not self.ended and (frame.done or frame.t >= (self.episode_left or 2**62)):
+                    # The episode is over, as training would have ended it: stop there (resume
+                    # plays on past it, on purpose).
+                    self.ended = (
+                        f"the episode ended (done) at step {frame.t}"
+                        if frame.done
+                        else f"the episode's length is reached (step {frame.t}: training's episode_length)"
+                    )
+                    self.playing = False
+                    self.pause_button.label = "resume"
+                    self._status(frame)
                 if time.monotonic() - last_status > 0.25 or not frame.finite:
                     last_status = time.monotonic()
                     self._status(frame)
@@ -394,3 +415,14 @@ class PlayPanel(Panel):
 
     def close(self) -> None:
         self._stop.set()
+
+
+def _episode_left(run: store.Run, cap: store.CaptureInfo, t: int) -> int | None:
+    """Control steps left in the episode from step ``t`` of a capture that starts at its
+    reset state, by the training's recorded ``episode_length`` and ``action_repeat``; None
+    when unknown (a live or NaN chunk starts mid-episode)."""
+    conf = (run.metadata.get("config") or {}).get("trajscope") or {}
+    length, repeat = conf.get("episode_length"), conf.get("action_repeat") or 1
+    if not cap.reset_frame or not isinstance(length, int) or not isinstance(repeat, int) or repeat < 1:
+        return None
+    return max(1, length // repeat - int(t))
