@@ -499,11 +499,16 @@ class BraxRecorder:
 
     def close(self) -> None:
         if self.live is not None:
-            self.live.close()
+            self.live.stop()  # no more chunks: training has ended
         self._join_compile()
         self._write_tapped(None)
         if self.video_log is not None:
             self.video_log.close()
+        if self.live is not None:
+            # "finished" only once every capture is on disk: a viewer that sees it goes to
+            # the newest capture, which must be the last one.
+            self.writer.flush(self.writer.close_timeout_s)
+            self.live.close()
         self.writer.close()
 
     def __enter__(self) -> BraxRecorder:

@@ -112,10 +112,14 @@ class LiveStream:
     def control(self) -> store.LiveControl:
         return self._override or self._control
 
-    def close(self) -> None:
-        """Stop reading the switch and report the stream as stopped."""
+    def stop(self) -> None:
+        """Stop streaming and reading the switch (training has ended)."""
         self._stop.set()
         self._on = False
+
+    def close(self) -> None:
+        """Stop, and report the stream as finished."""
+        self.stop()
         try:
             self._write_status(finished=True)
         except Exception:  # noqa: BLE001 - the writer may be closed already

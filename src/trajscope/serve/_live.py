@@ -41,9 +41,8 @@ class LivePanel(Panel):
         self.on.value = False
         self.watch.value = False
         self.shown = None
-        self.status.content = f"training **finished** at {int(status.env_steps):,} env steps; " + (
-            "showing the newest capture" if watching else "its stream is over"
-        )
+        self.end_note = "showing the newest capture" if watching else "its stream is over"
+        self.status.content = f"training **finished** at {int(status.env_steps):,} env steps; {self.end_note}"
         if watching and self.viewer is not None and self._run is not None and self._run.captures:
             self.viewer.load_capture(len(self._run.captures) - 1)
 
@@ -67,6 +66,7 @@ class LivePanel(Panel):
         """The open run's training has finished (its stream says so)."""
         self.running = False
         """This viewer saw the open run's training stream before it finished."""
+        self.end_note = ""
         self.on.on_update(lambda _: self.write_control())
         self.rate.on_update(lambda _: self.write_control())
         self.watch.on_update(lambda _: on_watch())
@@ -75,6 +75,7 @@ class LivePanel(Panel):
         self._run = run
         self.shown = None
         self.ended = self.running = False
+        self.end_note = ""
 
     def write_control(self) -> None:
         if self._run is None:
@@ -123,7 +124,8 @@ class LivePanel(Panel):
             )
             return
         if status.finished:
-            self.status.content = f"training **finished** at {int(status.env_steps):,} env steps"
+            note = f"; {self.end_note}" if self.end_note else ""
+            self.status.content = f"training **finished** at {int(status.env_steps):,} env steps{note}"
             return
         age = time.time() - status.updated_unix_s
         state = "**on**" if status.streaming else "off"
