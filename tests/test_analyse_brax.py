@@ -59,11 +59,13 @@ def test_shift_grows_and_value_improves_as_the_policy_learns(trained):
     caps = doc["captures"]
     assert [c["step"] for c in caps] == [c.step for c in run.captures]
     assert {"step", "shift_prev", "shift_first", "noise_floor", "value_corr", "value_bias"} <= set(caps[0])
+    assert {"shift_first_p", "shift_first_floor", "value_corr_ci"} <= set(caps[-1])
     assert set(doc["embedding"]) >= {"method", "points", "skipped_nonfinite"}
-    # Behaviour moved away from the untrained policy's, well beyond sampling noise, and most
-    # at the end.
+    # Behaviour moved away from the untrained policy's, beyond sampling noise over its 8
+    # environments, and most at the end.
     first_shift = [c["shift_first"] for c in caps[1:]]
-    assert first_shift[-1] > 3 * caps[-1]["noise_floor"] and first_shift[-1] >= first_shift[0], first_shift
+    assert caps[-1]["shift_first_p"] < 0.05 and first_shift[-1] > caps[-1]["shift_first_floor"]
+    assert first_shift[-1] >= first_shift[0], first_shift
     # The value function learned what the returns are (the run's discount and reward scale
     # were read from the stored training config).
     assert doc["config"]["gamma"] == 0.97 and doc["config"]["reward_scaling"] == 10.0

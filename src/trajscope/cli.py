@@ -195,6 +195,15 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _p(p: float | None) -> str:
+    """A p-value, starred below 0.05."""
+    return "-" if p is None else f"{p:.3f}" + ("*" if p < 0.05 else "")
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
@@ -418,20 +427,29 @@ def cmd_analyse(args: Analyse) -> int:
             str(c["index"]),
             str(c["step"]),
             _fmt(c["shift_prev"], 3),
+            _p(c.get("shift_prev_p")),
+            _fmt(c.get("shift_prev_floor"), 3),
             _fmt(c["shift_first"], 3),
-            _fmt(c["noise_floor"], 3),
-            _fmt(c["value_corr"], 3),
-            _fmt(c["value_bias"], 3),
+            _p(c.get("shift_first_p")),
+            _fmt(c["value_corr"], 3) + _ci(c.get("value_corr_ci")),
+            _fmt(c["value_bias"], 3) + _ci(c.get("value_bias_ci")),
             " ".join(f"{x:.2f}" for x in c["cluster_share"]) if c["cluster_share"] else "-",
         ]
         for c in doc["captures"]
     ]
-    header = ["index", "step", "shift_prev", "shift_first", "noise_floor", "value_corr", "value_bias", "cluster share"]
+    header = [
+        "index", "step", "shift_prev", "p", "noise(95%)", "shift_first", "p", "value_corr [95%]", "value_bias [95%]",
+        "cluster share",
+    ]  # fmt: skip
     print(_table(rows, header) if rows else "no capture could be analysed")
     if doc["clusters"]:
         print(f"\n{doc['clusters']['k']} behaviour clusters; most typical windows (capture, env, start step):")
         for j, ws in enumerate(doc["clusters"]["typical"]):
             print(f"  {j}: " + ", ".join(f"({w['capture']}, {w['env']}, {w['t']})" for w in ws))
+    print(
+        "\nshift: Jensen-Shannon divergence of state visitation; p: permutation test over environments"
+        " (* below 0.05: beyond noise); noise(95%): what noise alone reaches 19 times in 20"
+    )
     for p in doc["problems"]:
         print(f"note: {p}")
     flat = [str(c["index"]) for c in doc["captures"] if c.get("value_note")]

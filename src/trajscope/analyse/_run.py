@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _stats
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 METHODS = ("pca", "tsne", "umap")
 
 
@@ -224,10 +224,13 @@ def analyse(
         problems.extend(r["problems"])
         if "entry" not in r:
             continue
-        entry, h = r["entry"], r["hist"]
+        entry, h = r["entry"], r["units"]
         if hists:
-            entry["shift_prev"] = _stats.js_divergence(hists[-1], h)
-            entry["shift_first"] = _stats.js_divergence(hists[0], h)
+            for name, other in (("prev", hists[-1]), ("first", hists[0])):
+                test = _stats.shift_test(other, h, seed=cfg.seed)
+                entry[f"shift_{name}"] = test["shift"]
+                entry[f"shift_{name}_p"] = test["p"]
+                entry[f"shift_{name}_floor"] = test["floor"]
         hists.append(h)
         points.append(r["points"])
         meta.append(r["meta"])
@@ -315,7 +318,7 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
         "states": len(z),
         "shift_prev": None,
         "shift_first": None,
-        "noise_floor": _stats.split_half(labels, k, seed=cfg.seed),
+        "noise_floor": None,
         "value_corr": None,
         "value_bias": None,
         "value_explained_variance": None,
@@ -332,12 +335,20 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
             y = fitted.wpca.transform(fitted.wstd(wx))
             wl = _stats.assign(y, fitted.wcenters)
             entry["cluster_share"] = _stats.histogram(wl, len(fitted.wcenters)).tolist()
+            per_env = _stats.unit_counts(wl, where[:, 0], where[:, 1], len(fitted.wcenters))
+            entry["cluster_share_ci"] = _stats.share_intervals(per_env, seed=cfg.seed)
             found: dict[str, Any] = {"typical": [[] for _ in range(len(fitted.wcenters))]}
             _typical(found, y, wl, fitted.wcenters, where, src.index)
             typical = found["typical"]
+    units = _stats.unit_counts(labels, e_f, t_f, k)
+    half = _stats.shift_test(units[0::2], units[1::2], seed=cfg.seed) if len(units) >= 2 * _stats.MIN_UNITS else None
+    # Within this capture: the 95th percentile of the shift between random halves of its
+    # units, the size of a shift that noise alone gives at this capture's size.
+    entry["noise_floor"] = half["floor"] if half else None
+    entry["units"] = len(units)
     return {
         "entry": entry,
-        "hist": _stats.histogram(labels, k),
+        "units": units,
         "points": fitted.transform(z[sel]),
         "meta": np.stack([np.full(len(sel), src.index), e_f[sel], t_f[sel]], axis=1),
         "typical": typical,
@@ -468,6 +479,15 @@ def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], probl
     entry["value_explained_variance"] = s["explained_variance"]
     if s["note"]:
         entry["value_note"] = s["note"]
+    # Intervals from resampling environments (independent episodes), not steps: the states
+    # of one episode are correlated, and resampling them would claim far too much certainty.
+    ci = _stats.env_bootstrap(
+        [(value[valid[:, e], e], g[valid[:, e], e]) for e in range(value.shape[1])],
+        lambda pairs: _stats.value_summary(*pairs),
+        keys=("corr", "bias"),
+        seed=cfg.seed,
+    )
+    entry["value_corr_ci"], entry["value_bias_ci"] = ci["corr"], ci["bias"]
     if (s["points"] or 0) < 2:
         problems.append(f"capture {src.index}: too few steps for value figures")
 

@@ -4,6 +4,7 @@ returns. numpy only; arrays in, arrays out."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,67 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return max(0.0, 0.5 * kl(p, m) + 0.5 * kl(q, m))
 
 
+MIN_UNITS = 4
+"""Independent units a capture needs for a shift test: environments, else blocks of one
+long episode (see :func:`unit_counts`)."""
+
+
+def unit_counts(labels: np.ndarray, env: np.ndarray, t: np.ndarray, k: int, *, min_units: int = 8) -> np.ndarray:
+    """Code counts ``(U, k)`` per independent unit of a capture: its environments (separate
+    episodes, the unit that is independent), or, when it has fewer than ``min_units``, each
+    environment's steps cut into consecutive blocks so that there are about ``min_units``
+    (blocks of one trajectory are correlated at their edges: a weaker unit, said in docs)."""
+    labels, env, t = np.asarray(labels, np.int64), np.asarray(env, np.int64), np.asarray(t, np.int64)
+    envs = np.unique(env)
+    if not len(labels):
+        return np.zeros((0, k))
+    if len(envs) >= min_units:
+        unit = np.searchsorted(envs, env)
+    else:
+        per = max(1, -(-min_units // len(envs)))  # blocks per environment
+        unit = np.zeros(len(labels), np.int64)
+        for i, e in enumerate(envs):
+            mine = env == e
+            lo, hi = t[mine].min(), t[mine].max() + 1
+            block = np.minimum((t[mine] - lo) * per // max(hi - lo, 1), per - 1)
+            unit[mine] = i * per + block
+    n = int(unit.max()) + 1
+    out = np.zeros((n, k))
+    np.add.at(out, (unit, labels), 1.0)
+    return out[out.sum(axis=1) > 0]
+
+
+def shift_test(a: np.ndarray, b: np.ndarray, *, repeats: int = 499, seed: int = 0) -> dict[str, float | None]:
+    """How far the state visitation of two captures differs, and whether sampling noise alone
+    could make it so: a permutation test over their independent units.
+
+    ``a``, ``b``: code counts per unit ``(Ua, k)``, ``(Ub, k)`` (:func:`unit_counts`). The
+    shift is the Jensen-Shannon divergence between the two captures' code shares; under the
+    null (both captures' units come from one distribution) the units are exchangeable, so
+    the shift of random relabellings of the pooled units is its distribution. Returns
+    ``shift``, ``p`` (the share of relabellings at least as large, counting the observed
+    one) and ``floor`` (their 95th percentile: the largest shift noise alone gives 19 times
+    in 20); ``p`` and ``floor`` are None with fewer than ``MIN_UNITS`` units a side."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    shift = js_divergence(_share(a.sum(0)), _share(b.sum(0))) if len(a) and len(b) else None
+    if len(a) < MIN_UNITS or len(b) < MIN_UNITS:
+        return {"shift": shift, "p": None, "floor": None}
+    units = np.concatenate([a, b])
+    rng = np.random.default_rng(seed)
+    null = np.empty(repeats)
+    for r in range(repeats):
+        perm = rng.permutation(len(units))
+        null[r] = js_divergence(_share(units[perm[: len(a)]].sum(0)), _share(units[perm[len(a) :]].sum(0)))
+    assert shift is not None
+    p = (1 + int((null >= shift - 1e-12).sum())) / (1 + repeats)
+    return {"shift": shift, "p": float(p), "floor": float(np.percentile(null, 95))}
+
+
+def _share(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
 def split_half(labels: np.ndarray, k: int, *, seed: int = 0, repeats: int = 8) -> float:
     """The divergence between two random halves of one sample: what sampling noise alone
     gives at this sample size (the mean over ``repeats`` splits)."""
@@ -186,6 +248,51 @@ def returns_to_go(reward: np.ndarray, done: np.ndarray, gamma: float, *, reset_f
         acc = r[t] + gamma * np.where(d[t], 0.0, acc)
         g[t] = acc
     return g
+
+
+def env_bootstrap(
+    per_env: list[tuple[np.ndarray, np.ndarray]],
+    summary: Callable[[tuple[np.ndarray, np.ndarray]], dict[str, Any]],
+    *,
+    keys: tuple[str, ...],
+    repeats: int = 300,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float] | None]:
+    """Percentile intervals of ``summary`` figures over environments resampled with
+    replacement (each environment's pairs kept whole: the independent unit is the episode).
+    None for a figure with fewer than 4 environments or undefined in most resamples."""
+    per_env = [(np.asarray(a), np.asarray(b)) for a, b in per_env if len(a)]
+    out: dict[str, list[float] | None] = {k: None for k in keys}
+    if len(per_env) < 4:
+        return out
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(repeats):
+        pick = rng.integers(0, len(per_env), len(per_env))
+        a = np.concatenate([per_env[i][0] for i in pick])
+        b = np.concatenate([per_env[i][1] for i in pick])
+        got = summary((a, b))
+        for k in keys:
+            if got.get(k) is not None and np.isfinite(got[k]):
+                draws[k].append(float(got[k]))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    for k in keys:
+        if len(draws[k]) >= repeats // 2:
+            out[k] = [float(np.percentile(draws[k], lo)), float(np.percentile(draws[k], hi))]
+    return out
+
+
+def share_intervals(counts: np.ndarray, *, repeats: int = 300, seed: int = 0, level: float = 0.95) -> list | None:
+    """Percentile intervals ``[[lo, hi], ...]`` of each code's share, from resampling the
+    units (rows of ``counts (U, k)``) with replacement; None with fewer than 4 units."""
+    counts = np.asarray(counts, np.float64)
+    if len(counts) < 4:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = np.stack([_share(counts[rng.integers(0, len(counts), len(counts))].sum(0)) for _ in range(repeats)])
+    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+    return [[float(a), float(b)] for a, b in zip(lo, hi)]
 
 
 FLAT_RETURNS = 0.01

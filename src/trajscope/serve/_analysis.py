@@ -231,6 +231,18 @@ class AnalysisPanel(Panel):
         if n_new:
             lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
         lines += [f"note: {md(p)}" for p in doc.get("problems", [])[:5]]
+        caps = doc.get("captures", [])
+        tested = [c for c in caps if c.get("shift_prev_p") is not None]
+        if tested:
+            moved = [c for c in tested if c["shift_prev_p"] < 0.05]
+            steps = ", ".join(f"{int(c.get('step', 0)):,}" for c in moved[:6]) + (", ..." if len(moved) > 6 else "")
+            lines.append(
+                f"visitation changed beyond noise at {len(moved)} of {len(tested)} checkpoints"
+                + (f" (steps {steps})" if moved else "")
+                + ": p < 0.05, environments resampled (docs/analysis.md)"
+            )
+        elif len(caps) > 1:
+            lines.append("too few environments per capture (fewer than 4) to test shifts against noise")
         flat = [c.get("step") for c in doc.get("captures", []) if c.get("value_note")]
         if flat:
             lines.append(
@@ -292,7 +304,7 @@ class AnalysisPanel(Panel):
 
         add(
             "visitation shift (JS divergence)",
-            [("shift_first", "from first"), ("shift_prev", "from previous"), ("noise_floor", "noise floor")],
+            [("shift_first", "from first"), ("shift_prev", "from previous"), ("shift_prev_floor", "noise (95%)")],
         )
         # Correlation (-1..1) and bias (in return units) on axes of their own.
         add("value against realised return: correlation", [("value_corr", "correlation")])
