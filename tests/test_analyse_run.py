@@ -3,6 +3,8 @@ planted behaviours; and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -223,3 +225,40 @@ def test_a_damaged_capture_file_is_left_out_with_its_name(tmp_path):
     assert [c["step"] for c in doc["captures"]] == [0, 2]
     assert any("capture 1 (step 1): unreadable" in p and "qpos.zs" in p for p in doc["problems"]), doc["problems"]
     assert run.analysis() is not None and len(arrays["points"]) > 0
+
+
+def test_same_start_checkpoints_are_compared_env_by_env():
+    """Two checkpoints from the same starts: where each environment's trajectories part, its
+    return difference, whether the mean difference is beyond noise, and the reward terms
+    that changed most."""
+    rng = np.random.default_rng(3)
+    T, E = 60, 8
+    q = np.cumsum(rng.normal(0, 0.1, (T, E, 3)), axis=0)
+    parts = [5, 10, 15, 20, 25, 30, 35, 40]
+    q2 = q.copy()
+    for e, t in enumerate(parts):
+        q2[t:, e] += 0.5  # env e's trajectory leaves the first one's at step t
+    reward = rng.uniform(0, 1, (T, E))
+    a = {"qpos": q, "reward": reward, "metrics/reward/upright": reward, "metrics/reward/effort": 0 * reward}
+    b = {
+        "qpos": q2,
+        "reward": reward + 0.5,
+        "metrics/reward/upright": reward + 0.5,
+        "metrics/reward/effort": 0.01 + 0 * reward,
+    }
+    same = {"same": True, "seed": 0}
+    caps = [
+        analyse.CaptureSource(index=i, step=i, names=tuple(x), load=lambda n, x=x: x[n], reset_frame=True, starts=same)
+        for i, x in enumerate((a, b))
+    ]
+    doc, _ = analyse.analyse(caps, analyse.AnalysisConfig(features=("qpos",)))
+    paired = doc["captures"][1]["paired_prev"]
+    assert paired["compared_with"] == 0 and paired["parts_at"] == parts
+    np.testing.assert_allclose(paired["return_diff"], np.full(E, 0.5 * T))
+    assert paired["return_diff_p"] < 0.05  # every environment gained: beyond noise
+    assert [t["name"] for t in paired["terms"]] == ["reward/upright", "reward/effort"]  # largest change first
+    assert paired["terms"][0]["mean_change"] == pytest.approx(0.5)
+    # Fresh starts are not compared env by env: their environments are not the same ones.
+    fresh = [dataclasses.replace(c, starts={"same": False, "seed": 0}) for c in caps]
+    doc, _ = analyse.analyse(fresh, analyse.AnalysisConfig(features=("qpos",)))
+    assert "paired_prev" not in doc["captures"][1]

@@ -71,6 +71,34 @@ def _assert_reset_frame(cap, env):
     assert not cap.load("action")[0].any() and not cap.load("reward")[0].any() and not cap.load("done")[0].any()
 
 
+def test_every_checkpoint_starts_from_the_same_states_and_is_compared_env_by_env(ppo_captured):
+    """same_starts (the default): every capture's reset states are the same, so the analysis
+    compares checkpoints environment by environment."""
+    _, _, run, _ = ppo_captured
+    caps = [run.capture(c) for c in run.captures]
+    assert all(c.info.attrs["starts"] == {"same": True, "seed": 0} for c in caps)
+    first = caps[0].load("qpos")[0]
+    for c in caps[1:]:
+        np.testing.assert_array_equal(c.load("qpos")[0], first)  # frame 0: the same reset states
+    doc, _ = trajscope.analyse.analyse_run(run, write=False)
+    paired = [c.get("paired_prev") for c in doc["captures"][1:]]
+    assert all(p is not None and len(p["parts_at"]) == 5 and len(p["return_diff"]) == 5 for p in paired)
+    # The viewer's Analysis panel names it and its button replays where they part.
+    from test_serve import _free_port
+    from trajscope.serve import Viewer
+
+    v = Viewer(run.url, port=_free_port())
+    try:
+        v.analysis.compute()
+        assert v.analysis.wait(300)
+        where = v.analysis.parting()
+        assert "same starts" in v.analysis.parted.content and where is not None  # trained policies differ
+        v.act(v.analysis.show_parting)
+        assert (v.shown.capture.info.index, v.shown.selected, v.t) == where
+    finally:
+        v.close()
+
+
 def test_reset_frame_is_the_reset_state(ppo_captured, pendulum):
     _, _, run, _ = ppo_captured
     for info in run.captures:

@@ -450,6 +450,18 @@ def cmd_analyse(args: Analyse) -> int:
         "\nshift: Jensen-Shannon divergence of state visitation; p: permutation test over environments"
         " (* below 0.05: beyond noise); noise(95%): what noise alone reaches 19 times in 20"
     )
+    for c in doc["captures"]:
+        pp = c.get("paired_prev")
+        if not pp:
+            continue
+        parted = [t for t in pp["parts_at"] if t is not None]
+        line = f"capture {c['index']} vs {pp['compared_with']} (same starts): {len(parted)}/{len(pp['parts_at'])} envs part"
+        line += f" (first at step {min(parted)})" if parted else ""
+        if pp.get("return_diff_mean") is not None:
+            line += f"; return per env {pp['return_diff_mean']:+.2f} (p {_p(pp.get('return_diff_p'))})"
+        if pp.get("terms"):
+            line += "; most changed: " + ", ".join(f"{t['name']} {t['mean_change']:+.3f}" for t in pp["terms"][:3])
+        print(plain(line))
     for p in doc["problems"]:
         print(f"note: {p}")
     flat = [str(c["index"]) for c in doc["captures"] if c.get("value_note")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +41,9 @@ class CaptureSource:
     buffer: Callable[[], dict[str, np.ndarray]] | None = None
     """The capture's replay-buffer sample, ``buffer`` group keys to ``(N, ...)`` arrays
     (``step``, ``qpos``, ``obs/<key>``, ...), when it stores one."""
+    starts: Any = None
+    """How its environments started (the recorder's ``attrs["starts"]``: ``{"same": bool,
+    "seed": int}``); captures with the same starts are compared environment by environment."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +66,9 @@ class AnalysisConfig:
     window: int = 8
     """Steps per behaviour window."""
     points_per_capture: int = 2_000
+    part_tol: float = 1e-3
+    """Positions further apart than this (in any coordinate) mean two same-start captures'
+    trajectories have parted."""
     seed: int = 0
 
 
@@ -242,6 +249,14 @@ def analyse(
         say(f"placed capture {src.index} (step {src.step})")
     if not points:
         return doc, {}
+    placed = {e["index"]: e for e in doc["captures"]}
+    srcs = [src for src, _ in usable if src.index in placed]
+    for a, b in itertools.pairwise(srcs):
+        if _same_starts(a, b):
+            try:
+                placed[b.index]["paired_prev"] = _paired(a, b, cfg)
+            except (ValueError, OSError, KeyError) as e:
+                problems.append(f"captures {a.index} and {b.index}: not compared env by env ({e})")
     pts = np.concatenate(points).astype(np.float32)
     doc["embedding"]["points"] = len(pts)
     if len(hists) == 1:
@@ -490,6 +505,55 @@ def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], probl
     entry["value_corr_ci"], entry["value_bias_ci"] = ci["corr"], ci["bias"]
     if (s["points"] or 0) < 2:
         problems.append(f"capture {src.index}: too few steps for value figures")
+
+
+def _same_starts(a: CaptureSource, b: CaptureSource) -> bool:
+    sa, sb = a.starts, b.starts
+    return isinstance(sa, dict) and sa.get("same") is True and sa == sb
+
+
+def _paired(a: CaptureSource, b: CaptureSource, cfg: AnalysisConfig) -> dict[str, Any]:
+    """Two checkpoints evaluated from the same starts, environment by environment: where
+    their trajectories part (the first step whose positions differ by more than
+    ``cfg.part_tol``; null if they never do), each environment's return difference (``b``
+    minus ``a``) and whether the mean difference is beyond noise (a sign-flip test over the
+    environment pairs), and every metric's mean change, largest first."""
+    qa, qb = np.asarray(a.load("qpos"), np.float64), np.asarray(b.load("qpos"), np.float64)
+    if qa.shape[1:] != qb.shape[1:]:
+        raise ValueError(f"different environments or models: {qa.shape} and {qb.shape}")
+    T = min(len(qa), len(qb))
+    diff = np.abs(qa[:T] - qb[:T]).max(axis=2)  # (T, E)
+    diff = np.where(np.isfinite(diff), diff, np.inf)
+    apart = diff > cfg.part_tol
+    parts = [int(np.argmax(apart[:, e])) if apart[:, e].any() else None for e in range(qa.shape[1])]
+    out: dict[str, Any] = {"compared_with": a.index, "parts_at": parts}
+    if "reward" in a.names and "reward" in b.names:
+        ra = np.nansum(np.asarray(a.load("reward"), np.float64), axis=0)
+        rb = np.nansum(np.asarray(b.load("reward"), np.float64), axis=0)
+        d = rb - ra
+        out["return_diff"] = d.tolist()
+        out["return_diff_mean"] = float(d.mean())
+        out["return_diff_p"] = _stats.sign_flip_p(d, seed=cfg.seed)
+    terms = []
+    for name in sorted(n for n in set(a.names) & set(b.names) if n.startswith("metrics/")):
+        xa, xb = np.asarray(a.load(name), np.float64), np.asarray(b.load(name), np.float64)
+        if xa.ndim != 2 or xb.ndim != 2:
+            continue
+        with np.errstate(all="ignore"):
+            per_env = np.nanmean(xb, axis=0) - np.nanmean(xa, axis=0)
+        if not np.isfinite(per_env).any():
+            continue
+        worst = int(np.nanargmax(np.abs(per_env)))
+        terms.append(
+            {
+                "name": name[len("metrics/") :],
+                "mean_change": float(np.nanmean(per_env)),
+                "worst_env": worst,
+                "worst_change": float(per_env[worst]),
+            }
+        )
+    out["terms"] = sorted(terms, key=lambda x: -abs(x["mean_change"]))
+    return out
 
 
 def _complete_returns(done: np.ndarray, gamma: float, *, reset_frame: bool) -> np.ndarray:

@@ -57,6 +57,7 @@ def capture_sources(run: Any) -> list[CaptureSource]:
                 reset_frame=info.reset_frame,
                 image_names=tuple(f"obs/{k}" for k in cap.image_keys()),
                 buffer=_Loader(run.url, info.id, "buffer") if cap.keys("buffer") else None,
+                starts=dict(info.attrs.get("starts")) if isinstance(info.attrs.get("starts"), dict) else None,
             )
         )
     return out

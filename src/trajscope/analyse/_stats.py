@@ -205,6 +205,21 @@ def shift_test(a: np.ndarray, b: np.ndarray, *, repeats: int = 499, seed: int = 
     return {"shift": shift, "p": float(p), "floor": float(np.percentile(null, 95))}
 
 
+def sign_flip_p(d: np.ndarray, *, repeats: int = 999, seed: int = 0) -> float | None:
+    """Two-sided p-value of a mean paired difference ``d`` (one per independent pair) being
+    zero: under "no change" each difference is as likely negative as positive, so its sign
+    is flipped at random. None with fewer than 4 pairs."""
+    d = np.asarray(d, np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) < 4:
+        return None
+    obs = abs(d.mean())
+    rng = np.random.default_rng(seed)
+    flips = rng.choice([-1.0, 1.0], size=(repeats, len(d)))
+    null = np.abs((flips * d).mean(axis=1))
+    return float((1 + int((null >= obs - 1e-12).sum())) / (1 + repeats))
+
+
 def _share(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total > 0 else counts

@@ -205,7 +205,9 @@ class BraxRecorder:
         if (self.checkpoints_seen - 1) % self.config.rollout.every:
             return False
         t0 = time.perf_counter()
-        key = jax.random.fold_in(jax.random.PRNGKey(self.config.rollout.seed), self.checkpoints_seen)
+        key = jax.random.PRNGKey(self.config.rollout.seed)
+        if not self.config.rollout.same_starts:
+            key = jax.random.fold_in(key, self.checkpoints_seen)
         args = (int(step), make_policy, _strong(params), key, params)
         with self._backlog_lock:
             if self._background_busy:
@@ -259,12 +261,14 @@ class BraxRecorder:
     ) -> bool:
         try:
             traj = self._rollout_for(make_policy)(strong, key)
+            ro = self.config.rollout
             ok = self.writer.add_capture(
                 step=int(step),
                 kind="eval",
                 reset_frame=True,
-                deterministic=self.config.rollout.deterministic,
-                params=_params_tree(params, self.config.rollout.store_params),
+                deterministic=ro.deterministic,
+                attrs={"starts": {"same": ro.same_starts, "seed": ro.seed}},
+                params=_params_tree(params, ro.store_params),
                 buffer=self.buffer.snapshot() if self.buffer is not None else None,
                 **_state.drop_empty(traj),
             )

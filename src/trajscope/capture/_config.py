@@ -103,6 +103,12 @@ class RolloutOptions:
     """Checkpoint parameters each capture keeps: ``"policy"`` (observation normaliser and
     policy network: enough to run the policy again), ``"all"`` (also the value network),
     or ``"none"``."""
+    same_starts: bool = True
+    """Evaluate every checkpoint from the same reset states, randomised models and action
+    noise (``seed``): a difference between two checkpoints' captures is then the policy's,
+    not the draw's, and the analysis compares them environment by environment (where they
+    part, the return difference, the reward terms that changed). False: fresh starts at
+    every checkpoint (more distinct starts seen over training, comparisons mixed with luck)."""
     background_compile: bool = True
     """Compile the rollout at the first checkpoint on a background thread while training
     goes on (never with ``randomization_fn``, whose tracing swaps the environment's model)."""

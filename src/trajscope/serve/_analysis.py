@@ -45,6 +45,7 @@ class AnalysisPanel(Panel):
             on_pick=lambda c, e, t: viewer.act(viewer.show_state, c, e, t),
             on_error=viewer.show_error,
         )
+        panel.part_button.on_click(lambda _: panel.show_parting())
         panel.show_map.on_update(lambda _: viewer.act(panel.on_show_map))
         return panel
 
@@ -70,6 +71,52 @@ class AnalysisPanel(Panel):
     def on_poll(self) -> None:
         if self.viewer is not None and any(c.kind == "eval" for c in self.viewer.new_captures):
             self.new_captures()
+
+    def parting(self) -> tuple[int, int, int] | None:
+        """``(capture, env, step)`` where the newest same-start checkpoint first leaves the
+        previous one's trajectory (the earliest-parting environment), or None."""
+        caps = (self.doc or {}).get("captures", [])
+        paired = next((c for c in reversed(caps) if c.get("paired_prev")), None)
+        if paired is None:
+            return None
+        parts = [(t, e) for e, t in enumerate(paired["paired_prev"]["parts_at"]) if t is not None]
+        if not parts:
+            return None
+        t, e = min(parts)
+        return int(paired["index"]), e, t
+
+    def show_parting(self) -> None:
+        where = self.parting()
+        if where is not None:
+            self._on_pick(*where)
+
+    def _describe_parting(self) -> None:
+        caps = (self.doc or {}).get("captures", [])
+        c = next((c for c in reversed(caps) if c.get("paired_prev")), None)
+        self.part_button.disabled = self.parting() is None
+        if c is None:
+            self.parted.content = ""
+            return
+        p = c["paired_prev"]
+        parted = [t for t in p["parts_at"] if t is not None]
+        lines = [
+            f"**checkpoint #{int(c['index'])} against #{int(p['compared_with'])}** (same starts): "
+            f"{len(parted)} of {len(p['parts_at'])} envs part" + (f", first at step {min(parted)}" if parted else "")
+        ]
+        if p.get("return_diff_mean") is not None:
+            pv = p.get("return_diff_p")
+            sig = (
+                ""
+                if pv is None
+                else (f" (p = {pv:.3f}: beyond noise)" if pv < 0.05 else f" (p = {pv:.3f}: within noise)")
+            )
+            lines.append(f"return per env {p['return_diff_mean']:+.2f}{sig}")
+        for term in p.get("terms", [])[:5]:
+            lines.append(
+                f"{md(term['name'])}: {term['mean_change']:+.3f} (most in env {int(term['worst_env'])}: "
+                f"{term['worst_change']:+.3f})"
+            )
+        self.parted.content = "  \n".join(lines)
 
     def on_show_map(self) -> None:
         """The map switched on: computed first when the run has no analysis yet, then
@@ -139,6 +186,13 @@ class AnalysisPanel(Panel):
             )
             self.follow = gui.add_checkbox(
                 "update as captures arrive", True, hint="Analyse again when training writes new captures"
+            )
+            self.parted = gui.add_markdown("")
+            self.part_button = gui.add_button(
+                "show where the last two checkpoints part",
+                disabled=True,
+                hint="Same-start checkpoints: replay the newest one where its first environment leaves the "
+                "previous checkpoint's trajectory",
             )
         self.run_button.on_click(lambda _: self.compute())
         self.show_map.on_update(lambda _: self._safe(self.draw_map))
@@ -252,6 +306,7 @@ class AnalysisPanel(Panel):
         if isinstance(doc.get("assumed"), str):
             lines.append(f"**assumed:** {md(doc['assumed'])}")
         self.status.content = "  \n".join(lines)
+        self._describe_parting()
         self._draw_curves()
         self.draw_map()
 
