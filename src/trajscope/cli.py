@@ -455,7 +455,8 @@ def cmd_analyse(args: Analyse) -> int:
         if not pp:
             continue
         parted = [t for t in pp["parts_at"] if t is not None]
-        line = f"capture {c['index']} vs {pp['compared_with']} (same starts): {len(parted)}/{len(pp['parts_at'])} envs part"
+        line = f"capture {c['index']} vs {pp['compared_with']} (same starts): "
+        line += f"{len(parted)}/{len(pp['parts_at'])} envs part"
         line += f" (first at step {min(parted)})" if parted else ""
         if pp.get("return_diff_mean") is not None:
             line += f"; return per env {pp['return_diff_mean']:+.2f} (p {_p(pp.get('return_diff_p'))})"
