@@ -124,8 +124,19 @@ def test_a_value_equal_to_the_return_to_go_scores_perfectly():
             assert g[t, e] == pytest.approx(want)
     arrays = {"qpos": rng.normal(size=(T, E, 2)), "reward": reward, "done": done, "value": g * 10.0}
     cfg = analyse.AnalysisConfig(gamma=gamma, reward_scaling=10.0)
-    doc, _ = analyse.analyse([_source(0, arrays)], cfg)
+    doc, placed = analyse.analyse([_source(0, arrays)], cfg)
     c = doc["captures"][0]
+    # A value that is the return to go makes no TD error anywhere (in return units) ...
+    td, where = placed["point_td_error"], placed["point_capture_env_t"]
+    assert np.nanmax(np.abs(td)) < 1e-9
+    assert np.all(np.isfinite(td) == (where[:, 2] < T - 1))  # the last frame has no step after it
+    # ... and one wrong value stands out as the largest TD errors, around that state.
+    wrong = dict(arrays, value=arrays["value"].copy())
+    wrong["value"][50, 1] += 50.0  # 5 in return units
+    _, placed = analyse.analyse([_source(0, wrong)], cfg)
+    i = int(np.nanargmax(np.abs(placed["point_td_error"])))
+    env, t = placed["point_capture_env_t"][i, 1:]
+    assert env == 1 and t in (49, 50) and abs(placed["point_td_error"][i]) == pytest.approx(5.0, rel=0.2)
     assert c["value_corr"] == pytest.approx(1.0) and c["value_bias"] == pytest.approx(0.0, abs=1e-12)
     assert c["value_explained_variance"] == pytest.approx(1.0)
     noisy = dict(arrays, value=(g + rng.normal(0, 0.5, g.shape)) * 10.0)

@@ -95,6 +95,13 @@ def test_every_checkpoint_starts_from_the_same_states_and_is_compared_env_by_env
         assert "same starts" in v.analysis.parted.content and where is not None  # trained policies differ
         v.act(v.analysis.show_parting)
         assert (v.shown.capture.info.index, v.shown.selected, v.t) == where
+        # The captured values imply TD errors: the map colours by them, a button shows the largest.
+        worst = v.analysis.largest_td()
+        assert worst is not None and not v.analysis.td_button.disabled
+        v.analysis.colour.value = "TD error"
+        assert v.analysis.colours().shape == (len(v.analysis.meta), 3)
+        v.act(v.analysis.show_largest_td)
+        assert (v.shown.capture.info.index, v.shown.selected, v.t) == worst
     finally:
         v.close()
 

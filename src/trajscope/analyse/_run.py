@@ -225,7 +225,7 @@ def analyse(
     wstd, wpca, wcenters = _fit_clusters(wpool, cfg, doc)
     fitted = _Fitted(std, transform, centers, wstd, wpca, wcenters)
     # ---------------------------------------------------------------- pass 2: every state
-    points, meta = [], []
+    points, meta, tds = [], [], []
     hists: list[np.ndarray] = []
     for (src, _), r in zip(usable, mapper(functools.partial(_place_one, cfg=cfg, fitted=fitted), usable)):
         problems.extend(r["problems"])
@@ -241,6 +241,7 @@ def analyse(
         hists.append(h)
         points.append(r["points"])
         meta.append(r["meta"])
+        tds.append(r["td"] if r["td"] is not None else np.full((len(r["points"]), 2), np.nan))
         if r["typical"] is not None:
             for j, found in enumerate(r["typical"]):
                 both = doc["clusters"]["typical"][j] + found
@@ -262,6 +263,10 @@ def analyse(
     if len(hists) == 1:
         problems.append("one capture: no shift between captures to measure")
     arrays = {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
+    td = np.concatenate(tds).astype(np.float32)
+    if np.isfinite(td).any():
+        # Per placed state: the TD error and the GAE advantage the captured value implies.
+        arrays["point_td_error"], arrays["point_advantage"] = td[:, 0], td[:, 1]
     doc["buffer"] = _place_buffer(usable, std, transform, arrays, problems)
     return doc, arrays
 
@@ -361,9 +366,11 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
     # units, the size of a shift that noise alone gives at this capture's size.
     entry["noise_floor"] = half["floor"] if half else None
     entry["units"] = len(units)
+    td = _td(src, cfg)
     return {
         "entry": entry,
         "units": units,
+        "td": None if td is None else td[:, t_f[sel], e_f[sel]].T,
         "points": fitted.transform(z[sel]),
         "meta": np.stack([np.full(len(sel), src.index), e_f[sel], t_f[sel]], axis=1),
         "typical": typical,
@@ -505,6 +512,17 @@ def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], probl
     entry["value_corr_ci"], entry["value_bias_ci"] = ci["corr"], ci["bias"]
     if (s["points"] or 0) < 2:
         problems.append(f"capture {src.index}: too few steps for value figures")
+
+
+def _td(src: CaptureSource, cfg: AnalysisConfig) -> np.ndarray | None:
+    """``(2, T, E)``: the TD error and advantage of every frame, or None without value."""
+    if "value" not in src.names or "reward" not in src.names:
+        return None
+    value = np.asarray(src.load("value"), np.float64) / (cfg.reward_scaling or 1.0)
+    reward = np.asarray(src.load("reward"), np.float64)
+    done = np.asarray(src.load("done"), bool) if "done" in src.names else np.zeros(reward.shape, bool)
+    delta, adv = _stats.td_errors(value, reward, done, cfg.gamma, reset_frame=src.reset_frame)
+    return np.stack([delta, adv])
 
 
 def _same_starts(a: CaptureSource, b: CaptureSource) -> bool:

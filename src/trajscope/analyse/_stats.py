@@ -240,6 +240,30 @@ def split_half(labels: np.ndarray, k: int, *, seed: int = 0, repeats: int = 8) -
     return float(np.mean(out))
 
 
+def td_errors(
+    value: np.ndarray, reward: np.ndarray, done: np.ndarray, gamma: float, *, reset_frame: bool, lam: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-step TD errors and GAE(``lam``) advantages ``(T, E)`` that a captured value and
+    rewards imply, in the value's units: ``delta[t] = r + gamma * V(next) * (1 - done) - V[t]``.
+    With ``reset_frame``, frame ``t + 1`` holds the reward and done of the step from frame
+    ``t``; the last frame (no step after it) is NaN."""
+    v, r, d = (np.asarray(a, np.float64) for a in (value, reward, done))
+    T = len(v)
+    delta = np.full(v.shape, np.nan)
+    if reset_frame:
+        nr, nd, nv = r[1:], d[1:].astype(bool), v[1:]
+    else:
+        nr, nd, nv = r[:-1], d[:-1].astype(bool), v[1:]
+    if T >= 2:
+        delta[:-1] = nr + gamma * np.where(nd, 0.0, nv) - v[:-1]
+    adv = np.full(v.shape, np.nan)
+    acc = np.zeros(v.shape[1:])
+    for t in range(T - 2, -1, -1):
+        acc = delta[t] + gamma * lam * np.where(nd[t], 0.0, acc)
+        adv[t] = acc
+    return delta, adv
+
+
 def returns_to_go(reward: np.ndarray, done: np.ndarray, gamma: float, *, reset_frame: bool) -> np.ndarray:
     """Discounted return from each frame's state, ``(T, E)``, over the rest of its episode
     within the capture (a return cut off by the capture's end misses its tail).

@@ -22,7 +22,7 @@ from .._escape import md
 from ._panel import Panel
 from ._plots import PALETTE
 
-COLOURINGS = ("training time", "episode return", "behaviour cluster")
+COLOURINGS = ("training time", "episode return", "behaviour cluster", "TD error", "advantage")
 MAP_NAME = "/analysis/map"
 
 
@@ -46,6 +46,7 @@ class AnalysisPanel(Panel):
             on_error=viewer.show_error,
         )
         panel.part_button.on_click(lambda _: panel.show_parting())
+        panel.td_button.on_click(lambda _: panel.show_largest_td())
         panel.show_map.on_update(lambda _: viewer.act(panel.on_show_map))
         return panel
 
@@ -84,6 +85,18 @@ class AnalysisPanel(Panel):
             return None
         t, e = min(parts)
         return int(paired["index"]), e, t
+
+    def largest_td(self) -> tuple[int, int, int] | None:
+        """``(capture, env, step)`` of the placed state with the largest absolute TD error."""
+        if self.td is None or self.meta is None or not np.isfinite(self.td).any():
+            return None
+        i = int(np.nanargmax(np.abs(self.td)))
+        return int(self.meta[i, 0]), int(self.meta[i, 1]), int(self.meta[i, 2])
+
+    def show_largest_td(self) -> None:
+        where = self.largest_td()
+        if where is not None:
+            self._on_pick(*where)
 
     def show_parting(self) -> None:
         where = self.parting()
@@ -157,6 +170,9 @@ class AnalysisPanel(Panel):
         self.marker: Any = None
         self.buffer_map: Any = None
         self.buffer_points: np.ndarray | None = None
+        self.td: np.ndarray | None = None
+        """Per placed state: the TD error its captured value implies (None without value)."""
+        self.advantage: np.ndarray | None = None
         """``(N, 2)`` the replay-buffer sample's states on the map, when the run has one."""
         self.buffer_step: np.ndarray | None = None
         self.buffer_priority: np.ndarray | None = None
@@ -187,6 +203,12 @@ class AnalysisPanel(Panel):
             self.follow = gui.add_checkbox(
                 "update as captures arrive", True, hint="Analyse again when training writes new captures"
             )
+            self.td_button = gui.add_button(
+                "show the largest TD error",
+                disabled=True,
+                hint="Replay the captured state whose value was most wrong about the next step "
+                "(|r + gamma V(next) - V|, in return units)",
+            )
             self.parted = gui.add_markdown("")
             self.part_button = gui.add_button(
                 "show where the last two checkpoints part",
@@ -210,7 +232,7 @@ class AnalysisPanel(Panel):
 
     def set_run(self, run: store.Run) -> None:
         self.run = run
-        self.doc = self.points = self.meta = None
+        self.doc = self.points = self.meta = self.td = self.advantage = None
         self.buffer_points = self.buffer_step = self.buffer_priority = None
         self.show_buffer.visible = False
         try:
@@ -272,6 +294,9 @@ class AnalysisPanel(Panel):
         self.buffer_step = arrays.get("buffer_step")
         self.buffer_priority = arrays.get("buffer_priority")
         self.meta = arrays.get("point_capture_env_t")
+        self.td = arrays.get("point_td_error")
+        self.advantage = arrays.get("point_advantage")
+        self.td_button.disabled = self.td is None or not np.isfinite(self.td).any()
         emb = doc.get("embedding", {})
         n_new = 0
         if self.run is not None:
@@ -410,6 +435,14 @@ class AnalysisPanel(Panel):
             return ramp((ret - lo) / (hi - lo if hi > lo else 1.0))
         if how == "behaviour cluster":
             return _cluster_colours(self.doc or {}, self.meta)
+        if how in ("TD error", "advantage"):
+            v = self.td if how == "TD error" else self.advantage
+            if v is None:
+                return np.full((len(self.meta), 3), 160, np.uint8)  # grey: no value captured
+            v = np.abs(v) if how == "TD error" else v
+            finite = v[np.isfinite(v)]
+            lo, hi = (np.percentile(finite, 1), np.percentile(finite, 99)) if finite.size else (0.0, 1.0)
+            return ramp((v - lo) / (hi - lo if hi > lo else 1.0))
         order = np.unique(self.meta[:, 0])
         rank = np.searchsorted(order, self.meta[:, 0])
         return ramp(rank / max(1, len(order) - 1))
