@@ -273,3 +273,23 @@ def test_same_start_checkpoints_are_compared_env_by_env():
     fresh = [dataclasses.replace(c, starts={"same": False, "seed": 0}) for c in caps]
     doc, _ = analyse.analyse(fresh, analyse.AnalysisConfig(features=("qpos",)))
     assert "paired_prev" not in doc["captures"][1]
+
+
+def test_every_reward_term_is_triaged_with_its_worst_env_and_step():
+    """30 reward terms (mjlab's bars stop at 20): each one's spread over the environments and
+    its worst environment and step, planted."""
+    rng = np.random.default_rng(5)
+    T, E = 50, 8
+    arrays = {"qpos": rng.normal(size=(T, E, 2)), "reward": rng.uniform(0.5, 1.0, (T, E))}
+    for j in range(30):
+        m = rng.uniform(0.5, 1.0, (T, E))
+        m[:, j % E] -= 0.3  # env j % 8 is the worst for term j ...
+        m[7 + j % 40, j % E] = -5.0  # ... and its worst step is 7 + j
+        arrays[f"metrics/reward/term{j:02d}"] = m
+    doc, _ = analyse.analyse([_source(0, arrays)], analyse.AnalysisConfig(features=("qpos",)))
+    terms = doc["captures"][0]["terms"]
+    assert len(terms) == 31 and "reward" in terms
+    for j in range(30):
+        t = terms[f"reward/term{j:02d}"]
+        assert (t["worst_env"], t["worst_step"], t["worst_value"]) == (j % E, 7 + j, -5.0)
+        assert t["p10"] <= t["median"] <= t["p90"]

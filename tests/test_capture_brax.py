@@ -102,6 +102,14 @@ def test_every_checkpoint_starts_from_the_same_states_and_is_compared_env_by_env
         assert v.analysis.colours().shape == (len(v.analysis.meta), 3)
         v.act(v.analysis.show_largest_td)
         assert (v.shown.capture.info.index, v.shown.selected, v.t) == worst
+        # Reward-term triage: every term, the worst environment and step of the newest capture.
+        assert v.analysis.term.value == "reward" and "worst env" in v.analysis.term_text.content
+        assert set(doc["captures"][-1]["terms"]) >= {"reward"}
+        where = v.analysis.worst_term()
+        v.act(v.analysis.show_worst_term)
+        assert where is not None and (v.shown.capture.info.index, v.shown.selected, v.t) == where
+        rewards = run.capture(where[0]).load("reward", env=where[1])
+        assert rewards[where[2]] == pytest.approx(float(np.min(rewards[1:])))
     finally:
         v.close()
 

@@ -348,6 +348,7 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
     if len(sel) > cfg.points_per_capture:
         sel = np.sort(_rng(cfg, src, 2).choice(len(z), cfg.points_per_capture, replace=False))
     _value(src, cfg, entry, problems)
+    entry["terms"] = _term_triage(src)
     typical = None
     if fitted.wcenters is not None and fitted.wstd is not None and fitted.wpca is not None:
         wx, where = _windows(_with_action(src, x, t_idx, e_idx)[finite], t_f, e_f, cfg.window)
@@ -523,6 +524,41 @@ def _td(src: CaptureSource, cfg: AnalysisConfig) -> np.ndarray | None:
     done = np.asarray(src.load("done"), bool) if "done" in src.names else np.zeros(reward.shape, bool)
     delta, adv = _stats.td_errors(value, reward, done, cfg.gamma, reset_frame=src.reset_frame)
     return np.stack([delta, adv])
+
+
+def _term_triage(src: CaptureSource) -> dict[str, dict[str, Any]]:
+    """Every reward term and metric (no cap), and the reward: its per-environment means'
+    distribution over the capture's environments, and the worst environment (lowest mean)
+    with its worst step (lowest value), to replay."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in [n for n in src.names if n == "reward" or n.startswith("metrics/")]:
+        try:
+            x = np.asarray(src.load(name), np.float64)
+        except (ValueError, OSError, KeyError):
+            continue
+        if x.ndim != 2 or not np.isfinite(x).any():
+            continue
+        if src.reset_frame and name == "reward":
+            x = x[1:]  # frame 0 is the reset state: no step, reward 0
+        with np.errstate(all="ignore"):
+            per_env = np.nanmean(x, axis=0)
+        if not np.isfinite(per_env).any():
+            continue
+        env = int(np.nanargmin(per_env))
+        col = x[:, env]
+        step = int(np.nanargmin(col)) + (1 if src.reset_frame and name == "reward" else 0)
+        lo, mid, hi = np.nanpercentile(per_env, [10, 50, 90])
+        out[name.removeprefix("metrics/")] = {
+            "mean": float(np.nanmean(per_env)),
+            "p10": float(lo),
+            "median": float(mid),
+            "p90": float(hi),
+            "worst_env": env,
+            "worst_env_mean": float(per_env[env]),
+            "worst_step": step,
+            "worst_value": float(np.nanmin(col)),
+        }
+    return out
 
 
 def _same_starts(a: CaptureSource, b: CaptureSource) -> bool:

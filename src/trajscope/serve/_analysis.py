@@ -47,6 +47,8 @@ class AnalysisPanel(Panel):
         )
         panel.part_button.on_click(lambda _: panel.show_parting())
         panel.td_button.on_click(lambda _: panel.show_largest_td())
+        panel.term_button.on_click(lambda _: panel.show_worst_term())
+        panel.term.on_update(lambda _: viewer.act(panel.on_term))
         panel.show_map.on_update(lambda _: viewer.act(panel.on_show_map))
         return panel
 
@@ -85,6 +87,38 @@ class AnalysisPanel(Panel):
             return None
         t, e = min(parts)
         return int(paired["index"]), e, t
+
+    def on_term(self) -> None:
+        self._describe_term()
+        self._draw_curves()
+
+    def worst_term(self) -> tuple[int, int, int] | None:
+        """``(capture, env, step)``: the newest capture's worst environment and step for the
+        chosen term."""
+        caps = [c for c in (self.doc or {}).get("captures", []) if self.term.value in (c.get("terms") or {})]
+        if not caps:
+            return None
+        t = caps[-1]["terms"][self.term.value]
+        return int(caps[-1]["index"]), int(t["worst_env"]), int(t["worst_step"])
+
+    def show_worst_term(self) -> None:
+        where = self.worst_term()
+        if where is not None:
+            self._on_pick(*where)
+
+    def _describe_term(self) -> None:
+        caps = [c for c in (self.doc or {}).get("captures", []) if self.term.value in (c.get("terms") or {})]
+        self.term_button.disabled = not caps
+        if not caps:
+            self.term_text.content = ""
+            return
+        c = caps[-1]
+        t = c["terms"][self.term.value]
+        self.term_text.content = (
+            f"**{md(self.term.value)}** at checkpoint #{int(c['index'])}: per-env mean {t['median']:.4g} "
+            f"(10% to 90% of envs: {t['p10']:.4g} to {t['p90']:.4g}); worst env {int(t['worst_env'])} "
+            f"(mean {t['worst_env_mean']:.4g}), its worst step {int(t['worst_step'])} ({t['worst_value']:.4g})"
+        )
 
     def largest_td(self) -> tuple[int, int, int] | None:
         """``(capture, env, step)`` of the placed state with the largest absolute TD error."""
@@ -209,6 +243,15 @@ class AnalysisPanel(Panel):
                 hint="Replay the captured state whose value was most wrong about the next step "
                 "(|r + gamma V(next) - V|, in return units)",
             )
+            self.term = gui.add_dropdown(
+                "reward term", ("(analyse first)",), hint="Every reward term and metric, none left out"
+            )
+            self.term_text = gui.add_markdown("")
+            self.term_button = gui.add_button(
+                "show its worst env and step",
+                disabled=True,
+                hint="Replay the newest capture's environment with the lowest mean of this term, at its lowest step",
+            )
             self.parted = gui.add_markdown("")
             self.part_button = gui.add_button(
                 "show where the last two checkpoints part",
@@ -332,6 +375,14 @@ class AnalysisPanel(Panel):
             lines.append(f"**assumed:** {md(doc['assumed'])}")
         self.status.content = "  \n".join(lines)
         self._describe_parting()
+        names = sorted(
+            {n for c in doc.get("captures", []) for n in (c.get("terms") or {})}, key=lambda n: (n != "reward", n)
+        )
+        if names:
+            keep = self.term.value if self.term.value in names else names[0]
+            self.term.options = tuple(names)
+            self.term.value = keep
+        self._describe_term()
         self._draw_curves()
         self.draw_map()
 
@@ -389,6 +440,15 @@ class AnalysisPanel(Panel):
         # Correlation (-1..1) and bias (in return units) on axes of their own.
         add("value against realised return: correlation", [("value_corr", "correlation")])
         add("value against realised return: bias (value - return)", [("value_bias", "bias")])
+        term = self.term.value
+        for c in caps:
+            t = (c.get("terms") or {}).get(term) or {}
+            c["term_p10"], c["term_median"], c["term_p90"] = t.get("p10"), t.get("median"), t.get("p90")
+        if any(c["term_median"] is not None for c in caps):
+            add(
+                f"{term}: per-env mean over training",
+                [("term_p10", "10% of envs"), ("term_median", "median"), ("term_p90", "90% of envs")],
+            )
         shares = [c.get("cluster_share") for c in caps]
         k = max((len(sh) for sh in shares if sh), default=0)
         if k:
