@@ -293,3 +293,39 @@ def test_every_reward_term_is_triaged_with_its_worst_env_and_step():
         t = terms[f"reward/term{j:02d}"]
         assert (t["worst_env"], t["worst_step"], t["worst_value"]) == (j % E, 7 + j, -5.0)
         assert t["p10"] <= t["median"] <= t["p90"]
+
+
+def test_new_captures_are_placed_into_the_existing_map_without_refitting(tmp_path):
+    """The live map: captures written after an analysis are placed into its map (the same
+    projection: a capture identical to the first lands exactly on it), with their shifts."""
+    import mujoco
+
+    import trajscope
+
+    model = mujoco.MjModel.from_xml_string(
+        "<mujoco><worldbody><body><joint type='slide'/><joint type='hinge'/><geom size='.1'/></body>"
+        "</worldbody></mujoco>"
+    )
+    rng = np.random.default_rng(11)
+    first = _smooth(rng, T=100, E=8)
+    with trajscope.RunWriter(tmp_path, name="live", model=model, strict=True) as w:
+        w.add_capture(step=0, **first)
+        w.add_capture(step=1000, **_smooth(rng, T=100, E=8, shift=1.0))
+    run = trajscope.open_run(tmp_path / "live")
+    _, arrays0 = analyse.analyse_run(run)
+    with trajscope.RunWriter(tmp_path, name="live", model=model, strict=True) as w:
+        w.add_capture(step=2000, **first)  # the first behaviour again
+    run.refresh()
+    doc, arrays = analyse.analyse_run(run, refit=False)
+    assert doc["map"] == {"fitted_on": [0, 1], "placed_since": [2]}
+    n0 = len(arrays0["points"])
+    np.testing.assert_array_equal(arrays["points"][:n0], arrays0["points"])  # the map did not move
+    pc = arrays["point_capture_env_t"]
+    again, orig = arrays["points"][pc[:, 0] == 2], arrays["points"][pc[:, 0] == 0]
+    np.testing.assert_allclose(np.sort(again, axis=0), np.sort(orig, axis=0), atol=1e-5)
+    new = doc["captures"][-1]
+    assert new["shift_first"] == pytest.approx(0.0, abs=1e-9) and new["shift_prev_p"] < 0.05
+    assert run.analysis().result["map"]["placed_since"] == [2]  # stored
+    # A refit fits the map on all three again.
+    doc, _ = analyse.analyse_run(run)
+    assert doc["map"] == {"fitted_on": [0, 1, 2], "placed_since": []}

@@ -22,6 +22,7 @@ from ._run import METHODS as METHODS
 from ._run import AnalysisConfig as AnalysisConfig
 from ._run import CaptureSource as CaptureSource
 from ._run import analyse as analyse
+from ._run import extend as extend
 from ._runs import analyse_run as analyse_run
 from ._runs import capture_policy as capture_policy
 from ._runs import capture_saliency as capture_saliency

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -120,6 +121,22 @@ MANIFOLD_POOL = 4_000
 """States t-SNE and UMAP are fitted on; every other state is placed by its neighbours."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Map:
+    """A fitted 2-D map as arrays (stored with the analysis, so that later captures are
+    placed into the same map): ``pca`` (``a`` the mean, ``b`` the axes) or ``knn`` (``a``
+    the fitted states, ``b`` where the manifold method placed them)."""
+
+    kind: str
+    a: np.ndarray
+    b: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "pca":
+            return (np.asarray(x, np.float64) - self.a) @ self.b.T
+        return _stats.knn_place(x, self.a, self.b, k=10)
+
+
 def _embedder(method: str, pool: np.ndarray, seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """A fitted 2-D map of the pool: ``(transform, pool placed)``.
 
@@ -129,7 +146,8 @@ def _embedder(method: str, pool: np.ndarray, seed: int) -> tuple[Callable[[np.nd
     space): far faster than their own ``transform`` for 100,000 states, and the same map."""
     if method == "pca":
         pca = _stats.PCA.fit(pool, 2)
-        return pca.transform, pca.transform(pool)
+        m = _Map("pca", pca.mean, pca.components)
+        return m, m(pool)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     rng = np.random.default_rng(seed)
@@ -147,10 +165,8 @@ def _embedder(method: str, pool: np.ndarray, seed: int) -> tuple[Callable[[np.nd
             raise ImportError("method 'umap' needs umap-learn: pip install 'trajscope[analysis]'") from None
         placed = np.asarray(umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(fit_on))
 
-    def transform(x: np.ndarray) -> np.ndarray:
-        return _stats.knn_place(x, fit_on, placed, k=10)
-
-    return transform, transform(pool)
+    m = _Map("knn", np.asarray(fit_on, np.float64), placed)
+    return m, m(pool)
 
 
 def analyse(
@@ -262,7 +278,8 @@ def analyse(
     doc["embedding"]["points"] = len(pts)
     if len(hists) == 1:
         problems.append("one capture: no shift between captures to measure")
-    arrays = {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64)}
+    arrays = {"points": pts, "point_capture_env_t": np.concatenate(meta).astype(np.int64), **fitted.arrays()}
+    doc["map"] = {"fitted_on": [e["index"] for e in doc["captures"]], "placed_since": []}
     td = np.concatenate(tds).astype(np.float32)
     if np.isfinite(td).any():
         # Per placed state: the TD error and the GAE advantage the captured value implies.
@@ -271,9 +288,92 @@ def analyse(
     return doc, arrays
 
 
+def extend(
+    captures: Sequence[CaptureSource],
+    cfg: AnalysisConfig,
+    doc: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """Place captures newer than an analysis into its map without fitting it again (the
+    live map while training runs: milliseconds per capture with PCA), with their shifts,
+    value figures, clusters and comparisons, as :func:`analyse` computes them. None when
+    the analysis cannot be extended (no stored fit, another configuration, or nothing
+    new): then analyse again."""
+    fitted = _Fitted.from_arrays(arrays)
+    same_cfg = json.loads(json.dumps(doc.get("config"))) == json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if fitted is None or not same_cfg or not doc.get("captures"):
+        return None
+    say = progress or (lambda _: None)
+    done = {int(e["index"]) for e in doc["captures"]}
+    last = max(done)
+    by_index = {src.index: src for src in captures}
+    new = [src for src in captures if src.index > last]
+    old = [by_index.get(int(doc["captures"][0]["index"])), by_index.get(last)]
+    if not new or any(src is None for src in old):
+        return None
+    doc = {**doc, "captures": [dict(e) for e in doc["captures"]], "problems": list(doc.get("problems", []))}
+    names = _features(new[0], cfg)
+    if not names:
+        return None
+
+    def place(src: CaptureSource) -> dict[str, Any]:
+        return _place_one((src, names), cfg=cfg, fitted=fitted)
+
+    first, prev = (place(src) for src in old)  # type: ignore[arg-type]
+    if "units" not in first or "units" not in prev:
+        return None
+    prev_src = old[1]
+    points, meta, tds = [arrays["points"]], [arrays["point_capture_env_t"]], []
+    n_old = len(arrays["points"])
+    if "point_td_error" in arrays:
+        tds.append(np.stack([arrays["point_td_error"], arrays["point_advantage"]], 1))
+    else:
+        tds.append(np.full((n_old, 2), np.nan))
+    for src in new:
+        r = place(src)
+        doc["problems"].extend(r.get("problems", []))
+        if "entry" not in r:
+            continue
+        entry = r["entry"]
+        for name, other in (("prev", prev["units"]), ("first", first["units"])):
+            test = _stats.shift_test(other, r["units"], seed=cfg.seed)
+            entry[f"shift_{name}"], entry[f"shift_{name}_p"], entry[f"shift_{name}_floor"] = (
+                test["shift"],
+                test["p"],
+                test["floor"],
+            )
+        if prev_src is not None and _same_starts(prev_src, src):
+            try:
+                entry["paired_prev"] = _paired(prev_src, src, cfg)
+            except (ValueError, OSError, KeyError) as e:
+                doc["problems"].append(f"captures {prev_src.index} and {src.index}: not compared env by env ({e})")
+        doc["captures"].append(entry)
+        points.append(r["points"])
+        meta.append(r["meta"])
+        tds.append(r["td"] if r["td"] is not None else np.full((len(r["points"]), 2), np.nan))
+        prev, prev_src = r, src
+        doc["map"] = {**doc.get("map", {}), "placed_since": [*doc.get("map", {}).get("placed_since", []), src.index]}
+        say(f"placed capture {src.index} (step {src.step}) into the map")
+    out = dict(arrays)
+    out["points"] = np.concatenate(points).astype(np.float32)
+    out["point_capture_env_t"] = np.concatenate(meta).astype(np.int64)
+    td = np.concatenate(tds).astype(np.float32)
+    if np.isfinite(td).any():
+        out["point_td_error"], out["point_advantage"] = td[:, 0], td[:, 1]
+    doc["embedding"] = {**doc["embedding"], "points": len(out["points"])}
+    usable = [(src, names) for src in new]
+    buffer = _place_buffer(usable, fitted.std, fitted.transform, out, doc["problems"])
+    if buffer is not None:
+        doc["buffer"] = buffer
+    return doc, out
+
+
 @dataclasses.dataclass(frozen=True)
 class _Fitted:
-    """What pass 1 fitted, shipped to whoever places a capture's states."""
+    """What pass 1 fitted, shipped to whoever places a capture's states; stored with the
+    analysis as arrays (``fit/...``) so that new captures are placed into the same map."""
 
     std: _stats.Standardizer
     transform: Callable[[np.ndarray], np.ndarray]
@@ -281,6 +381,42 @@ class _Fitted:
     wstd: Any
     wpca: Any
     wcenters: np.ndarray | None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        m = self.transform
+        if not isinstance(m, _Map):
+            return {}
+        out = {
+            "fit/std": np.stack([self.std.mean, self.std.scale, self.std.keep.astype(np.float64)]),
+            "fit/map_a": m.a,
+            "fit/map_b": m.b,
+            "fit/map_kind": np.array([0 if m.kind == "pca" else 1]),
+            "fit/codebook": self.centers,
+        }
+        if self.wstd is not None and self.wpca is not None and self.wcenters is not None:
+            out["fit/wstd"] = np.stack([self.wstd.mean, self.wstd.scale, self.wstd.keep.astype(np.float64)])
+            out["fit/wpca"] = np.concatenate([self.wpca.mean[None], self.wpca.components])
+            out["fit/wcenters"] = self.wcenters
+        return out
+
+    @staticmethod
+    def from_arrays(a: dict[str, np.ndarray]) -> _Fitted | None:
+        need = ("fit/std", "fit/map_a", "fit/map_b", "fit/map_kind", "fit/codebook")
+        if not all(k in a for k in need):
+            return None
+
+        def std(x: np.ndarray) -> _stats.Standardizer:
+            return _stats.Standardizer(x[0], x[1], x[2] > 0.5)
+
+        kind = "pca" if int(a["fit/map_kind"][0]) == 0 else "knn"
+        wstd = wpca = wcenters = None
+        if "fit/wstd" in a and "fit/wpca" in a and "fit/wcenters" in a:
+            wstd, wcenters = std(a["fit/wstd"]), a["fit/wcenters"]
+            w = a["fit/wpca"]
+            wpca = _stats.PCA(w[0], w[1:], np.zeros(len(w) - 1))
+        return _Fitted(
+            std(a["fit/std"]), _Map(kind, a["fit/map_a"], a["fit/map_b"]), a["fit/codebook"], wstd, wpca, wcenters
+        )
 
 
 def _rng(cfg: AnalysisConfig, src: CaptureSource, stage: int) -> np.random.Generator:

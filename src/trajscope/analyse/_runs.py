@@ -13,7 +13,7 @@ from .. import store
 from ..format.training import ReturnSettings
 from ..store import Capture, Run
 from ._policy import Policy, PolicyUnavailable, load_policy
-from ._run import AnalysisConfig, CaptureSource, analyse
+from ._run import AnalysisConfig, CaptureSource, analyse, extend
 from ._saliency import saliency
 
 
@@ -71,6 +71,7 @@ def analyse_run(
     progress: Any = None,
     executor: Any = None,
     assumed: str | None = None,
+    refit: bool = True,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Analyse a :class:`Run`'s evaluation captures and (with ``write``) store the result in
     its ``analysis/``. Without a ``cfg``, the discount and reward scaling are the run's own
@@ -78,13 +79,21 @@ def analyse_run(
     records them), else 0.99 and 1, and then the result says so (``doc["assumed"]``).
     ``executor``: run the per-capture work on a distributed engine (a Dask client's
     ``get_executor()``; see :func:`trajscope.analyse.analyse`). ``assumed``: what the
-    caller's ``cfg`` assumed, stored as ``doc["assumed"]``."""
+    caller's ``cfg`` assumed, stored as ``doc["assumed"]``. ``refit=False``: place captures
+    newer than the stored analysis into its map instead of fitting it again (the live map;
+    :func:`extend`), when the stored analysis allows it."""
     note = assumed
     if cfg is None:
         settings = ReturnSettings.of_run(run.metadata)
         cfg = AnalysisConfig(gamma=settings.gamma, reward_scaling=settings.reward_scaling)
         note = settings.note()
-    doc, arrays = analyse(capture_sources(run), cfg, progress=progress, executor=executor)
+    sources = capture_sources(run)
+    extended = None
+    if not refit:
+        stored = run.analysis()
+        if stored is not None:
+            extended = extend(sources, cfg, stored.result, stored.arrays, progress=progress)
+    doc, arrays = extended or analyse(sources, cfg, progress=progress, executor=executor)
     if note is not None:
         doc["assumed"] = note
     if write:

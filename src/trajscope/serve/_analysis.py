@@ -289,8 +289,9 @@ class AnalysisPanel(Panel):
             self.status.content = "not analysed yet: press **analyse run**"
             self._clear()
 
-    def compute(self) -> None:
-        """Analyse the open run on a thread of its own, store the result, show it."""
+    def compute(self, *, refit: bool = True) -> None:
+        """Analyse the open run on a thread of its own, store the result, show it;
+        ``refit=False`` places new captures into the map shown (the live map)."""
         if self.run is None or self._busy.is_set():
             return
         self._busy.set()
@@ -300,7 +301,7 @@ class AnalysisPanel(Panel):
         def work() -> None:
             try:
                 t0 = time.perf_counter()
-                doc, arrays = analyse.analyse_run(run, progress=self._progress)
+                doc, arrays = analyse.analyse_run(run, progress=self._progress, refit=refit)
                 if run is self.run:
                     self._use(doc, arrays, [c.id for c in run.captures if c.kind == "eval"])
                     self.status.content += f"  \ncomputed in {time.perf_counter() - t0:.1f} s"
@@ -317,7 +318,7 @@ class AnalysisPanel(Panel):
     def new_captures(self) -> None:
         """Training wrote captures: analyse again if asked to and an analysis is shown."""
         if self.follow.value and self.doc is not None and not self._busy.is_set():
-            self.compute()
+            self.compute(refit=False)  # into the map shown; "analyse run" fits it again
 
     def wait(self, timeout_s: float = 300.0) -> bool:
         """Until no analysis is being computed (tests, scripts); True if none is."""
@@ -352,6 +353,12 @@ class AnalysisPanel(Panel):
         ]
         if n_new:
             lines.append(f"{n_new} newer capture(s) not analysed: press **analyse run** again")
+        fit = doc.get("map") or {}
+        if fit.get("placed_since"):
+            lines.append(
+                f"map fitted on {len(fit.get('fitted_on', []))} captures; {len(fit['placed_since'])} newer placed into "
+                "it without refitting (**analyse run** fits it again)"
+            )
         lines += [f"note: {md(p)}" for p in doc.get("problems", [])[:5]]
         caps = doc.get("captures", [])
         tested = [c for c in caps if c.get("shift_prev_p") is not None]
