@@ -16,6 +16,8 @@ class StepRewardPanel(Panel):
     """A toy panel: the selected environment's reward at the shown step, and how many
     captures the run has gained while the page was open."""
 
+    tab = "Plots"
+
     def __init__(self, server):
         with server.gui.add_folder("Step reward"):
             self.text = server.gui.add_markdown("no capture")
@@ -50,6 +52,7 @@ def test_a_new_panel_is_one_class_and_one_line_in_the_list(tmp_path):
             w.add_capture(step=10**6, **{k: trajscope.open_run(run).capture(0).load(k) for k in ("qpos",)})
         v.act(v.poll)
         assert panel.gained == 1 and not v.errors
+        assert set(v.tabs) == {"Scene", "Plots", "Training", "Analysis", "Play"}  # it joined the Plots tab
     finally:
         v.close()
     assert panel.closed
@@ -57,6 +60,8 @@ def test_a_new_panel_is_one_class_and_one_line_in_the_list(tmp_path):
 
 def test_a_failing_panel_is_reported_and_the_others_go_on(tmp_path):
     class Broken(Panel):
+        tab = "Debug"  # a tab of its own, after the viewer's
+
         def on_step(self, frames, t):
             raise RuntimeError("broken on purpose")
 
@@ -66,6 +71,7 @@ def test_a_failing_panel_is_reported_and_the_others_go_on(tmp_path):
         v.act(v.show_step, 5)
         assert v.t == 5 and int(v.replay.slider.value) == 5  # the panels after it still ran
         assert any("Broken.on_step: RuntimeError: broken on purpose" in e for e in v.errors)
+        assert list(v.tabs)[-1] == "Debug"
     finally:
         v.close()
 

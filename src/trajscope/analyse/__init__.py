@@ -34,6 +34,9 @@ from ._stats import Standardizer as Standardizer
 from ._stats import js_divergence as js_divergence
 from ._stats import kmeans as kmeans
 from ._stats import returns_to_go as returns_to_go
+from ._stats import shift_test as shift_test
+from ._stats import sign_flip_p as sign_flip_p
 from ._stats import silhouette as silhouette
-from ._stats import split_half as split_half
+from ._stats import td_errors as td_errors
+from ._stats import unit_counts as unit_counts
 from ._stats import value_summary as value_summary

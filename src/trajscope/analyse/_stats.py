@@ -225,21 +225,6 @@ def _share(counts: np.ndarray) -> np.ndarray:
     return counts / total if total > 0 else counts
 
 
-def split_half(labels: np.ndarray, k: int, *, seed: int = 0, repeats: int = 8) -> float:
-    """The divergence between two random halves of one sample: what sampling noise alone
-    gives at this sample size (the mean over ``repeats`` splits)."""
-    labels = np.asarray(labels)
-    if len(labels) < 4:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(repeats):
-        perm = rng.permutation(len(labels))
-        a, b = labels[perm[: len(labels) // 2]], labels[perm[len(labels) // 2 :]]
-        out.append(js_divergence(histogram(a, k), histogram(b, k)))
-    return float(np.mean(out))
-
-
 def td_errors(
     value: np.ndarray, reward: np.ndarray, done: np.ndarray, gamma: float, *, reset_frame: bool, lam: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
