@@ -436,3 +436,27 @@ def test_trainers_and_registry_names_are_recognised():
     env, name = _train.resolve_env("CartpoleBalance")
     assert name == "CartpoleBalance" and type(env).__name__ == "Balance"
     assert env._config.impl == "jax"  # not Warp, which is far slower on a CPU
+
+
+def test_the_recorder_for_a_training_takes_its_arguments_and_the_users_options(pendulum, tmp_path):
+    """What recorder_for takes from train's arguments and brax's defaults, and that the
+    user's options (flat or a whole RecorderConfig) win over them."""
+    import functools
+
+    from trajscope.capture import RecorderConfig, recorder_for
+
+    kw = dict(episode_length=80, reward_scaling=5.0, normalize_observations=True, num_timesteps=1000)
+    rec = recorder_for(ppo.train, pendulum, capture=dict(root=tmp_path, name="a", num_envs=2), **kw)
+    t = rec.config.trainer
+    assert (t.episode_length, t.reward_scaling, t.discounting, t.normalize_observations) == (80, 5.0, 0.9, True)
+    assert rec.config.rollout.num_envs == 2 and rec.config.run.config["num_timesteps"] == 1000
+    rec.close()
+    cfg = RecorderConfig.of(root=tmp_path, name="b", discounting=0.5, live=2)
+    rec = recorder_for(functools.partial(ppo.train, discounting=0.97), pendulum, capture=cfg, **kw)
+    assert rec.config.trainer.discounting == 0.5 and rec.config.live.envs == 2  # the user's config wins
+    assert rec.config.trainer.reward_scaling == 5.0
+    rec.close()
+    # A partial's bound arguments are the training's too.
+    rec = recorder_for(functools.partial(ppo.train, discounting=0.97), pendulum, capture=dict(root=tmp_path, name="c"))
+    assert rec.config.trainer.discounting == 0.97
+    rec.close()

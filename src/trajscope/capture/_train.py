@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._brax import BraxRecorder
-from ._config import FLAT, RecorderConfig
+from ._config import RecorderConfig
 
 # What the recorder takes from train's arguments, by train's name for it.
 _FROM_TRAIN = (
@@ -216,7 +216,7 @@ def train(
         r = metrics.get("eval/episode_reward") if isinstance(metrics, Mapping) else None
         total = planned or asked
         share = f" / {total:,} ({100 * step / total:.0f}%)" if total else ""
-        rate = f", {step / (time.perf_counter() - t0):,.0f} steps/s" if step else ""
+        rate = f", {step / (time.perf_counter() - t0):,.0f} steps/s since the start" if step else ""
         reward = f", eval return {float(r):.1f}" if r is not None else ""
         say(f"step {int(step):,}{share}{reward}{rate}, {rec.stats.written} captures written")
         if user_progress is not None:
@@ -252,8 +252,8 @@ def train(
 
 
 def _unset(cfg: RecorderConfig, flat: str) -> bool:
-    group, field = FLAT[flat]
-    return getattr(getattr(cfg, group), field) == getattr(getattr(RecorderConfig(), group), field)
+    """The option still has its default in ``cfg``."""
+    return cfg.flat()[flat] == RecorderConfig().flat()[flat]
 
 
 def _plain_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
