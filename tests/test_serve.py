@@ -111,11 +111,16 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
     assert len(viewer.plots.plots["obs/state"].series) == 1 + 4 + 1
     viewer.plots.kinds["observations"].value = False
     assert "obs/state" not in viewer.plots.plots
-    assert {s["label"] for s in viewer.plots.plots["reward"].series} >= {
+    assert {s["label"].split(" = ")[0] for s in viewer.plots.plots["reward"].series} >= {
         "reward/upright",
         "reward/centered",
         "reward/ctrl",
     }
+    # The legend gives each series' value at the shown step, not "--".
+    viewer.act(viewer.show_step, 42)
+    viewer.act(viewer.plots.catch_up, 42)
+    upright = viewer.shown.series["metrics/reward/upright"][42]
+    assert f"reward/upright = {upright:.4g}" in {s["label"] for s in viewer.plots.plots["reward"].series}
 
 
 def test_grid_and_overlay_show_many_environments(viewer):
@@ -556,7 +561,7 @@ def test_realised_return_is_plotted_beside_the_value(tmp_path, model):
         v.scene.env.value = 1
         np.testing.assert_allclose(v.shown.series["realised return"], want[:, 1], rtol=1e-6)
         np.testing.assert_allclose(v.shown.series["value"], want[:, 1], rtol=1e-6)
-        labels = {s["label"] for s in v.plots.plots["value & realised return"].series}
+        labels = {s["label"].split(" = ")[0] for s in v.plots.plots["value & realised return"].series}
         assert {"value", "realised return"} <= labels
     finally:
         v.close()

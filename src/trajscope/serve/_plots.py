@@ -50,6 +50,7 @@ class PlotsPanel(Panel):
         self.server = server
         self.plots: dict[str, Any] = {}
         self._data: dict[str, tuple[np.ndarray, ...]] = {}
+        self._series: dict[str, list[Any]] = {}
         self._ranges: dict[str, tuple[float, float]] = {}
         self._marker_t = -1
         self._marker_sent = 0.0
@@ -107,15 +108,30 @@ class PlotsPanel(Panel):
                     for k in other
                 ]
                 series.append(uplot.Series(label="now", stroke="#000", width=0, points={"show": True, "size": 8}))
+                self._series[group] = series
                 self.plots[group] = self.server.gui.add_uplot(
                     (x, *ys, self._cursor(group, t)),
-                    tuple(series),
+                    self._labelled(group, t),
                     title=group,
                     aspect=2.0,
                     scales={"x": uplot.Scale(time=False), "y": uplot.Scale(range=(lo, hi))},
+                    # The legend states each series' value at the shown step (in its label),
+                    # not uPlot's "--" of a plot the pointer is not over.
+                    legend=uplot.Legend(live=False),
                 )
         self._marker_t = t
         self._marker_sent = time.monotonic()
+
+    def _labelled(self, group: str, t: int) -> tuple[Any, ...]:
+        """The group's series with each value at step ``t`` in its label (``reward = 0.93``)."""
+        series, data = self._series[group], self._data[group]
+        out = [series[0]]
+        for i, sr in enumerate(series[1:-1]):
+            y = data[i + 1]
+            v = float(y[t]) if 0 <= t < len(y) else float("nan")
+            out.append({**sr, "label": f"{sr['label']} = {v:.4g}" if np.isfinite(v) else f"{sr['label']} = -"})
+        out.append(series[-1])
+        return tuple(out)
 
     def _cursor(self, group: str, t: int) -> np.ndarray:
         """The marker series: the first series' value at ``t``, below the range elsewhere."""
@@ -134,6 +150,7 @@ class PlotsPanel(Panel):
             return
         for group, h in self.plots.items():
             h.data = (*self._data[group], self._cursor(group, t))
+            h.series = self._labelled(group, t)
         self._marker_t = t
         self._marker_sent = time.monotonic()
 
