@@ -55,7 +55,7 @@ def test_shift_grows_and_value_improves_as_the_policy_learns(trained):
     doc = json.loads(p.stdout)
     run = trajscope.open_run(trained)
     returns = [c.mean_return for c in run.captures]
-    assert returns[-1] > 5 * returns[0], returns  # it learned
+    assert returns[-1] > 3 * returns[0], returns  # it learned
     caps = doc["captures"]
     assert [c["step"] for c in caps] == [c.step for c in run.captures]
     assert {"step", "shift_prev", "shift_first", "noise_floor", "value_corr", "value_bias"} <= set(caps[0])

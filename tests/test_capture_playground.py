@@ -164,7 +164,7 @@ def test_pixel_observations_round_trip(cartpole, tmp_path):
     rec = BraxRecorder(env, root=tmp_path, name="v", num_envs=2, episode_length=20, value=False, strict=True)
 
     def recorded():
-        key = jax.random.fold_in(jax.random.PRNGKey(0), 1)
+        key = jax.random.PRNGKey(0)  # same_starts: every checkpoint's rollout uses the seed's key
         return jax.tree_util.tree_map(np.asarray, rec._rollout_for(make_policy)(params, key))
 
     assert rec.capture(0, make_policy, params)
