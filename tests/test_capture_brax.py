@@ -110,6 +110,14 @@ def test_every_checkpoint_starts_from_the_same_states_and_is_compared_env_by_env
         assert where is not None and (v.shown.capture.info.index, v.shown.selected, v.t) == where
         rewards = run.capture(where[0]).load("reward", env=where[1])
         assert rewards[where[2]] == pytest.approx(float(np.min(rewards[1:])))
+        # Compare: the newest capture's env 0 against the previous checkpoint's, from the same
+        # start: where they part, as the analysis found it.
+        v.scene.env.value = 0
+        v.act(v.load_capture, len(run.captures) - 1)
+        v.compare.which.value = f"#{run.captures[-2].index} step {run.captures[-2].step}"
+        assert v.compare.active
+        assert v.compare.parts_at == doc["captures"][-1]["paired_prev"]["parts_at"][0]
+        assert "same starts: env 0" in v.compare.parted.content
     finally:
         v.close()
 

@@ -42,7 +42,15 @@ class ComparePanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> ComparePanel:
-        return cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
+        panel = cls(viewer.server, on_change=lambda: viewer.act(viewer.reload))
+        panel.part_button.on_click(
+            lambda _: panel.parts_at is not None and viewer.act(viewer.show_step, panel.parts_at)
+        )
+        return panel
+
+    parts_at: int | None = None
+    """With the same starts: the first step where the compared environment leaves the shown
+    one's trajectory (None: it never does, or the starts differ)."""
 
     def on_run(self, run: store.Run) -> None:
         self.set_choices(self.viewer.runs if self.viewer is not None else {}, run)
@@ -84,6 +92,12 @@ class ComparePanel(Panel):
                 "compare with", ["(none)"], hint="A capture of this run, or of another run of the same model"
             )
             self.mode = gui.add_dropdown("as", MODES, initial_value=MODES[0])
+            self.parted = gui.add_markdown("")
+            self.part_button = gui.add_button(
+                "jump to where they part",
+                disabled=True,
+                hint="Same starts: the first step where the compared environment leaves this one's trajectory",
+            )
         self.which.on_update(lambda _: on_change())
         self.mode.on_update(lambda _: on_change())
 
@@ -142,6 +156,32 @@ class ComparePanel(Panel):
         self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
         self.kin = sim.Kinematics(model, 1, self.shown.model_fields or None)
         self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
+        self._parting(main, cap, env)
+
+    def _parting(self, main: _shown.Shown, cap: store.Capture, env: int) -> None:
+        """Where the same environment, from the same start, parts from the shown one."""
+        self.parts_at = None
+        starts = main.capture.info.attrs.get("starts")
+        same = isinstance(starts, dict) and starts.get("same") is True and starts == cap.info.attrs.get("starts")
+        if not same or env != main.selected or self.shown is None:
+            self.parted.content = "" if same else "different starts: the two are not compared step by step"
+            self.part_button.disabled = True
+            return
+        a, b = main.qpos[:, main.selected_slot], self.shown.qpos[:, 0]
+        T = min(len(a), len(b))
+        apart = ~(np.abs(a[:T] - b[:T]).max(axis=1) <= 1e-3)  # NaN counts as apart
+        self.parts_at = int(np.argmax(apart)) if apart.any() else None
+        ra, rb = main.series.get("reward"), self.shown.series.get("reward")
+        diff = (
+            f"; return {np.nansum(rb) - np.nansum(ra):+.2f} against this capture"
+            if ra is not None and rb is not None
+            else ""
+        )
+        where = (
+            f"parts from this one at step {self.parts_at}" if self.parts_at is not None else "never parts from this one"
+        )
+        self.parted.content = f"same starts: env {env} {where}{diff}"
+        self.part_button.disabled = self.parts_at is None
 
     def _build(self, model: Any) -> None:
         for n in self.nodes.values():
@@ -181,6 +221,9 @@ class ComparePanel(Panel):
                 node.batched_wxyzs = wxyz[:, gid].astype(np.float32)
 
     def clear(self) -> None:
+        self.parts_at = None
+        self.parted.content = ""
+        self.part_button.disabled = True
         for n in self.nodes.values():
             n.remove()
         self.nodes = {}
