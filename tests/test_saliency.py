@@ -116,6 +116,22 @@ class PixelPendulum:
         return getattr(self._env, name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_persistent_compilation_cache():
+    """JAX 0.9.2's persistent compilation cache crashed twice on this module's vision-network
+    programs on a 2-core CPU (an abort while writing an entry, then a segfault reading one):
+    they are compiled without it, and the cache is back for the modules after."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", was)
+    compilation_cache.reset_cache()
+
+
 @pytest.fixture(scope="module")
 def pixel_run(tmp_path_factory):
     from brax import envs
