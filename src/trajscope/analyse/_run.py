@@ -483,7 +483,9 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
     sel = np.arange(len(z))
     if len(sel) > cfg.points_per_capture:
         sel = np.sort(_rng(cfg, src, 2).choice(len(z), cfg.points_per_capture, replace=False))
-    _value(src, cfg, entry, problems)
+    returns = _value_inputs(src, cfg)  # read once: the value figures and the TD errors use them
+    if returns is not None:
+        _value(src, cfg, returns, entry, problems)
     entry["terms"] = _term_triage(src)
     typical = None
     if fitted.wcenters is not None and fitted.wstd is not None and fitted.wpca is not None:
@@ -503,7 +505,7 @@ def _place_one(item: tuple[CaptureSource, list[str]], *, cfg: AnalysisConfig, fi
     # units, the size of a shift that noise alone gives at this capture's size.
     entry["noise_floor"] = half["floor"] if half else None
     entry["units"] = len(units)
-    td = _td(src, cfg)
+    td = _td(src, cfg, returns) if returns is not None else None
     return {
         "entry": entry,
         "units": units,
@@ -624,13 +626,26 @@ def _typical(
         clusters["typical"][j] = sorted(clusters["typical"][j], key=lambda w: w["distance"])[:3]
 
 
-def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], problems: list[str]) -> None:
-    """Predicted value against the discounted return actually obtained, per capture."""
+def _value_inputs(src: CaptureSource, cfg: AnalysisConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A capture's ``(value in return units, reward, done)``, each ``(T, E)``; None without
+    a captured value."""
     if "value" not in src.names or "reward" not in src.names:
-        return
+        return None
     value = np.asarray(src.load("value"), np.float64) / (cfg.reward_scaling or 1.0)
     reward = np.asarray(src.load("reward"), np.float64)
     done = np.asarray(src.load("done"), bool) if "done" in src.names else np.zeros(reward.shape, bool)
+    return value, reward, done
+
+
+def _value(
+    src: CaptureSource,
+    cfg: AnalysisConfig,
+    returns: tuple[np.ndarray, np.ndarray, np.ndarray],
+    entry: dict[str, Any],
+    problems: list[str],
+) -> None:
+    """Predicted value against the discounted return actually obtained, per capture."""
+    value, reward, done = returns
     g = _stats.returns_to_go(reward, done, cfg.gamma, reset_frame=src.reset_frame)
     valid = _complete_returns(done, cfg.gamma, reset_frame=src.reset_frame)
     s = _stats.value_summary(value[valid], g[valid])
@@ -651,13 +666,9 @@ def _value(src: CaptureSource, cfg: AnalysisConfig, entry: dict[str, Any], probl
         problems.append(f"capture {src.index}: too few steps for value figures")
 
 
-def _td(src: CaptureSource, cfg: AnalysisConfig) -> np.ndarray | None:
-    """``(2, T, E)``: the TD error and advantage of every frame, or None without value."""
-    if "value" not in src.names or "reward" not in src.names:
-        return None
-    value = np.asarray(src.load("value"), np.float64) / (cfg.reward_scaling or 1.0)
-    reward = np.asarray(src.load("reward"), np.float64)
-    done = np.asarray(src.load("done"), bool) if "done" in src.names else np.zeros(reward.shape, bool)
+def _td(src: CaptureSource, cfg: AnalysisConfig, returns: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """``(2, T, E)``: the TD error and advantage of every frame."""
+    value, reward, done = returns
     delta, adv = _stats.td_errors(value, reward, done, cfg.gamma, reset_frame=src.reset_frame)
     return np.stack([delta, adv])
 
