@@ -575,7 +575,10 @@ def _params_tree(params: Any, which: str) -> dict[str, Any] | None:
 
 
 def _default_wrap(env: Any) -> Callable[..., Any]:
-    if type(env).__module__.startswith("mujoco_playground"):
+    """Playground's training wrapper for Playground environments (also inside a user's own
+    wrapper: what holds the model tells, not the class), else brax's."""
+    inner = getattr(env, "unwrapped", env)
+    if type(env).__module__.startswith("mujoco_playground") or hasattr(inner, "_mjx_model"):
         from mujoco_playground import wrapper
 
         return wrapper.wrap_for_brax_training
