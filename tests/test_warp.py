@@ -21,7 +21,7 @@ from brax.training.agents.sac import train as sac
 from mujoco_playground import registry
 
 from trajscope.capture import BraxRecorder, recorder_for, train
-from trajscope.play import Player
+from trajscope.play import Player, check_env, trained_impl
 
 TINY = dict(
     num_timesteps=1_000,
@@ -150,6 +150,8 @@ def test_warp_play_reproduces_a_captured_episode(warp_ppo, warp_env):
     """Play from a Warp capture, stepped by the Warp environment itself with the stored
     policy and the environment's masses, retraces the capture; the nominal masses do not."""
     _, run = warp_ppo
+    assert trained_impl(run.metadata) == "warp"  # what --play-env playground:NAME loads for this run
+    assert check_env("playground:CartpoleBalance@warp") is None and "@cuda" in check_env("playground:X@cuda")
     cap = run.capture(run.captures[-1])
     q = cap.load("qpos", env=1)
     player = Player(run, warp_env)

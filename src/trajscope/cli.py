@@ -59,7 +59,8 @@ class View:
     """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
     play_env: str | None = None
     """The environment as trained, for the Play panel's "play from here": playground:NAME
-    (MuJoCo Playground, impl='jax') or brax:NAME. Playing needs JAX; viewing does not."""
+    (MuJoCo Playground, with the implementation the run was trained with, else impl='jax';
+    playground:NAME@warp or @jax to choose) or brax:NAME. Playing needs JAX; viewing does not."""
     poll_s: float | None = None
     """Seconds between looks for new captures: default 1 on local disk, 5 on remote
     filesystems (each look is a request the store bills; see docs/remote.md)."""

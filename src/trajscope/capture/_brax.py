@@ -37,10 +37,14 @@ WRAP_ORDER = ("train", "eval")
 """The order in which brax 0.14's ``ppo.train`` and ``sac.train`` call ``wrap_env_fn``."""
 
 
-def _recorded(cfg: RecorderConfig) -> dict[str, Any]:
-    """What ``run.json``'s ``config["trajscope"]`` records of the recorder and the trainer."""
+def _recorded(cfg: RecorderConfig, env: Any) -> dict[str, Any]:
+    """What ``run.json``'s ``config["trajscope"]`` records of the recorder, the trainer and
+    the environment (``impl``: Playground's MJX implementation, ``jax`` or ``warp``, which
+    play loads the environment with)."""
     t = cfg.trainer
+    impl = getattr(getattr(getattr(env, "unwrapped", env), "_config", None), "impl", None)
     return {
+        "impl": impl if isinstance(impl, str) else None,
         "num_envs": cfg.rollout.num_envs,
         "episode_length": t.episode_length,
         "action_repeat": t.action_repeat,
@@ -110,7 +114,7 @@ class BraxRecorder:
             model=sim.mj_model(env),
             env_name=env_name,
             algorithm=trainer.algorithm,
-            config={"trajscope": _recorded(cfg), **dict(cfg.run.config or {})},
+            config={"trajscope": _recorded(cfg, env), **dict(cfg.run.config or {})},
             tags=cfg.run.tags,
             control_dt_s=dt,
             strict=cfg.strict,

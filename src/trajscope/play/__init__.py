@@ -9,6 +9,6 @@
 See docs/play.md.
 """
 
-from ._player import Frame, Player, PlayUnavailable, check_env, load_env, perturbable
+from ._player import Frame, Player, PlayUnavailable, check_env, load_env, perturbable, trained_impl
 
-__all__ = ["Frame", "PlayUnavailable", "Player", "check_env", "load_env", "perturbable"]
+__all__ = ["Frame", "PlayUnavailable", "Player", "check_env", "load_env", "perturbable", "trained_impl"]

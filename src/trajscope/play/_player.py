@@ -258,12 +258,35 @@ class Player:
         )
 
 
+IMPLS = ("jax", "warp")
+"""MuJoCo Playground's MJX implementations a play environment can be loaded with."""
+
+
+def _parse(spec: str) -> tuple[str, str, str | None]:
+    """``(kind, name, impl)`` of ``playground:NAME[@IMPL]`` or ``brax:NAME``."""
+    kind, _, rest = spec.partition(":")
+    name, at, impl = rest.partition("@")
+    return kind, name, (impl if at else None)
+
+
+def trained_impl(metadata: Any) -> str | None:
+    """The MJX implementation a run's environment was trained with, as its recorder wrote
+    it in ``run.json`` (``config.trajscope.impl``; None when not recorded or not valid)."""
+    try:
+        impl = metadata["config"]["trajscope"]["impl"]
+    except (KeyError, TypeError):
+        return None
+    return impl if impl in IMPLS else None
+
+
 def check_env(spec: str) -> str | None:
     """What is wrong with a ``--play-env`` spec (None when it names an environment that
     exists); checked before serving, so a typo fails at start, not at the first click."""
-    kind, _, name = spec.partition(":")
+    kind, name, impl = _parse(spec)
     if kind not in ("playground", "brax") or not name:
-        return f"play environment {spec!r}: use playground:NAME or brax:NAME"
+        return f"play environment {spec!r}: use playground:NAME[@jax|@warp] or brax:NAME"
+    if impl is not None and (kind != "playground" or impl not in IMPLS):
+        return f"play environment {spec!r}: @{impl} is not an implementation; use playground:NAME@jax or @warp"
     try:
         if kind == "playground":
             from mujoco_playground import registry
@@ -284,10 +307,16 @@ def check_env(spec: str) -> str | None:
     return None
 
 
-def load_env(spec: str) -> Any:
-    """An environment from ``playground:NAME`` (MuJoCo Playground, ``impl='jax'``) or
-    ``brax:NAME`` (``brax.envs.get_environment``)."""
-    kind, _, name = spec.partition(":")
+def load_env(spec: str, *, impl: str | None = None) -> Any:
+    """An environment from ``playground:NAME[@IMPL]`` (MuJoCo Playground) or ``brax:NAME``
+    (``brax.envs.get_environment``). A Playground environment is loaded with the
+    implementation the spec names, else ``impl`` (the one the run was trained with, see
+    :func:`trained_impl`), else ``"jax"``. Play steps one environment: MuJoCo Warp on its CPU
+    device plays a DM Control task in real time too."""
+    problem = check_env(spec) if "@" in spec else None
+    if problem:
+        raise ValueError(problem)
+    kind, name, asked = _parse(spec)
     if not name:
         raise ValueError(f"play environment {spec!r}: use playground:NAME or brax:NAME")
     import warnings
@@ -297,7 +326,7 @@ def load_env(spec: str) -> Any:
         if kind == "playground":
             from mujoco_playground import registry
 
-            return registry.load(name, config_overrides={"impl": "jax"})
+            return registry.load(name, config_overrides={"impl": asked or impl or "jax"})
         if kind == "brax":
             from brax import envs
 

@@ -153,16 +153,16 @@ class PlayPanel(Panel):
         self._kin_data = None
         self.body.options = ["(none)"] + [model.body(i).name or f"body {i}" for i in range(1, model.nbody)]
 
-    def _env_loaded(self) -> Any:
+    def _env_loaded(self, run: Any) -> Any:
         if self._env is None:
             unavailable = self._unavailable_text()
             if unavailable:
                 raise RuntimeError(unavailable)
             assert self._env_spec is not None
             self.text.content = f"loading {md(self._env_spec)} and JAX..."
-            from ..play import load_env  # JAX, brax or Playground: only now
+            from ..play import load_env, trained_impl  # JAX, brax or Playground: only now
 
-            self._env = load_env(self._env_spec)
+            self._env = load_env(self._env_spec, impl=trained_impl(run.metadata))
         return self._env
 
     def start(self) -> None:
@@ -175,7 +175,7 @@ class PlayPanel(Panel):
 
         with self._lock:
             if self.player is None or self.player.run is not run:
-                self.player = Player(run, self._env_loaded())
+                self.player = Player(run, self._env_loaded(run))
             policy = self._policy_capture() or self._checkpoint_for(run, cap)
             self.text.content = "compiling the policy and the environment step..."
             self.player.use_policy(policy)
