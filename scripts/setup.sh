@@ -18,4 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,analysis,video,dashboards,remote,distributed,dev]"
+$PY -m pip install -q --disable-pip-version-check -e ".[jax,playground,gym,analysis,video,dashboards,remote,distributed,dev]"

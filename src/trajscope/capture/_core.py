@@ -1,8 +1,8 @@
 """The capture room's two small parts that every recorder is made of.
 
-- :class:`Failures`: never crash the caller. A failure on the host side of a recorder (a
-  write, a status file, a chunk the writer dropped) is counted, remembered and warned about
-  once per kind; only ``strict`` (tests) raises.
+- :class:`Failures` (from ``_host``, which needs no JAX): never crash the caller. A failure
+  on the host side of a recorder (a write, a status file, a chunk the writer dropped) is
+  counted, remembered and warned about once per kind; only ``strict`` (tests) raises.
 - :class:`SlotWrapper`: a brax environment wrapper that keeps a pytree of its own in
   ``state.info[slot]`` (a device buffer and its counters), hidden from the environment it
   wraps, with :func:`hand_off` and :func:`ask` to give the buffer to the host from inside
@@ -19,32 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import io_callback
 
-from .. import store
-
-
-class Failures:
-    """Counts, remembers and warns once per kind; raises only when ``strict``."""
-
-    def __init__(self, *, strict: bool = False) -> None:
-        self.strict = strict
-        self.count = 0
-        self.last: str | None = None
-        self._warned: set[str] = set()
-
-    def warn(self, what: str, message: str) -> None:
-        """Warn about ``what`` the first time only (as a :class:`trajscope.store.TrajscopeWarning`)."""
-        if what not in self._warned:
-            self._warned.add(what)
-            store.warn(message, strict=self.strict)
-
-    def failed(self, what: str, message: str, error: BaseException | None = None) -> None:
-        """A failure of kind ``what``: raised again when ``strict``, else counted, kept as
-        :attr:`last` and warned about once."""
-        if self.strict and error is not None:
-            raise error
-        self.count += 1
-        self.last = message
-        self.warn(what, message)
+from ._host import Failures as Failures
 
 
 class SlotWrapper:

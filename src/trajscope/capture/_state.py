@@ -7,13 +7,14 @@ and ``vmap``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ..sim import physics, physics_qpos, physics_qvel
+from ._host import drop_empty as drop_empty
 
 
 def extract(
@@ -56,11 +57,6 @@ def extract(
     if action is not None:
         out["action"] = action
     return out
-
-
-def drop_empty(tree: Mapping[str, Any]) -> dict[str, Any]:
-    """Remove empty dicts (no metrics, no info) so add_capture sees only real groups."""
-    return {k: v for k, v in tree.items() if not (isinstance(v, Mapping) and not v)}
 
 
 def step_buffer(env: Any, state: Any, frame_fn: Any, num_steps: int) -> Any:
