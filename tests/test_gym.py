@@ -219,3 +219,29 @@ def test_the_example_runs_as_a_script(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     run = trajscope.open_run(tmp_path / "c")
     assert len(run.captures) == 2 and run.metadata["env_name"] == "HalfCheetah-v5"
+
+
+def test_a_loop_of_its_own_streams_through_step_recorder(tmp_path):
+    """StepRecorder from any host loop (mjlab's PyTorch, a loop of its own): batched arrays
+    after each step, the loop's buffers stepped in place and reused, each frame its own."""
+    from trajscope.capture import StepRecorder
+
+    model = gym.make("Hopper-v5").unwrapped.model
+    datas = [mujoco.MjData(model) for _ in range(3)]
+    qpos = np.zeros((3, model.nq))  # the loop's own buffer, overwritten every step
+    rec = StepRecorder(model, root=tmp_path, name="s", live=2, live_chunk_steps=8, source="mine", strict=True)
+    rec.live.switch(True, rate=1000)
+    ctrl = np.random.default_rng(0).uniform(-1, 1, (40, 3, model.nu))
+    for t in range(40):
+        for e, d in enumerate(datas):
+            d.ctrl[:] = ctrl[t, e]
+            mujoco.mj_step(model, d)
+            qpos[e] = d.qpos
+        rec.record_step(ctrl[t], np.ones(3), np.zeros(3, bool), qpos=qpos, qvel=np.stack([d.qvel for d in datas]))
+    rec.close()
+    run = trajscope.open_run(tmp_path / "s")
+    chunks = run.live_chunks()
+    assert len(chunks) == 5 and all(run.capture(c).info.attrs["source"] == "train" for c in chunks)
+    q = np.concatenate([run.capture(c).load("qpos") for c in chunks])
+    assert q.shape == (40, 2, model.nq) and len({tuple(row) for row in q[:, 0]}) == 40  # no frame aliased
+    np.testing.assert_array_equal(q[-1], qpos[:2])

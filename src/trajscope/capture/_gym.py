@@ -106,10 +106,11 @@ def _stack(frames: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _numpy(x: Any) -> np.ndarray:
-    """An array on the host: NumPy as is, a PyTorch tensor detached and moved to the CPU."""
+    """A copy on the host (a PyTorch tensor detached and moved to the CPU first): loops step
+    their environments in place, so a view would change under the recorder."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu()
-    return np.asarray(x)
+    return np.array(x, copy=True)
 
 
 def _rows(x: Any, idx: Any) -> Any:

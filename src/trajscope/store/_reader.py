@@ -501,7 +501,28 @@ class Run:
                 errors.append(f"{path.rsplit('/', 1)[-1]}: {e.problem}")
         if not errors:
             raise FormatError(_fs.join(self.path, schema.MODEL_DIR), "the run holds no model")
-        raise FormatError(_fs.join(self.path, schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors))
+        raise FormatError(
+            _fs.join(self.path, schema.MODEL_DIR), "model cannot be loaded: " + "; ".join(errors) + self._version_hint()
+        )
+
+    def _version_hint(self) -> str:
+        """Why an ``mjb`` may not load: MuJoCo reads only the binary models of its own
+        version; say so when the run was written by another one."""
+        versions = self.metadata.get("versions")
+        wrote = versions.get("mujoco") if isinstance(versions, Mapping) else None
+        try:
+            import mujoco
+
+            here = str(mujoco.__version__)
+        except ImportError:  # pragma: no cover - mujoco is a dependency
+            return ""
+        if not isinstance(wrote, str) or wrote == here:
+            return ""
+        return (
+            f" (the run was written with MuJoCo {wrote[:40]!r} and this is MuJoCo {here}: MuJoCo loads only "
+            "binary models of its own version; open it with that version, or write the run with an MJCF file as its "
+            "model, RunWriter(model=path), which any version reads)"
+        )
 
     def _assets(self) -> dict[str, bytes]:
         """The files the run's MJCF names (meshes, textures, included XML), read from
