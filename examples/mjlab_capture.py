@@ -104,7 +104,7 @@ def main(task: str, iterations: int, eval_every: int, num_envs: int, eval_envs: 
         step = (done_its + eval_every) * steps_per_iteration
         arrays = evaluate(task, runner.get_inference_policy(device=device), eval_envs, eval_steps, 0, device)
         rec.writer.add_capture(step=step, kind="eval", reset_frame=True, deterministic=True,
-                               attrs={"source": "mjlab"}, **arrays)  # fmt: skip
+                               attrs={"source": "rollout", "loop": "mjlab"}, **arrays)  # fmt: skip
         print(f"step {step}: evaluation return {arrays['reward'].sum(0).mean():.2f}")
     rec.close()
     print(f"view with: trajscope view {rec.writer.url}")

@@ -56,7 +56,7 @@ def test_evaluation_episodes_are_real_steps_from_the_same_starts(example_run):
     stepping the captured states with the captured actions retraces them; reward terms
     are metrics; an episode that ended stays still, with its return the summary's."""
     run = example_run
-    assert run.metadata["env_name"] == "Hopper-v5" and run.metadata["config"]["trajscope"]["source"] == "gymnasium"
+    assert run.metadata["env_name"] == "Hopper-v5" and run.metadata["config"]["trajscope"]["loop"] == "gymnasium"
     caps = run.captures
     assert [c.step for c in caps] == [240, 480, 960] and all(c.reset_frame and c.num_envs == 4 for c in caps)
     model = run.load_model()
@@ -242,6 +242,7 @@ def test_a_loop_of_its_own_streams_through_step_recorder(tmp_path):
     run = trajscope.open_run(tmp_path / "s")
     chunks = run.live_chunks()
     assert len(chunks) == 5 and all(run.capture(c).info.attrs["source"] == "train" for c in chunks)
+    assert run.metadata["config"]["trajscope"]["loop"] == "mine"
     q = np.concatenate([run.capture(c).load("qpos") for c in chunks])
     assert q.shape == (40, 2, model.nq) and len({tuple(row) for row in q[:, 0]}) == 40  # no frame aliased
     np.testing.assert_array_equal(q[-1], qpos[:2])

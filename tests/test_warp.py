@@ -73,7 +73,9 @@ def warp_ppo(warp_env, tmp_path_factory):
     randomised models at each checkpoint, and the live stream switched on from the start."""
     root = tmp_path_factory.mktemp("warp")
     kwargs = dict(TINY, randomization_fn=_randomize)
-    capture = dict(root=root, name="w", num_envs=3, live=2, live_chunk_steps=8, store_params="all", strict=True)
+    capture = dict(
+        root=root, name="w", num_envs=3, live=2, live_chunk_steps=8, store_params="all", contacts=2, strict=True
+    )
     rec = recorder_for(ppo.train, warp_env, capture=capture, **kwargs)
     rec.live.switch(True, rate=1000)  # every chunk, from the training script
     train(ppo.train, warp_env, recorder=rec, progress=False, **kwargs)
@@ -117,6 +119,8 @@ def test_warp_evaluation_captures_hold_each_environments_randomised_physics(warp
         own = _restep_error(run.load_model(), {"body_mass": mass}, q, qd, a, nsub, e, rows)
         off = _restep_error(run.load_model(), {}, q, qd, a, nsub, e, rows)
         assert own < 1e-3 and off > 5 * own, (e, own, off)
+    # The simulator's contacts are stored (the cartpole touches nothing: none, as MuJoCo finds).
+    assert cap.load("info/contact/pos").shape == (26, 3, 2, 3) and (cap.load("info/contact/count") == 0).all()
     # Training went on with the recorder: its parameters were stored at every checkpoint.
     assert all(run.capture(c).keys("params") for c in evals)
 
@@ -137,6 +141,7 @@ def test_warp_live_stream_holds_consecutive_training_steps(warp_ppo, warp_env):
         assert (cap.info.num_envs, cap.info.num_steps) == (2, 8)
         fields = cap.group("model_fields")
         assert fields and fields["body_mass"].shape == (2, model.nbody)  # the training envs' own masses
+        assert cap.load("info/contact/count").shape == (8, 2)
         done = cap.load("done")
         for e in range(2):
             q, qd, a = cap.load("qpos", env=e), cap.load("qvel", env=e), cap.load("action", env=e)
@@ -234,3 +239,72 @@ def test_warp_sac_taps_its_evaluation_and_mirrors_its_buffer(warp_env, tmp_path)
     # Real Warp states: the cartpole's observation holds its cart position and velocities.
     np.testing.assert_allclose(buf["obs"][:, 0], buf["qpos"][:, 0], atol=1e-5)
     np.testing.assert_allclose(buf["obs"][:, 3:5], buf["qvel"], atol=1e-5)
+
+
+def test_contacts_are_split_per_world_and_drawn_as_simulated(tmp_path):
+    """``extract(contacts=k)`` reads the contacts the simulator found: from MJX's per-env
+    candidates (JAX) and from Warp's one buffer of all worlds, split by world. Both agree
+    with MuJoCo's own collision at the same states; the viewer draws the stored ones."""
+    import warp as wp
+
+    from test_serve import _free_port
+    from trajscope.capture import extract
+    from trajscope.serve import Viewer
+
+    wp.config.log_level = 30
+    E, k = 3, 4
+    found = {}
+    for impl in ("jax", "warp"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = registry.load("CheetahRun", config_overrides={"impl": impl})
+
+        @jax.jit
+        def rollout(key, env=env):
+            state = jax.vmap(env.reset)(jax.random.split(key, E))
+
+            def body(state, _):
+                state = jax.vmap(env.step)(state, jnp.zeros((E, env.action_size)))
+                return state, extract(state, contacts=k)
+
+            return jax.lax.scan(body, state, None, length=40)[1]
+
+        found[impl] = jax.tree_util.tree_map(np.asarray, rollout(jax.random.PRNGKey(0)))
+    model = env.mj_model
+    d = mujoco.MjData(model)
+    for impl, traj in found.items():
+        c = traj["info"]["contact"]
+        assert c["pos"].shape == (40, E, k, 3) and c["geom"].shape == (40, E, k, 2) and c["count"].shape == (40, E)
+        t = 39  # the cheetah has come to rest on the floor: its contacts no longer change within a step
+        for e in range(E):
+            d.qpos[:] = traj["qpos"][t, e]
+            mujoco.mj_forward(model, d)
+            n = int(c["count"][t, e])
+            assert n == d.ncon > 0, (impl, e, n, d.ncon)
+            mine = sorted(zip(map(tuple, c["geom"][t, e, :n]), c["dist"][t, e, :n], strict=True))
+            ref = sorted((tuple(d.contact[i].geom), d.contact[i].dist) for i in range(d.ncon))
+            assert [g for g, _ in mine] == [g for g, _ in ref], impl
+            np.testing.assert_allclose([x for _, x in mine], [x for _, x in ref], atol=1e-3)
+            assert (c["geom"][t, e, n:] == -1).all()
+    np.testing.assert_array_equal(found["jax"]["info"]["contact"]["count"], found["warp"]["info"]["contact"]["count"])
+    # Stored and shown: the viewer draws the simulator's contact points and normals.
+    traj = found["warp"]
+    with trajscope.RunWriter(tmp_path, name="c", model=model, strict=True) as w:
+        assert w.add_capture(step=0, **{k2: v for k2, v in traj.items() if k2 != "obs"})
+    viewer = Viewer(str(tmp_path / "c"), port=_free_port())
+    try:
+        viewer.scene.contacts.value = True
+        viewer.show_step(39)
+        points, normals = viewer.scene.envs._contact_nodes
+        offsets = viewer.scene.offsets(len(viewer.shown.envs))
+        c = traj["info"]["contact"]
+        slot = viewer.shown.selected_slot
+        n = int(c["count"][39, viewer.shown.selected])
+        want = c["pos"][39, viewer.shown.selected, :n] + offsets[slot]
+        got = np.asarray(points.points, float)  # viser sends float16 points
+        assert len(got) == n and all(np.abs(got - p).max(axis=1).min() < 2e-3 for p in want), (got, want)
+        seg = np.asarray(normals.points)
+        assert (seg[:, 1, 2] > seg[:, 0, 2]).all()  # the floor's normals point up
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()

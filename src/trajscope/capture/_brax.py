@@ -50,6 +50,7 @@ def _recorded(cfg: RecorderConfig, env: Any) -> dict[str, Any]:
         "action_repeat": t.action_repeat,
         "deterministic": cfg.rollout.deterministic,
         "info_keys": list(cfg.info_keys),
+        "contacts": cfg.contacts,
         "randomization": t.randomization_fn is not None,
         "source": cfg.capture_source,
         "normalize_observations": t.normalize_observations,
@@ -101,8 +102,14 @@ class BraxRecorder:
             action_repeat=trainer.action_repeat,
             deterministic=rollout.deterministic,
             info_keys=cfg.info_keys,
+            contacts=cfg.contacts,
             randomization_fn=trainer.randomization_fn,
         )
+        if cfg.contacts and not hasattr(getattr(env, "unwrapped", env), "_mjx_model"):
+            raise ValueError(
+                f"contacts={cfg.contacts} needs a MuJoCo Playground environment (MJX's JAX or Warp "
+                f"implementation); {_env_name(env)} is not one"
+            )
         self.strict = cfg.strict
         dt = float(getattr(env, "dt", 0.0)) * trainer.action_repeat or None
         env_name = cfg.run.env_name or _env_name(env)
@@ -155,6 +162,7 @@ class BraxRecorder:
                 steps=cfg.nan_guard.steps,
                 stop=cfg.nan_guard.stop,
                 info_keys=tuple(cfg.info_keys),
+                contacts=cfg.contacts,
                 action_repeat=trainer.action_repeat,
                 strict=cfg.strict,
             )
@@ -170,6 +178,7 @@ class BraxRecorder:
                 num_envs=cfg.live.envs,
                 chunk_steps=cfg.live.chunk_steps,
                 info_keys=cfg.info_keys,
+                contacts=cfg.contacts,
                 obs=cfg.live.obs,
                 control_dt_s=dt,
                 strict=cfg.strict,

@@ -223,7 +223,7 @@ FLAT: dict[str, tuple[str, str]] = {
     for f in dataclasses.fields(cls)
 }
 """Flat option name (``BraxRecorder(env, live=4)``) to ``(record, field)``
-(``cfg.live.envs``). Fields of no record (``info_keys``, ``strict``) keep their names."""
+(``cfg.live.envs``). Fields of no record (``info_keys``, ``contacts``, ``strict``) keep their names."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -243,11 +243,17 @@ class RecorderConfig:
     info_keys: Sequence[str] = ()
     """``state.info`` entries to store with every capture, live chunk and NaN capture
     (commands, curriculum levels, ...)."""
+    contacts: int = 0
+    """Store each environment's first ``contacts`` contacts as the simulator found them (MJX's
+    JAX or Warp implementation) with every capture, live chunk and NaN capture, as
+    ``info/contact/...``; the viewer draws them instead of recomputing them (0: off)."""
     strict: bool = False
     """Raise instead of warning (for tests); also compiles in the foreground."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "info_keys", tuple(self.info_keys))
+        if not isinstance(self.contacts, int) or isinstance(self.contacts, bool) or self.contacts < 0:
+            raise ValueError(f"contacts must be a non-negative int, not {self.contacts!r}")
         for group, cls in GROUPS.items():
             if not isinstance(getattr(self, group), cls):
                 raise TypeError(f"RecorderConfig.{group} must be a {cls.__name__}, not {getattr(self, group)!r}")
@@ -277,7 +283,7 @@ class RecorderConfig:
             elif key in FLAT:
                 group, field = FLAT[key]
                 changes.setdefault(group, {})[field] = value
-            elif key in ("info_keys", "strict"):
+            elif key in ("info_keys", "contacts", "strict"):
                 top[key] = value
             else:
                 raise TypeError(f"unknown recorder option {key!r}")
@@ -294,7 +300,7 @@ class RecorderConfig:
     def flat(self) -> dict[str, Any]:
         """Every option under its flat name."""
         out = {name: getattr(getattr(self, g), f) for name, (g, f) in FLAT.items()}
-        out.update(info_keys=self.info_keys, strict=self.strict)
+        out.update(info_keys=self.info_keys, contacts=self.contacts, strict=self.strict)
         return out
 
     @property

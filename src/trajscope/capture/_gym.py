@@ -117,7 +117,7 @@ def _rows(x: Any, idx: Any) -> Any:
     """Rows ``idx`` of an array or of each array of a dict (observations may be dicts)."""
     if isinstance(x, Mapping):
         return {k: _rows(v, idx) for k, v in x.items()}
-    return np.array(_numpy(x[idx] if hasattr(x, "detach") else np.asarray(x)[idx]))
+    return _numpy(x[idx] if hasattr(x, "detach") else np.asarray(x)[idx])
 
 
 class StepRecorder:
@@ -140,7 +140,8 @@ class StepRecorder:
             ``nan`` when one turns non-finite or MuJoCo reports it unstable (0: off; it
             copies every environment's state each step: meant for a few CPU environments).
         env_name, algorithm, config, tags: recorded in ``run.json``.
-        source: what the captures' ``attrs["source"]`` say.
+        source: the loop, recorded as the captures' ``attrs["loop"]`` and ``run.json``'s
+            ``config.trajscope.loop``.
         strict: raise instead of warning (tests).
     """
 
@@ -168,13 +169,15 @@ class StepRecorder:
         self.model = model
         self.source = source
         self.strict = strict
+        conf = dict(config or {})
+        conf.setdefault("trajscope", {"loop": source, "live": int(live), "nan_guard": int(nan_guard)})
         self.writer = writer or store.RunWriter(
             root,
             name=name,
             model=model,
             env_name=env_name,
             algorithm=algorithm,
-            config=config,
+            config=conf,
             tags=tags,
             control_dt_s=control_dt_s,
             strict=strict,
@@ -261,9 +264,9 @@ class StepRecorder:
     def _frame(state: dict[str, np.ndarray], actions: Any, rewards: Any, dones: Any, k: int) -> dict[str, Any]:
         """One step of the first ``k`` environments, as the format names its arrays."""
         f: dict[str, Any] = dict(state)
-        f["action"] = _numpy(actions)[:k].astype(np.float32).reshape(k, -1)
-        f["reward"] = _numpy(rewards)[:k].astype(np.float32).reshape(k)
-        f["done"] = _numpy(dones)[:k].astype(bool).reshape(k)
+        f["action"] = _rows(actions, slice(k)).astype(np.float32).reshape(k, -1)
+        f["reward"] = _rows(rewards, slice(k)).astype(np.float32).reshape(k)
+        f["done"] = _rows(dones, slice(k)).astype(bool).reshape(k)
         return f
 
     def _guard_step(self, n: int, actions: Any, rewards: Any, dones: Any, obs: Any, state: Any, unstable: Any) -> None:
@@ -274,9 +277,8 @@ class StepRecorder:
         counts = np.asarray(unstable() if unstable is not None else np.zeros(n, int))
         if self._warnings is None or len(self._warnings) != len(counts):
             self._warnings = np.zeros_like(counts)
-        unstable = counts > self._warnings
+        bad = counts > self._warnings  # MuJoCo warned since the last step
         self._warnings = counts
-        bad = unstable.copy()
         field = "?"
         for name, leaf in _leaves(f):
             a = np.asarray(leaf)
@@ -298,7 +300,12 @@ class StepRecorder:
             step=step,
             kind="nan",
             deterministic=False,
-            attrs={"training_envs": idx.tolist(), "first_nonfinite_field": field, "source": self.source},
+            attrs={
+                "training_envs": idx.tolist(),
+                "first_nonfinite_field": field,
+                "source": "train",
+                "loop": self.source,
+            },
             **arrays,
         )
 
@@ -389,7 +396,8 @@ class GymRecorder(StepRecorder):
         self.deterministic = bool(deterministic)
         self.captures = 0
         recorded = {
-            "source": "gymnasium",
+            "loop": "gymnasium",
+            "source": "rollout",
             "num_envs": self.num_envs,
             "episode_length": self.episode_length,
             "seed": self.seed,
@@ -455,7 +463,7 @@ class GymRecorder(StepRecorder):
                 reset_frame=True,
                 deterministic=self.deterministic,
                 params=params,
-                attrs={"source": "gymnasium", **attrs},
+                attrs={"source": "rollout", "loop": "gymnasium", **attrs},
                 **arrays,
             )
         except Exception as e:  # noqa: BLE001 - never into training (raised when strict)

@@ -62,6 +62,7 @@ class LiveStream:
         chunk_steps: consecutive control steps per chunk (``C``); also how often, in
             training steps, the device asks the host whether to record.
         info_keys: ``state.info`` entries to stream (curriculum levels, commands, ...).
+        contacts: each environment's first contacts streamed too (brax's live tap: MJX only).
         obs: stream observations too (pixel observations can be large).
         control_dt_s: seconds per control step, for the rate (default: the writer's).
         poll_s: how often the viewers' switch is read.
@@ -76,6 +77,7 @@ class LiveStream:
         num_envs: int = 4,
         chunk_steps: int = 64,
         info_keys: Sequence[str] = (),
+        contacts: int = 0,
         obs: bool = True,
         control_dt_s: float | None = None,
         poll_s: float = 0.5,
@@ -88,6 +90,7 @@ class LiveStream:
         self.num_envs = int(num_envs)
         self.chunk_steps = int(chunk_steps)
         self.info_keys = tuple(info_keys)
+        self.contacts = int(contacts)
         self.obs = obs
         self.control_dt_s = control_dt_s or writer.control_dt_s or 0.02
         self.poll_s = poll_s

@@ -42,7 +42,7 @@ class LiveTap(SlotWrapper):
 
     def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
         s = self._stream
-        rec = _state.extract(state, action=action, obs=obs, info_keys=s.info_keys)
+        rec = _state.extract(state, action=action, obs=obs, info_keys=s.info_keys, contacts=s.contacts)
         if not s.obs:
             rec.pop("obs", None)
         k = min(s.num_envs, int(state.reward.shape[0]))

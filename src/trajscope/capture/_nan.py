@@ -40,6 +40,7 @@ class NanGuard:
         max_envs: affected environments written at most.
         stop: raise :class:`NonFiniteTrainingError` at the next checkpoint.
         info_keys: ``state.info`` entries kept too.
+        contacts: each environment's first contacts kept too (MJX only).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class NanGuard:
         max_envs: int = 8,
         stop: bool = False,
         info_keys: tuple[str, ...] = (),
+        contacts: int = 0,
         action_repeat: int = 1,
         strict: bool = False,
     ) -> None:
@@ -60,6 +62,7 @@ class NanGuard:
         self.max_envs = int(max_envs)
         self.stop = stop
         self.info_keys = info_keys
+        self.contacts = int(contacts)
         self.action_repeat = action_repeat
         self.strict = strict
         self.tripped: dict[str, Any] | None = None
@@ -138,7 +141,9 @@ class NanTap(SlotWrapper):
         self._guard = guard
 
     def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
-        return _state.extract(state, action=action, obs=obs, info_keys=self._guard.info_keys)
+        return _state.extract(
+            state, action=action, obs=obs, info_keys=self._guard.info_keys, contacts=self._guard.contacts
+        )
 
     def init_slot(self, state: Any) -> Any:
         return {

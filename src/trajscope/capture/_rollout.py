@@ -25,6 +25,7 @@ class RolloutConfig:
     action_repeat: int = 1
     deterministic: bool = True
     info_keys: Sequence[str] = ()
+    contacts: int = 0
     randomization_fn: Callable[..., Any] | None = None
 
 
@@ -86,7 +87,7 @@ def make_rollout(
                 return jnp.where(keep.reshape((E,) + (1,) * (new.ndim - 1)), old, new)
 
             nstate = jax.tree_util.tree_map(hold, nstate, state)
-            rec = _state.extract(nstate, action=action, obs=nstate.obs, info_keys=cfg.info_keys)
+            rec = _state.extract(nstate, action=action, obs=nstate.obs, info_keys=cfg.info_keys, contacts=cfg.contacts)
             rec["reward"] = jnp.where(ended, 0.0, reward)
             rec["done"] = jnp.logical_and(~ended, nstate.done.astype(bool))
             if value_fn is not None:
@@ -95,7 +96,9 @@ def make_rollout(
 
         (_, _), traj = jax.lax.scan(body, (state0, jnp.zeros(E, bool)), jax.random.split(k_act, T))
         # Frame 0: the reset state, shaped like the steps (a step may add metrics reset lacks).
-        first = _state.extract(state0, action=jnp.zeros_like(traj["action"][0]), info_keys=cfg.info_keys)
+        first = _state.extract(
+            state0, action=jnp.zeros_like(traj["action"][0]), info_keys=cfg.info_keys, contacts=cfg.contacts
+        )
         first["reward"] = jnp.zeros_like(traj["reward"][0])
         first["done"] = jnp.zeros_like(traj["done"][0])
         if value_fn is not None:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..sim import physics, physics_qpos, physics_qvel
+from . import _contacts
 from ._host import drop_empty as drop_empty
 
 
@@ -23,6 +24,7 @@ def extract(
     action: jax.Array | None = None,
     info_keys: Sequence[str] = (),
     obs: Any = None,
+    contacts: int = 0,
 ) -> dict[str, Any]:
     """One step of a batched state (leading axis ``E``) as ``RunWriter.add_capture`` arrays.
 
@@ -30,6 +32,8 @@ def extract(
     ``mocap_quat``, ``act`` where the model has them, ``reward (E,)``, ``done (E,)``,
     ``metrics`` (every ``state.metrics`` entry), ``obs`` (``obs`` if given, else
     ``state.obs``), ``info`` (the named ``state.info`` entries) and ``action`` if given.
+    With ``contacts=k``, ``info["contact"]`` holds each environment's first ``k`` contacts
+    as the simulator found them (MJX's JAX or Warp implementation; see ``_contacts``).
 
     Use it in your own jitted rollout and stack the steps with ``lax.scan``: the stacked
     pytree, ``(T, E, ...)``, can be passed straight to ``add_capture(step=..., **stacked)``.
@@ -54,6 +58,8 @@ def extract(
         if missing:
             raise KeyError(f"state.info has no {missing}; it has {sorted(info)}")
         out["info"] = {k: info[k] for k in info_keys}
+    if contacts:
+        out.setdefault("info", {})["contact"] = _contacts.contacts(d, contacts)
     if action is not None:
         out["action"] = action
     return out

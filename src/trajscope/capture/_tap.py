@@ -34,7 +34,7 @@ class EvalTap(SlotWrapper):
         self._steps = cfg.num_steps
 
     def _frame(self, state: Any, action: jax.Array, obs: Any) -> dict[str, Any]:
-        rec = _state.extract(state, action=action, obs=obs, info_keys=self._cfg.info_keys)
+        rec = _state.extract(state, action=action, obs=obs, info_keys=self._cfg.info_keys, contacts=self._cfg.contacts)
         return jax.tree_util.tree_map(lambda x: x[: self._K], rec)
 
     def init_slot(self, state: Any) -> Any:

@@ -123,10 +123,13 @@ class EnvScene:
         offsets: np.ndarray,
         *,
         contacts: bool = False,
+        captured: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> np.ndarray:
         """Pose the drawn environments at these states, each moved by its ``offsets (n, 3)``;
-        with ``contacts``, their contact points and forces too. Returns which environments
-        are finite (the others keep their last finite pose)."""
+        with ``contacts``, their contact points and forces too: ``captured`` (per
+        environment, the points and normals the simulator found, as stored) when given, else
+        recomputed by MuJoCo from the states. Returns which environments are finite (the
+        others keep their last finite pose)."""
         pos, wxyz, ok = self.poses(qpos, mocap_pos, mocap_quat)
         pos = pos + offsets[:, None, :]
         with self.server.atomic():
@@ -135,7 +138,7 @@ class EnvScene:
                 if node is not None:
                     node.batched_positions = pos[:, g.geom_id].astype(np.float32)
                     node.batched_wxyzs = wxyz[:, g.geom_id].astype(np.float32)
-            self.draw_contacts(offsets if contacts else None)
+            self.draw_contacts(offsets if contacts else None, captured)
         return ok
 
     def box(
@@ -178,19 +181,28 @@ class EnvScene:
         centre = np.asarray(self.model.stat.center, float)
         return centre - extent / 2, centre + extent / 2
 
-    def draw_contacts(self, offsets: np.ndarray | None) -> None:
+    def draw_contacts(
+        self, offsets: np.ndarray | None, captured: list[tuple[np.ndarray, np.ndarray]] | None = None
+    ) -> None:
         """Contact points (orange) and contact force arrows (red, MuJoCo's scale: the
         model's ``vis.map.force`` metres per newton per unit of mean body mass) of the last
-        posed states; ``None`` removes them."""
+        posed states; ``None`` removes them. ``captured``: the points and normals the
+        simulator found (drawn as normals of a tenth of the model's extent: the capture holds
+        no forces)."""
         for node in self._contact_nodes:
             node.remove()
         self._contact_nodes = []
-        if offsets is None or self.kin is None:
+        if offsets is None or (self.kin is None and captured is None):
             return
         pts, arrows = [], []
         scale = float(self.model.vis.map.force) / max(float(self.model.stat.meanmass), 1e-9)
         for slot in range(len(offsets)):
-            pos, force = self.kin.contacts(slot)
+            if captured is not None:
+                pos, normal = captured[slot] if slot < len(captured) else (np.zeros((0, 3)), np.zeros((0, 3)))
+                force = normal * 0.1 * float(self.model.stat.extent or 1.0) / scale
+            else:
+                assert self.kin is not None
+                pos, force = self.kin.contacts(slot)
             if len(pos):
                 pts.append(pos + offsets[slot])
                 arrows.append(np.stack([pos + offsets[slot], pos + offsets[slot] + scale * force], axis=1))

@@ -80,7 +80,8 @@ class ScenePanel(Panel):
             self.contacts = gui.add_checkbox(
                 "contacts",
                 False,
-                hint="Contact points and force arrows of the shown envs, recomputed by MuJoCo from stored positions",
+                hint="Contact points of the shown envs: as simulated, with their normals, where the capture "
+                "stored them (contacts=k), else recomputed by MuJoCo from stored positions, with force arrows",
             )
             self.groups: list[Any] = []
             self._add_groups_folder()
@@ -273,7 +274,10 @@ class ScenePanel(Panel):
             if mq is not None and state.mocap_quat is not None:
                 mq = mq.copy()
                 mq[slot] = state.mocap_quat
-        ok = self.envs.place(qpos, mp, mq, self.offsets(len(frames.envs)), contacts=bool(self.contacts.value))
+        captured = frames.contacts.at(t) if frames.contacts is not None and override is None else None
+        ok = self.envs.place(
+            qpos, mp, mq, self.offsets(len(frames.envs)), contacts=bool(self.contacts.value), captured=captured
+        )
         if self.follow.value:
             self._follow(frames)
         return [frames.envs[i] for i in np.flatnonzero(~ok)]

@@ -30,6 +30,38 @@ def shown_envs(layout: str, selected: int, count: int, num_envs: int) -> list[in
     return sorted([sel, *others])
 
 
+@dataclasses.dataclass(frozen=True)
+class CapturedContacts:
+    """Contacts as the simulator found them, stored by the recorder (``contacts=k``):
+    ``pos`` and ``normal`` ``(T, N, k, 3)``, ``count`` ``(T, N)`` (slots beyond it unused)."""
+
+    pos: np.ndarray
+    normal: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def load(per_env: Any) -> CapturedContacts | None:
+        """From a capture's ``info/contact/`` arrays of the shown environments; None when it
+        has none or they do not fit together (the viewer then recomputes contacts)."""
+        pos, normal, count = (per_env(f"info/contact/{k}") for k in ("pos", "normal", "count"))
+        if pos is None or normal is None or count is None:
+            return None
+        if pos.ndim != 4 or pos.shape[-1] != 3 or normal.shape != pos.shape or count.shape != pos.shape[:2]:
+            return None
+        return CapturedContacts(pos.astype(float), normal.astype(float), count.astype(int))
+
+    def at(self, t: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per shown environment at frame ``t``: its contact points and normals, ``(n, 3)``."""
+        k = self.pos.shape[2]
+        out = []
+        for slot in range(self.pos.shape[1]):
+            n = min(max(int(self.count[t, slot]), 0), k)
+            p, nrm = self.pos[t, slot, :n], self.normal[t, slot, :n]
+            ok = np.isfinite(p).all(axis=1) & np.isfinite(nrm).all(axis=1)
+            out.append((p[ok], nrm[ok]))
+        return out
+
+
 @dataclasses.dataclass
 class Shown:
     """The open capture's arrays for the shown environments ``envs`` (``N`` of them) and the
@@ -51,6 +83,8 @@ class Shown:
     """image key to ``(T, H, W', 3)`` uint8 of the selected environment (stacks side by side)"""
     pixel_labels: dict[str, str]
     """image key to what its panel says: size, frames stacked, value range"""
+    contacts: CapturedContacts | None = None
+    """the contacts the simulator found, where the capture stored them (``info/contact/``)"""
 
     @property
     def num_steps(self) -> int:
@@ -76,6 +110,7 @@ class Shown:
         # Poses and randomised fields are read for every shown environment, the rest for the
         # selected one; arrays that are not per environment are not read here.
         shown = {"qpos", "mocap_pos", "mocap_quat", *(f"model_fields/{k}" for k in cap.keys("model_fields"))}
+        shown |= {f"info/contact/{k}" for k in ("pos", "normal", "count")}
         need = sum(
             cap.nbytes(n, env=0) * (len(envs) if n in shown else 1)
             for n in cap.names()
@@ -122,7 +157,17 @@ class Shown:
             stored = cap.load(f"obs/{key}", env=selected, decode=False)
             pixels[key], pixel_labels[key] = image_strip(stored, e.get("encoding") or {})
         return Shown(
-            cap, envs, selected, qpos, per_env("mocap_pos"), per_env("mocap_quat"), fields, series, pixels, pixel_labels
+            cap,
+            envs,
+            selected,
+            qpos,
+            per_env("mocap_pos"),
+            per_env("mocap_quat"),
+            fields,
+            series,
+            pixels,
+            pixel_labels,
+            CapturedContacts.load(per_env),
         )
 
 
