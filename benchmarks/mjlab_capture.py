@@ -77,7 +77,9 @@ def main() -> None:
     for k in order:
         m = statistics.median(times[k])
         ratios[k] = m / base
-        print(f"  {k:9s} {m * 1e6:9.1f} us/step  spread {(max(times[k]) - min(times[k])) / m:5.1%}  ratio {ratios[k]:.3f}")
+        print(
+            f"  {k:9s} {m * 1e6:9.1f} us/step  spread {(max(times[k]) - min(times[k])) / m:5.1%}  ratio {ratios[k]:.3f}"
+        )
     on = recs["live-on"]
     print(f"  live-on wrote {on.live.chunks_sent} chunks")
     for rec in recs.values():

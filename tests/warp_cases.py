@@ -313,3 +313,13 @@ def test_contacts_are_split_per_world_and_drawn_as_simulated(tmp_path):
         assert not viewer.errors, viewer.errors
     finally:
         viewer.close()
+    # And in video: the stored points and normals drawn, no contacts recomputed.
+    from trajscope import export
+
+    run = trajscope.open_run(tmp_path / "c")
+    plain, marked = (
+        next(iter(export.video(run, 0, envs=[0], width=240, height=180, steps=slice(39, 40), contacts=c)))
+        for c in (False, True)
+    )
+    changed = np.abs(plain.astype(int) - marked).sum(axis=-1) > 60
+    assert changed.sum() > 50 and (marked[changed][:, 0] > marked[changed][:, 2]).mean() > 0.8  # orange and red

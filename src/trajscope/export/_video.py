@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,13 +104,16 @@ def frames(
         cam = sim.camera(model, camera)
     except sim.RenderError as e:
         raise ExportError(str(e)) from None
+    names = cap.names("")
+    # Contacts as the simulator found them where the capture stored them (contacts=k),
+    # else MuJoCo's own, recomputed from the stored positions.
+    stored = contacts and all(f"info/contact/{k}" in cap.names("info") for k in ("pos", "normal", "count"))
     option = mujoco.MjvOption()
-    if contacts:
+    if contacts and not stored:
         option.flags[mujoco.mjtVisFlag.mjVIS_CONTACTPOINT] = True
         option.flags[mujoco.mjtVisFlag.mjVIS_CONTACTFORCE] = True
     data = mujoco.MjData(model)
     fields = {k: cap.load(f"model_fields/{k}") for k in cap.keys("model_fields")}
-    names = cap.names("")
     per_env = []
     for e in env_list:
         per_env.append(
@@ -122,6 +126,9 @@ def frames(
                 # Each tile its own camera: a tracking one follows its own environment's robot.
                 "cam": sim.camera(model, camera) if len(env_list) > 1 else cam,
                 "aimed": False,
+                "contacts": {k: cap.load(f"info/contact/{k}", env=e) for k in ("pos", "normal", "count")}
+                if stored
+                else None,
             }
         )
     T = info.num_steps
@@ -147,6 +154,8 @@ def frames(
                         c.lookat[:] = data.subtree_com[c.trackbodyid]  # centred from the first frame
                         s["aimed"] = True
                     renderer.update_scene(data, camera=c, scene_option=option)
+                    if s["contacts"] is not None:
+                        _draw_stored_contacts(renderer.scene, model, s["contacts"], t)
                     img = renderer.render().copy()
                     s["last"] = img
                 else:
@@ -228,3 +237,39 @@ def _even(img: np.ndarray) -> np.ndarray:
     out = np.zeros((h + h % 2, w + w % 2, 3), np.uint8)
     out[:h, :w] = img
     return out
+
+
+def _draw_stored_contacts(scene: Any, model: Any, c: dict[str, np.ndarray], t: int) -> None:
+    """The stored contacts of frame ``t`` (``pos``, ``normal`` ``(T, k, 3)``, ``count``
+    ``(T,)``) added to a MuJoCo scene: orange points and their normals (red, a quarter of the
+    model's extent long)."""
+    import mujoco
+
+    size = 0.02 * float(model.stat.extent or 1.0)
+    length = 0.25 * float(model.stat.extent or 1.0)
+    n = min(max(int(c["count"][t]), 0), c["pos"].shape[1])
+    for j in range(n):
+        p, nrm = np.asarray(c["pos"][t, j], float), np.asarray(c["normal"][t, j], float)
+        if not (np.isfinite(p).all() and np.isfinite(nrm).all()) or scene.ngeom + 2 > scene.maxgeom:
+            return
+        g = scene.geoms[scene.ngeom]
+        mujoco.mjv_initGeom(
+            g,
+            mujoco.mjtGeom.mjGEOM_SPHERE,
+            np.full(3, size),
+            p,
+            np.eye(3).ravel(),
+            np.array([1, 0.55, 0, 1], np.float32),
+        )
+        scene.ngeom += 1
+        g = scene.geoms[scene.ngeom]
+        mujoco.mjv_initGeom(
+            g,
+            mujoco.mjtGeom.mjGEOM_CAPSULE,
+            np.zeros(3),
+            np.zeros(3),
+            np.zeros(9),
+            np.array([0.85, 0.1, 0.1, 1], np.float32),
+        )
+        mujoco.mjv_connector(g, mujoco.mjtGeom.mjGEOM_CAPSULE, size / 3, p, p + length * nrm)
+        scene.ngeom += 1
