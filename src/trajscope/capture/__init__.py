@@ -78,7 +78,40 @@ _WHERE = {
 }
 """Where each public name lives (imported at first use)."""
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BraxRecorder",
+    "BufferOptions",
+    "EvalTap",
+    "GymRecorder",
+    "LiveOptions",
+    "LiveStream",
+    "NanGuardOptions",
+    "NonFiniteTrainingError",
+    "RecorderConfig",
+    "RolloutConfig",
+    "RolloutOptions",
+    "RunOptions",
+    "StepRecorder",
+    "TrainerOptions",
+    "VideoOptions",
+    "base_model",
+    "extract",
+    "make_rollout",
+    "physics",
+    "physics_qpos",
+    "physics_qvel",
+    "planned_steps",
+    "process_index",
+    "recorder_for",
+    "shared_run_name",
+    "train",
+    "train_demo",
+    "video_to_tensorboard",
+    "video_to_wandb",
+]
+
+
+assert sorted(__all__) == sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

@@ -83,7 +83,7 @@ def _warp(impl: Any, E: int, k: int) -> dict[str, Any]:
     if N == 0:
         return _none(E, k)
     used = jnp.arange(N) < jnp.reshape(impl.nacon, (-1,))[0]
-    key = jnp.where(used, world, E)  # unused rows sort last
+    key: Any = jnp.where(used, world, E)  # unused rows sort last
     order = jnp.argsort(key, stable=True)
     sorted_key = key[order]
     worlds = jnp.arange(E)
@@ -104,9 +104,9 @@ def _warp(impl: Any, E: int, k: int) -> dict[str, Any]:
 def _finish(out: dict[str, Any], ok: Any, count: Any, take: int, k: int) -> dict[str, Any]:
     """Unused slots zeroed (geom -1), padded to ``k`` slots, and the count."""
     res = {}
-    for name, x in out.items():
-        mask = ok.reshape(ok.shape + (1,) * (x.ndim - 2))
-        x = jnp.where(mask, x, -1 if name == "geom" else 0)
+    for name, value in out.items():
+        mask = ok.reshape(ok.shape + (1,) * (value.ndim - 2))
+        x: Any = jnp.where(mask, value, -1 if name == "geom" else 0)
         if take < k:
             pad = [(0, 0), (0, k - take)] + [(0, 0)] * (x.ndim - 2)
             x = jnp.pad(x, pad, constant_values=-1 if name == "geom" else 0)
