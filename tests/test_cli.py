@@ -79,7 +79,7 @@ def test_bad_arguments_fail_at_once_with_one_line_that_says_what_to_do(tmp_path)
         (("view", str(tmp_path / "typo")), "no such folder"),
         (("ls", str(tmp_path / "missing")), "no such folder"),
         (("info", str(tmp_path / "typo")), "no run here"),
-        (("view", str(tmp_path), "--play-env", "gym:Cartpole"), "use playground:NAME or brax:NAME"),
+        (("view", str(tmp_path), "--play-env", "gym:Cartpole"), "use playground:NAME[@jax|@warp] or brax:NAME"),
         (("view", str(tmp_path), "--play-env", "brax:inverted_pendulm"), "did you mean inverted_pendulum"),
     ]
     for args, message in cases:

@@ -22,7 +22,8 @@ def test_every_capture_path_works_with_mujoco_warp(tmp_path):
     cases = Path(__file__).with_name("warp_cases.py")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path), str(cases)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=cases.parents[1], env=dict(os.environ), timeout=1500)
-    tail = p.stdout[-6000:] + p.stderr[-3000:]
+    failures = p.stdout.find("= FAILURES =")  # what failed, not the warnings after it
+    tail = p.stdout[failures : failures + 8000] if failures >= 0 else p.stdout[-6000:] + p.stderr[-3000:]
     assert p.returncode == 0, tail
     passed = re.search(r"(\d+) passed", p.stdout)
     assert passed and int(passed.group(1)) >= 6 and "failed" not in p.stdout, tail
