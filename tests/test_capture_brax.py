@@ -199,7 +199,7 @@ def test_failing_writer_does_not_stop_training(pendulum, tmp_path, ppo_baseline)
         subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
-def test_sac_captures_through_public_hooks(pendulum, tmp_path):
+def test_sac_captures_and_streams_through_public_hooks(pendulum, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     rec = BraxRecorder(
         pendulum,
@@ -211,7 +211,10 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
         strict=True,
         replay_sample=200,
         checkpoint_dir=ckpt,
+        live=2,  # and its training environments streamed (one training for all three)
+        live_chunk_steps=16,
     )
+    rec.live.switch(True, rate=1000)
     steps = []
     sac.train(
         pendulum,
@@ -243,6 +246,9 @@ def test_sac_captures_through_public_hooks(pendulum, tmp_path):
     for info, (_, reported) in zip(run.captures, steps):
         assert info.mean_return == pytest.approx(float(reported), rel=1e-5, abs=1e-4)
     assert len({round(c.mean_return, 3) for c in run.captures}) > 1  # not one constant episode
+    chunks = run.live_chunks()  # SAC's training environments, streamed beside the tap
+    assert len(chunks) >= 2 and rec.live.failures == 0
+    assert run.capture(chunks[-1]).load("qpos").shape == (16, 2, pendulum.sys.q_size())
 
 
 def _check_sac_parameters_and_buffer(run, pendulum):

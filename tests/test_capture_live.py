@@ -20,7 +20,6 @@ from trajscope.store import LiveControl, RunWriter, write_live_control
 
 pytest.importorskip("brax")
 from brax.training.agents.ppo import train as ppo
-from brax.training.agents.sac import train as sac
 
 from trajscope.capture import BraxRecorder
 from trajscope.sim import mj_model
@@ -161,32 +160,6 @@ def test_a_broken_run_directory_does_not_stop_training(pendulum, tmp_path):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(params))
     assert rec.live.chunks_sent > 0 and rec.writer.stats.dropped_write_error >= rec.live.chunks_sent
     assert rec.writer.stats.written == 0
-
-
-def test_sac_streams_its_training_envs(pendulum, tmp_path):
-    rec = _recorder(pendulum, tmp_path, "sac", live=2, algorithm="sac", num_envs=2, episode_length=20)
-    rec.live.switch(True, rate=1000)
-    sac.train(
-        pendulum,
-        num_timesteps=3_000,
-        num_evals=2,
-        episode_length=20,
-        num_envs=8,
-        batch_size=32,
-        min_replay_size=256,
-        grad_updates_per_step=1,
-        num_eval_envs=2,
-        seed=1,
-        wrap_env_fn=rec.wrap_env_fn(),
-        progress_fn=rec.progress_fn(),
-    )
-    rec.close()
-    run = trajscope.open_run(rec.writer.url)
-    chunks = run.live_chunks()
-    assert len(chunks) >= 2
-    cap = run.capture(chunks[-1])
-    assert cap.load("qpos").shape == (C, 2, pendulum.sys.q_size())
-    assert len(run.captures) >= 1  # the evaluation tap still works beside the stream
 
 
 def test_two_devices_stream_the_first_device(tmp_path):
