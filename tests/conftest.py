@@ -188,3 +188,24 @@ def brax_restep(env):
         return env.step(s, a).pipeline_state.q
 
     return restep
+
+
+def pytest_collection_finish(session):
+    """Start the Warp cases' child process as soon as the suite knows it will run them
+    (tests/test_warp.py): it runs beside the other tests instead of after them."""
+    if (
+        any(item.nodeid.startswith("tests/test_warp.py") for item in session.items)
+        and not session.config.option.collectonly
+    ):
+        try:
+            from test_warp import start_cases
+        except pytest.skip.Exception:  # Playground or Warp missing: the test skips itself
+            return
+        session.config._trajscope_warp_cases = start_cases()
+
+
+def pytest_sessionfinish(session):
+    """The Warp cases' child never outlives the suite (a run stopped early, -x)."""
+    started = getattr(session.config, "_trajscope_warp_cases", None)
+    if started is not None and started[0].poll() is None:
+        started[0].kill()
