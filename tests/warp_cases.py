@@ -25,6 +25,7 @@ from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import train as sac
 from mujoco_playground import registry
 
+from test_play import _randomize  # each environment its own masses
 from trajscope.capture import BraxRecorder, recorder_for, train
 from trajscope.play import Player, check_env, trained_impl
 
@@ -53,18 +54,6 @@ def _cartpole():
         env = registry.load("CartpoleBalance")
     assert env._config.impl == "warp" and type(env._mjx_model._impl).__name__ == "ModelWarp"
     return env
-
-
-def _randomize(model, rng):
-    """Each environment its own masses (Playground's randomisation_fn contract)."""
-
-    @jax.vmap
-    def one(key):
-        return model.body_mass * jax.random.uniform(key, (model.nbody,), minval=0.5, maxval=1.5)
-
-    mass = one(rng)
-    in_axes = jax.tree_util.tree_map(lambda x: None, model).tree_replace({"body_mass": 0})
-    return model.tree_replace({"body_mass": mass}), in_axes
 
 
 @pytest.fixture(scope="module")
