@@ -28,6 +28,7 @@ raises, for tests).
 from __future__ import annotations
 
 import collections
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .. import store
+from ..format import images
 from ._host import Failures, LiveStream
 
 UNSTABLE = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
@@ -71,6 +73,7 @@ def _unstable(data: Any) -> int:
     return sum(int(data.warning[i].number) for i in _unstable_index())
 
 
+@functools.cache
 def _unstable_index() -> tuple[int, ...]:
     import mujoco
 
@@ -221,16 +224,20 @@ class StepRecorder:
         def state(rows: slice) -> dict[str, np.ndarray]:
             return {k: _numpy(v[rows]) for k, v in given.items() if v is not None}
 
-        self._record(len(_numpy(rewards).reshape(-1)), actions, rewards, dones, obs, infos, state, None)
+        self._record(len(rewards), actions, rewards, dones, obs, infos, state, None)
 
     def _record(
         self, n: int, actions: Any, rewards: Any, dones: Any, obs: Any, infos: Any, state: Any, unstable: Any
     ) -> None:
         try:
             self._steps += 1
+            guard = bool(self.nan_guard) and self.tripped is None
+            if guard:  # the guard reads every environment's state: the stream slices it
+                whole = state(slice(n))
+                state = lambda rows: {k: v[rows].copy() for k, v in whole.items()}  # noqa: E731
             if self.live is not None:
                 self._live_step(n, actions, rewards, dones, obs, infos, state)
-            if self.nan_guard and self.tripped is None:
+            if guard:
                 self._guard_step(n, actions, rewards, dones, obs, state, unstable)
         except Exception as e:  # noqa: BLE001 - never into training (raised when strict)
             self._fail.failed("step", f"trajscope: training-step capture failed: {type(e).__name__}: {e}", e)
@@ -246,10 +253,11 @@ class StepRecorder:
             if obs is not None and live.obs:
                 f["obs"] = _rows(obs, slice(K))
             if isinstance(infos, Mapping):
+                arrays = {k: np.asarray(v) for k, v in infos.items() if not k.startswith("_")}
                 metrics = {
-                    metric_name(k): np.asarray(v)[:K].astype(np.float32)
-                    for k, v in infos.items()
-                    if not k.startswith("_") and np.asarray(v).shape == (n,) and np.asarray(v).dtype.kind in "fiu"
+                    metric_name(k): a[:K].astype(np.float32)
+                    for k, a in arrays.items()
+                    if a.shape == (n,) and a.dtype.kind in "fiu"
                 }
                 if metrics:
                     f["metrics"] = metrics
@@ -280,7 +288,7 @@ class StepRecorder:
         bad = counts > self._warnings  # MuJoCo warned since the last step
         self._warnings = counts
         field = "?"
-        for name, leaf in _leaves(f):
+        for name, leaf in images.flatten(f).items():
             a = np.asarray(leaf)
             if a.dtype.kind == "f":
                 nonfinite = ~np.isfinite(a.reshape(n, -1)).all(axis=1)
@@ -599,16 +607,6 @@ def _unbatch(obs: Any, n: int) -> list[Any]:
         parts = {k: _unbatch(v, n) for k, v in obs.items()}
         return [{k: parts[k][i] for k in parts} for i in range(n)]
     return [obs[i] for i in range(n)]
-
-
-def _leaves(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            out += _leaves(v, f"{prefix}{k}/")
-        else:
-            out.append((f"{prefix}{k}", v))
-    return out
 
 
 def _metrics(per_frame: Sequence[Sequence[Mapping[str, Any]]], E: int) -> dict[str, np.ndarray]:
