@@ -150,9 +150,9 @@ class Proxy:
     """A TCP relay from a port of its own to ``127.0.0.1:target``; :meth:`cut` makes the
     network fail (open connections reset, new ones refused) until :meth:`restore`."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, *, port: int | None = None) -> None:
         self.target = target
-        self.port = free_port()
+        self.port = port or free_port()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -171,6 +171,8 @@ class Proxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, so the port is free
             listener.close()
         for c in conns:
             with contextlib.suppress(OSError):
@@ -202,6 +204,54 @@ class Proxy:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+class HostRewritingProxy(Proxy):
+    """A reverse proxy as nginx's ``proxy_set_header Host $host;`` makes one: every request
+    reaches ``127.0.0.1:target`` with ``Host`` set to the name the browser asked for, without
+    its port (websocket upgrades relayed as they are, then bytes both ways)."""
+
+    _HOST = re.compile(rb"\r\nhost:[ \t]*([^\r\n:]+|\[[^\]\r\n]*\])(?::\d+)?[ \t]*\r\n", re.IGNORECASE)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._rewrite, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _rewrite(self, src: socket.socket, dst: socket.socket) -> None:
+        upgraded, pending = False, b""
+        try:
+            while data := src.recv(65536):
+                if upgraded:
+                    dst.sendall(data)
+                    continue
+                pending += data
+                while b"\r\n\r\n" in pending:  # whole request heads (the page sends no bodies)
+                    head, _, pending = pending.partition(b"\r\n\r\n")
+                    head = self._HOST.sub(lambda m: b"\r\nHost: " + m.group(1) + b"\r\n", head + b"\r\n")
+                    dst.sendall(head + b"\r\n")
+                    if b"upgrade: websocket" in head.lower():
+                        upgraded = True
+                        dst.sendall(pending)
+                        pending = b""
+                        break
         except OSError:
             pass
         finally:

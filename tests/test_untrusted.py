@@ -331,8 +331,9 @@ def test_the_gate_refuses_websockets_from_other_origins_and_keeps_a_cookie_per_v
 
 
 def test_the_gate_times_out_idle_connections_and_caps_pending_ones(demo_run, monkeypatch):
-    """Half-open connections are closed after the head timeout; past the cap, new ones are
-    closed at once; a client with the token is served throughout."""
+    """Half-open connections are closed after the head timeout; past one address's share,
+    its oldest waiting ones are closed to make room; a client with the token is served
+    throughout."""
     import http.client
 
     from trajscope.serve import _auth
@@ -341,7 +342,7 @@ def test_the_gate_times_out_idle_connections_and_caps_pending_ones(demo_run, mon
     v = _gate_viewer(demo_run, "tok")
     idle = []
     try:
-        for _ in range(_auth.MAX_PENDING + 20):
+        for _ in range(_auth.MAX_PENDING_PER_ADDRESS + 20):
             s = socket.create_connection(("127.0.0.2", v.gate.port), timeout=5)
             s.sendall(b"GET / HTTP/1.1\r\n")  # a head that never ends
             idle.append(s)
@@ -349,12 +350,14 @@ def test_the_gate_times_out_idle_connections_and_caps_pending_ones(demo_run, mon
         while v.gate.refused["busy"] < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert v.gate.refused["busy"] >= 20
+        assert idle[0].recv(1) == b""  # the oldest made room
         deadline = time.monotonic() + 30
-        while v.gate.refused["timeout"] < _auth.MAX_PENDING and time.monotonic() < deadline:
+        while v.gate.refused["timeout"] < _auth.MAX_PENDING_PER_ADDRESS and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert v.gate.refused["timeout"] >= _auth.MAX_PENDING  # each idle one closed by the gate
-        for s in idle[:5]:
+        assert v.gate.refused["timeout"] >= _auth.MAX_PENDING_PER_ADDRESS  # each idle one closed by the gate
+        for s in idle[-5:]:
             assert s.recv(1) == b""  # closed from the gate's side
+        assert v.gate.waiting == 0
         c = http.client.HTTPConnection("127.0.0.2", v.gate.port, timeout=10)
         c.request("GET", "/?token=tok")
         assert c.getresponse().status == 302

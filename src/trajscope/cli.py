@@ -55,6 +55,11 @@ class View:
     """Token for a non-loopback --host. Prefer $TRAJSCOPE_TOKEN: a --token on the command
     line is visible to every user of the machine in the process list. Default:
     $TRAJSCOPE_TOKEN, else a random one."""
+    allow_origin: tuple[str, ...] = ()
+    """Origins besides the viewer's own whose pages may open its websocket, e.g.
+    https://proxy.example:8443 for a TLS proxy in front (see docs/viewer.md). Every other
+    origin's pages are refused, and so are requests for host names that are neither
+    loopback, the --host asked for, nor an allowed origin's."""
     live: bool = False
     """Switch the run's live stream on and watch it (the training must stream: see docs/live.md)."""
     play_env: str | None = None
@@ -718,6 +723,7 @@ def cmd_view(args: View) -> int:
         token=args.token,
         play_env=args.play_env,
         poll_s=args.poll_s,
+        allow_origins=args.allow_origin,
     )
     _print_url(viewer)
     return _serve_forever(viewer)

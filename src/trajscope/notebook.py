@@ -58,6 +58,7 @@ def show(
     height: int = 600,
     port: int | None = None,
     proxy: bool = False,
+    allow_origins: tuple[str, ...] | list[str] = (),
     live: bool = False,
     play_env: Any = None,
 ) -> Shown:
@@ -69,16 +70,33 @@ def show(
         port: the viewer's port on the kernel's machine (default: a free one).
         proxy: address the IFrame through jupyter-server-proxy (``/proxy/PORT/``) instead
             of ``http://localhost:PORT``: for remote kernels behind JupyterHub and the like.
+            The viewer refuses websockets from pages of other origins, so name the
+            notebook's origin (what the browser's address bar starts with) in
+            ``allow_origins``, e.g. ``["https://hub.example.org"]``.
+        allow_origins: origins besides the viewer's own whose pages may connect.
         live: switch the run's live stream on and watch it.
         play_env: the environment as trained, for "play from here" (see docs/play.md).
     """
     from .serve import Viewer, free_port
 
+    if proxy and not allow_origins:
+        raise ValueError(
+            "show(..., proxy=True) needs allow_origins=[the notebook's origin], e.g. "
+            "['https://hub.example.org'] (the start of your browser's address bar): the viewer "
+            "refuses websockets from pages of any other origin"
+        )
     path = str(getattr(run, "url", None) or os.fspath(run))
     viewer = _VIEWERS.get(path)
     if viewer is None:
         env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
-        viewer = Viewer(path, port=port or free_port(), live=live, play_env=env, play_env_spec=spec)
+        viewer = Viewer(
+            path,
+            port=port or free_port(),
+            live=live,
+            play_env=env,
+            play_env_spec=spec,
+            allow_origins=tuple(allow_origins),
+        )
         _VIEWERS[path] = viewer
         if not proxy:
             print(

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 import traceback
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from . import _shown
 from ._analysis import AnalysisPanel
 from ._compare import ComparePanel
 from ._curve import SceneCurve, TrainingCurvePanel
+from ._guard import Guard, guarded_viser, is_loopback
 from ._live import LivePanel
 from ._nan import NanPanel
 from ._panels import PANELS
@@ -38,7 +42,6 @@ from ._replay import ReplayPanel
 from ._saliency import SaliencyPanel
 from ._scene import ScenePanel
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TABS = ("Scene", "Plots", "Training", "Analysis", "Play")
 """The side panel's tabs, in order, under the run choice and the timeline that stand above
 them; each panel names its own (``Panel.tab``; ``""``: above the tabs)."""
@@ -76,9 +79,14 @@ class Viewer:
     """Serves runs under ``path`` (a run folder, a root of runs, or an fsspec URL).
 
     On a loopback ``host`` (the default; reach it through ``ssh -L``) nothing else is
-    needed. On any other ``host`` viser itself stays on 127.0.0.1 at a private port and a
-    token gate listens on ``host:port`` (``token``, else ``$TRAJSCOPE_TOKEN``, else a random
-    one); :attr:`url` carries the token. There is no way to serve beyond loopback without it.
+    needed. On any other ``host``, or when a ``token`` is given (or ``$TRAJSCOPE_TOKEN`` is
+    set), viser itself stays on 127.0.0.1 at a private port that answers only the gate, and
+    a token gate listens on ``host:port`` (``token``, else ``$TRAJSCOPE_TOKEN``, else a
+    random one); :attr:`url` carries the token. There is no way to serve beyond loopback
+    without it. Either way no web page of another origin can open the viewer's websocket
+    and no request for a foreign host name is answered (:mod:`._guard`);
+    ``allow_origins`` (e.g. ``["https://proxy.example:8443"]``) lets a proxy's or a
+    notebook's pages in.
 
     ``panels``: the panel classes, in page order (default :data:`PANELS`); each keeps the
     contract of :class:`trajscope.serve.Panel`.
@@ -96,24 +104,28 @@ class Viewer:
         play_env: Any = None,
         play_env_spec: str | None = None,
         panels: list[type] | None = None,
+        allow_origins: Sequence[str] = (),
     ) -> None:
-        import viser
-
         self.path = path
-        gated = host not in LOOPBACK
-        self.server = viser.ViserServer(host="127.0.0.1" if gated else host, port=0 if gated else port, verbose=False)
+        token = token or os.environ.get("TRAJSCOPE_TOKEN") or None
+        gated = not is_loopback(host) or token is not None
+        self.guard = Guard.make(bind_host=host, allow_origins=allow_origins, inner=gated)
+        """What this viewer's servers refuse (foreign hosts and origins), and how often."""
+        self.server = guarded_viser(self.guard, host="127.0.0.1" if gated else host, port=0 if gated else port)
         self.host, self.port = ("127.0.0.1" if gated else host), self.server.get_port()
         self.gate: Any = None
         if gated:
             from ._auth import TokenGate
 
             try:
-                self.gate = TokenGate(
-                    host, port, self.port, token or os.environ.get("TRAJSCOPE_TOKEN") or secrets.token_urlsafe(18)
-                )
+                self.gate = TokenGate(host, port, self.port, token or secrets.token_urlsafe(18), guard=self.guard)
             except BaseException:
                 self.server.stop()
                 raise
+        elif port and self.port != port:
+            msg = f"trajscope viewer: port {port} is busy; serving on port {self.port} instead"
+            print(msg, file=sys.stderr)
+            warnings.warn(msg, stacklevel=2)
         self._lock = threading.RLock()
         self.play_env, self.play_env_spec = play_env, play_env_spec
         """The environment as trained, for the Play panel (an object, or a spec string)."""
@@ -172,6 +184,7 @@ class Viewer:
         """Where to point a browser (with the token, when a token gate is in front)."""
         if self.gate is not None:
             host = socket.gethostname() if self.gate.host in ("0.0.0.0", "::", "") else self.gate.host
+            host = f"[{host}]" if ":" in host else host
             return f"http://{host}:{self.gate.port}/?token={self.gate.token}"
         return f"http://{'localhost' if self.host in ('127.0.0.1', '0.0.0.0') else self.host}:{self.port}"
 
@@ -601,12 +614,25 @@ def serve(
     token: str | None = None,
     play_env: Any = None,
     poll_s: float | None = None,
+    allow_origins: Sequence[str] = (),
 ) -> Viewer:
     """Start the viewer; returns once it listens (it serves from background threads, so a
     training script can call it and go on training). ``live``: switch the live stream on
     and watch it. Beyond loopback a token gate is in front (see :class:`Viewer`).
     ``play_env``: the environment as trained (an object, or ``"playground:NAME"`` /
     ``"brax:NAME"``), for the Play panel's "play from here". ``poll_s``: seconds between
-    looks for new captures (default :data:`POLL_S`: 1 locally, 5 on remote filesystems)."""
+    looks for new captures (default :data:`POLL_S`: 1 locally, 5 on remote filesystems).
+    ``allow_origins``: origins besides the viewer's own whose pages may open its websocket
+    (a TLS proxy's, a notebook server's)."""
     env, spec = (None, play_env) if isinstance(play_env, str) else (play_env, None)
-    return Viewer(path, host=host, port=port, live=live, token=token, play_env=env, play_env_spec=spec, poll_s=poll_s)
+    return Viewer(
+        path,
+        host=host,
+        port=port,
+        live=live,
+        token=token,
+        play_env=env,
+        play_env_spec=spec,
+        poll_s=poll_s,
+        allow_origins=allow_origins,
+    )
