@@ -23,11 +23,14 @@ from trajscope.serve import Viewer
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
-_PROBE = """url => new Promise(done => {
+_PROBE = (
+    """url => new Promise(done => {
     const ws = new WebSocket(url, [%r]);
     ws.onopen = () => { ws.close(); done('open'); };
     ws.onerror = () => done('refused');
-})""" % f"viser-v{viser.__version__}"
+})"""
+    % f"viser-v{viser.__version__}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,14 @@ networks and saliency rebuilt from a capture."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import store
 from ..format.training import ReturnSettings
-from ..store import Capture, Run
+from ..store import Capture, FormatError, Run
 from ._policy import Policy, PolicyUnavailable, load_policy
 from ._run import AnalysisConfig, CaptureSource, analyse, extend
 from ._saliency import saliency
@@ -46,7 +47,11 @@ def capture_sources(run: Any) -> list[CaptureSource]:
     for info in run.captures:
         if info.kind != "eval":
             continue
-        cap = run.capture(info)
+        try:
+            cap = run.capture(info)
+        except FormatError as e:  # its manifest is damaged: listed in run.problems now
+            warnings.warn(f"capture {info.id} left out: {e}", stacklevel=2)
+            continue
         per_step = tuple(n for n in cap.names() if cap.entry(n)["layout"] == "time_env")
         out.append(
             CaptureSource(

@@ -43,14 +43,39 @@ def _refuse_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def load_json(path: str, data: bytes) -> dict[str, Any]:
+MAX_CONTAINERS = 1_000_000
+"""The most objects and arrays one document may hold; counted in its bytes before it is
+parsed (a 64 MiB file of ``{}`` would take gigabytes of memory and most of a minute)."""
+MAX_MANIFEST_CONTAINERS = 200_000
+"""The same for a capture's manifest (trajscope writes about three per array)."""
+MAX_ITEMS = 100_000
+"""The most values a free-form field (``config``, ``attrs``, ``summary``, ...) may hold."""
+
+
+def count_containers(data: bytes | str) -> int:
+    """An upper bound on the objects and arrays of a JSON text (brackets inside strings count too)."""
+    if isinstance(data, str):
+        return data.count("{") + data.count("[")
+    return data.count(b"{") + data.count(b"[")
+
+
+def check_containers(path: str, data: bytes | str, limit: int = MAX_CONTAINERS) -> None:
+    if count_containers(data) > limit:
+        raise FormatError(path, f"holds more than {limit:,} JSON objects and arrays; refused unread")
+
+
+def load_json(path: str, data: bytes, *, max_containers: int = MAX_CONTAINERS) -> dict[str, Any]:
     """A JSON object from a file's bytes; a :class:`FormatError` naming the file otherwise
     (corrupt, truncated, ``NaN``/``Infinity`` literals, integers of thousands of digits,
-    nesting deep enough to exhaust the parser's stack)."""
+    nesting deep enough to exhaust the parser's stack, more than ``max_containers``
+    objects and arrays, too large for this process's memory)."""
+    check_containers(path, data, max_containers)
     try:
         doc = _DECODER.decode(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
     except RecursionError:
         raise FormatError(path, "JSON nested too deeply") from None
+    except MemoryError:
+        raise FormatError(path, "too large to parse in this process's memory; refused") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise FormatError(path, f"corrupt or truncated JSON ({str(e)[:200]})") from None
     if not isinstance(doc, dict):
@@ -58,14 +83,19 @@ def load_json(path: str, data: bytes) -> dict[str, Any]:
     return doc
 
 
-def check_depth(path: str, field: str, value: Any, limit: int = MAX_DEPTH) -> None:
-    """Refuse a free-form field nested deeper than ``limit`` (readers walk them recursively)."""
+def check_depth(path: str, field: str, value: Any, limit: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
+    """Refuse a free-form field nested deeper than ``limit`` (readers walk them recursively)
+    or holding more than ``max_items`` values in all."""
     stack = [(value, 0)]
+    count = 0
     while stack:
         v, d = stack.pop()
         if d > limit:
             raise FormatError(path, f"field {field!r} nests deeper than {limit} levels")
         items = v.values() if type(v) is dict else v if type(v) is list else None
+        count += len(items) if items is not None else 0
+        if count > max_items:
+            raise FormatError(path, f"field {field!r} holds more than {max_items:,} values")
         if items is None or set(map(type, items)) <= _SCALARS:
             continue  # a leaf, or a container of leaves (checked at C speed)
         stack.extend((x, d + 1) for x in items if type(x) in (dict, list))
@@ -423,10 +453,10 @@ def _check_count_lists(path: str, arrays: list[Any]) -> None:
                 raise FormatError(path, f"{str(e['file'])[:80]}: malformed {what} {str(e[k])[:80]}")
 
 
-def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``capture.json`` checked against the format and the run's model summary; a
-    :class:`FormatError` naming the file for anything a reader could trip on."""
-    m = load_json(path, data)
+def check_manifest_header(path: str, m: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a manifest that a listing shows (all but the array entries), checked;
+    ``summary`` cleaned in place. A listing checks these alone, and the arrays when the
+    capture is opened (:func:`parse_manifest`)."""
     check_version(path, m)
     for k, t in (
         ("capture_id", str),
@@ -462,6 +492,39 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     for field in ("summary", "attrs"):
         check_depth(path, field, m.get(field))
     m["summary"] = _clean_summary(m.get("summary") or {})
+    return m
+
+
+def check_listed_arrays(path: str, m: Mapping[str, Any], model: Mapping[str, Any] | None) -> None:
+    """What a listing uses of the array entries (``group``, ``key`` and ``shape``): a known
+    group, string keys, shapes that fit the capture and the run's model, and the required
+    arrays present (the rest is checked by :func:`parse_manifest`)."""
+    names = set()
+    for e in m["arrays"]:
+        if type(e) is not dict:
+            raise FormatError(path, f"malformed array entry {str(e)[:80]}")
+        for k in ("group", "key"):
+            if type(e.get(k)) is not str:
+                raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('key'))[:80]!r}")
+        if e["group"] not in schema.GROUP_LAYOUT:
+            raise FormatError(path, f"unknown group {e['group'][:40]!r}")
+        shape = e.get("shape")
+        if type(shape) is not list or len(shape) > 32 or not are_counts(shape):
+            raise FormatError(path, f"{e['key'][:80]}: malformed shape {str(shape)[:80]}")
+        problem = shape_problem(e["key"], e["group"], tuple(shape), m["num_steps"], m["num_envs"], model)
+        if problem is not None:
+            raise FormatError(path, problem)
+        names.add(schema.array_name(e["group"], e["key"]))
+    for spec in schema.FIXED_ARRAYS:
+        if spec.required and spec.name not in names:
+            raise FormatError(path, f"required array {spec.name!r} is missing")
+
+
+def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``capture.json`` checked against the format and the run's model summary; a
+    :class:`FormatError` naming the file for anything a reader could trip on."""
+    m = load_json(path, data, max_containers=MAX_MANIFEST_CONTAINERS)
+    check_manifest_header(path, m)
     _check_count_lists(path, m["arrays"])
     names = set()
     for e in m["arrays"]:

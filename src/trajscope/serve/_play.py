@@ -199,9 +199,13 @@ class PlayPanel(Panel):
     def _checkpoint_for(run: store.Run, cap: store.CaptureInfo) -> store.CaptureInfo:
         """The shown capture when it stores a policy; else (a NaN guard's or a live chunk of
         the training environments) the newest checkpoint at or before its step that does."""
-        if run.capture(cap).keys("params"):
+
+        def has_params(c: store.CaptureInfo) -> bool:
+            return any(n.startswith("params/") for n in c.array_names)
+
+        if has_params(cap):
             return cap
-        stored = [c for c in run.captures if c.kind == "eval" and run.capture(c).keys("params")]
+        stored = [c for c in run.captures if c.kind == "eval" and has_params(c)]
         if not stored:
             raise RuntimeError("no capture of this run stores policy parameters to play with")
         before = [c for c in stored if c.step <= cap.step]

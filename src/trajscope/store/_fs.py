@@ -297,8 +297,10 @@ def ls_names(fs: fsspec.AbstractFileSystem, path: str, *, root: str | None = Non
         if leaves_root(fs, path, root) is not None or (os.path.exists(path) and not os.path.isdir(path)):
             return []
     try:
+        if is_local(fs):
+            return sorted(os.listdir(path))
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
 
 

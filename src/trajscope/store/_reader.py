@@ -7,10 +7,13 @@ reported as incomplete, never read.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
+import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,7 +22,7 @@ import numpy as np
 from ..format import codecs, documents, images, schema
 from ..format.documents import LiveControl, LiveStatus
 from ..format.errors import FormatError
-from . import _analysis, _cache, _fs, _live, _model
+from . import _analysis, _cache, _fs, _listing, _live, _model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,8 +255,19 @@ class Run:
         self.metadata = documents.parse_run(run_file, data)
         self.format_version = str(self.metadata["format_version"])
         self._lock = threading.Lock()
-        self._manifests: dict[str, dict[str, Any]] = {}
+        self._infos: dict[str, CaptureInfo] = {}
+        """Every listed capture, by id (the manifests themselves are read again on demand)."""
+        self._manifests: collections.OrderedDict[str, tuple[dict[str, Any], int]] = collections.OrderedDict()
+        """The manifests read last, with their sizes: at most :data:`MANIFEST_CACHE_BYTES` held."""
+        self._manifest_bytes = 0
         self._problems: dict[str, CaptureProblem] = {}
+        self._seen: dict[str, _Seen] = {}
+        """When each problem folder was last looked at, and what it looked like then."""
+        self._names: set[str] = set()
+        self._candidates: set[str] = set()
+        """Folders listed that are not (yet) captures: never read, or problems."""
+        self._cdir_stamp: tuple[int, ...] | None = None
+        self._rotor = 0
         self._captures: list[CaptureInfo] = []
         self._live: dict[str, tuple[CaptureInfo, dict[str, Any]]] = {}
         self.refresh()
@@ -265,23 +279,30 @@ class Run:
         """A file of this run, read as untrusted input (see :func:`._fs.read`)."""
         return _fs.read(self.fs, path, root=self.root, limit=limit)
 
-    def _read_docs(self, paths: list[str]) -> dict[str, bytes | BaseException]:
-        """Several JSON documents: bytes, or the exception that reading one raised."""
-        out: dict[str, bytes | BaseException] = {}
+    def _read_docs(self, paths: list[str]) -> Iterator[tuple[str, bytes | BaseException]]:
+        """Several JSON documents, one after another: bytes, or the exception that reading
+        one raised. At most one whole document is held at a time; on object stores the
+        first :data:`FIRST_BYTES` of every document come in one request, and only the
+        documents longer than that are asked for again, one by one."""
+        limit = _fs.max_json_bytes()
         if _fs.is_object_store(self.fs) and len(paths) > 1:
-            limit = _fs.max_json_bytes()
-            blobs = self.fs.cat_ranges(paths, [0] * len(paths), [limit + 1] * len(paths), on_error="return")
+            first = min(limit, FIRST_BYTES)
+            blobs = self.fs.cat_ranges(paths, [0] * len(paths), [first + 1] * len(paths), on_error="return")
             for p, b in zip(paths, blobs):
-                if isinstance(b, bytes) and len(b) > limit:
-                    b = FormatError(p, f"is more than the {limit} bytes allowed for it; refused")
-                out[p] = b if isinstance(b, (bytes, BaseException)) else FormatError(p, "unreadable")
-            return out
+                if isinstance(b, bytes) and len(b) > first:
+                    b = self._read_one(p, limit)
+                yield p, b if isinstance(b, (bytes, BaseException)) else FormatError(p, "unreadable")
+            return
         for p in paths:
-            try:
-                out[p] = self._read(p, _fs.max_json_bytes())
-            except (OSError, FormatError) as e:
-                out[p] = e
-        return out
+            yield p, self._read_one(p, limit)
+
+    def _read_one(self, p: str, limit: int) -> bytes | BaseException:
+        try:
+            return self._read(p, limit)
+        except (OSError, FormatError) as e:
+            return e
+        except MemoryError:
+            return FormatError(p, "too large to read in this process's memory; refused")
 
     @property
     def name(self) -> str:
@@ -310,50 +331,166 @@ class Run:
         return iter(self.captures)
 
     def refresh(self) -> list[CaptureInfo]:
-        """Pick up captures completed since the last call; return the new ones."""
+        """Pick up captures completed since the last call; return the new ones.
+
+        Its cost does not grow with the captures already listed: locally a captures folder
+        unchanged since the last look is not listed again, and a folder that could not be
+        read (incomplete, damaged) is read again only once it changed, as seen by a
+        ``stat``; folders untouched for :data:`RECHECK_AFTER_S` are looked at a slice of
+        :data:`RECHECK_SLICE` per call."""
         cdir = _fs.join(self.path, schema.CAPTURES_DIR)
-        names = _fs.ls_names(self.fs, cdir, root=self.root)
+        local = _fs.is_local(self.fs)
+        now = time.time()
         with self._lock:
-            todo = [n for n in names if n not in self._manifests and not n.startswith(".")]
-            paths = {n: _fs.join(cdir, n, schema.MANIFEST_FILE) for n in todo}
-            blobs = self._read_docs(list(paths.values())) if paths else {}
-            new: list[str] = []
-            for n in todo:
-                p = paths[n]
-                blob = blobs.get(p)
-                if blob is None or isinstance(blob, (FileNotFoundError, NotADirectoryError)):
-                    self._problems[n] = CaptureProblem(
-                        n, p, "incomplete: no capture.json (still being written, or the writer was interrupted)", True
-                    )
-                    continue
-                if isinstance(blob, FormatError):
-                    self._problems[n] = CaptureProblem(n, blob.path, blob.problem, False)
-                    continue
-                if isinstance(blob, BaseException):
-                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {str(blob)[:300]}", False)
-                    continue
-                try:
-                    self._manifests[n] = _placed(p, n, False, documents.parse_manifest(p, blob, self.model_info))
-                    self._problems.pop(n, None)
-                    new.append(n)
-                except FormatError as e:
-                    self._problems[n] = CaptureProblem(n, e.path, e.problem, False)
-                except Exception as e:  # noqa: BLE001 - one bad capture never stops the listing
-                    self._problems[n] = CaptureProblem(n, p, f"unreadable: {type(e).__name__}", False)
-            for n in list(self._problems):
-                if n not in names:
-                    del self._problems[n]
+            stamp = _stamp(cdir) if local and _fs.leaves_root(self.fs, cdir, self.root) is None else None
+            if stamp is None or stamp != self._cdir_stamp or now - stamp[0] / 1e9 < SETTLE_S:
+                self._names = set(_fs.ls_names(self.fs, cdir, root=self.root))
+                self._cdir_stamp = stamp
+                self._candidates = {n for n in self._names - self._infos.keys() if not n.startswith(".")}
+            names = self._names
+            todo = self._todo(cdir, now, local)
+            new = self._read_new(cdir, todo, now, local)
+            gone = [n for n in self._problems if n not in names and n != schema.CAPTURES_DIR]
+            for n in gone:
+                del self._problems[n]
+                self._seen.pop(n, None)
             escape = _fs.leaves_root(self.fs, cdir, self.root)
             if escape is not None:
                 self._problems[schema.CAPTURES_DIR] = CaptureProblem(
                     schema.CAPTURES_DIR, cdir, f"a link that leaves the run (to {escape[:200]!r}); not read", False
                 )
-            if new:
-                order = sorted(
-                    self._manifests.values(), key=lambda m: (m["step"], m["wall_time_unix_s"], m["capture_id"])
-                )
-                self._captures = [self._info(i, m) for i, m in enumerate(order)]
-            return [c for c in self._captures if c.id in new]
+            if not new:
+                return []
+            new.sort(key=_order_of_manifest)
+            start = len(self._captures)
+            infos = [self._info(start + i, m) for i, m in enumerate(new)]
+            if not self._captures or _order(infos[0]) >= _order(self._captures[-1]):
+                added = infos  # the usual case: newer than all listed
+                self._captures += added
+            else:
+                merged = sorted([*self._captures, *infos], key=_order)
+                self._captures = added = [
+                    c if c.index == i else dataclasses.replace(c, index=i) for i, c in enumerate(merged)
+                ]
+            for c in added:
+                self._infos[c.id] = c
+            ids = {c.id for c in infos}
+            return [c for c in self._captures if c.id in ids]
+
+    def _todo(self, cdir: str, now: float, local: bool) -> list[str]:
+        """The folders to read now: never seen, or a problem folder that may have changed."""
+        todo, old, recent = [], [], []
+        for n in self._candidates:
+            seen = self._seen.get(n)
+            if seen is None:
+                todo.append(n)
+            elif now - seen.changed > RECHECK_AFTER_S:
+                old.append(n)  # untouched for long: a slice of these per call
+            else:
+                recent.append(n)
+        if len(recent) > RECHECK_SLICE:  # the most recently changed first; the others in turn
+            recent.sort(key=lambda n: self._seen[n].changed, reverse=True)
+            old += recent[RECHECK_SLICE:]
+            recent = recent[:RECHECK_SLICE]
+        for n in recent:
+            seen = self._seen[n]
+            if not local or _folder_stamp(cdir, n) != seen.stamp or seen.checked - seen.changed < SETTLE_S:
+                todo.append(n)
+        if old:
+            k = self._rotor % len(old)
+            step = RECHECK_SLICE if local else RECHECK_SLICE_REMOTE  # a stat, or a request
+            for n in (old[k:] + old[:k])[:step]:
+                if not local or _folder_stamp(cdir, n) != self._seen[n].stamp:
+                    todo.append(n)
+            self._rotor = k + step
+        return todo
+
+    def _read_new(self, cdir: str, todo: list[str], now: float, local: bool) -> list[dict[str, Any]]:
+        """The listed fields of the new captures' manifests; problems noted, with their
+        folders' stamps (taken after the read: a change in between is caught by the
+        settle rule, as ``now`` is older than the change)."""
+        new: list[dict[str, Any]] = []
+        for batch in _batches(todo, MANIFEST_BATCH):
+            folder_of = {_fs.join(cdir, n, schema.MANIFEST_FILE): n for n in batch}
+            for p, blob in self._read_docs(list(folder_of)):
+                n = folder_of[p]
+                problem = self._parse_listed(n, p, blob)
+                del blob
+                if not isinstance(problem, CaptureProblem):
+                    new.append(problem)
+                    self._candidates.discard(n)
+                    self._problems.pop(n, None)
+                    self._seen.pop(n, None)
+                    continue
+                self._problems[n] = problem
+                stamp = _folder_stamp(cdir, n) if local else None
+                prev = self._seen.get(n)
+                changed = stamp[0] / 1e9 if stamp else (prev.changed if prev else now)
+                self._seen[n] = _Seen(stamp, now, changed)
+        return new
+
+    def _parse_listed(self, n: str, p: str, blob: bytes | BaseException | None) -> dict[str, Any] | CaptureProblem:
+        if blob is None or isinstance(blob, (FileNotFoundError, NotADirectoryError)):
+            return CaptureProblem(
+                n, p, "incomplete: no capture.json (still being written, or the writer was interrupted)", True
+            )
+        if isinstance(blob, FormatError):
+            return CaptureProblem(n, blob.path, blob.problem, False)
+        if isinstance(blob, BaseException):
+            return CaptureProblem(n, p, f"unreadable: {str(blob)[:300]}", False)
+        try:
+            m = _placed(p, n, False, _listing.parse_listed(p, blob, self.model_info))
+        except FormatError as e:
+            return CaptureProblem(n, e.path, e.problem, False)
+        except MemoryError:
+            return CaptureProblem(n, p, "too large to read in this process's memory; refused", False)
+        except Exception as e:  # noqa: BLE001 - one bad capture never stops the listing
+            return CaptureProblem(n, p, f"unreadable: {type(e).__name__}", False)
+        return m
+
+    def _keep_manifest(self, n: str, m: dict[str, Any], nbytes: int) -> None:
+        """Hold a parsed manifest for :meth:`capture`, the oldest dropped past the budget."""
+        old = self._manifests.pop(n, None)
+        if old is not None:
+            self._manifest_bytes -= old[1]
+        self._manifests[n] = (m, nbytes)
+        self._manifest_bytes += nbytes
+        while len(self._manifests) > 1 and self._manifest_bytes > MANIFEST_CACHE_BYTES:
+            _, (_, b) = self._manifests.popitem(last=False)
+            self._manifest_bytes -= b
+
+    def _damaged(self, info: CaptureInfo, e: FormatError) -> FormatError:
+        """A listed capture whose whole manifest failed its checks when opened: named in
+        :attr:`problems` from now on (it stays listed, so indices do not shift)."""
+        with self._lock:
+            self._problems[info.id] = CaptureProblem(info.id, e.path, e.problem, False)
+        return e
+
+    def _manifest(self, info: CaptureInfo) -> dict[str, Any]:
+        """A listed capture's manifest: held, or read and checked again."""
+        with self._lock:
+            held = self._manifests.get(info.id)
+            if held is not None:
+                self._manifests.move_to_end(info.id)
+                return held[0]
+        p = _fs.join(self.path, schema.capture_dir(info.kind), info.id, schema.MANIFEST_FILE)
+        try:
+            blob = self._read(p, _fs.max_json_bytes())
+        except FileNotFoundError:
+            raise FormatError(p, "the capture's manifest is gone") from None
+        except OSError as e:
+            raise FormatError(p, f"cannot be read ({e.strerror or e})") from None
+        try:
+            m = _placed(p, info.id, False, documents.parse_manifest(p, blob, self.model_info))
+            if (m["step"], m["num_envs"], m["num_steps"]) != (info.step, info.num_envs, info.num_steps):
+                raise FormatError(p, "the manifest changed since the run was listed")
+        except MemoryError:
+            raise self._damaged(info, FormatError(p, "too large to read in this process's memory; refused")) from None
+        except FormatError as e:
+            raise self._damaged(info, e) from None
+        with self._lock:
+            self._keep_manifest(info.id, m, len(blob))
+        return m
 
     # ----------------------------------------------------------------- live stream
 
@@ -415,15 +552,20 @@ class Run:
             deterministic=m.get("deterministic"),
             reset_frame=bool(m.get("reset_frame", False)),
             mean_return=float(mean) if isinstance(mean, (int, float)) else None,
-            metric_keys=tuple(e["key"] for e in m["arrays"] if e["group"] == "metrics"),
-            array_names=tuple(schema.array_name(e["group"], e["key"]) for e in m["arrays"]),
+            # Interned: thousands of captures of one run share their names' strings.
+            metric_keys=tuple(sys.intern(e["key"]) for e in m["arrays"] if e["group"] == "metrics"),
+            array_names=tuple(sys.intern(schema.array_name(e["group"], e["key"])) for e in m["arrays"]),
             summary=summary,
             attrs=dict(m["attrs"]) if isinstance(m.get("attrs"), dict) else {},
             process_index=m.get("process_index"),
         )
 
     def capture(self, which: int | str | CaptureInfo) -> Capture:
-        """A capture by index in :attr:`captures`, by id, or by its :class:`CaptureInfo`."""
+        """A capture by index in :attr:`captures`, by id, or by its :class:`CaptureInfo`.
+
+        Its whole manifest is read and checked here (a listing checks only what it shows):
+        a :class:`FormatError` when it is damaged, and the capture is named in
+        :attr:`problems` from then on."""
         if isinstance(which, CaptureInfo):
             info = which
             if info.kind == "live" and info.id in self._live:
@@ -435,7 +577,7 @@ class Run:
             info = matches[0]
         else:
             info = self._captures[which]
-        return Capture(self, info, self._manifests[info.id])
+        return Capture(self, info, self._manifest(info))
 
     def check(self, *, checksums: bool = False) -> list[CaptureProblem]:
         """Problems of listed captures: missing or truncated array files; with
@@ -443,8 +585,8 @@ class Run:
         :attr:`problems`."""
         found = []
         for info in self._captures:
-            cap = self.capture(info)
             try:
+                cap = self.capture(info)
                 if checksums:
                     cap.verify()
                 else:
@@ -550,6 +692,59 @@ def check_allocation(path: str, nbytes: int) -> None:
             f"a read of {nbytes / 2**20:,.0f} MB is beyond this reader's ceiling of {limit / 2**20:,.0f} MB "
             "per capture (raise $TRAJSCOPE_MAX_CAPTURE_MB to read it)",
         )
+
+
+SETTLE_S = 2.0
+"""A folder changed less than this long ago is read again whatever its ``stat`` says
+(file times are coarse: a change within the same tick leaves them alike)."""
+RECHECK_AFTER_S = 60.0
+"""A problem folder untouched this long is looked at in slices (:data:`RECHECK_SLICE`)."""
+RECHECK_SLICE = 256
+RECHECK_SLICE_REMOTE = 16
+MANIFEST_BATCH = 64
+"""Manifests read at once (one request for them all on object stores)."""
+FIRST_BYTES = 2**20
+"""What is asked for of each manifest in the first, batched request to an object store."""
+MANIFEST_CACHE_BYTES = 64 * 2**20
+"""The most bytes of manifests a :class:`Run` holds; the others are read again when opened."""
+
+
+@dataclasses.dataclass
+class _Seen:
+    stamp: tuple[int, ...] | None
+    checked: float
+    """When it was last read (``time.time()``)."""
+    changed: float
+    """When it last changed: its ``mtime`` locally, when it was first seen elsewhere."""
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size, st.st_nlink)
+
+
+def _folder_stamp(cdir: str, name: str) -> tuple[int, ...] | None:
+    """A capture folder and its manifest as ``stat`` sees them (local runs)."""
+    folder = _stamp(os.path.join(cdir, name))
+    if folder is None:
+        return None
+    return folder + (_stamp(os.path.join(cdir, name, schema.MANIFEST_FILE)) or ())
+
+
+def _order(c: CaptureInfo) -> tuple[int, float, str]:
+    return (c.step, c.wall_time_unix_s, c.id)
+
+
+def _order_of_manifest(m: Mapping[str, Any]) -> tuple[int, float, str]:
+    return (m["step"], float(m["wall_time_unix_s"]), m["capture_id"])
+
+
+def _batches(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
 def _placed(path: str, folder: str, live: bool, m: dict[str, Any]) -> dict[str, Any]:
