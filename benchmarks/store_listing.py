@@ -127,9 +127,8 @@ def main(args: Args) -> None:
         assert len(run.problems) == args.problems
         time.sleep(2.5)
         med, worst = _poll_ms(run)
-        print(
-            f"1000 captures + {args.problems} problem folders: open+list {dt:.3f} s, poll {med:.2f} ms (max {worst:.2f})"
-        )
+        print(f"1000 captures + {args.problems} problem folders: open+list {dt:.3f} s,", end=" ")
+        print(f"poll {med:.2f} ms (max {worst:.2f})")
         _clone(path, 1, first_step=10**6)
         t0 = time.perf_counter()
         got = run.refresh()

@@ -24,12 +24,11 @@ from trajscope.serve import Viewer
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 _PROBE = (
-    """url => new Promise(done => {
-    const ws = new WebSocket(url, [%r]);
-    ws.onopen = () => { ws.close(); done('open'); };
-    ws.onerror = () => done('refused');
-})"""
-    % f"viser-v{viser.__version__}"
+    "url => new Promise(done => {"
+    f"  const ws = new WebSocket(url, ['viser-v{viser.__version__}']);"
+    "  ws.onopen = () => { ws.close(); done('open'); };"
+    "  ws.onerror = () => done('refused');"
+    "})"
 )
 
 
@@ -210,7 +209,7 @@ def test_behind_a_proxy_that_rewrites_host_the_allowed_origin_works(demo_run, br
             assert r is not None
             if allowed:
                 assert r.status == 200
-                _wait(lambda: len(v.server.get_clients()) == 1)
+                _wait(lambda v=v: len(v.server.get_clients()) == 1)
             else:
                 assert r.status == 403  # the Host "proxy.example" is nobody the user named
             pg.close()
