@@ -246,3 +246,25 @@ def test_a_loop_of_its_own_streams_through_step_recorder(tmp_path):
     q = np.concatenate([run.capture(c).load("qpos") for c in chunks])
     assert q.shape == (40, 2, model.nq) and len({tuple(row) for row in q[:, 0]}) == 40  # no frame aliased
     np.testing.assert_array_equal(q[-1], qpos[:2])
+
+
+class OddInfo(gym.Wrapper):
+    """Hopper whose ``info`` carries keys the run format cannot hold beside its own."""
+
+    ODD = ("", "k" * 5000, "bell\x07", "csi\x9b")
+
+    def step(self, action):
+        obs, r, te, tr, info = self.env.step(action)
+        return obs, r, te, tr, {**info, **{k: 1.0 for k in self.ODD}}
+
+
+def test_an_odd_info_key_is_left_out_and_the_capture_kept(tmp_path):
+    rec = GymRecorder(lambda: OddInfo(gym.make("Hopper-v5")), root=tmp_path, name="odd", num_envs=2, episode_length=20)
+    with pytest.warns(trajscope.store.TrajscopeWarning, match="left out of the captures") as got:
+        for step in (0, 1):
+            rec.capture(step, lambda obs: np.zeros((len(obs), 3), np.float32))
+        rec.close()
+    assert rec.stats.written == 2 and rec.stats.dropped == 0
+    assert len([w for w in got if "left out" in str(w.message)]) == len(OddInfo.ODD)  # once per key
+    keys = trajscope.open_run(tmp_path / "odd").capture(0).keys("metrics")
+    assert "reward/forward" in keys and not set(OddInfo.ODD) & set(keys)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import trajscope
+from trajscope import RunWriter
 
 WRITER = textwrap.dedent(
     """
@@ -75,3 +76,33 @@ def test_sigkill_mid_run_keeps_completed_captures(tmp_path, extra_delay_s):
         np.testing.assert_array_equal(cap.load("qpos"), qpos)
         np.testing.assert_array_equal(cap.load("reward"), reward)
         np.testing.assert_array_equal(cap.load("obs/pixels/cam"), pix)
+
+
+def test_a_written_capture_survives_a_power_loss_as_far_as_fsync_can_make_it(tmp_path, model, monkeypatch):
+    """What a power loss cannot take once the writer counts a capture written: every array
+    file and the manifest reach the disk before the manifest's rename, the rename itself
+    (the capture folder fsynced after it), and the capture folder's own entry (the
+    captures folder fsynced once it is made). The calls, in order, as the kernel sees them."""
+    from conftest import simulate
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+        w.add_capture(step=1, **simulate(model, T=3, E=2))
+    run_dir = str((tmp_path / "r").resolve())
+    captures = os.path.join(run_dir, "captures")
+    (cid,) = os.listdir(captures)
+    cdir = os.path.join(captures, cid)
+    assert captures in synced and synced.index(captures) < synced.index(cdir)  # the folder's entry first
+    arrays = [p for p in synced if p.startswith(cdir + "/") and ".tmp-" not in p]
+    manifest_tmp = next(i for i, p in enumerate(synced) if p.startswith(os.path.join(cdir, "capture.json.tmp-")))
+    after = synced.index(cdir, manifest_tmp)  # the rename made durable after the manifest's bytes
+    assert set(arrays) == {os.path.join(cdir, f) for f in os.listdir(cdir) if f != "capture.json"}
+    assert all(synced.index(a) < manifest_tmp for a in arrays) and after > manifest_tmp
+    assert run_dir in synced  # run.json's rename, and the captures folder made in it

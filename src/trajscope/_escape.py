@@ -8,7 +8,8 @@ Every string that comes from a run passes through one of these before it meets m
 - :func:`md`: text that markdown and HTML show as exactly these characters;
 - :func:`md_lines`: the same for several lines, joined with markdown line breaks;
 - :func:`html`: text for an HTML element or attribute;
-- :func:`plain`: text for a terminal, control characters (escape sequences) made visible.
+- :func:`plain`: text for a terminal, control characters (escape sequences) and bidi
+  overrides made visible.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import string
 from typing import Any
 
 _PUNCT = frozenset(string.punctuation)
-_CONTROL = {c: " " if c in "\t\n\r\x0b\x0c" else "" for c in map(chr, [*range(32), 127])}
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+"""Bidirectional-text controls: an override (U+202E) shows the text after it reversed."""
+_CONTROL = {
+    c: " " if c in "\t\n\r\x0b\x0c\x85\u2028\u2029" else ""
+    for c in map(chr, [*range(32), *range(127, 160), 0x2028, 0x2029, *_BIDI])
+}
+"""C0 and C1 controls (U+009B starts an escape sequence in some terminals), line and
+paragraph separators, and the bidi controls: dropped from markdown and HTML, ``?`` in a
+terminal."""
 MAX_CHARS = 2000
 """The longest piece of run text shown at once; the rest is cut (``…``)."""
 
@@ -50,8 +59,9 @@ def md_lines(text: Any) -> str:
 
 
 def html(text: Any) -> str:
-    """``text`` for HTML element content or a quoted attribute value."""
-    return _html.escape(_cut(text), quote=True)
+    """``text`` for HTML element content or a quoted attribute value (control and bidi
+    characters dropped, line breaks kept)."""
+    return _html.escape("".join(ch for ch in _cut(text) if ch in "\t\n" or ch not in _CONTROL), quote=True)
 
 
 def plain(text: Any) -> str:

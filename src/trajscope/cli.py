@@ -326,6 +326,7 @@ def cmd_ls(args: Ls) -> int:
                 [
                     {
                         "name": r.name,
+                        "claimed_name": r.claimed_name,
                         "path": r.path,
                         "env_name": r.env_name,
                         "algorithm": r.algorithm,
@@ -348,14 +349,14 @@ def cmd_ls(args: Ls) -> int:
         last = r.last_capture
         rows.append(
             [
-                r.name,
+                r.name if r.claimed_name is None else f"{r.name} (run.json says {r.claimed_name!r})",
                 r.env_name or "-",
                 r.algorithm or "-",
                 str(r.num_captures),
                 f"step {last.step} ({last.kind}) return {_fmt(last.mean_return)}" if last else (r.problem or "-"),
             ]
         )
-    print(_table(rows, ["run", "env", "algorithm", "captures", "last capture"]))
+    print(plain(_table(rows, ["run", "env", "algorithm", "captures", "last capture"])))
     return 0
 
 

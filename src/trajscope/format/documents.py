@@ -718,4 +718,64 @@ def parse_analysis(path: str, data: bytes) -> dict[str, Any]:
             raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the analysis folder")
         if not is_count(e["nbytes"]) or not isinstance(e["key"], str):
             raise FormatError(path, f"malformed array entry {str(e)[:80]}")
+    check_analysis_result(path, doc["analysis"])
+    if not isinstance(doc.get("captures_analysed", []), list):
+        raise FormatError(path, "malformed field 'captures_analysed'")
     return doc
+
+
+_ANALYSIS_NUMBERS = ("shift_prev_p", "return_diff_mean", "return_diff_p")
+_TERM_NUMBERS = ("p10", "p90", "median", "mean", "worst_env_mean", "worst_value", "mean_change")
+_TERM_COUNTS = ("worst_env", "worst_step")
+
+
+def check_analysis_result(path: str, result: Mapping[str, Any]) -> None:
+    """What the viewer and the CLI read of a stored analysis, of the types they read it
+    as: captures a list of objects, each figure a number (or null), indices counts, names
+    strings. A :class:`FormatError` naming the field otherwise."""
+
+    def fail(field: str) -> FormatError:
+        return FormatError(path, f"malformed field {field!r} of the analysis")
+
+    def number(v: Any) -> bool:
+        return v is None or is_number(v)
+
+    def term_ok(t: Any) -> bool:
+        return (
+            type(t) is dict
+            and all(number(t.get(k)) for k in _TERM_NUMBERS)
+            and all(t.get(k) is None or is_count(t[k]) for k in _TERM_COUNTS)
+            and (t.get("name") is None or type(t["name"]) is str)
+        )
+
+    for k, t in (("embedding", dict), ("map", dict), ("problems", list), ("assumed", str), ("captures", list)):
+        if result.get(k) is not None and type(result[k]) is not t:
+            raise fail(k)
+    if any(type(p) is not str for p in result.get("problems") or []):
+        raise fail("problems")
+    for c in result.get("captures") or []:
+        if type(c) is not dict:
+            raise fail("captures")
+        for k in ("index", "step"):
+            if c.get(k) is not None and not is_count(c[k]):
+                raise fail(f"captures.{k}")
+        for k in _ANALYSIS_NUMBERS:
+            if not number(c.get(k)):
+                raise fail(f"captures.{k}")
+        share = c.get("cluster_share")
+        if share is not None and (type(share) is not list or not all(is_number(x) for x in share)):
+            raise fail("captures.cluster_share")
+        terms = c.get("terms")
+        if terms is not None and (type(terms) is not dict or not all(term_ok(t) for t in terms.values())):
+            raise fail("captures.terms")
+        p = c.get("paired_prev")
+        if p is None:
+            continue
+        if type(p) is not dict or not all(number(p.get(k)) for k in _ANALYSIS_NUMBERS):
+            raise fail("captures.paired_prev")
+        parts = p.get("parts_at")
+        if parts is not None and (type(parts) is not list or not all(t is None or is_count(t) for t in parts)):
+            raise fail("captures.paired_prev.parts_at")
+        pterms = p.get("terms")
+        if pterms is not None and (type(pterms) is not list or not all(term_ok(t) for t in pterms)):
+            raise fail("captures.paired_prev.terms")

@@ -141,11 +141,12 @@ IMAGE_PREFIX = "pixels/"
 # Dimensions of model-sized axes checked against the run's model summary.
 MODEL_DIMS = ("nq", "nv", "na", "nu", "nmocap")
 
-_KEY_RE = re.compile(r"^[^\x00-\x1f]{1,256}$")
+_KEY_RE = re.compile("^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]{1,256}$")
 
 
 def valid_key(key: str) -> bool:
-    """Keys of keyed groups: printable, 1 to 256 characters."""
+    """Keys of keyed groups: 1 to 256 characters, none a control character (C0, C1),
+    a line or paragraph separator, or a bidirectional-text control."""
     return bool(_KEY_RE.match(key))
 
 

@@ -68,7 +68,7 @@ def find_runs(path: str) -> dict[str, str]:
         return {_folder(run.url): run.url}
     except store.FormatError:
         pass
-    return {_folder(r.path): r.path for r in store.list_runs(path)}
+    return store.run_folders(path)
 
 
 def _folder(url: str) -> str:
@@ -543,8 +543,23 @@ class Viewer:
                 self._stop.wait(0.5)
 
     def _poll_loop(self) -> None:
+        """Every ``poll_s``: the reads (runs under a root, the open run's new captures) made
+        without the viewer's lock, so GUI actions never wait for a slow filesystem; what
+        they found is then shown under it."""
         while not self._stop.wait(self.poll_s):
-            self.act(self.poll)
+            runs = None
+            if self._root and time.monotonic() - self._runs_polled > self._runs_poll_s:
+                try:
+                    runs = find_runs(self.path)
+                except Exception as e:  # noqa: BLE001 - shown; the next poll tries again
+                    self.show_error(f"listing {self.path}: {type(e).__name__}: {e}")
+            run, found = self.run, None
+            if run is not None:
+                try:
+                    found = run.refresh()
+                except Exception as e:  # noqa: BLE001 - as above
+                    self.show_error(f"{type(e).__name__}: {e}")
+            self.act(self.poll, runs, (run, found))
 
     def on_live_watch(self) -> None:
         """ "watch live" switched: play the newest chunk, or go back to the captures."""
@@ -565,14 +580,16 @@ class Viewer:
             self.replay.set_playing(True)
         self.live.draw_status()
 
-    def poll(self) -> None:
+    def poll(self, runs: dict[str, str] | None = None, found: tuple[Any, Any] = (None, None)) -> None:
         """Pick up new runs under a root and new captures of the open run, then call every
         panel's ``on_poll`` (the live stream's lease, new curves and analyses); follow the
-        latest capture if asked."""
+        latest capture if asked. ``runs`` and ``found`` (the run refreshed, its new
+        captures): what the poll thread read already, without the lock."""
         now = time.monotonic()
-        if self.run is None or (self._root and now - self._runs_polled > self._runs_poll_s):
-            self._runs_polled = now
+        if runs is None and (self.run is None or (self._root and now - self._runs_polled > self._runs_poll_s)):
             runs = find_runs(self.path)
+        if runs is not None:
+            self._runs_polled = now
             if runs != self.runs:
                 self.runs = runs
                 self.run_menu.options = list(runs) or ["(no runs)"]
@@ -586,7 +603,8 @@ class Viewer:
                 self.run_menu.value = readable[-1]
                 self.open_run(readable[-1])
             return
-        self.new_captures = self.run.refresh()
+        run, new = found
+        self.new_captures = new if run is self.run and new is not None else self.run.refresh()
         if self.new_captures:
             self._update_capture_list(select_last=False)
         self._each("on_poll")

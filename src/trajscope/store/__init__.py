@@ -1,5 +1,5 @@
 """The store: writing and reading run directories (the format itself is the format room,
-:mod:`trajscope.format`). numpy and fsspec only, never JAX.
+:mod:`trajscope.format`). numpy, fsspec and msgspec only, never JAX.
 
 Writing: :class:`RunWriter`. Reading: :func:`open_run` (a :class:`Run` of
 :class:`Capture`), :func:`list_runs`. The live stream's switch: :meth:`Run.switch_live`,
@@ -31,6 +31,7 @@ from ._reader import RunListing as RunListing
 from ._reader import check_allocation as check_allocation
 from ._reader import list_runs as list_runs
 from ._reader import open_run as open_run
+from ._reader import run_folders as run_folders
 from ._writer import RunConflict as RunConflict
 from ._writer import RunWriter as RunWriter
 from ._writer import WriterStats as WriterStats

@@ -49,8 +49,7 @@ def write_analysis(
     ``analysis/`` folder, replacing any earlier one. Raises ``OSError`` when the run
     directory cannot be written."""
     fs, path = _fs.resolve(run)
-    adir = _fs.join(path, schema.ANALYSIS_DIR)
-    _fs.makedirs(fs, adir)
+    adir = _fs.run_subdir(fs, path, schema.ANALYSIS_DIR)
     entries = []
     for i, (key, a) in enumerate(arrays.items()):
         a = np.asarray(a)

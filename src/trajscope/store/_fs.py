@@ -263,6 +263,8 @@ def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durab
         try:
             write_file(fs, tmp, data, durable=durable)
             os.replace(tmp, path)
+            if durable:
+                fsync_dir(os.path.dirname(path))  # the rename itself survives a power loss
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -281,7 +283,9 @@ def write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable
     ``durable``: fsync local files (captures); the live stream's short-lived chunks skip it.
     """
     if is_local(fs):
-        with open(path, "wb") as f:
+        # Never through a link: a file planted as a link would have this write land elsewhere.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        with os.fdopen(os.open(path, flags, 0o644), "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
@@ -304,9 +308,51 @@ def ls_names(fs: fsspec.AbstractFileSystem, path: str, *, root: str | None = Non
         return []
 
 
-def makedirs(fs: fsspec.AbstractFileSystem, path: str) -> None:
-    """Create a folder and its parents; nothing on object stores (see :data:`OBJECT_STORES`)."""
+def run_subdir(fs: fsspec.AbstractFileSystem, run_path: str, name: str) -> str:
+    """The folder ``name`` of a run, made if missing, for a reader's process to write into
+    (the viewer's ``live/control.json``, ``trajscope analyse``'s ``analysis/``): refused with
+    a ``PermissionError`` when it is a link, or lies outside the run, so that a run cannot
+    make its reader write elsewhere."""
+    path = join(run_path, name)
+    if not is_local(fs):
+        makedirs(fs, path)
+        return path
+    if os.path.islink(path):
+        raise PermissionError(
+            f"{path} is a link (to {os.path.realpath(path)[:200]!r}); trajscope writes only inside the run"
+        )
+    makedirs(fs, path)
+    if not _inside(os.path.realpath(path), os.path.realpath(run_path)) or os.path.islink(path):
+        raise PermissionError(f"{path} leaves the run; trajscope writes only inside it")
+    return path
+
+
+def fsync_dir(path: str) -> None:
+    """Make a local folder's entries (files created, renamed or removed in it) durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs(fs: fsspec.AbstractFileSystem, path: str, *, durable: bool = False) -> None:
+    """Create a folder and its parents; nothing on object stores (see :data:`OBJECT_STORES`).
+    ``durable``: locally, each folder made is fsynced into its parent."""
     if is_local(fs):
+        if durable:
+            missing = []
+            p = path
+            while p and not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            for d in reversed(missing):
+                try:
+                    os.mkdir(d)
+                except FileExistsError:
+                    continue
+                fsync_dir(os.path.dirname(d))
+            return
         os.makedirs(path, exist_ok=True)
     elif not is_object_store(fs):
         fs.makedirs(path, exist_ok=True)

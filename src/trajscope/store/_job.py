@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..format import codecs, documents, images, schema, summary
+from ..format.errors import warn
 
 
 @dataclasses.dataclass
@@ -25,6 +26,24 @@ class Job:
     header: dict[str, Any]
     arrays: list[tuple[str, str, Any]]  # (group, key, array-like)
     done: threading.Event | None = None
+
+
+_skipped: set[tuple[str, str]] = set()
+_skipped_lock = threading.Lock()
+
+
+def _skip_key(group: str, key: str) -> None:
+    """A key the format cannot hold (empty, over 256 characters, control characters):
+    left out of every capture, with one warning per key and process."""
+    with _skipped_lock:
+        if (group, key) in _skipped:
+            return
+        _skipped.add((group, key))
+    shown = key[:60].encode("unicode_escape").decode("ascii")
+    warn(
+        f"{group} key {shown!r}{'...' if len(key) > 60 else ''} left out of the captures: a key must be 1 to "
+        "256 printable characters (the rest of each capture is written)"
+    )
 
 
 def make_job(
@@ -59,7 +78,8 @@ def make_job(
         for key, x in (items or {}).items():
             key = str(key)
             if not schema.valid_key(key):
-                raise ValueError(f"{group} key {key!r} is empty, too long or has control characters")
+                _skip_key(group, key)  # that entry alone; the capture is kept
+                continue
             arrays.append((group, key, x))
     problem = _buffer_problem({k: np.shape(x) for g, k, x in arrays if g == "buffer"}, model)
     if problem is not None:

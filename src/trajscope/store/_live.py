@@ -47,7 +47,7 @@ def write_live_control(run: str | os.PathLike[str], *, on: bool, rate: float = 1
     when the run directory cannot be written."""
     fs, path = _fs.resolve(run)
     ctl = LiveControl(on=on, rate=rate, updated_unix_s=time.time())
-    _fs.makedirs(fs, _fs.join(path, schema.LIVE_DIR))
+    _fs.run_subdir(fs, path, schema.LIVE_DIR)
     _fs.write_atomic(fs, _fs.join(path, schema.LIVE_CONTROL), dumps(ctl.to_json()), durable=False)
     return ctl
 

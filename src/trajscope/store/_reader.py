@@ -772,12 +772,15 @@ class RunListing:
     num_captures: int
     last_capture: CaptureInfo | None
     problem: str | None = None
+    claimed_name: str | None = None
+    """The name the run's ``run.json`` gives itself, when it is not its folder's (``name``)."""
 
 
-def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
-    """The runs directly under ``root`` (default ``$TRAJSCOPE_DIR`` or ``./trajscope_runs``)."""
+def run_folders(root: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The runs directly under ``root`` by folder name (a run's ``run.json`` may claim
+    another's name), without opening them: one listing and a look for each ``run.json``."""
     fs, path = _fs.resolve_root(root)
-    out = []
+    out = {}
     for name in _fs.ls_names(fs, path):
         sub = _fs.join(path, name)
         try:
@@ -785,7 +788,16 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
                 continue
         except (OSError, ValueError):
             continue  # a name the filesystem cannot look at (a NUL in it, too long)
-        url = _fs.url(fs, sub)
+        out[name] = _fs.url(fs, sub)
+    return out
+
+
+def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
+    """The runs directly under ``root`` (default ``$TRAJSCOPE_DIR`` or ``./trajscope_runs``),
+    opened: each named by its folder (:attr:`RunListing.claimed_name` holds the name its
+    ``run.json`` gives when that differs)."""
+    out = []
+    for name, url in run_folders(root).items():
         try:
             run = Run(url)
         except FormatError as e:
@@ -795,15 +807,17 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunListing]:
             out.append(RunListing(name, url, None, None, None, 0, None, f"{url}: unreadable ({type(e).__name__})"))
             continue
         caps = run.captures
+        claimed = run.metadata.get("name")
         out.append(
             RunListing(
-                run.name,
+                name,
                 url,
                 run.metadata.get("env_name"),
                 run.metadata.get("algorithm"),
                 run.metadata.get("created_iso"),
                 len(caps),
                 max(caps, key=lambda c: c.wall_time_unix_s) if caps else None,
+                claimed_name=str(claimed) if claimed is not None and str(claimed) != name else None,
             )
         )
     return out

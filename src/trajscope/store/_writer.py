@@ -484,7 +484,7 @@ class RunWriter:
 
     def _setup(self) -> None:
         fs = self._fs
-        _fs.makedirs(fs, _fs.join(self.path, schema.CAPTURES_DIR))
+        _fs.makedirs(fs, _fs.join(self.path, schema.CAPTURES_DIR), durable=True)
         if not self._leader:
             self._ready = True  # process 0 writes the run's metadata and model
             return
@@ -562,8 +562,7 @@ class RunWriter:
             delta=self.delta,
             obs_float16=self.obs_float16,
         )
-        _fs.makedirs(fs, folder)
-        _fs.makedirs(fs, cdir)
+        _fs.makedirs(fs, cdir, durable=durable)
         total = 0
         for fname, data in files:
             _fs.write_file(fs, _fs.join(cdir, fname), data, durable=durable)
