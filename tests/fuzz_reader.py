@@ -80,7 +80,7 @@ _VALUES = [None, -1, 0, 1.5, True, "x", "", [], {}, [HUGE], [HUGE, HUGE], 2**63,
 
 MUTATIONS = [
     *("truncate", "flip", "delete", "garbage", "folder", "json", "json", "json", "shape", "version", "npy"),
-    *("symlink", "special", "bomb", "deep", "hostile", "number"),
+    *("symlink", "special", "bomb", "deep", "hostile", "number", "objects", "sparse", "empty_captures"),
 ]
 
 
@@ -206,6 +206,40 @@ def _bomb(run, f, rng):
     return str(n)
 
 
+def _objects(run, f, rng):
+    """A JSON document given an object bomb: up to millions of ``{}`` in a free-form field."""
+    jf = _json_files(run)
+    if not jf:
+        return None
+    f = rng.choice(jf)
+    n = rng.choice([1_000, 150_000, 2_000_000])
+    text = f.read_bytes().decode("utf-8", "surrogateescape").rstrip()
+    if text.endswith("}"):
+        field = rng.choice(["attrs", "config", "summary", "analysis"])
+        f.write_bytes(
+            (text[:-1] + f', "{field}": {{"x": [' + ",".join(["{}"] * n) + "]}}").encode("utf-8", "surrogateescape")
+        )
+    return str(n)
+
+
+def _sparse(run, f, rng):
+    """A file made a sparse one, of up to just under the JSON ceiling (64 MiB by default)."""
+    with open(f, "r+b") as fh:
+        fh.truncate(rng.choice([2**20, 64 * 2**20 - 1]))
+    return "sparse"
+
+
+def _empty_captures(run, f, rng):
+    """Many capture folders without a manifest, as a crashed writer leaves them."""
+    cdir = run / "captures"
+    if not cdir.is_dir():
+        return None
+    n = rng.choice([10, 2_000])
+    for i in range(n):
+        (cdir / f"{10**9 + i:012d}-eval-{i:08x}").mkdir(exist_ok=True)
+    return str(n)
+
+
 def _deep(run, f, rng):
     jf = _json_files(run)
     if not jf:
@@ -262,6 +296,9 @@ HOSTILE_KINDS = {
     "deep": _deep,
     "hostile": _hostile_json,
     "number": lambda run, f, rng: _hostile_json(run, f, rng, numbers=True),
+    "objects": _objects,
+    "sparse": _sparse,
+    "empty_captures": _empty_captures,
 }
 
 

@@ -223,6 +223,34 @@ def make_corpus(root: Path, model) -> dict[str, str]:
     p = r / "run.json"
     p.write_text(p.read_text().replace('"config": {}', '"config": {"reward_scaling": Infinity}'))
 
+    # --- a run that is big in what it claims, or in how many things it holds
+    r = case("problem_folders", "5,000 capture folders without a manifest (a crashed writer's)")
+    for i in range(5000):
+        (r / "captures" / f"{10**9 + i:012d}-eval-dead{i:04x}").mkdir()
+
+    r = case("sparse_manifests", "20 manifests that are sparse files of 64 MiB - 1 byte each")
+    for i in range(20):
+        d = r / "captures" / f"{10**9 + i:012d}-eval-spar{i:04x}"
+        d.mkdir()
+        with open(d / "capture.json", "wb") as f:
+            f.truncate(64 * 2**20 - 1)
+
+    r = case("object_bomb", "capture.json's attrs hold 3 million {} (12 MB of JSON)")
+    m = _manifest(r)
+    text = m.read_text().rstrip()
+    m.write_text(text[:-1] + ', "attrs": {"x": [' + ",".join(["{}"] * 3_000_000) + "]}}")
+
+    r = case("attrs_items", "capture.json's attrs hold 150,000 numbers in one object")
+    _edit_json(_manifest(r), lambda d: d.update(attrs={f"k{i}": i for i in range(150_000)}))
+
+    r = case("texture_bomb", "an MJCF model with an 8192 x 8192 builtin texture (201 MB), in 300 bytes")
+    (r / "model" / "model.mjb.z").unlink()
+    (r / "model" / "model.xml").write_text(
+        '<mujoco><asset><texture name="t" type="2d" builtin="checker" width="8192" height="8192"/>'
+        '<material name="m" texture="t"/></asset><worldbody><geom type="plane" size="1 1 .1" material="m"/>'
+        '<body><freejoint/><geom size=".1"/></body></worldbody></mujoco>'
+    )
+
     strings_run(root, model)
     made["strings"] = "hostile text in every string field, and a damaged capture quoting it"
     return made

@@ -52,6 +52,11 @@ EXPECT = {
     "gamma_str": "discounting",
     "gamma_nan": "Infinity is not JSON",
     "strings": "unknown group",
+    "problem_folders": "incomplete: no capture.json",
+    "sparse_manifests": "corrupt or truncated JSON",
+    "object_bomb": "JSON objects and arrays; refused unread",
+    "attrs_items": "holds more than 100,000 values",
+    "texture_bomb": "textures hold",
 }
 """Each hostile run and the words of the refusal it must get."""
 
@@ -461,3 +466,55 @@ def test_a_fifo_appearing_mid_session_never_blocks_the_viewer(tmp_path, model):
         assert any("not a regular file" in p.problem for p in v.run.problems)
     finally:
         v.close()
+
+
+@pytest.mark.parametrize("folder", ["live", "analysis"])
+def test_a_link_out_of_the_run_is_never_written_through(tmp_path, model, folder):
+    """``live/`` or ``analysis/`` a link to a folder elsewhere: the viewer's switch and
+    ``trajscope analyse``'s store refuse to write, and the folder elsewhere is untouched;
+    so is a file inside the run planted as a link."""
+    from conftest import simulate
+    from trajscope.store import write_analysis, write_live_control
+
+    with RunWriter(tmp_path, name="r", model=model, strict=True) as w:
+        w.add_capture(step=1, **simulate(model, T=3, E=2))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "control.json").write_text("theirs")
+    (tmp_path / "r" / folder).symlink_to(elsewhere)
+    with pytest.raises(PermissionError, match="writes only inside the run"):
+        if folder == "live":
+            write_live_control(tmp_path / "r", on=True)
+        else:
+            write_analysis(str(tmp_path / "r"), {"captures": []}, {"a": np.zeros(3)})
+    assert sorted(os.listdir(elsewhere)) == ["control.json"] and (elsewhere / "control.json").read_text() == "theirs"
+    (tmp_path / "r" / folder).unlink()
+    (tmp_path / "r" / folder).mkdir()
+    target = tmp_path / "target.npy"
+    target.write_text("theirs")
+    if folder == "analysis":  # an array file planted as a link: the write fails, the target stays
+        (tmp_path / "r" / "analysis" / "array.000.npy").symlink_to(target)
+        with pytest.raises(OSError):
+            write_analysis(str(tmp_path / "r"), {"captures": []}, {"a": np.zeros(3)})
+        assert target.read_text() == "theirs"
+
+
+def test_bidi_and_c1_controls_are_neutralised_everywhere(tmp_path, model):
+    """U+202E (shows what follows reversed) and U+009B (a terminal's CSI) from a run: gone
+    from markdown and HTML, shown as ? in the terminal; ls names a run by its folder and
+    shows the name its run.json claims beside it."""
+    from conftest import simulate
+    from trajscope._escape import html, md, md_lines, plain
+
+    evil = "run\u202etxt.exe\u009b2J\u2066x\u2069"
+    for f in (md, md_lines, html):
+        out = f(evil)
+        assert not set(out) & {"\u202e", "\u009b", "\u2066", "\u2069"}, (f, out)
+    assert plain(evil) == "run?txt.exe?2J?x?"
+    with RunWriter(tmp_path, name="honest", model=model, strict=True) as w:
+        w.add_capture(step=1, **simulate(model, T=3, E=2))
+    doc = json.loads((tmp_path / "honest" / "run.json").read_text())
+    doc["name"] = "other\u202erun"
+    (tmp_path / "honest" / "run.json").write_text(json.dumps(doc))
+    p = subprocess.run([sys.executable, "-m", "trajscope", "ls", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 0 and "honest (run.json says 'other\\u202erun')" in p.stdout and "\u202e" not in p.stdout

@@ -158,7 +158,9 @@ class ScenePanel(Panel):
         self.env.disabled = num_envs == 1
         self._setting = True
         try:
-            self.count.max = max(num_envs, 2)
+            self.count.max = max(min(num_envs, _shown.MAX_DRAWN), 2)
+            capped = num_envs > _shown.MAX_DRAWN
+            self.count.label = f"envs shown (at most {_shown.MAX_DRAWN} of {num_envs})" if capped else "envs shown"
             if not self._count_chosen or int(self.count.value) > num_envs:
                 self.count.value = min(num_envs, _shown.MAX_SHOWN)
         finally:

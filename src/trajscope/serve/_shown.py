@@ -17,6 +17,9 @@ from .. import analyse, store
 LAYOUTS = ("one", "grid", "overlay")
 MAX_SHOWN = 16
 """Environments shown side by side at most, unless the user asks for more."""
+MAX_DRAWN = 1024
+"""Environments drawn at once at most, whatever is asked: the envs slider stops there and
+says so (each drawn environment costs its poses on every frame, in Python and the page)."""
 
 
 def shown_envs(layout: str, selected: int, count: int, num_envs: int) -> list[int]:
@@ -25,7 +28,7 @@ def shown_envs(layout: str, selected: int, count: int, num_envs: int) -> list[in
     sel = min(max(int(selected), 0), num_envs - 1)
     if layout == "one":
         return [sel]
-    n = min(max(int(count), 1), num_envs)
+    n = min(max(int(count), 1), num_envs, MAX_DRAWN)
     others = [e for e in range(num_envs) if e != sel][: n - 1]
     return sorted([sel, *others])
 

@@ -42,23 +42,44 @@ def mat_to_wxyz(mat: np.ndarray) -> np.ndarray:
 
 
 class Kinematics:
-    """Geom poses of ``E`` environments, each with its own (possibly randomised) model."""
+    """Geom poses of ``E`` environments, each with its own (possibly randomised) model.
+
+    One copy of the model and one ``MjData`` serve them all (a model's meshes and
+    textures can be large, and a state is per model): each environment's randomised
+    fields are set on the model before its kinematics, and what is kept per environment
+    is its last state and poses."""
 
     def __init__(self, model: Any, num_envs: int, model_fields: Mapping[str, np.ndarray] | None = None) -> None:
         import mujoco
 
         self._mujoco = mujoco
-        self.models = []
-        for e in range(num_envs):
-            m = model
-            if model_fields:
-                m = copy.copy(model)  # MjModel's copy owns its arrays
-                apply_model_fields(m, model_fields, e)
-            self.models.append(m)
-        self.datas = [mujoco.MjData(m) for m in self.models]
-        for m, d in zip(self.models, self.datas):
-            # An environment whose state is never finite is drawn at the model's initial pose.
-            mujoco.mj_kinematics(m, d)
+        self._fields = dict(model_fields or {})
+        self.model = copy.copy(model) if self._fields else model  # MjModel's copy owns its arrays
+        self.data = mujoco.MjData(self.model)
+        E = num_envs
+        self.num_envs = E
+        self.qpos = np.tile(self.model.qpos0, (E, 1))
+        """Each environment's last finite state (the model's initial pose until it has one)."""
+        self._mocap = (np.tile(self.data.mocap_pos, (E, 1, 1)), np.tile(self.data.mocap_quat, (E, 1, 1)))
+        self._geom_pos = np.zeros((E, self.model.ngeom, 3))
+        self._geom_mat = np.zeros((E, self.model.ngeom, 9))
+        self._xpos = np.zeros((E, self.model.nbody, 3))
+        for e in range(E):
+            self._pose(e)
+
+    def _model_of(self, env: int) -> Any:
+        """The shared model with environment ``env``'s randomised fields set."""
+        if self._fields:
+            apply_model_fields(self.model, self._fields, env)
+        return self.model
+
+    def _pose(self, e: int) -> None:
+        m, d = self._model_of(e), self.data
+        d.qpos[:] = self.qpos[e]
+        if m.nmocap:
+            d.mocap_pos[:], d.mocap_quat[:] = self._mocap[0][e], self._mocap[1][e]
+        self._mujoco.mj_kinematics(m, d)
+        self._geom_pos[e], self._geom_mat[e], self._xpos[e] = d.geom_xpos, d.geom_xmat, d.xpos
 
     def poses(
         self,
@@ -68,37 +89,34 @@ class Kinematics:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Geom positions ``(E, ngeom, 3)``, orientations ``(E, ngeom, 4)`` and a mask
         ``(E,)`` of environments whose state was finite (others keep their last pose)."""
-        E = len(self.datas)
-        ngeom = self.models[0].ngeom
-        pos = np.zeros((E, ngeom, 3))
-        mat = np.zeros((E, ngeom, 9))
+        E = self.num_envs
         ok = np.asarray(np.isfinite(qpos).reshape(E, -1).all(axis=1))
-        for e, (m, d) in enumerate(zip(self.models, self.datas)):
-            if ok[e]:
-                d.qpos[:] = qpos[e]
-                if mocap_pos is not None and m.nmocap and np.isfinite(mocap_pos[e]).all():
-                    d.mocap_pos[:] = mocap_pos[e]
-                if mocap_quat is not None and m.nmocap and np.isfinite(mocap_quat[e]).all():
-                    d.mocap_quat[:] = mocap_quat[e]
-                self._mujoco.mj_kinematics(m, d)
-            pos[e] = d.geom_xpos
-            mat[e] = d.geom_xmat
-        return pos, mat_to_wxyz(mat), ok
+        nmocap = self.model.nmocap
+        for e in np.flatnonzero(ok):
+            self.qpos[e] = qpos[e]
+            if mocap_pos is not None and nmocap and np.isfinite(mocap_pos[e]).all():
+                self._mocap[0][e] = mocap_pos[e]
+            if mocap_quat is not None and nmocap and np.isfinite(mocap_quat[e]).all():
+                self._mocap[1][e] = mocap_quat[e]
+            self._pose(int(e))
+        return self._geom_pos.copy(), mat_to_wxyz(self._geom_mat), ok
 
     def body_pos(self, body: int) -> np.ndarray:
         """World positions of one body in each environment (after :meth:`poses`)."""
-        return np.array([d.xpos[body] for d in self.datas])
+        return self._xpos[:, body].copy()
 
     def contacts(self, env: int) -> tuple[np.ndarray, np.ndarray]:
         """Contact points ``(n, 3)`` and contact forces in the world frame ``(n, 3)`` of
         environment ``env``'s last posed state: MuJoCo's collision detection and constraint
         solver (``mj_forward``) on the stored positions, at rest (the viewer holds no
         velocities or controls), as MuJoCo's viewer computes them."""
-        m, d = self.models[env], self.datas[env]
-        if not np.isfinite(d.qpos).all():
+        m, d = self._model_of(env), self.data
+        if not np.isfinite(self.qpos[env]).all():
             return np.zeros((0, 3)), np.zeros((0, 3))
-        d.qvel[:] = 0
-        d.ctrl[:] = 0
+        self._mujoco.mj_resetData(m, d)
+        d.qpos[:] = self.qpos[env]
+        if m.nmocap:
+            d.mocap_pos[:], d.mocap_quat[:] = self._mocap[0][env], self._mocap[1][env]
         self._mujoco.mj_forward(m, d)
         n = int(d.ncon)
         pos = np.array([d.contact[i].pos for i in range(n)]).reshape(n, 3)

@@ -103,6 +103,13 @@ def max_model_bytes() -> int:
     return _env_mb("TRAJSCOPE_MAX_MODEL_MB", 1024)
 
 
+def max_texture_bytes() -> int:
+    """The most bytes a run's model may hold in textures (``$TRAJSCOPE_MAX_TEXTURE_MB``,
+    default 64: a 4096 x 4096 RGB texture is 48 MB; the viewer holds a model's textures
+    once more as images)."""
+    return _env_mb("TRAJSCOPE_MAX_TEXTURE_MB", 64)
+
+
 def max_capture_bytes() -> int:
     """The most one read of a capture may allocate: one array, one environment's slice, or
     what the viewer loads of a capture at once (``$TRAJSCOPE_MAX_CAPTURE_MB``, default 8192)."""

@@ -129,6 +129,12 @@ else:
         assets[name] = body[at:at + size]
         at += size
     m = mujoco.MjModel.from_xml_string(xml, assets)
+if m.ntexdata > head["max_texture_bytes"]:
+    sys.exit(f"its textures hold {m.ntexdata:,} bytes, more than the {head['max_texture_bytes']:,} allowed "
+             "($TRAJSCOPE_MAX_TEXTURE_MB)")
+if mujoco.mj_sizeModel(m) > head["max_model_bytes"]:
+    sys.exit(f"it takes {mujoco.mj_sizeModel(m):,} bytes in memory, more than the {head['max_model_bytes']:,} "
+             "allowed ($TRAJSCOPE_MAX_MODEL_MB)")
 d = mujoco.MjData(m)
 mujoco.mj_forward(m, d)
 rng = np.random.default_rng(0)
@@ -198,6 +204,9 @@ def load_untrusted(path: str, data: bytes, *, xml: bool = False, assets: dict[st
     else:
         head = {"kind": "mjb"}
         body = data
+    from ._fs import max_model_bytes, max_texture_bytes
+
+    head |= {"max_texture_bytes": max_texture_bytes(), "max_model_bytes": max_model_bytes()}
     h = hashlib.sha256(json.dumps(head).encode())
     h.update(body)
     digest = h.hexdigest()
