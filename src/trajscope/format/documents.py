@@ -496,16 +496,19 @@ def check_manifest_header(path: str, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_listed_arrays(path: str, m: Mapping[str, Any], model: Mapping[str, Any] | None) -> None:
-    """What a listing uses of the array entries (``group``, ``key`` and ``shape``): a known
-    group, string keys, shapes that fit the capture and the run's model, and the required
-    arrays present (the rest is checked by :func:`parse_manifest`)."""
+    """What a listing uses of the array entries (``group``, ``key``, ``shape``, ``file``): a
+    known group, string keys, shapes that fit the capture and the run's model, file names
+    inside the capture's folder, and the required arrays present (the rest is checked by
+    :func:`parse_manifest`)."""
     names = set()
     for e in m["arrays"]:
         if type(e) is not dict:
             raise FormatError(path, f"malformed array entry {str(e)[:80]}")
-        for k in ("group", "key"):
+        for k in ("group", "key", "file"):
             if type(e.get(k)) is not str:
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('key'))[:80]!r}")
+        if not is_plain_name(e["file"]):
+            raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
         if e["group"] not in schema.GROUP_LAYOUT:
             raise FormatError(path, f"unknown group {e['group'][:40]!r}")
         shape = e.get("shape")

@@ -31,7 +31,7 @@ from . import _shown
 from ._analysis import AnalysisPanel
 from ._compare import ComparePanel
 from ._curve import SceneCurve, TrainingCurvePanel
-from ._guard import Guard, guarded_viser, is_loopback
+from ._guard import Guard, guarded_viser
 from ._live import LivePanel
 from ._nan import NanPanel
 from ._panels import PANELS
@@ -51,6 +51,11 @@ RUNS_POLL_S = 5.0
 POLL_S = {"local": 1.0, "remote": 5.0}
 """How often a viewer looks for new captures and the live stream's status: on a remote
 filesystem each look is a request billed by the store (see docs/remote.md for the count)."""
+
+
+UNGATED = ("127.0.0.1", "localhost", "::1")
+"""The interfaces served without the token gate (unless a token is given); any other,
+another loopback address included, gets the gate."""
 
 
 def free_port() -> int:
@@ -108,7 +113,7 @@ class Viewer:
     ) -> None:
         self.path = path
         token = token or os.environ.get("TRAJSCOPE_TOKEN") or None
-        gated = not is_loopback(host) or token is not None
+        gated = host not in UNGATED or token is not None
         self.guard = Guard.make(bind_host=host, allow_origins=allow_origins, inner=gated)
         """What this viewer's servers refuse (foreign hosts and origins), and how often."""
         self.server = guarded_viser(self.guard, host="127.0.0.1" if gated else host, port=0 if gated else port)

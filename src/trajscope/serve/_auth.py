@@ -95,12 +95,23 @@ class TokenGate:
         return len(self._waiting)
 
     def close(self) -> None:
-        def stop() -> None:
+        """Stop listening, end every connection (forwarded ones too), then the loop."""
+
+        async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            self._loop.stop()
+            for _, w in list(self._waiting.values()):
+                w.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-        self._loop.call_soon_threadsafe(stop)
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - closing goes on: the loop is stopped below
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
     def _ok(self, value: str | None, secret: str | None = None) -> bool:

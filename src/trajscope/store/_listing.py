@@ -1,5 +1,5 @@
 """What a listing reads of a capture's manifest: its header fields and each array's group
-key and shape, decoded straight into small records (the array entries' other fields are skipped
+key, shape and file name, decoded straight into small records (the array entries' other fields are skipped
 by the decoder, never built), then checked by the format's own rules. The whole manifest
 is read and checked when the capture is opened (:func:`documents.parse_manifest`)."""
 
@@ -18,6 +18,7 @@ class _Entry(msgspec.Struct):
     group: Any = None
     key: Any = None
     shape: Any = None
+    file: Any = None
 
 
 class _Header(msgspec.Struct):
@@ -56,7 +57,7 @@ def parse_listed(path: str, data: bytes, model: Mapping[str, Any] | None) -> dic
     except MemoryError:
         raise FormatError(path, "too large to parse in this process's memory; refused") from None
     m = {k: getattr(h, k) for k in _FIELDS}
-    m["arrays"] = None if h.arrays is None else [{"group": e.group, "key": e.key, "shape": e.shape} for e in h.arrays]
+    m["arrays"] = None if h.arrays is None else [{"group": e.group, "key": e.key, "shape": e.shape, "file": e.file} for e in h.arrays]
     for k in ("summary", "attrs", "deterministic", "process_index"):
         if m[k] is None:
             del m[k]

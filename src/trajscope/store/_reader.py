@@ -344,16 +344,16 @@ class Run:
         with self._lock:
             stamp = _stamp(cdir) if local and _fs.leaves_root(self.fs, cdir, self.root) is None else None
             if stamp is None or stamp != self._cdir_stamp or now - stamp[0] / 1e9 < SETTLE_S:
-                self._names = set(_fs.ls_names(self.fs, cdir, root=self.root))
+                self._names = names = set(_fs.ls_names(self.fs, cdir, root=self.root))
                 self._cdir_stamp = stamp
-                self._candidates = {n for n in self._names - self._infos.keys() if not n.startswith(".")}
-            names = self._names
+                self._candidates = {n for n in names - self._infos.keys() if not n.startswith(".")}
+                gone = [n for n in self._problems if n not in names and n not in self._infos]
+                for n in gone:
+                    if n != schema.CAPTURES_DIR:
+                        del self._problems[n]
+                        self._seen.pop(n, None)
             todo = self._todo(cdir, now, local)
             new = self._read_new(cdir, todo, now, local)
-            gone = [n for n in self._problems if n not in names and n != schema.CAPTURES_DIR]
-            for n in gone:
-                del self._problems[n]
-                self._seen.pop(n, None)
             escape = _fs.leaves_root(self.fs, cdir, self.root)
             if escape is not None:
                 self._problems[schema.CAPTURES_DIR] = CaptureProblem(
@@ -388,10 +388,9 @@ class Run:
                 old.append(n)  # untouched for long: a slice of these per call
             else:
                 recent.append(n)
-        if len(recent) > RECHECK_SLICE:  # the most recently changed first; the others in turn
-            recent.sort(key=lambda n: self._seen[n].changed, reverse=True)
-            old += recent[RECHECK_SLICE:]
-            recent = recent[:RECHECK_SLICE]
+        if len(recent) > RECHECK_SLICE:  # a run of many fresh problem folders: all in turn
+            old += recent
+            recent = []
         for n in recent:
             seen = self._seen[n]
             if not local or _folder_stamp(cdir, n) != seen.stamp or seen.checked - seen.changed < SETTLE_S:
