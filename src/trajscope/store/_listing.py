@@ -57,7 +57,10 @@ def parse_listed(path: str, data: bytes, model: Mapping[str, Any] | None) -> dic
     except MemoryError:
         raise FormatError(path, "too large to parse in this process's memory; refused") from None
     m = {k: getattr(h, k) for k in _FIELDS}
-    m["arrays"] = None if h.arrays is None else [{"group": e.group, "key": e.key, "shape": e.shape, "file": e.file} for e in h.arrays]
+    entries = h.arrays
+    m["arrays"] = (
+        None if entries is None else [dict(group=e.group, key=e.key, shape=e.shape, file=e.file) for e in entries]
+    )
     for k in ("summary", "attrs", "deterministic", "process_index"):
         if m[k] is None:
             del m[k]

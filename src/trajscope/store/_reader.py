@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import math
 import os
 import sys
@@ -361,9 +362,11 @@ class Run:
                 )
             if not new:
                 return []
-            new.sort(key=_order_of_manifest)
+            new.sort(key=_order)
             start = len(self._captures)
-            infos = [self._info(start + i, m) for i, m in enumerate(new)]
+            for i, c in enumerate(new):  # fresh records, seen by nobody yet: numbered in place
+                object.__setattr__(c, "index", start + i)
+            infos = new
             if not self._captures or _order(infos[0]) >= _order(self._captures[-1]):
                 added = infos  # the usual case: newer than all listed
                 self._captures += added
@@ -404,11 +407,21 @@ class Run:
             self._rotor = k + step
         return todo
 
-    def _read_new(self, cdir: str, todo: list[str], now: float, local: bool) -> list[dict[str, Any]]:
-        """The listed fields of the new captures' manifests; problems noted, with their
-        folders' stamps (taken after the read: a change in between is caught by the
-        settle rule, as ``now`` is older than the change)."""
-        new: list[dict[str, Any]] = []
+    def _read_new(self, cdir: str, todo: list[str], now: float, local: bool) -> list[CaptureInfo]:
+        """The new captures, listed (their manifests dropped once read); problems noted,
+        with their folders' stamps (taken after the read: a change in between is caught by
+        the settle rule, as ``now`` is older than the change). The cyclic garbage collector
+        waits meanwhile: a listing makes many objects and frees none of them in cycles."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._read_new_now(cdir, todo, now, local)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _read_new_now(self, cdir: str, todo: list[str], now: float, local: bool) -> list[CaptureInfo]:
+        new: list[CaptureInfo] = []
         for batch in _batches(todo, MANIFEST_BATCH):
             folder_of = {_fs.join(cdir, n, schema.MANIFEST_FILE): n for n in batch}
             for p, blob in self._read_docs(list(folder_of)):
@@ -416,7 +429,7 @@ class Run:
                 problem = self._parse_listed(n, p, blob)
                 del blob
                 if not isinstance(problem, CaptureProblem):
-                    new.append(problem)
+                    new.append(self._info(-1, problem))
                     self._candidates.discard(n)
                     self._problems.pop(n, None)
                     self._seen.pop(n, None)
@@ -735,10 +748,6 @@ def _folder_stamp(cdir: str, name: str) -> tuple[int, ...] | None:
 
 def _order(c: CaptureInfo) -> tuple[int, float, str]:
     return (c.step, c.wall_time_unix_s, c.id)
-
-
-def _order_of_manifest(m: Mapping[str, Any]) -> tuple[int, float, str]:
-    return (m["step"], float(m["wall_time_unix_s"]), m["capture_id"])
 
 
 def _batches(items: list[str], n: int) -> Iterator[list[str]]:
