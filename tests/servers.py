@@ -196,8 +196,12 @@ class Proxy:
                     upstream.close()
                     return
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            self._relay(client, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Bytes both ways, a thread each."""
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket) -> None:
@@ -212,6 +216,32 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
 
 
+@contextlib.contextmanager
+def other_origin(host: str = "127.0.0.1") -> Iterator[int]:
+    """A plain web page on a port of its own (another origin than any viewer's); its port."""
+    import http.server
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>another site</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, free_port()), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class HostRewritingProxy(Proxy):
     """A reverse proxy as nginx's ``proxy_set_header Host $host;`` makes one: every request
     reaches ``127.0.0.1:target`` with ``Host`` set to the name the browser asked for, without
@@ -219,21 +249,9 @@ class HostRewritingProxy(Proxy):
 
     _HOST = re.compile(rb"\r\nhost:[ \t]*([^\r\n:]+|\[[^\]\r\n]*\])(?::\d+)?[ \t]*\r\n", re.IGNORECASE)
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._rewrite, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._rewrite, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
 
     def _rewrite(self, src: socket.socket, dst: socket.socket) -> None:
         upgraded, pending = False, b""

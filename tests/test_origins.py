@@ -7,19 +7,18 @@ resolver maps ``evil.example`` and ``proxy.example`` to 127.0.0.1."""
 from __future__ import annotations
 
 import http.client
-import http.server
 import socket
-import threading
 import time
 
 import pytest
 import viser
 from websockets.sync.client import connect
 
-from servers import HostRewritingProxy, free_port
+from servers import HostRewritingProxy, free_port, other_origin
 from test_serve_browser import ARGS, CHROMIUM
 from trajscope.demo import write_demo_run
 from trajscope.serve import Viewer
+from trajscope.serve._guard import probe
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
@@ -50,23 +49,8 @@ def browser():
 @pytest.fixture(scope="module")
 def evil():
     """A page of another origin: another port of the same machine."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<html><body>another site</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", free_port()), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with other_origin("0.0.0.0") as port:
+        yield port
 
 
 def _wait(cond, timeout_s=60.0):
@@ -77,16 +61,7 @@ def _wait(cond, timeout_s=60.0):
 
 
 def _status(port: int, host_header: str, path: str = "/", addr: str = "127.0.0.1") -> int:
-    c = http.client.HTTPConnection(addr, port, timeout=10)
-    try:
-        c.putrequest("GET", path, skip_host=True)
-        c.putheader("Host", host_header)
-        c.endheaders()
-        r = c.getresponse()
-        r.read()
-        return r.status
-    finally:
-        c.close()
+    return probe(port, host=addr, path=path, headers={"Host": host_header})
 
 
 def _ws(port: int, origin: str | None, *, addr: str = "127.0.0.1", **kw) -> str:

@@ -5,6 +5,7 @@ the token gate against other origins and idle connections, and the writer's refu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -288,29 +289,14 @@ def test_the_gate_refuses_websockets_from_other_origins_and_keeps_a_cookie_per_v
     page served from another port of that host, holding the user's cookies, tries to open
     the viewer's websocket: refused (403), and the viewer's own page still connects."""
     playwright = pytest.importorskip("playwright.sync_api")
-    import http.server
-
+    from servers import other_origin
     from test_serve_browser import ARGS, CHROMIUM
 
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed")
     a, b = _gate_viewer(demo_run, "token-a"), _gate_viewer(demo_run, "token-b")
-    evil_port = free_port()
-
-    class Evil(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<html><body>evil</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    evil = http.server.ThreadingHTTPServer(("127.0.0.2", evil_port), Evil)
-    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    evil = contextlib.ExitStack()
+    evil_port = evil.enter_context(other_origin("127.0.0.2"))
     probe = """url => new Promise(done => {
         const ws = new WebSocket(url);
         ws.onopen = () => { ws.close(); done('open'); };
@@ -334,7 +320,7 @@ def test_the_gate_refuses_websockets_from_other_origins_and_keeps_a_cookie_per_v
             assert a.gate.refused["origin"] >= 1
             browser.close()
     finally:
-        evil.shutdown()
+        evil.close()
         a.close()
         b.close()
 

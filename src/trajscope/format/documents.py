@@ -529,7 +529,6 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
     m = load_json(path, data, max_containers=MAX_MANIFEST_CONTAINERS)
     check_manifest_header(path, m)
     _check_count_lists(path, m["arrays"])
-    names = set()
     for e in m["arrays"]:
         for k in _STRING_FIELDS & e.keys():
             if type(e[k]) is not str and not (k == "encoding" and type(e[k]) is dict):
@@ -537,13 +536,8 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
         for k in _COUNT_FIELDS & e.keys():
             if not is_count(e[k]):
                 raise FormatError(path, f"malformed field {k!r} of array entry {str(e.get('file'))[:80]!r}")
-        if not is_plain_name(e["file"]):
-            raise FormatError(path, f"array file name {str(e['file'])[:80]!r} leaves the capture folder")
         if e["group"] not in schema.GROUP_LAYOUT or e["layout"] != schema.GROUP_LAYOUT[e["group"]]:
             raise FormatError(path, f"{e['file']}: unknown group {e['group'][:40]!r} or layout {e['layout'][:40]!r}")
-        if len(e["shape"]) > 32:
-            raise FormatError(path, f"{e['file']}: malformed shape {str(e['shape'])[:80]}")
-        names.add(schema.array_name(e["group"], e["key"]))
         itemsize = 1
         for k in ("dtype", "stored_dtype"):
             if k in e:
@@ -574,12 +568,7 @@ def parse_manifest(path: str, data: bytes, model: Mapping[str, Any] | None) -> d
                     sd = None
                 if sd is None or sd.kind not in "biuf" or sd.itemsize > 16:
                     raise FormatError(path, f"{e['file']}: malformed encoding source_dtype")
-        problem = shape_problem(e["key"], e["group"], tuple(e["shape"]), m["num_steps"], m["num_envs"], model)
-        if problem is not None:
-            raise FormatError(path, problem)
-    for spec in schema.FIXED_ARRAYS:
-        if spec.required and spec.name not in names:
-            raise FormatError(path, f"required array {spec.name!r} is missing")
+    check_listed_arrays(path, m, model)  # file names, shapes against the model, required arrays
     return m
 
 

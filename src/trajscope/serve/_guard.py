@@ -233,13 +233,13 @@ def guarded_viser(guard: Guard, *, host: str, port: int) -> Any:
     return server
 
 
-def probe(port: int, *, host: str = "127.0.0.1", headers: Mapping[str, str] | None = None) -> int:
-    """The status a plain GET of ``/`` with ``headers`` (default: a foreign ``Host``) gets."""
+def probe(port: int, *, host: str = "127.0.0.1", path: str = "/", headers: Mapping[str, str] | None = None) -> int:
+    """The status a plain GET of ``path`` with ``headers`` (default: a foreign ``Host``) gets."""
     import http.client
 
     c = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        c.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+        c.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
         for k, v in (headers or {"Host": "trajscope-guard-probe.invalid"}).items():
             c.putheader(k, v)
         c.endheaders()

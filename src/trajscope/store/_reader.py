@@ -366,18 +366,14 @@ class Run:
             start = len(self._captures)
             for i, c in enumerate(new):  # fresh records, seen by nobody yet: numbered in place
                 object.__setattr__(c, "index", start + i)
-            infos = new
-            if not self._captures or _order(infos[0]) >= _order(self._captures[-1]):
-                added = infos  # the usual case: newer than all listed
-                self._captures += added
-            else:
-                merged = sorted([*self._captures, *infos], key=_order)
-                self._captures = added = [
-                    c if c.index == i else dataclasses.replace(c, index=i) for i, c in enumerate(merged)
-                ]
-            for c in added:
-                self._infos[c.id] = c
-            ids = {c.id for c in infos}
+            if not self._captures or _order(new[0]) >= _order(self._captures[-1]):
+                self._captures += new  # the usual case: newer than all listed
+                self._infos.update((c.id, c) for c in new)
+                return list(new)
+            merged = sorted([*self._captures, *new], key=_order)
+            self._captures = [c if c.index == i else dataclasses.replace(c, index=i) for i, c in enumerate(merged)]
+            self._infos = {c.id: c for c in self._captures}
+            ids = {c.id for c in new}
             return [c for c in self._captures if c.id in ids]
 
     def _todo(self, cdir: str, now: float, local: bool) -> list[str]:
