@@ -100,7 +100,7 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
         mujoco.mj_kinematics(model, d)
         for g, node in viewer.scene.nodes.items():
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
-    assert int(viewer.replay.slider.value) == 199
+    assert viewer.replay.step == 199
     # Plots: every metric key, grouped, nothing capped.
     assert set(viewer.plots.plots) == {"reward", "action", "info/alive"}
     np.testing.assert_array_equal(viewer.shown.series["info/alive"], cap.load("info/alive", env=0).astype(float))

@@ -3,7 +3,8 @@
 - :class:`EnvScene`: environments of one model as batched meshes (randomised colours and
   sizes per environment), posed by :class:`trajscope.sim.Kinematics`, with contacts;
 - geometry: MuJoCo geoms to meshes and textures (:func:`geom_mesh`);
-- framing: grid offsets, world boxes of posed geoms, a camera that frames a box.
+- framing: grid offsets, world boxes of posed geoms, a camera that frames a box;
+- recording: posed environments as compact blocks a browser plays (:func:`encode_block`).
 
 The viewer's scene panel and the single-file HTML export both build on it; numpy, mujoco
 and viser only.
@@ -20,3 +21,6 @@ from ._framing import quat_to_mat as quat_to_mat
 from ._geometry import PLANE as PLANE
 from ._geometry import GeomMesh as GeomMesh
 from ._geometry import geom_mesh as geom_mesh
+from ._recording import BLOCK_STEPS as BLOCK_STEPS
+from ._recording import decode_block as decode_block
+from ._recording import encode_block as encode_block

@@ -5,13 +5,14 @@ scene panel and the single-file HTML export both draw through it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import sim
-from . import _framing, _geometry
+from . import _framing, _geometry, _recording
 
 
 class EnvScene:
@@ -38,6 +39,7 @@ class EnvScene:
                 self.local_lo[g.geom_id], self.local_hi[g.geom_id] = g.vertices.min(0), g.vertices.max(0)
             self.framed_geoms[g.geom_id] = int(model.geom_type[g.geom_id]) != _geometry.PLANE
         self._key: tuple[Any, ...] | None = None
+        self._fields: dict[str, np.ndarray] = {}
         self._contact_nodes: list[Any] = []
 
     def set_envs(self, n: int, model_fields: Mapping[str, np.ndarray] | None = None, *, overlay: bool = False) -> bool:
@@ -45,6 +47,7 @@ class EnvScene:
         from ``geom_rgba``, sizes from ``geom_size``); ``overlay``: see-through bodies.
         Meshes are sent again only when the colours, sizes or count change; True if they were."""
         fields = dict(model_fields or {})
+        self._fields = fields
         self.kin = sim.Kinematics(self.model, n, fields or None)
         rgba = fields.get("geom_rgba")
         colors = np.zeros((self.model.ngeom, n, 3), np.uint8)
@@ -220,6 +223,45 @@ class EnvScene:
             self.scene.add_line_segments("/trajscope/contacts/forces", segs, (220, 30, 30), thickness=size / 3)
         )
 
+    def node_names(self) -> list[str]:
+        """The scene nodes of the drawn geoms, in the order :meth:`pose_blocks` codes them."""
+        return [self.nodes[g.geom_id].name for g in self.geoms if g.geom_id in self.nodes]
+
+    def pose_blocks(
+        self,
+        qpos: np.ndarray,
+        mocap_pos: np.ndarray | None = None,
+        mocap_quat: np.ndarray | None = None,
+        *,
+        block_steps: int = _recording.BLOCK_STEPS,
+        first: int = 0,
+        stop: threading.Event | None = None,
+    ) -> Iterator[tuple[int, bytes]]:
+        """The drawn environments' poses over every step of ``qpos (T, n, nq)`` (mocap
+        ``(T, n, nmocap, 3|4)``), before offsets, as blocks for the browser's player
+        (:mod:`._recording`): ``(index, bytes)``, block ``first`` first, then the others in
+        order; a non-finite state holds its environment's last finite pose. Posed by a
+        kinematics of its own (another thread may pose the scene meanwhile); ends early once
+        ``stop`` is set."""
+        T, n = int(qpos.shape[0]), int(qpos.shape[1])
+        kin = sim.Kinematics(self.model, n, self._fields or None)
+        ids = np.array([g.geom_id for g in self.geoms if g.geom_id in self.nodes], int)
+        count = -(-T // block_steps)
+        first = min(max(first, 0), max(count - 1, 0))
+        for b in [first, *(i for i in range(count) if i != first)]:
+            steps = range(b * block_steps, min(T, (b + 1) * block_steps))
+            P = np.empty((len(steps), n, len(ids), 3), np.float32)
+            Q = np.empty((len(steps), n, len(ids), 4), np.float32)
+            if b > 0:  # the pose before the block: where non-finite states are held
+                t0 = steps[0] - 1
+                kin.poses(qpos[t0], _at(mocap_pos, t0), _at(mocap_quat, t0))
+            for k, t in enumerate(steps):
+                if stop is not None and stop.is_set():
+                    return
+                pos, wxyz, _ = kin.poses(qpos[t], _at(mocap_pos, t), _at(mocap_quat, t))
+                P[k], Q[k] = pos[:, ids], wxyz[:, ids]
+            yield b, _recording.encode_block(P, Q)
+
     def body_position(self, body: int, slot: int) -> np.ndarray:
         """Where body ``body`` of environment ``slot`` was last posed (before offsets)."""
         assert self.kin is not None
@@ -229,6 +271,10 @@ class EnvScene:
         for node in [*self.nodes.values(), *self._contact_nodes]:
             node.remove()
         self.nodes, self._contact_nodes, self._key = {}, [], None
+
+
+def _at(a: np.ndarray | None, t: int) -> np.ndarray | None:
+    return None if a is None else a[t]
 
 
 def _textured(tex: _geometry.Texture) -> Any:

@@ -153,7 +153,21 @@ class Viewer:
         self._runs_polled = time.monotonic()
         self.runs: dict[str, str] = {}
         """Runs under the viewed path: folder name to URL."""
+        self.stepped_in_browser = False
+        """True while panels are shown a step a browser tab settled on (its scene is posed
+        there already); False when the server moved the step (every tab then follows)."""
+        self.play_on_load = False
+        """The capture being loaded starts playing in every tab (a live chunk)."""
+        self._report: tuple[int, int, int, bool, bool] | None = None
+        self._report_lock = threading.Lock()
+        self._reported = threading.Event()
+        self._ended: int | None = None
         try:
+            from ._browser import BrowserReplay
+
+            self.browser = BrowserReplay(self.server, on_step=self._on_browser_step, on_key=self._on_browser_key)
+            """The player in every tab (:mod:`._browser`)."""
+            self.browser.start_step = lambda: self.t
             self._build_gui(PANELS if panels is None else panels)
         except BaseException:
             self.server.stop()
@@ -173,7 +187,7 @@ class Viewer:
             self.live.on.value = True
             self.live.watch.value = True
         self.server.on_client_connect(lambda _: self.act(self.scene.frame_new_clients))
-        threading.Thread(target=self._play_loop, name="trajscope-play", daemon=True).start()
+        threading.Thread(target=self._browser_loop, name="trajscope-steps", daemon=True).start()
         threading.Thread(target=self._poll_loop, name="trajscope-poll", daemon=True).start()
 
     @staticmethod
@@ -419,16 +433,16 @@ class Viewer:
             self.capture_menu.value = label
         self._open(cap)
 
-    def _open(self, cap: store.Capture) -> None:
+    def _open(self, cap: store.Capture, *, play: bool = False) -> None:
         self.scene.set_capture_size(cap.info.num_envs)
-        self._load(cap)
+        self._load(cap, play=play)
 
     def reload(self) -> None:
         """Load the shown capture again (the shown environments, layout or comparison changed)."""
         if self.shown is not None:
             self._load(self.shown.capture)
 
-    def _load(self, cap: store.Capture) -> None:
+    def _load(self, cap: store.Capture, *, play: bool = False) -> None:
         E = cap.info.num_envs
         settings = ReturnSettings.of_run(self.run.metadata if self.run is not None else None)
         self.shown = _shown.Shown.load(
@@ -442,21 +456,35 @@ class Viewer:
         # One update for the browsers: the rebuilt scene (old meshes removed, new ones
         # added at their poses), the plots and the step arrive together, so a browser never
         # draws the empty or unposed scene in between.
-        with self.server.atomic():
-            self.error.visible = False  # before what may show a new one (compare)
-            self._each("on_capture", self.shown)
-            self.show_step(self.t)
+        self.play_on_load = play
+        try:
+            with self.server.atomic():
+                self.error.visible = False  # before what may show a new one (compare)
+                self._each("on_capture", self.shown)
+                self.show_step(self.t, from_browser=play)  # a chunk that plays: the tabs start at 0
+        finally:
+            self.play_on_load = False
 
-    def show_step(self, t: int) -> None:
-        """Show step ``t`` of the open capture in every panel."""
+    def show_step(self, t: int, *, from_browser: bool = False) -> None:
+        """Show step ``t`` of the open capture in every panel; every tab goes there too,
+        unless ``from_browser`` (a tab settled there: it shows it already)."""
         frames = self.shown
         if frames is None:
             return
-        if self.play is not None and self.play.active:
+        if self.play is not None and self.play.active and not from_browser:
             self.play.stop()  # the replay takes the scene back
         t = int(min(max(t, 0), frames.num_steps - 1))
         self.t = t
-        self._each("on_step", frames, t)
+        self.stepped_in_browser = from_browser
+        try:
+            self._each("on_step", frames, t)
+        finally:
+            self.stepped_in_browser = False
+
+    @property
+    def live_shown(self) -> bool:
+        """A live chunk is shown (not a capture)."""
+        return self.live is not None and self.live.shown is not None
 
     def play_where(self) -> tuple[store.Run, store.CaptureInfo, int, int] | None:
         """What "play from here" starts from: the shown capture, selected env and step."""
@@ -526,26 +554,55 @@ class Viewer:
 
     # ------------------------------------------------------------------ playback and live follow
 
-    def _play_loop(self) -> None:
-        def state() -> tuple[int, int] | None:
-            return None if self.shown is None else (self.t, self.shown.num_steps)
+    def _on_browser_step(self, client_id: int, rec_id: int, step: int, playing: bool, ended: bool) -> None:
+        """A tab reports its step (viser's thread): kept, the latest only, for the loop."""
+        with self._report_lock:
+            self._report = (client_id, rec_id, step, playing, ended)
+        self._reported.set()
 
-        def dt_s() -> float:
-            return float((self.run.metadata.get("control_dt_s") if self.run else None) or 0.02)
+    def _on_browser_key(self, client_id: int, key: str) -> None:
+        self.act(self.key, key)
 
-        def at_end() -> bool:
-            if self.live.shown is None:
-                return False
-            self.act(self.next_live_chunk)
-            return True
+    def key(self, key: str) -> None:
+        """An arrow key on the page: ``left``/``right`` the previous/next environment,
+        ``up``/``down`` the newer/older capture (rscope's keys)."""
+        if key in ("left", "right") and self.scene is not None and self.shown is not None:
+            E = self.shown.capture.info.num_envs
+            self.scene.env.value = int(min(max(int(self.scene.env.value) + (1 if key == "right" else -1), 0), E - 1))
+            self.reload()
+        elif key in ("up", "down") and self.run is not None and self.run.captures and not self.live_shown:
+            now = self.shown.capture.info.index if self.shown is not None else len(self.run.captures) - 1
+            index = min(max(now + (1 if key == "up" else -1), 0), len(self.run.captures) - 1)
+            if self.shown is None or index != now:
+                self.load_capture(index)
 
+    REPORTS_PER_S = 4.0
+    """At most this many steps reported by tabs are shown in the panels each second."""
+
+    def _browser_loop(self) -> None:
+        """The panels follow the step the tabs report (at most :data:`REPORTS_PER_S`, the
+        latest one); a live chunk played to its end brings the next."""
         while not self._stop.is_set():
-            try:
-                self.replay.run(self._stop, state=state, dt_s=dt_s, at_end=at_end)
-            except Exception as e:  # noqa: BLE001 - bad data never ends playback for good
-                self.show_error(f"playback: {type(e).__name__}: {e}")
-                self.replay.set_playing(False)
-                self._stop.wait(0.5)
+            if not self._reported.wait(0.5):
+                continue
+            self._reported.clear()
+            with self._report_lock:
+                report, self._report = self._report, None
+            if report is None:
+                continue
+            _, rec_id, step, playing, ended = report
+            rec = self.browser.current
+            if rec is None or rec.id != rec_id:
+                continue  # a step of a capture no longer shown
+            if self.replay is not None:
+                self.replay.reported(playing)
+            if ended and self.live_shown:
+                if self._ended != rec_id:
+                    self._ended = rec_id
+                    self.act(self.next_live_chunk)
+            elif step != self.t or not playing:
+                self.act(lambda t=step: self.show_step(t, from_browser=True))
+            self._stop.wait(1.0 / self.REPORTS_PER_S)
 
     def _poll_loop(self) -> None:
         """Every ``poll_s``: the reads (runs under a root, the open run's new captures) made
@@ -581,8 +638,7 @@ class Viewer:
         cap = self.live.next_chunk(newest=newest)
         if cap is not None:
             self.t = 0
-            self._open(cap)
-            self.replay.set_playing(True)
+            self._open(cap, play=True)
         self.live.draw_status()
 
     def poll(self, runs: dict[str, str] | None = None, found: tuple[Any, Any] = (None, None)) -> None:

@@ -43,7 +43,7 @@ class PlayPanel(Panel):
             env_spec=viewer.play_env_spec,
             where=viewer.play_where,
             draw=lambda frame: viewer.act(viewer.draw_played, frame),
-            on_start=lambda: viewer.replay.set_playing(False),
+            on_start=lambda: viewer.replay.release(),
             on_stop=lambda: viewer.act(viewer.show_step, viewer.t),
         )
 

@@ -4,6 +4,7 @@ browser, geom groups."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +30,64 @@ class ScenePanel(Panel):
             self.show_rest()
 
     def on_capture(self, frames: _shown.Shown) -> None:
-        self.show(frames, self.viewer.t if self.viewer is not None else 0)
+        t = self.viewer.t if self.viewer is not None else 0
+        self.show(frames, t)
+        if self.viewer is not None:
+            self.send_to_browsers(frames, t, playing=self.viewer.play_on_load)
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
+        if self.viewer is not None and self.viewer.stepped_in_browser:
+            # The tabs pose the scene themselves; the server's copy stays where the server
+            # last put it (posing every shown environment costs tens of ms at 256 envs).
+            self.bad = [frames.envs[i] for i in np.flatnonzero(~frames.finite_at(t))]
+            if self.follow.value:
+                self._follow_step(frames, t)
+            return
         self.bad = self.pose(frames, t)
+
+    recording: Any = None
+    """The capture as the tabs play it (``serve._browser.Recording``), its blocks so far."""
+
+    def send_to_browsers(self, frames: _shown.Shown, t: int, *, playing: bool = False) -> None:
+        """Encode the shown environments' poses over the whole capture (a thread of its own,
+        the block holding step ``t`` first) and send them to every tab as they are encoded."""
+        from ._browser import Recording
+
+        assert self.envs is not None
+        if self._stop_recording is not None:
+            self._stop_recording.set()
+        browser = self.viewer.browser
+        dt = float((self.viewer.run.metadata.get("control_dt_s") if self.viewer.run else None) or 0.02)
+        rec = Recording(
+            id=browser.new_id(),
+            num_steps=frames.num_steps,
+            dt_s=dt,
+            nodes=self.envs.node_names(),
+            offsets=self.offsets(len(frames.envs)).astype(np.float32),
+            block_steps=_scene.BLOCK_STEPS,
+            label=f"capture #{frames.capture.info.index}",
+            follow=self.viewer.live_shown,
+        )
+        self.recording = rec
+        browser.publish(rec, step=t, playing=playing)
+        stop = self._stop_recording = threading.Event()
+        qpos, mp, mq = frames.qpos, frames.mocap_pos, frames.mocap_quat
+        envs = self.envs
+
+        def encode() -> None:
+            try:
+                for index, data in envs.pose_blocks(qpos, mp, mq, first=t // rec.block_steps, stop=stop):
+                    browser.add_block(rec, index, data)
+            except Exception as e:  # noqa: BLE001 - shown; the server still poses on seeks
+                self.viewer.show_error(f"replay in the browser: {type(e).__name__}: {e}")
+
+        threading.Thread(target=encode, name="trajscope-encode", daemon=True).start()
+
+    _stop_recording: threading.Event | None = None
+
+    def close(self) -> None:
+        if self._stop_recording is not None:
+            self._stop_recording.set()
 
     def on_poll(self) -> None:
         self.frame_new_clients()
@@ -290,6 +345,14 @@ class ScenePanel(Panel):
         body = 1 if self.model.nbody > 1 else 0
         slot = frames.selected_slot
         return self.envs.body_position(body, slot) + self.offsets(len(frames.envs))[slot]
+
+    def _follow_step(self, frames: _shown.Shown, t: int) -> None:
+        """ "camera follows env" at a step a tab settled on: pose the selected environment
+        alone (one kinematics call) to find where it is."""
+        assert self.envs is not None and self.envs.kin is not None
+        qpos, mp, mq = _pose_args(frames, t)
+        self.envs.kin.poses(qpos, mp, mq)
+        self._follow(frames)
 
     def _follow(self, frames: _shown.Shown) -> None:
         """Keep the camera's offset, centred on the selected environment."""

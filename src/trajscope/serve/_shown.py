@@ -93,6 +93,10 @@ class Shown:
     def num_steps(self) -> int:
         return int(self.qpos.shape[0])
 
+    def finite_at(self, t: int) -> np.ndarray:
+        """Which shown environments have a finite state at step ``t``, ``(N,)``."""
+        return np.isfinite(self.qpos[t]).reshape(len(self.envs), -1).all(axis=1)
+
     @property
     def selected_slot(self) -> int:
         """The selected environment's position among the shown ones."""

@@ -1,0 +1,253 @@
+"""Replay that plays in each browser tab: the player (``player.js``) and its messages.
+
+viser has no extension API, so this module is the one place that reaches into viser's
+private parts (``viser._messages.Message``, ``RunJavascriptMessage``, the servers'
+``_websock_server`` and clients' ``_websock_connection``; viser 1.1). It installs the
+player in every page, sends each tab the open capture once (a :class:`Recording`: its
+header, then its pose blocks as :mod:`trajscope.scene._recording` encodes them, first
+block first), sends commands (seek, play, pause) to every tab, and passes what the tabs
+report back: the step a tab settled on, and the arrow keys pressed on the page.
+
+Each tab gets its blocks through its own websocket queue: a tab that stops reading holds
+only its own queue; the others play on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from viser import _messages
+
+
+class _Out(_messages.Message, include_in_scene_serialization=False):
+    def redundancy_key(self) -> str:
+        return str(uuid.uuid4())  # every one is sent: none replaces another
+
+
+@dataclasses.dataclass
+class TrajscopeRecordingMessage(_Out):
+    """server -> tab: a capture to play (its poses follow in blocks)."""
+
+    id: int
+    num_steps: int
+    dt_s: float
+    nodes: list[str]
+    num_envs: int
+    offsets: bytes
+    block_steps: int
+    step: int
+    playing: bool
+    label: str
+    follow: bool
+
+
+@dataclasses.dataclass
+class TrajscopeBlockMessage(_Out):
+    """server -> tab: one block of a recording's poses."""
+
+    id: int
+    index: int
+    data: bytes
+
+
+@dataclasses.dataclass
+class TrajscopeControlMessage(_Out):
+    """server -> tab: ``seek`` (to ``step``), ``play``, ``pause``, ``speed``/``loop`` (``value``)."""
+
+    action: str
+    step: int = 0
+    value: float = 0.0
+
+
+@dataclasses.dataclass
+class TrajscopeReadyMessage(_Out):
+    """tab -> server: the player is installed and can take a recording."""
+
+
+@dataclasses.dataclass
+class TrajscopeStepMessage(_Out):
+    """tab -> server: the step the tab shows, whether it plays, whether it ran off the end."""
+
+    id: int
+    step: int
+    playing: bool
+    ended: bool
+
+
+@dataclasses.dataclass
+class TrajscopeKeyMessage(_Out):
+    """tab -> server: an arrow key (``left``, ``right``, ``up``, ``down``)."""
+
+    key: str
+
+
+_messages.Message._subclass_from_type_string.cache_clear()  # viser caches the message types it knows
+
+
+@dataclasses.dataclass
+class Recording:
+    """One capture as the tabs play it: the nodes posed (one batched mesh per drawn geom),
+    the environments' offsets, and the blocks as they are encoded."""
+
+    id: int
+    num_steps: int
+    dt_s: float
+    nodes: list[str]
+    offsets: np.ndarray
+    block_steps: int
+    label: str = ""
+    follow: bool = False
+    """At its end the tab stops and says so (a live chunk: the next one follows)."""
+    blocks: list[bytes | None] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            self.blocks = [None] * -(-self.num_steps // self.block_steps)
+
+    @property
+    def num_bytes(self) -> int:
+        """The bytes of its blocks so far (what each tab receives, headers aside)."""
+        return sum(len(b) for b in self.blocks if b is not None)
+
+    @property
+    def complete(self) -> bool:
+        return all(b is not None for b in self.blocks)
+
+
+class BrowserReplay:
+    """The player in every tab of ``server``; ``on_step(client_id, id, step, playing,
+    ended)`` and ``on_key(client_id, key)`` are called from viser's threads."""
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        on_step: Callable[[int, int, int, bool, bool], None],
+        on_key: Callable[[int, str], None],
+    ) -> None:
+        self.server = server
+        self._on_step, self._on_key = on_step, on_key
+        self._lock = threading.Lock()
+        self._ready: set[int] = set()
+        self.current: Recording | None = None
+        self._next_id = 1
+        self.sent_bytes = 0
+        """Bytes of pose blocks queued for tabs, all of them together."""
+        source = resources.files("trajscope.serve").joinpath("player.js").read_text()
+        server._websock_server.queue_message(_messages.RunJavascriptMessage(source=source))
+        ws = server._websock_server
+        ws.register_handler(TrajscopeReadyMessage, self._ready_handler)
+        ws.register_handler(TrajscopeStepMessage, self._step_handler)
+        ws.register_handler(TrajscopeKeyMessage, self._key_handler)
+        self._waiting: set[int] = set()
+        server.on_client_connect(self._connected)
+        server.on_client_disconnect(lambda c: self._forget(c.client_id))
+
+    def new_id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id
+
+    @property
+    def tabs(self) -> int:
+        """Tabs whose player is installed."""
+        with self._lock:
+            return len(self._ready)
+
+    # ------------------------------------------------------------ to the tabs
+
+    def _send(self, client_id: int, message: Any) -> None:
+        client = self.server.get_clients().get(client_id)
+        if client is not None:
+            client._websock_connection.queue_message(message)
+
+    def _header(self, rec: Recording, *, step: int, playing: bool) -> TrajscopeRecordingMessage:
+        return TrajscopeRecordingMessage(
+            id=rec.id,
+            num_steps=rec.num_steps,
+            dt_s=float(rec.dt_s),
+            nodes=list(rec.nodes),
+            num_envs=len(rec.offsets),
+            offsets=np.ascontiguousarray(rec.offsets, np.float32).tobytes(),
+            block_steps=rec.block_steps,
+            step=int(step),
+            playing=bool(playing),
+            label=rec.label,
+            follow=rec.follow,
+        )
+
+    def publish(self, rec: Recording, *, step: int = 0, playing: bool = False) -> None:
+        """Play ``rec`` in every tab from ``step`` (its blocks so far, the rest as they come)."""
+        with self._lock:
+            self.current = rec
+            tabs = list(self._ready)
+        for cid in tabs:
+            self._send_all(cid, rec, step=step, playing=playing)
+
+    def _send_all(self, cid: int, rec: Recording, *, step: int, playing: bool) -> None:
+        self._send(cid, self._header(rec, step=step, playing=playing))
+        first = min(max(step, 0) // rec.block_steps, len(rec.blocks) - 1)
+        order = [first, *(i for i in range(len(rec.blocks)) if i != first)]  # the shown step's block first
+        for i in order:
+            data = rec.blocks[i]
+            if data is not None:
+                self._send(cid, TrajscopeBlockMessage(id=rec.id, index=i, data=data))
+                self.sent_bytes += len(data)
+
+    def add_block(self, rec: Recording, index: int, data: bytes) -> None:
+        """Block ``index`` of ``rec`` is encoded: to every tab, if ``rec`` is still shown."""
+        rec.blocks[index] = data
+        with self._lock:
+            tabs = list(self._ready) if rec is self.current else []
+        for cid in tabs:
+            self._send(cid, TrajscopeBlockMessage(id=rec.id, index=index, data=data))
+            self.sent_bytes += len(data)
+
+    def command(self, action: str, *, step: int = 0, value: float = 0.0) -> None:
+        """To every tab: ``seek`` to ``step``, ``play``, ``pause``, ``speed``, ``loop``."""
+        with self._lock:
+            tabs = list(self._ready)
+        for cid in tabs:
+            self._send(cid, TrajscopeControlMessage(action=action, step=int(step), value=float(value)))
+
+    # ------------------------------------------------------------ from the tabs
+
+    def _ready_handler(self, client_id: int, message: TrajscopeReadyMessage) -> None:
+        with self._lock:
+            self._ready.add(client_id)
+            rec = self.current
+        if client_id not in self.server.get_clients():
+            with self._lock:  # viser lists a client once its connect handlers ran: then
+                self._waiting.add(client_id)
+            return
+        if rec is not None:
+            self._send_all(client_id, rec, step=self.start_step(), playing=False)
+
+    def _connected(self, client: Any) -> None:
+        with self._lock:
+            waiting = client.client_id in self._waiting
+            self._waiting.discard(client.client_id)
+            rec = self.current
+        if waiting and rec is not None:
+            self._send_all(client.client_id, rec, step=self.start_step(), playing=False)
+
+    start_step: Callable[[], int] = staticmethod(lambda: 0)  # type: ignore[assignment]
+    """Where a tab that joins starts (set by the viewer: the step the others settled on)."""
+
+    def _step_handler(self, client_id: int, message: TrajscopeStepMessage) -> None:
+        self._on_step(client_id, int(message.id), int(message.step), bool(message.playing), bool(message.ended))
+
+    def _key_handler(self, client_id: int, message: TrajscopeKeyMessage) -> None:
+        if message.key in ("left", "right", "up", "down"):
+            self._on_key(client_id, message.key)
+
+    def _forget(self, client_id: int) -> None:
+        with self._lock:
+            self._ready.discard(client_id)
+            self._waiting.discard(client_id)

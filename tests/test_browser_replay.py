@@ -1,0 +1,95 @@
+"""Replay played in each browser tab: the pose blocks are exact to their quantum, tabs play
+apart, the server hears the step a tab settles on, a server seek moves every tab, and the
+page's arrow keys switch environments. Real headless Chromium (Debian's)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import trajscope
+from servers import free_port
+from test_serve_browser import ARGS, CHROMIUM
+from trajscope import scene, sim
+from trajscope.demo import write_demo_run
+from trajscope.serve import Viewer
+
+
+def _wait(cond, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_pose_blocks_hold_mujocos_poses_to_their_quantum_in_under_half_the_bytes(tmp_path):
+    run = trajscope.open_run(write_demo_run(str(tmp_path), name="demo", checkpoints=1, num_envs=6))
+    cap = run.capture(-1)
+    qpos = cap.load("qpos")  # (T, E, nq)
+    model = run.load_model()
+    kin = sim.Kinematics(model, qpos.shape[1], None)
+    pos = np.empty((qpos.shape[0], qpos.shape[1], model.ngeom, 3))
+    quat = np.empty((qpos.shape[0], qpos.shape[1], model.ngeom, 4))
+    for t in range(qpos.shape[0]):
+        pos[t], quat[t], _ = kin.poses(qpos[t])
+    for lo in range(0, qpos.shape[0], scene.BLOCK_STEPS):
+        P, Q = pos[lo : lo + scene.BLOCK_STEPS], quat[lo : lo + scene.BLOCK_STEPS]
+        data = scene.encode_block(P, Q)
+        p, q = scene.decode_block(data)
+        span = (P.max(axis=(0, 1)) - P.min(axis=(0, 1))).max()
+        assert np.abs(p - P).max() <= max(span, 1e-6) / 65535 + 1e-6  # half a quantum, and float32
+        same = np.where(Q[..., :1] < 0, -Q, Q)  # one sign per rotation
+        assert np.abs(q - same).max() <= 2e-5
+        assert len(data) < 0.5 * (P.size + Q.size) * 4  # against float32 poses
+    with pytest.raises(ValueError, match="known version"):
+        scene.decode_block(b"\0" * 40)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+def test_each_tab_plays_by_itself_and_the_server_hears_where_it_settles(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    run = write_demo_run(str(tmp_path), name="demo", checkpoints=2, num_envs=4)
+    v = Viewer(run, port=free_port(), poll_s=3600)
+    state = "window.__trajscopePlayer && window.__trajscopePlayer.state()"
+    try:
+        v.scene.layout.value = "grid"
+        v.act(v.reload)
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            a = browser.new_page(viewport={"width": 960, "height": 600})
+            b = browser.new_page(viewport={"width": 960, "height": 600})
+            for page in (a, b):
+                page.goto(v.url)
+                # Every block of the capture came, and the first frame is drawn by the tab.
+                page.wait_for_function(f"({state}) && ({state}).shown >= 0 && ({state}).received === ({state}).blocks")
+            T = v.shown.num_steps
+            assert a.evaluate(f"({state}).steps") == T
+            sent = v.browser.sent_bytes
+            # The blocks went once to each tab: poses of 4 envs are not sent again while playing.
+            a.keyboard.press("Space")
+            a.wait_for_function(f"({state}).step > 5")
+            assert b.evaluate(f"({state}).step") == 0 and not b.evaluate(f"({state}).playing")  # the other tab stays
+            assert v.browser.sent_bytes == sent
+            _wait(lambda: v.t > 0)  # the server hears the playing tab (a few times a second)
+            a.keyboard.press("Space")  # pause: the step it settles on reaches the panels
+            a.wait_for_function(f"!({state}).playing")
+            settled = a.evaluate(f"({state}).step")
+            _wait(lambda: v.t == settled)
+            # The server moves the step (a NaN found, a state picked): every tab follows.
+            v.act(v.show_step, 11)
+            for page in (a, b):
+                page.wait_for_function(f"({state}).step === 11 && ({state}).shown === 11")
+            # rscope's keys: right arrow, the next environment; up, the newer capture.
+            assert int(v.scene.env.value) == 0
+            b.keyboard.press("ArrowRight")
+            _wait(lambda: int(v.scene.env.value) == 1)
+            b.keyboard.press("ArrowDown")
+            _wait(lambda: v.shown is not None and v.shown.capture.info.index == 0)
+            b.wait_for_function(f"({state}).received === ({state}).blocks")
+            assert not v.errors
+            browser.close()
+    finally:
+        v.close()
