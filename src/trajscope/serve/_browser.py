@@ -67,7 +67,11 @@ class TrajscopeControlMessage(_Out):
 
 @dataclasses.dataclass
 class TrajscopeReadyMessage(_Out):
-    """tab -> server: the player is installed and can take a recording."""
+    """tab -> server: the player is installed and can take a recording; the page's size in
+    CSS pixels (sent again when it changes)."""
+
+    page_width: int = 0
+    page_height: int = 0
 
 
 @dataclasses.dataclass
@@ -135,6 +139,7 @@ class BrowserReplay:
         self._on_step, self._on_key = on_step, on_key
         self._lock = threading.Lock()
         self._ready: set[int] = set()
+        self._pages: dict[int, tuple[int, int]] = {}
         self.current: Recording | None = None
         self._next_id = 1
         self.sent_bytes = 0
@@ -218,8 +223,18 @@ class BrowserReplay:
 
     # ------------------------------------------------------------ from the tabs
 
+    def page_size(self, client_id: int) -> tuple[int, int] | None:
+        """The page of tab ``client_id`` in CSS pixels, once its player said (viser reports
+        the canvas in render pixels, fewer than CSS ones when it lowers its resolution)."""
+        with self._lock:
+            return self._pages.get(client_id)
+
     def _ready_handler(self, client_id: int, message: TrajscopeReadyMessage) -> None:
         with self._lock:
+            if message.page_width > 0 and message.page_height > 0:
+                self._pages[client_id] = (int(message.page_width), int(message.page_height))
+            if client_id in self._ready:
+                return  # the page was resized: only its size is news
             self._ready.add(client_id)
             rec = self.current
         if client_id not in self.server.get_clients():
@@ -251,3 +266,4 @@ class BrowserReplay:
         with self._lock:
             self._ready.discard(client_id)
             self._waiting.discard(client_id)
+            self._pages.pop(client_id, None)

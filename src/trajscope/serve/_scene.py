@@ -302,7 +302,12 @@ class ScenePanel(Panel):
             w, h = int(cam.image_width), int(cam.image_height)
             if w <= 0 or h <= 0:
                 continue
-            position, look_at = _scene.framing(*self._box, fov_y=float(cam.fov), width_px=w, height_px=h)
+            # The panel is PANEL_PX CSS pixels wide; the canvas is reported in render pixels.
+            page = self.viewer.browser.page_size(cid) if self.viewer is not None else None
+            panel = _scene.PANEL_PX * w / page[0] if page else _scene.PANEL_PX
+            position, look_at = _scene.framing(
+                *self._box, fov_y=float(cam.fov), width_px=w, height_px=h, panel_px=round(panel)
+            )
             with client.atomic():
                 cam.position = position  # viser moves look_at with position: set it after
                 cam.look_at = look_at

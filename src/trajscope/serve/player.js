@@ -110,11 +110,19 @@
       this.buildBar();
       document.addEventListener("keydown", this.onKey, true);
       requestAnimationFrame(this.tick);
-      this.send({ type: "TrajscopeReadyMessage" });
+      this.onResize = () => this.sendReady();
+      window.addEventListener("resize", this.onResize);
+      this.sendReady();
+    }
+
+    // Ready, with the page's size in CSS pixels (viser's camera reports render pixels).
+    sendReady() {
+      this.send({ type: "TrajscopeReadyMessage", page_width: window.innerWidth, page_height: window.innerHeight });
     }
 
     dispose() {
       this.disposed = true;
+      if (this.onResize) window.removeEventListener("resize", this.onResize);
       if (this.queue && this.original) this.queue.push = this.original;
       document.removeEventListener("keydown", this.onKey, true);
       if (this.bar) this.bar.remove();
