@@ -61,8 +61,7 @@ class ReplayPanel(Panel):
     def set_playing(self, playing: bool) -> None:
         """Play (or pause) in every tab."""
         self.browser.command("play" if playing else "pause")
-        self.playing = playing
-        self.play_button.label = "pause every tab" if playing else "play in every tab"
+        self.reported(playing)
 
     def release(self) -> None:
         """Every tab stops and hands the scene's poses back to the server (the Play panel

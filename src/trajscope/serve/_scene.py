@@ -45,9 +45,6 @@ class ScenePanel(Panel):
             return
         self.bad = self.pose(frames, t)
 
-    recording: Any = None
-    """The capture as the tabs play it (``serve._browser.Recording``), its blocks so far."""
-
     def send_to_browsers(self, frames: _shown.Shown, t: int, *, playing: bool = False) -> None:
         """Encode the shown environments' poses over the whole capture (a thread of its own,
         the block holding step ``t`` first) and send them to every tab as they are encoded."""
@@ -68,7 +65,6 @@ class ScenePanel(Panel):
             label=f"capture #{frames.capture.info.index}",
             follow=self.viewer.live_shown,
         )
-        self.recording = rec
         browser.publish(rec, step=t, playing=playing)
         stop = self._stop_recording = threading.Event()
         qpos, mp, mq = frames.qpos, frames.mocap_pos, frames.mocap_quat
