@@ -190,6 +190,7 @@ def test_plot_markers_follow_the_replay(page):
     when the marker series began with a gap: the y ranges are fixed now)."""
     from io import BytesIO
 
+    from playwright.sync_api import Error as PlaywrightError
     from PIL import Image
 
     viewer, pg = page
@@ -202,9 +203,19 @@ def test_plot_markers_follow_the_replay(page):
         viewer.act(viewer.plots.catch_up, t)
         _wait_step(pg, t)
         deadline = time.monotonic() + 60
+
+        def grab() -> np.ndarray | None:
+            try:  # the plot may be drawn anew (its element replaced) while it is taken
+                return np.asarray(Image.open(BytesIO(plot.screenshot(timeout=10_000))).convert("RGB")).astype(int)
+            except PlaywrightError:
+                if time.monotonic() > deadline:
+                    raise
+                return None
+
         while True:  # until the picture holds still
-            a = np.asarray(Image.open(BytesIO(plot.screenshot())).convert("RGB")).astype(int)
-            b = np.asarray(Image.open(BytesIO(plot.screenshot())).convert("RGB")).astype(int)
+            a, b = grab(), grab()
+            if a is None or b is None:
+                continue
             if (a.shape == b.shape and _changed(a, b) == 0) or time.monotonic() > deadline:
                 return b
 
