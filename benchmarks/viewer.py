@@ -34,7 +34,7 @@ import numpy as np
 import tyro
 
 import trajscope
-from trajscope.serve import Viewer
+from trajscope.serve import ScenePanel, Viewer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,8 +169,8 @@ def grid_viewer(model, root: Path, name: str, E: int) -> Viewer:
         with trajscope.RunWriter(root, name=name, model=model, env_name="humanoid") as w:
             w.add_capture(step=0, **simulate(model, E=E, T=STEPS))
     v = Viewer(str(root / name), port=_port(), poll_s=3600)
-    v.scene.layout.value = "grid"
-    v.scene.count.value = E
+    v.panel(ScenePanel).layout.value = "grid"
+    v.panel(ScenePanel).count.value = E
     v.reload()
     return v
 

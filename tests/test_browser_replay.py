@@ -14,7 +14,7 @@ from servers import free_port
 from test_serve_browser import ARGS, CHROMIUM
 from trajscope import scene, sim
 from trajscope.demo import write_demo_run
-from trajscope.serve import Viewer
+from trajscope.serve import ScenePanel, Viewer
 
 
 def _wait(cond, timeout: float = 60.0) -> None:
@@ -55,7 +55,7 @@ def test_each_tab_plays_by_itself_and_the_server_hears_where_it_settles(tmp_path
     v = Viewer(run, port=free_port(), poll_s=3600)
     state = "window.__trajscopePlayer && window.__trajscopePlayer.state()"
     try:
-        v.scene.layout.value = "grid"
+        v.panel(ScenePanel).layout.value = "grid"
         v.act(v.reload)
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -83,9 +83,9 @@ def test_each_tab_plays_by_itself_and_the_server_hears_where_it_settles(tmp_path
             for page in (a, b):
                 page.wait_for_function(f"({state}).step === 11 && ({state}).shown === 11")
             # rscope's keys: right arrow, the next environment; up, the newer capture.
-            assert int(v.scene.env.value) == 0
+            assert int(v.panel(ScenePanel).env.value) == 0
             b.keyboard.press("ArrowRight")
-            _wait(lambda: int(v.scene.env.value) == 1)
+            _wait(lambda: int(v.panel(ScenePanel).env.value) == 1)
             b.keyboard.press("ArrowDown")
             _wait(lambda: v.shown is not None and v.shown.capture.info.index == 0)
             b.wait_for_function(f"({state}).received === ({state}).blocks")

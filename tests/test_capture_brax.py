@@ -17,6 +17,7 @@ from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import train as sac
 
 from trajscope.capture import BraxRecorder
+from trajscope.serve import AnalysisPanel, ComparePanel, ScenePanel, TrainingCurvePanel
 from trajscope.store import TrajscopeWarning
 
 PPO_KW = TINY_PPO
@@ -89,35 +90,35 @@ def test_every_checkpoint_starts_from_the_same_states_and_is_compared_env_by_env
 
     v = Viewer(run.url, port=_free_port())
     try:
-        v.analysis.compute()
-        assert v.analysis.wait(300)
-        where = v.analysis.parting()
-        assert "same starts" in v.analysis.parted.content and where is not None  # trained policies differ
-        v.act(v.analysis.show_parting)
+        v.panel(AnalysisPanel).compute()
+        assert v.panel(AnalysisPanel).wait(300)
+        where = v.panel(AnalysisPanel).parting()
+        assert "same starts" in v.panel(AnalysisPanel).parted.content and where is not None  # trained policies differ
+        v.act(v.panel(AnalysisPanel).show_parting)
         assert (v.shown.capture.info.index, v.shown.selected, v.t) == where
         # The captured values imply TD errors: the map colours by them, a button shows the largest.
-        worst = v.analysis.largest_td()
-        assert worst is not None and not v.analysis.td_button.disabled
-        v.analysis.colour.value = "TD error"
-        assert v.analysis.colours().shape == (len(v.analysis.meta), 3)
-        v.act(v.analysis.show_largest_td)
+        worst = v.panel(AnalysisPanel).largest_td()
+        assert worst is not None and not v.panel(AnalysisPanel).td_button.disabled
+        v.panel(AnalysisPanel).colour.value = "TD error"
+        assert v.panel(AnalysisPanel).colours().shape == (len(v.panel(AnalysisPanel).meta), 3)
+        v.act(v.panel(AnalysisPanel).show_largest_td)
         assert (v.shown.capture.info.index, v.shown.selected, v.t) == worst
         # Reward-term triage: every term, the worst environment and step of the newest capture.
-        assert v.analysis.term.value == "reward" and "worst env" in v.analysis.term_text.content
+        assert v.panel(AnalysisPanel).term.value == "reward" and "worst env" in v.panel(AnalysisPanel).term_text.content
         assert set(doc["captures"][-1]["terms"]) >= {"reward"}
-        where = v.analysis.worst_term()
-        v.act(v.analysis.show_worst_term)
+        where = v.panel(AnalysisPanel).worst_term()
+        v.act(v.panel(AnalysisPanel).show_worst_term)
         assert where is not None and (v.shown.capture.info.index, v.shown.selected, v.t) == where
         rewards = run.capture(where[0]).load("reward", env=where[1])
         assert rewards[where[2]] == pytest.approx(float(np.min(rewards[1:])))
         # Compare: the newest capture's env 0 against the previous checkpoint's, from the same
         # start: where they part, as the analysis found it.
-        v.scene.env.value = 0
+        v.panel(ScenePanel).env.value = 0
         v.act(v.load_capture, len(run.captures) - 1)
-        v.compare.which.value = f"#{run.captures[-2].index} step {run.captures[-2].step}"
-        assert v.compare.active
-        assert v.compare.parts_at == doc["captures"][-1]["paired_prev"]["parts_at"][0]
-        assert "same starts: env 0" in v.compare.parted.content
+        v.panel(ComparePanel).which.value = f"#{run.captures[-2].index} step {run.captures[-2].step}"
+        assert v.panel(ComparePanel).active
+        assert v.panel(ComparePanel).parts_at == doc["captures"][-1]["paired_prev"]["parts_at"][0]
+        assert "same starts: env 0" in v.panel(ComparePanel).parted.content
     finally:
         v.close()
 
@@ -278,7 +279,7 @@ def _check_sac_parameters_and_buffer(run, pendulum):
 
     viewer = Viewer(run.url, port=_free_port())  # the buffer's fill over training, plotted
     try:
-        assert viewer.training_curve.buffer_curve is not None and not viewer.errors
+        assert viewer.panel(TrainingCurvePanel).buffer_curve is not None and not viewer.errors
     finally:
         viewer.close()
     doc, arrays = trajscope.analyse.analyse_run(run, write=False)

@@ -11,6 +11,7 @@ import pytest
 
 import trajscope
 from conftest import simulate
+from trajscope.serve import ScenePanel
 
 imageio = pytest.importorskip("imageio.v2")
 pytest.importorskip("imageio_ffmpeg")
@@ -178,6 +179,7 @@ def test_single_file_html_replays_offline_in_chromium(tmp_path):
         [sys.executable, "-m", "trajscope", "html", run, "--out", str(out)], capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr
+    assert "viser" not in res.stdout and "http://" not in res.stdout, res.stdout  # no server is offered
     assert out.stat().st_size < 5e6
     text = out.read_text()
     assert "__VISER_EMBED_DATA__" in text and "https://" not in text.split("__VISER_EMBED_DATA__")[1][:200]
@@ -222,18 +224,18 @@ def test_the_viewer_draws_contacts_of_the_stored_state(tmp_path, model):
         assert w.add_capture(step=0, **kw)
     viewer = Viewer(str(tmp_path / "c"), port=_free_port())
     try:
-        viewer.scene.contacts.value = True
+        viewer.panel(ScenePanel).contacts.value = True
         viewer.show_step(0)
-        points, arrows = viewer.scene.envs._contact_nodes
+        points, arrows = viewer.stage.envs.contact_nodes
         p = np.asarray(points.points)
         assert len(p) >= 4 and np.allclose(p[:, 2], 0.0, atol=0.01)
         assert (np.abs(p[:, :2] - kw["qpos"][0, 0, :2]) <= 0.1 + 1e-3).all()  # under the box
         seg = np.asarray(arrows.points)
         assert (seg[:, 1, 2] > seg[:, 0, 2]).all()  # the floor pushes up
-        viewer.scene.env.value = 1
+        viewer.panel(ScenePanel).env.value = 1
         viewer.show_step(0)
-        assert viewer.scene.envs._contact_nodes == []
-        viewer.scene.contacts.value = False
+        assert viewer.stage.envs.contact_nodes == []
+        viewer.panel(ScenePanel).contacts.value = False
         assert not viewer.errors, viewer.errors
     finally:
         viewer.close()
@@ -293,3 +295,31 @@ def test_without_an_offscreen_opengl_the_command_says_what_to_install(run, tmp_p
     assert res.returncode == 2, res.stderr
     assert "cannot render offscreen" in res.stderr and "MUJOCO_GL=egl" in res.stderr
     assert not out.exists()
+
+
+def test_an_interrupted_video_export_leaves_no_file_under_its_name(tmp_path):
+    """The video is written under a hidden temporary name and renamed when whole: stopped
+    while it renders (Ctrl-C), the command leaves nothing under the name asked for, nor the
+    temporary file."""
+    import signal
+    import time
+
+    from trajscope.demo import write_demo_run
+
+    run = write_demo_run(str(tmp_path / "runs"), name="demo", checkpoints=1, num_envs=2)
+    out = tmp_path / "out" / "v.mp4"
+    out.parent.mkdir()
+    cmd = [sys.executable, "-m", "trajscope", "video", run, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(out.parent.glob(".v.mp4.partial-*")):  # it has started writing
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no partial file appeared"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert not out.exists() and not list(out.parent.iterdir()), list(out.parent.iterdir())

@@ -9,7 +9,7 @@ import numpy as np
 import trajscope
 from servers import free_port
 from trajscope.demo import write_demo_run
-from trajscope.serve import PANELS, Panel, Viewer
+from trajscope.serve import PANELS, ComparePanel, Panel, PlotsPanel, ReplayPanel, Viewer
 
 
 class StepRewardPanel(Panel):
@@ -46,7 +46,7 @@ def test_a_new_panel_is_one_class_and_one_line_in_the_list(tmp_path):
         reward = trajscope.open_run(run).capture(-1).load("reward", env=0)
         v.act(v.show_step, 7)
         assert panel.text.content == f"step 7: reward {reward[7]:.3f}"
-        v.replay.step_by(1)  # the replay panel's button, through the viewer, reaches the toy panel
+        v.panel(ReplayPanel).step_by(1)  # the replay panel's button, through the viewer, reaches the toy panel
         assert panel.text.content.startswith("step 8:")
         with trajscope.RunWriter(tmp_path, name="demo") as w:  # training writes one more capture
             w.add_capture(step=10**6, **{k: trajscope.open_run(run).capture(0).load(k) for k in ("qpos",)})
@@ -69,11 +69,44 @@ def test_a_failing_panel_is_reported_and_the_others_go_on(tmp_path):
     v = Viewer(run, port=free_port(), poll_s=3600, panels=[Broken, *PANELS])
     try:
         v.act(v.show_step, 5)
-        assert v.t == 5 and v.replay.step == 5  # the panels after it still ran
+        assert v.t == 5 and v.panel(ReplayPanel).step == 5  # the panels after it still ran
         assert any("Broken.on_step: RuntimeError: broken on purpose" in e for e in v.errors)
         assert list(v.tabs)[-1] == "Debug"
     finally:
         v.close()
+
+
+def test_the_panel_list_is_page_order_only(tmp_path):
+    """The viewer runs with nothing but a toy panel (no scene, replay, live or compare
+    panel: the app names none), and with the list reversed the plots still draw the
+    compared capture's series (Compare fills the view in the load phase, before any panel draws)."""
+    run = write_demo_run(str(tmp_path), name="demo", checkpoints=2, num_envs=3)
+    v = Viewer(run, port=free_port(), poll_s=3600, panels=[StepRewardPanel])
+    try:
+        panel = v.panel(StepRewardPanel)
+        reward = trajscope.open_run(run).capture(-1).load("reward", env=0)
+        v.act(v.show_step, 4)
+        assert panel.text.content == f"step 4: reward {reward[4]:.3f}"
+        v.act(v.key, "right")  # the next environment, as the arrow key in a tab asks
+        assert v.view.env == 1 and v.shown.envs == [1]
+        v.act(v.key, "down")  # the older capture
+        assert v.shown.capture.info.index == 0
+        v.view.layout = "grid"
+        v.act(v.reload)
+        assert v.shown.envs == [0, 1, 2]
+        assert all(len(node.batched_positions) == 3 for node in v.stage.nodes.values())
+        assert v.panel(ReplayPanel) is None and not v.errors, v.errors
+    finally:
+        v.close()
+    for order in (PANELS, PANELS[::-1]):
+        v = Viewer(run, port=free_port(), poll_s=3600, panels=list(order))
+        try:
+            v.panel(ComparePanel).which.value = "#0 step 0"
+            series = v.panel(PlotsPanel).plots["reward"].series
+            assert any("(#0 step 0)" in s["label"] for s in series), (order[0], series)
+            assert v.stage.ghost is not None and v.stage.ghost.nodes and not v.errors, v.errors
+        finally:
+            v.close()
 
 
 def contact_sheet(run_path: str, *, steps=(0, 25, 50), size=(96, 72)) -> np.ndarray:

@@ -17,6 +17,7 @@ from mujoco_playground import registry
 
 from trajscope.capture import BraxRecorder
 from trajscope.play import Player, PlayUnavailable
+from trajscope.serve import PlayPanel, ScenePanel
 
 
 def _randomize(model, rng):
@@ -170,23 +171,23 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
     env, run = played
     viewer = Viewer(run.url, port=_free_port(), play_env=env)
     try:
-        viewer.scene.layout.value = "one"
-        viewer.scene.env.value = 2
+        viewer.panel(ScenePanel).layout.value = "one"
+        viewer.panel(ScenePanel).env.value = 2
         viewer.load_capture(len(run.captures) - 1)
         viewer.show_step(12)
-        panel = viewer.play
+        panel = viewer.panel(PlayPanel)
         panel.start()  # the "play from here" button
         assert panel.player.started_from == (run.captures[-1].id, 2, 12)
         _until(lambda: panel.player.t >= 15, "15 played steps")
         panel.toggle()  # pause
         _until(panel.idle.is_set, "the play loop to stop stepping")
-        viewer.act(viewer.draw_played, panel.player._frame(panel.player.state, np.zeros(1)))
+        viewer.act(panel.draw_played, panel.player._frame(panel.player.state, np.zeros(1)))
         # The scene draws the played state, not the captured frame 12.
         model = run.load_model()
         d = mujoco.MjData(model)
         d.qpos[:] = panel.player.qpos()
         mujoco.mj_kinematics(model, d)
-        for g, node in viewer.scene.nodes.items():
+        for g, node in viewer.stage.nodes.items():
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
         assert not np.allclose(panel.player.qpos(), run.capture(-1).load("qpos", env=2)[12])
         assert "paused" in panel.text.content and "step" in panel.text.content
@@ -216,7 +217,7 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         assert not panel.active
         d.qpos[:] = run.capture(-1).load("qpos", env=2)[30]
         mujoco.mj_kinematics(model, d)
-        for g, node in viewer.scene.nodes.items():
+        for g, node in viewer.stage.nodes.items():
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
         assert not viewer.errors and not panel.errors, (viewer.errors, panel.errors)
     finally:
@@ -224,8 +225,8 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
     # Without an environment the panel says what it needs; the viewer lives on.
     bare = Viewer(run.url, port=_free_port())
     try:
-        bare.play._safe(bare.play.start)
-        assert "needs the environment" in bare.play.text.content and not bare.play.active
+        bare.panel(PlayPanel)._safe(bare.panel(PlayPanel).start)
+        assert "needs the environment" in bare.panel(PlayPanel).text.content and not bare.panel(PlayPanel).active
     finally:
         bare.close()
 
@@ -241,7 +242,7 @@ def test_play_stops_where_training_would_have_ended_the_episode(played):
     try:
         viewer.load_capture(len(run.captures) - 1)
         viewer.show_step(55)
-        panel = viewer.play
+        panel = viewer.panel(PlayPanel)
         panel.start()
         _until(lambda: not panel.playing, "play to pause at the episode's end")
         assert panel.player.t == 5 and "episode's length is reached" in panel.text.content.replace("\\", "")
@@ -272,7 +273,7 @@ def test_playing_from_a_capture_without_parameters_uses_the_checkpoint_before_it
         nan = next(c for c in viewer.run.captures if c.kind == "nan")
         viewer.load_capture(nan.index)
         viewer.show_step(5)
-        panel = viewer.play
+        panel = viewer.panel(PlayPanel)
         panel.start()
         panel.toggle()
         _until(panel.idle.is_set, "the play loop to stop stepping")

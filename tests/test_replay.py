@@ -14,6 +14,7 @@ import trajscope
 import trajscope.analyse
 from conftest import XML, simulate
 from test_serve import _free_port
+from trajscope.serve import AnalysisPanel
 
 
 def _write(root, *, N=40):
@@ -72,7 +73,7 @@ def test_a_prioritised_buffer_is_mapped_coloured_by_priority_and_picked(tmp_path
 
     viewer = Viewer(str(path), port=_free_port())
     try:
-        panel = viewer.analysis
+        panel = viewer.panel(AnalysisPanel)
         assert panel.wait(120) and panel.buffer_points is not None
         panel.show_map.value = True
         assert panel.buffer_map is not None

@@ -18,6 +18,7 @@ import trajscope
 import trajscope.analyse
 import trajscope.demo
 from trajscope import analyse
+from trajscope.serve import PixelsPanel, SaliencyPanel
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -271,17 +272,17 @@ def test_the_viewer_shows_saliency_over_pixels_and_bars_for_state(pixel_run):
     viewer = Viewer(pixel_run.url, port=_free_port())
     try:
         viewer.load_capture(len(pixel_run.captures) - 1)
-        plain = viewer.pixels.images["pixels/view_0"].image.copy()
-        viewer.saliency.on.value = True
+        plain = viewer.panel(PixelsPanel).images["pixels/view_0"].image.copy()
+        viewer.panel(SaliencyPanel).on.value = True
         assert not viewer.errors, viewer.errors
-        strips = viewer.saliency.overlay_strips
+        strips = viewer.panel(SaliencyPanel).overlay_strips
         assert strips["pixels/view_0"].shape == viewer.shown.pixels["pixels/view_0"].shape
-        shown = viewer.pixels.images["pixels/view_0"]
+        shown = viewer.panel(PixelsPanel).images["pixels/view_0"]
         assert "saliency" in shown.label and not np.array_equal(shown.image, plain)
-        bars = viewer.saliency._bars
+        bars = viewer.panel(SaliencyPanel).bars
         assert bars is not None and bars.label.startswith("top: state[")
-        viewer.saliency.target.value = "value"
+        viewer.panel(SaliencyPanel).target.value = "value"
         viewer.show_step(3)
-        assert not viewer.errors and "value" in {k[2] for k in viewer.saliency._cache}
+        assert not viewer.errors and "value" in {k[2] for k in viewer.panel(SaliencyPanel).cache}
     finally:
         viewer.close()

@@ -16,7 +16,18 @@ from conftest import simulate
 from trajscope import sim
 from trajscope.demo import write_demo_run
 from trajscope.scene import _geometry
-from trajscope.serve import Viewer
+from trajscope.serve import (
+    AnalysisPanel,
+    ComparePanel,
+    LivePanel,
+    NanPanel,
+    PixelsPanel,
+    PlotsPanel,
+    ReplayPanel,
+    ScenePanel,
+    TrainingCurvePanel,
+    Viewer,
+)
 
 ALL_GEOMS = """
 <mujoco>
@@ -92,56 +103,56 @@ def test_scene_follows_the_stored_states(viewer, demo_run):
     model = run.load_model()
     cap = run.capture(2)
     assert viewer.shown is not None and viewer.shown.capture.info.index == 2  # latest capture first
-    assert len(viewer.scene.nodes) == model.ngeom  # every geom drawn
+    assert len(viewer.stage.nodes) == model.ngeom  # every geom drawn
     d = mujoco.MjData(model)
     for t in (0, 57, 199):
         viewer.show_step(t)
         d.qpos[:] = cap.load("qpos", env=0)[t]
         mujoco.mj_kinematics(model, d)
-        for g, node in viewer.scene.nodes.items():
+        for g, node in viewer.stage.nodes.items():
             np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g], atol=1e-5)
-    assert viewer.replay.step == 199
+    assert viewer.panel(ReplayPanel).step == 199
     # Plots: every metric key, grouped, nothing capped.
-    assert set(viewer.plots.plots) == {"reward", "action", "info/alive"}
+    assert set(viewer.panel(PlotsPanel).plots) == {"reward", "action", "info/alive"}
     np.testing.assert_array_equal(viewer.shown.series["info/alive"], cap.load("info/alive", env=0).astype(float))
     np.testing.assert_array_equal(viewer.shown.series["action[0]"], cap.load("action", env=0)[:, 0])
     # Observations are plotted on demand, one plot per 8 dimensions.
-    viewer.plots.kinds["observations"].value = True
-    assert {"obs/state"} <= set(viewer.plots.plots)  # 4 dimensions: one plot
-    assert len(viewer.plots.plots["obs/state"].series) == 1 + 4 + 1
-    viewer.plots.kinds["observations"].value = False
-    assert "obs/state" not in viewer.plots.plots
-    assert {s["label"].split(" = ")[0] for s in viewer.plots.plots["reward"].series} >= {
+    viewer.panel(PlotsPanel).kinds["observations"].value = True
+    assert {"obs/state"} <= set(viewer.panel(PlotsPanel).plots)  # 4 dimensions: one plot
+    assert len(viewer.panel(PlotsPanel).plots["obs/state"].series) == 1 + 4 + 1
+    viewer.panel(PlotsPanel).kinds["observations"].value = False
+    assert "obs/state" not in viewer.panel(PlotsPanel).plots
+    assert {s["label"].split(" = ")[0] for s in viewer.panel(PlotsPanel).plots["reward"].series} >= {
         "reward/upright",
         "reward/centered",
         "reward/ctrl",
     }
     # The legend gives each series' value at the shown step, not "--".
     viewer.act(viewer.show_step, 42)
-    viewer.act(viewer.plots.catch_up, 42)
+    viewer.act(viewer.panel(PlotsPanel).catch_up, 42)
     upright = viewer.shown.series["metrics/reward/upright"][42]
-    assert f"reward/upright = {upright:.4g}" in {s["label"] for s in viewer.plots.plots["reward"].series}
+    assert f"reward/upright = {upright:.4g}" in {s["label"] for s in viewer.panel(PlotsPanel).plots["reward"].series}
 
 
 def test_grid_and_overlay_show_many_environments(viewer):
-    viewer.scene.count.value = 4
-    viewer.scene.layout.value = "grid"
+    viewer.panel(ScenePanel).count.value = 4
+    viewer.panel(ScenePanel).layout.value = "grid"
     viewer.act(viewer.reload)
-    node = next(iter(viewer.scene.nodes.values()))
+    node = next(iter(viewer.stage.nodes.values()))
     assert len(viewer.shown.envs) == 4 and node.batched_positions.shape == (4, 3)
     xs = {round(float(p[0]), 3) for p in node.batched_positions}
     assert len(xs) >= 2  # laid out side by side
-    viewer.scene.layout.value = "overlay"
+    viewer.panel(ScenePanel).layout.value = "overlay"
     viewer.act(viewer.reload)
-    ground = {g for g in viewer.scene.nodes if viewer.scene.model.geom_type[g] == _geometry.PLANE}
-    assert ground and all(viewer.scene.nodes[g].opacity is None for g in ground)  # the floor stays opaque
-    assert all(n.opacity is not None and n.opacity < 1 for g, n in viewer.scene.nodes.items() if g not in ground)
+    ground = {g for g in viewer.stage.nodes if viewer.stage.model.geom_type[g] == _geometry.PLANE}
+    assert ground and all(viewer.stage.nodes[g].opacity is None for g in ground)  # the floor stays opaque
+    assert all(n.opacity is not None and n.opacity < 1 for g, n in viewer.stage.nodes.items() if g not in ground)
 
 
 def test_switching_capture_and_environment(viewer, demo_run):
     viewer.load_capture(0)
     assert viewer.shown.capture.info.index == 0
-    viewer.scene.env.value = 3
+    viewer.panel(ScenePanel).env.value = 3
     viewer.act(viewer.reload)
     assert viewer.shown.envs == [3]
     want = trajscope.open_run(demo_run).capture(0).load("reward", env=3)
@@ -163,8 +174,8 @@ def test_live_follow_and_nan_finder(tmp_path, model):
         v.poll()
         assert v.shown.capture.info.step == 100
         assert "2 captures" in v.status.content  # the header counts what arrived
-        assert "qpos" in v.nan.text.content and not v.nan.jump.disabled
-        v.act(v.jump_to_nan)
+        assert "qpos" in v.panel(NanPanel).text.content and not v.panel(NanPanel).jump.disabled
+        v.act(v.panel(NanPanel).jump_to_nan)
         assert v.shown.envs == [2] and v.t == 7  # the non-finite frame is shown, not crashed on
         v.show_step(8)
     finally:
@@ -201,7 +212,7 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
     try:
         ctl = trajscope.store.read_live_control(url)
         assert ctl.on and ctl.active()  # switched on by the viewer, lease fresh
-        assert "waiting for training" in v.live.status.content
+        assert "waiting for training" in v.panel(LivePanel).status.content
         for i in range(5):  # training streams five chunks; the writer keeps three
             w.add_capture(step=100 * (i + 1), kind="live", **simulate(model, T=8, E=3, seed=i))
         w.set_live_status(
@@ -213,22 +224,22 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         run = trajscope.open_run(url)
         assert [c.step for c in run.live_chunks()] == [300, 400, 500]
         v.poll()
-        assert v.live.shown is not None and v.live.shown.step == 500  # the newest chunk first
+        assert v.panel(LivePanel).shown is not None and v.panel(LivePanel).shown.step == 500  # the newest chunk first
         assert v.shown.capture.info.kind == "live" and v.shown.qpos.shape == (8, 3, model.nq)  # all, side by side
-        assert v.replay.playing
-        assert "**on**" in v.live.status.content and "400 steps" in v.live.status.content
+        assert v.panel(ReplayPanel).playing
+        assert "**on**" in v.panel(LivePanel).status.content and "400 steps" in v.panel(LivePanel).status.content
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
         w.flush()
-        v.act(v.next_live_chunk)
-        assert v.live.shown.step == 600  # the next chunk follows on
-        v.live.on.value = False
-        v.act(v.live.write_control)
+        v.act(v.panel(LivePanel).next_live_chunk)
+        assert v.panel(LivePanel).shown.step == 600  # the next chunk follows on
+        v.panel(LivePanel).on.value = False
+        v.act(v.panel(LivePanel).write_control)
         assert not trajscope.store.read_live_control(url).on
-        v.live.watch.value = False
-        v.act(v.on_live_watch)
-        assert v.live.shown is None and v.shown.capture.info.kind == "eval"  # back to the captures
-        v.live.on.value = True
-        v.act(v.live.write_control)
+        v.panel(LivePanel).watch.value = False
+        v.act(v.panel(LivePanel).on_watch)
+        assert v.panel(LivePanel).shown is None and v.shown.capture.info.kind == "eval"  # back to the captures
+        v.panel(LivePanel).on.value = True
+        v.act(v.panel(LivePanel).write_control)
     finally:
         w.close()
         v.close()
@@ -243,27 +254,32 @@ def test_before_the_first_capture_the_model_is_drawn_and_after_training_the_newe
     url = str(tmp_path / "early")
     v = Viewer(url, port=_free_port(), poll_s=0.1, live=True)
     try:
-        assert v.scene.at_rest and v.shown is None
-        nodes = [n for n in v.scene.nodes.values() if n is not None]
+        assert v.stage.at_rest and v.shown is None
+        nodes = [n for n in v.stage.nodes.values() if n is not None]
         assert nodes and all(np.isfinite(n.batched_positions).all() for n in nodes)
-        box = v.scene.framed_box()
+        box = v.stage.framed_box()
         assert box is not None and np.all(box[1] > box[0])  # the camera framed the model
         assert "no capture yet: the model is drawn at rest" in v.status.content
-        assert "waiting for training's first report" in v.live.status.content
+        assert "waiting for training's first report" in v.panel(LivePanel).status.content
         status = dict(updated_unix_s=time.time(), env_steps=64, chunks_sent=1, num_envs=2, chunk_steps=8)
         w.add_capture(step=0, **simulate(model, T=10, E=2))
         w.add_capture(step=64, kind="live", **simulate(model, T=8, E=2))
         w.set_live_status(trajscope.store.LiveStatus(streaming=True, **status))
         w.flush()
         v.poll()
-        assert not v.scene.at_rest and v.live.running
+        assert not v.stage.at_rest and v.panel(LivePanel).running
         w.add_capture(step=100, **simulate(model, T=10, E=2, seed=1))
         w.set_live_status(trajscope.store.LiveStatus(streaming=False, finished=True, **status))
         w.flush()
         v.poll()
-        assert v.live.ended and not v.live.on.value and not v.live.watch.value and v.live.shown is None
+        assert (
+            v.panel(LivePanel).ended
+            and not v.panel(LivePanel).on.value
+            and not v.panel(LivePanel).watch.value
+            and v.panel(LivePanel).shown is None
+        )
         assert v.shown.capture.info.step == 100  # the newest capture
-        assert "training **finished** at 64 env steps" in v.live.status.content
+        assert "training **finished** at 64 env steps" in v.panel(LivePanel).status.content
     finally:
         w.close()
         v.close()
@@ -329,21 +345,21 @@ def test_grid_keeps_the_selected_env_and_the_camera_follows_it(viewer, demo_run)
     """The selected environment is always drawn in grid and overlay, whatever its index,
     and "camera follows env" centres on it, not on the first shown."""
     cap = trajscope.open_run(demo_run).capture(2)
-    viewer.scene.layout.value = "grid"
-    viewer.scene.count.value = 2
-    viewer.scene.env.value = 3
+    viewer.panel(ScenePanel).layout.value = "grid"
+    viewer.panel(ScenePanel).count.value = 2
+    viewer.panel(ScenePanel).env.value = 3
     viewer.act(viewer.reload)
     assert viewer.shown.envs == [0, 3] and viewer.shown.selected == 3
     np.testing.assert_array_equal(viewer.shown.series["reward"], cap.load("reward", env=3).astype(float))
-    viewer.scene.follow.value = True
+    viewer.panel(ScenePanel).follow.value = True
     viewer.show_step(50)
-    model = viewer.scene.model
+    model = viewer.stage.model
     d = mujoco.MjData(model)
     d.qpos[:] = cap.load("qpos", env=3)[50]
     mujoco.mj_kinematics(model, d)
-    want = d.xpos[1] + viewer.scene.offsets(2)[1]  # env 3 is drawn second in the grid
-    np.testing.assert_allclose(viewer.scene.follow_target(viewer.shown), want, atol=1e-6)
-    assert not np.allclose(want, viewer.scene.offsets(2)[0] + viewer.scene.kin.body_pos(1)[0])
+    want = d.xpos[1] + viewer.stage.offsets(2)[1]  # env 3 is drawn second in the grid
+    np.testing.assert_allclose(viewer.stage.follow_target(viewer.shown.selected_slot), want, atol=1e-6)
+    assert not np.allclose(want, viewer.stage.offsets(2)[0] + viewer.stage.envs.kin.body_pos(1)[0])
     assert not viewer.errors
 
 
@@ -352,9 +368,9 @@ def test_values_at_the_current_step_follow_the_timeline(viewer, demo_run):
     reward = cap.load("reward", env=0)
     for t in (3, 120):
         viewer.show_step(t)
-        assert f"**step {t}**" in viewer.plots.values.content
-        assert f"| reward | {float(reward[t]):.4g} |" in viewer.plots.values.content
-    assert "| reward\\/upright |" in viewer.plots.values.content  # keys escaped: they come from the run
+        assert f"**step {t}**" in viewer.panel(PlotsPanel).values.content
+        assert f"| reward | {float(reward[t]):.4g} |" in viewer.panel(PlotsPanel).values.content
+    assert "| reward\\/upright |" in viewer.panel(PlotsPanel).values.content  # keys escaped: they come from the run
 
 
 TEXTURED = """
@@ -404,12 +420,12 @@ def test_textures_are_drawn_from_the_model(tmp_path):
     try:
         from viser._scene_handles import BatchedGlbHandle
 
-        assert isinstance(v.scene.nodes[0], BatchedGlbHandle) and isinstance(v.scene.nodes[2], BatchedGlbHandle)
+        assert isinstance(v.stage.nodes[0], BatchedGlbHandle) and isinstance(v.stage.nodes[2], BatchedGlbHandle)
         v.show_step(3)
         d = mujoco.MjData(m)
         d.qpos[:] = kw["qpos"][3, 0]
         mujoco.mj_kinematics(m, d)
-        np.testing.assert_allclose(v.scene.nodes[2].batched_positions[0], d.geom_xpos[2], atol=1e-5)
+        np.testing.assert_allclose(v.stage.nodes[2].batched_positions[0], d.geom_xpos[2], atol=1e-5)
         assert not v.errors
     finally:
         v.close()
@@ -427,11 +443,11 @@ def test_randomised_sizes_scale_each_environments_geoms(tmp_path):
         w.add_capture(step=0, model_fields={"geom_size": sizes}, **kw)
     v = Viewer(str(tmp_path / "s"), port=_free_port())
     try:
-        v.scene.layout.value = "grid"
+        v.panel(ScenePanel).layout.value = "grid"
         assert v.shown.envs == [0, 1, 2]
-        for g in v.scene.geoms:
+        for g in v.stage.envs.geoms:
             t = int(m.geom_type[g.geom_id])
-            scales = np.asarray(v.scene.nodes[g.geom_id].batched_scales)
+            scales = np.asarray(v.stage.nodes[g.geom_id].batched_scales)
             for e in range(E):
                 extent = (g.vertices * scales[e]).max(axis=0)
                 s = sizes[e, g.geom_id]
@@ -496,7 +512,7 @@ def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
         w.add_capture(step=0, **kw)
     v = Viewer(str(tmp_path / "px"), port=_free_port())
     try:
-        v.scene.env.value = 1
+        v.panel(ScenePanel).env.value = 1
         f = v.shown
         assert set(f.pixels) == {"pixels/grey", "pixels/stack", "pixels/depth"}
         g = f.pixels["pixels/grey"]
@@ -511,8 +527,8 @@ def test_every_kind_of_pixel_observation_is_shown(tmp_path, model):
         finite = depth[:, 1, ..., 0][np.isfinite(depth[:, 1, ..., 0])]
         assert f"values {finite.min():.3g} to {finite.max():.3g}" in f.pixel_labels["pixels/depth"]
         v.show_step(2)
-        assert set(v.pixels.images) == set(f.pixels)
-        assert "3 frames stacked" in v.pixels.images["pixels/stack"].label
+        assert set(v.panel(PixelsPanel).images) == set(f.pixels)
+        assert "3 frames stacked" in v.panel(PixelsPanel).images["pixels/stack"].label
         assert not v.errors
     finally:
         v.close()
@@ -558,10 +574,10 @@ def test_realised_return_is_plotted_beside_the_value(tmp_path, model):
         w.add_capture(step=0, reset_frame=True, **kw)
     v = Viewer(str(tmp_path / "v"), port=_free_port())
     try:
-        v.scene.env.value = 1
+        v.panel(ScenePanel).env.value = 1
         np.testing.assert_allclose(v.shown.series["realised return"], want[:, 1], rtol=1e-6)
         np.testing.assert_allclose(v.shown.series["value"], want[:, 1], rtol=1e-6)
-        labels = {s["label"].split(" = ")[0] for s in v.plots.plots["value & realised return"].series}
+        labels = {s["label"].split(" = ")[0] for s in v.panel(PlotsPanel).plots["value & realised return"].series}
         assert {"value", "realised return"} <= labels
     finally:
         v.close()
@@ -574,14 +590,14 @@ def test_the_analysis_follows_a_run_being_written(tmp_path, model):
     w.flush()
     v = Viewer(str(tmp_path / "a"), port=_free_port(), poll_s=3600)
     try:
-        assert "not analysed yet" in v.analysis.status.content
-        v.analysis.compute()
-        assert v.analysis.wait(120) and len(v.analysis.doc["captures"]) == 2
+        assert "not analysed yet" in v.panel(AnalysisPanel).status.content
+        v.panel(AnalysisPanel).compute()
+        assert v.panel(AnalysisPanel).wait(120) and len(v.panel(AnalysisPanel).doc["captures"]) == 2
         w.add_capture(step=5, **simulate(model, T=20, E=3, seed=5))
         w.flush()
         v.poll()  # the viewer's poll picks up the capture and analyses again
-        assert v.analysis.wait(120)
-        assert [c["step"] for c in v.analysis.doc["captures"]] == [0, 1, 5]
+        assert v.panel(AnalysisPanel).wait(120)
+        assert [c["step"] for c in v.panel(AnalysisPanel).doc["captures"]] == [0, 1, 5]
         assert [c["step"] for c in trajscope.open_run(tmp_path / "a").analysis()[0]["analysis"]["captures"]] == [
             0,
             1,
@@ -607,28 +623,28 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
     try:
         v.run_menu.value = "a"
         run = trajscope.open_run(root / "a")
-        labels = list(v.compare.which.options)
+        labels = list(v.panel(ComparePanel).which.options)
         assert "#0 step 0" in labels and any(x.startswith("b #0") for x in labels), labels
-        v.compare.which.value = "#0 step 0"
-        assert v.compare.active and v.shown.capture.info.index == 1  # the latest shown, #0 compared
+        v.panel(ComparePanel).which.value = "#0 step 0"
+        assert v.panel(ComparePanel).active and v.shown.capture.info.index == 1  # the latest shown, #0 compared
         mj = run.load_model()
         d = mujoco.MjData(mj)
-        for mode, dx in (("side by side", v.scene.spacing()), ("overlaid", 0.0)):
-            v.compare.mode.value = mode
+        for mode, dx in (("side by side", v.stage.spacing), ("overlaid", 0.0)):
+            v.panel(ComparePanel).mode.value = mode
             v.show_step(40)
             d.qpos[:] = run.capture(0).load("qpos", env=0)[40]
             mujoco.mj_kinematics(mj, d)
-            for g, node in v.compare.nodes.items():
+            for g, node in v.stage.ghost.nodes.items():
                 np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g] + [dx, 0, 0], atol=1e-5)
-        reward = v.plots.plots["reward"]
+        reward = v.panel(PlotsPanel).plots["reward"]
         assert any("(#0 step 0)" in s["label"] for s in reward.series)
         other = next(x for x in labels if x.startswith("b #0"))
-        v.compare.which.value = other
-        assert v.compare.active and v.compare.label == other
+        v.panel(ComparePanel).which.value = other
+        assert v.panel(ComparePanel).active and v.panel(ComparePanel).label == other
         # A capture of a different model: refused, said, nothing drawn.
-        v.compare.set_choices({"c": str(root / "c")}, v.run)
-        v.compare.which.value = next(x for x in v.compare.which.options if x.startswith("c #0"))
-        assert not v.compare.active and any("different models" in e for e in v.errors), v.errors
+        v.panel(ComparePanel).set_choices({"c": str(root / "c")}, v.run)
+        v.panel(ComparePanel).which.value = next(x for x in v.panel(ComparePanel).which.options if x.startswith("c #0"))
+        assert not v.panel(ComparePanel).active and any("different models" in e for e in v.errors), v.errors
     finally:
         v.close()
 
@@ -640,8 +656,8 @@ def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_r
     import types
 
     run = trajscope.open_run(demo_run)
-    viewer.curve3d.show.value = True
-    curve = viewer.curve3d
+    viewer.panel(TrainingCurvePanel).scene_curve.show.value = True
+    curve = viewer.panel(TrainingCurvePanel).scene_curve
     assert curve.indices == [c.index for c in run.captures if c.mean_return is not None]
     steps = np.array([run.captures[i].step for i in curve.indices], float)
     along = curve.positions @ curve.right
@@ -652,9 +668,9 @@ def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_r
     target = curve.indices[0]
     curve._picked(types.SimpleNamespace(instance_index=0))  # what viser calls on a click
     assert viewer.shown.capture.info.index == target
-    assert tuple(np.asarray(viewer.curve3d.points.batched_colors)[0]) == (220, 30, 30)
-    viewer.curve3d.show.value = False
-    assert viewer.curve3d.points is None
+    assert tuple(np.asarray(viewer.panel(TrainingCurvePanel).scene_curve.points.batched_colors)[0]) == (220, 30, 30)
+    viewer.panel(TrainingCurvePanel).scene_curve.show.value = False
+    assert viewer.panel(TrainingCurvePanel).scene_curve.points is None
 
 
 def test_switching_the_state_map_on_computes_it_and_brings_it_into_view(viewer):
@@ -662,18 +678,41 @@ def test_switching_the_state_map_on_computes_it_and_brings_it_into_view(viewer):
     environments, facing the starting camera."""
     from trajscope import scene
 
-    a = viewer.analysis
+    a = viewer.panel(AnalysisPanel)
     assert a.points is None and a.map is None
     a.show_map.value = True
     viewer.act(a.on_show_map)  # what ticking the box in the browser does
     assert a.wait(300) and a.map is not None and a.points is not None
-    lo, hi = viewer.scene.framed_box()
+    lo, hi = viewer.stage.framed_box()
     mlo, mhi = a.map_box()
     assert np.all(lo <= mlo + 1e-9) and np.all(hi >= mhi - 1e-9)  # the camera frames the map too
-    envs_lo, envs_hi = viewer.scene.content_box()
+    envs_lo, envs_hi = viewer.stage.content_box()
     assert np.all(lo <= envs_lo + 1e-9) and np.all(hi >= envs_hi - 1e-9)  # and the environments
     # The map stands upright facing the camera's starting heading (its normal is the
     # horizontal part of the view direction).
     normal = np.cross(a.map_right(), [0.0, 0.0, 1.0])
     view = np.asarray(scene.VIEW_DIRECTION, float) * [1.0, 1.0, 0.0]
     assert abs(normal @ view) / np.linalg.norm(view) > 0.99
+
+
+def test_the_live_status_tells_a_training_that_evaluates_from_one_that_stopped(tmp_path, model):
+    """Between training steps (an evaluation, a checkpoint) the recorder's heartbeat says it
+    lives: the page says training evaluates; when both are old, that no word came."""
+    w = trajscope.RunWriter(tmp_path, name="hb", model=model, strict=True)
+    w.add_capture(step=0, **simulate(model, T=10, E=2))
+    now = time.time()
+    status = dict(streaming=False, env_steps=640, chunks_sent=0, num_envs=2, chunk_steps=8)
+    w.set_live_status(trajscope.store.LiveStatus(updated_unix_s=now - 90, alive_unix_s=now, **status))
+    w.flush()
+    v = Viewer(str(tmp_path / "hb"), port=_free_port(), poll_s=3600)
+    try:
+        live = v.panel(LivePanel)
+        live.draw_status()
+        assert "evaluating or checkpointing" in live.status.content and "no word" not in live.status.content
+        w.set_live_status(trajscope.store.LiveStatus(updated_unix_s=now - 90, alive_unix_s=now - 60, **status))
+        w.flush()
+        live.draw_status()
+        assert "no word from training for 60 s" in live.status.content, live.status.content
+    finally:
+        v.close()
+        w.close()

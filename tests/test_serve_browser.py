@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from trajscope.demo import write_demo_run
-from trajscope.serve import Viewer
+from trajscope.serve import AnalysisPanel, PlotsPanel, ScenePanel, Viewer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -113,8 +113,8 @@ def test_scene_renders_and_scrubbing_moves_it(page):
 def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
     one = _canvas_pixels(pg, "viewer_one")
-    viewer.scene.layout.value = "grid"
-    viewer.scene.count.value = 4
+    viewer.panel(ScenePanel).layout.value = "grid"
+    viewer.panel(ScenePanel).count.value = 4
     viewer.act(viewer.reload)
     grid = _wait_pixels(pg, "viewer_grid", lambda px: px.std() > 10 and _changed(px, one) > 300)
     assert grid.std() > 10 and _changed(grid, one) > 300  # four environments now, not one
@@ -168,8 +168,8 @@ def test_browsers_share_state_and_a_stalled_client_holds_up_nobody(page):
         f"ws://127.0.0.1:{viewer.port}", sock=raw, subprotocols=[f"viser-v{viser.__version__}"], max_queue=1
     )
     try:
-        viewer.scene.layout.value = "grid"
-        viewer.scene.count.value = 4
+        viewer.panel(ScenePanel).layout.value = "grid"
+        viewer.panel(ScenePanel).count.value = 4
         viewer.act(viewer.reload)
         for i in range(600):  # far more than the stalled client's buffers hold
             viewer.act(viewer.show_step, i % 200)
@@ -190,8 +190,8 @@ def test_plot_markers_follow_the_replay(page):
     when the marker series began with a gap: the y ranges are fixed now)."""
     from io import BytesIO
 
-    from playwright.sync_api import Error as PlaywrightError
     from PIL import Image
+    from playwright.sync_api import Error as PlaywrightError
 
     viewer, pg = page
     _open_tab(pg, "Plots")
@@ -200,7 +200,7 @@ def test_plot_markers_follow_the_replay(page):
 
     def shot(t):
         viewer.act(viewer.show_step, t)
-        viewer.act(viewer.plots.catch_up, t)
+        viewer.act(viewer.panel(PlotsPanel).catch_up, t)
         _wait_step(pg, t)
         deadline = time.monotonic() + 60
 
@@ -285,16 +285,16 @@ def test_analysis_panel_map_click_replays_that_state(page):
     from trajscope import scene
 
     viewer, pg = page
-    viewer.analysis.compute()
-    assert viewer.analysis.wait(300)
-    assert viewer.analysis.points is not None and len(viewer.analysis.points) > 100
+    viewer.panel(AnalysisPanel).compute()
+    assert viewer.panel(AnalysisPanel).wait(300)
+    assert viewer.panel(AnalysisPanel).points is not None and len(viewer.panel(AnalysisPanel).points) > 100
     assert viewer.run.analysis() is not None  # stored in the run
     _open_tab(pg, "Analysis")
     pg.wait_for_function("document.body.innerText.includes('states on a pca map')", timeout=60_000)
     pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
-    viewer.analysis.show_map.value = True
+    viewer.panel(AnalysisPanel).show_map.value = True
     deadline = time.monotonic() + 60
-    while not viewer.scene.framed_clients():
+    while not viewer.stage.framed_clients():
         assert time.monotonic() < deadline
         time.sleep(0.1)
     _wait_pixels(pg, "analysis_map", lambda px: px.std() > 10)
@@ -306,26 +306,26 @@ def test_analysis_panel_map_click_replays_that_state(page):
     (client,) = viewer.server.get_clients().values()
     cam = client.camera
     w, h = 1280, 800
-    world = viewer.analysis.world(viewer.analysis.points)
+    world = viewer.panel(AnalysisPanel).world(viewer.panel(AnalysisPanel).points)
     px = scene.project(world, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=w, height_px=h)
     # A point of the last capture, late in its episode, well inside the visible canvas.
-    meta = viewer.analysis.meta
+    meta = viewer.panel(AnalysisPanel).meta
     ok = np.isfinite(px).all(axis=1) & (px[:, 0] > 40) & (px[:, 0] < w - 380) & (px[:, 1] > 40) & (px[:, 1] < h - 40)
     ok &= (meta[:, 0] == meta[:, 0].min()) & (meta[:, 2] > 20)
     assert ok.any()
     i = np.flatnonzero(ok)[0]
     pg.mouse.click(float(px[i, 0]), float(px[i, 1]))
     deadline = time.monotonic() + 60
-    while viewer.analysis.picked is None:
+    while viewer.panel(AnalysisPanel).picked is None:
         assert time.monotonic() < deadline, "the click on the map reached no point"
         time.sleep(0.05)
-    capture, env, t = viewer.analysis.picked
+    capture, env, t = viewer.panel(AnalysisPanel).picked
     # The point clicked (or one drawn at the same spot) is replayed.
     assert np.linalg.norm(px[np.flatnonzero((meta == [capture, env, t]).all(axis=1))[0]] - px[i]) < 12
     deadline = time.monotonic() + 30
     while not (viewer.shown.capture.info.index == capture and viewer.t == t):
         assert time.monotonic() < deadline, (viewer.shown.capture.info.index, viewer.t, capture, t)
         time.sleep(0.05)
-    assert viewer.shown.envs == [env] and viewer.scene.layout.value == "one"
+    assert viewer.shown.envs == [env] and viewer.panel(ScenePanel).layout.value == "one"
     _wait_step(pg, t)
     _canvas_pixels(pg, "analysis_map_clicked")

@@ -23,7 +23,7 @@ from test_serve import ALL_GEOMS, _free_port
 from test_serve_browser import ARGS, CHROMIUM
 from trajscope import scene
 from trajscope.scene import _geometry
-from trajscope.serve import Viewer, _shown
+from trajscope.serve import ScenePanel, Viewer, _shown
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -109,7 +109,7 @@ def _open_page(p, viewer):
 def _wait_framed(viewer, timeout_s=60.0):
     """Until the viewer has framed the connected browser."""
     deadline = time.monotonic() + timeout_s
-    while not viewer.scene.framed_clients():
+    while not viewer.stage.framed_clients():
         assert time.monotonic() < deadline, "the browser was never framed"
         time.sleep(0.1)
 
@@ -155,11 +155,11 @@ def _content_mask(viewer, pg, timeout_s=60.0):
     while not _drawn(shown):
         assert time.monotonic() < deadline, "the scene was never drawn"
         shown = _settled(pg)
-    content = [g for g in viewer.scene.geoms if int(viewer.scene.model.geom_type[g.geom_id]) != _geometry.PLANE]
+    content = [g for g in viewer.stage.envs.geoms if int(viewer.stage.model.geom_type[g.geom_id]) != _geometry.PLANE]
     for g in content:
-        viewer.scene.nodes[g.geom_id].visible = False
+        viewer.stage.nodes[g.geom_id].visible = False
     hidden = _changed_from(pg, shown)
-    viewer.scene.apply_groups()
+    viewer.panel(ScenePanel).apply_groups()
     _changed_from(pg, hidden)
     return shown, (np.abs(shown - hidden).sum(axis=-1) > 40)
 
@@ -175,12 +175,12 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
             pg.wait_for_function("document.body.innerText.includes('captures')", timeout=60_000)
             _wait_framed(viewer)  # for its own canvas, once it has reported it
             E = viewer.shown.capture.info.num_envs
-            assert int(viewer.scene.count.value) == min(E, _shown.MAX_SHOWN)  # all shown by default
+            assert int(viewer.panel(ScenePanel).count.value) == min(E, _shown.MAX_SHOWN)  # all shown by default
             # On one page, as a user would switch: overlay then grid is where it drew nothing.
             for layout in ("one", "grid", "overlay", "grid"):
                 before = _settled(pg)
-                changes = layout != viewer.scene.layout.value
-                viewer.scene.layout.value = layout
+                changes = layout != viewer.panel(ScenePanel).layout.value
+                viewer.panel(ScenePanel).layout.value = layout
                 if changes:  # the new layout and its framing have reached the page
                     _wait_framed(viewer)
                     _changed_from(pg, before, at_least=500)
@@ -197,12 +197,12 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 t = viewer.t
                 mp = frames.mocap_pos[t] if frames.mocap_pos is not None else None
                 mq = frames.mocap_quat[t] if frames.mocap_quat is not None else None
-                pos, _, _ = viewer.scene.kin.poses(frames.qpos[t], mp, mq)
-                pos = pos + viewer.scene.offsets(len(frames.envs))[:, None, :]
+                pos, _, _ = viewer.stage.envs.kin.poses(frames.qpos[t], mp, mq)
+                pos = pos + viewer.stage.offsets(len(frames.envs))[:, None, :]
                 keep = [
                     g.geom_id
-                    for g in viewer.scene.geoms
-                    if int(viewer.scene.model.geom_type[g.geom_id]) != _geometry.PLANE and g.group < 3
+                    for g in viewer.stage.envs.geoms
+                    if int(viewer.stage.model.geom_type[g.geom_id]) != _geometry.PLANE and g.group < 3
                 ]
                 px = scene.project(
                     pos[:, keep], position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=W, height_px=H
@@ -222,7 +222,7 @@ def test_every_layout_draws_and_frames_every_shown_env(runs, case):
                 # Framed whole beside the panel: every corner of the shown geoms' box projects
                 # into the visible part, nothing drawn touches its edges, and it fills a good
                 # part of it rather than sitting small in the distance.
-                lo, hi = viewer.scene.framed_box()
+                lo, hi = viewer.stage.framed_box()
                 corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
                 cpx = scene.project(
                     corners, position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=W, height_px=H
@@ -281,7 +281,7 @@ def test_randomised_sizes_are_drawn_in_the_browser(tmp_path):
     try:
         with playwright.sync_playwright() as p:
             browser, pg = _open_page(p, viewer)
-            viewer.scene.layout.value = "grid"
+            viewer.panel(ScenePanel).layout.value = "grid"
             _wait_framed(viewer)
             shot = _settled(pg)[:, : W - scene.PANEL_PX]
             ARTIFACTS.mkdir(exist_ok=True)

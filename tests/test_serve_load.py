@@ -12,6 +12,7 @@ import pytest
 
 import trajscope
 from servers import free_port
+from trajscope.serve import ScenePanel
 
 
 def _bench():
@@ -36,8 +37,8 @@ def test_a_stalled_client_does_not_hold_up_the_others(tmp_path):
     v = Viewer(str(tmp_path / "load"), port=free_port(), poll_s=3600)
     stalled = readers = []
     try:
-        v.scene.layout.value = "grid"
-        v.scene.count.value = E
+        v.panel(ScenePanel).layout.value = "grid"
+        v.panel(ScenePanel).count.value = E
         v.reload()
         stalled = [bench.StalledClient(v.port)]
         readers = [bench.Client(v.port) for _ in range(5)]

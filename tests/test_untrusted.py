@@ -22,7 +22,7 @@ import pytest
 
 from hostile import MARKER, damaged_model_bytes, make_corpus
 from servers import free_port
-from trajscope.serve import TABS
+from trajscope.serve import TABS, NanPanel
 from trajscope.store import FormatError, RunConflict, RunWriter, open_run
 
 CAPS = {"TRAJSCOPE_MAX_MODEL_MB": "64", "TRAJSCOPE_MAX_CAPTURE_MB": "256", "TRAJSCOPE_CACHE": "off"}
@@ -233,7 +233,7 @@ def test_hostile_text_runs_no_script_in_the_viewer_or_the_exported_html(corpus, 
         " elements: document.querySelectorAll('[onerror], [onload], iframe, a[href^=\"javascript\"]').length})"
     )
     try:
-        v.nan.jump.disabled = False
+        v.panel(NanPanel).jump.disabled = False
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             pg = browser.new_page(viewport={"width": 1280, "height": 1600})

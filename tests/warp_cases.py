@@ -28,6 +28,7 @@ from mujoco_playground import registry
 from test_play import _randomize  # each environment its own masses
 from trajscope.capture import BraxRecorder, recorder_for, train
 from trajscope.play import Player, check_env, trained_impl
+from trajscope.serve import ScenePanel
 
 TINY = dict(
     num_timesteps=1_000,
@@ -287,10 +288,10 @@ def test_contacts_are_split_per_world_and_drawn_as_simulated(tmp_path):
         assert w.add_capture(step=0, **{k2: v for k2, v in traj.items() if k2 != "obs"})
     viewer = Viewer(str(tmp_path / "c"), port=_free_port())
     try:
-        viewer.scene.contacts.value = True
+        viewer.panel(ScenePanel).contacts.value = True
         viewer.show_step(39)
-        points, normals = viewer.scene.envs._contact_nodes
-        offsets = viewer.scene.offsets(len(viewer.shown.envs))
+        points, normals = viewer.stage.envs.contact_nodes
+        offsets = viewer.stage.offsets(len(viewer.shown.envs))
         c = traj["info"]["contact"]
         slot = viewer.shown.selected_slot
         n = int(c["count"][39, viewer.shown.selected])

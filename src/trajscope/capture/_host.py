@@ -109,6 +109,8 @@ class LiveStream:
         self._on = False
         self._last_record_start = -1e9
         self._last_status = 0.0
+        self._stepped_unix_s = time.time()
+        self._status_lock = threading.Lock()
         self._last_chunk: tuple[str, int, float] | None = None
         self._control = store.LiveControl()
         self._override: store.LiveControl | None = None
@@ -154,9 +156,19 @@ class LiveStream:
 
     # ------------------------------------------------------------ host callback
 
+    HEARTBEAT_S = 5.0
+    """How often the recorder says it lives while training does not step (evaluating,
+    checkpointing, compiling): ``alive_unix_s`` in ``live/status.json``."""
+
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
             self._control = self.writer.live_control()
+            if time.monotonic() - self._last_status > self.HEARTBEAT_S:
+                try:
+                    self._last_status = time.monotonic()
+                    self._write_status()
+                except Exception as e:  # noqa: BLE001 - never into training
+                    self._fail.failed("heartbeat", f"trajscope: live stream: {type(e).__name__}: {e}")
 
     def _start_poller(self) -> None:
         if self._poller is None:
@@ -174,6 +186,7 @@ class LiveStream:
             self._last_tick = tick
             self.ticks += 1
             self.env_steps += delta * batch * self.action_repeat
+            self._stepped_unix_s = time.time()
             now = time.monotonic()
             if int(recorded):
                 self._send(buf)
@@ -214,9 +227,14 @@ class LiveStream:
 
     def _write_status(self, *, finished: bool = False) -> None:
         last = self._last_chunk
+        with self._status_lock:
+            self._set_status(last, finished)
+
+    def _set_status(self, last: tuple[str, int, float] | None, finished: bool) -> None:
         self.writer.set_live_status(
             store.LiveStatus(
-                updated_unix_s=time.time(),
+                updated_unix_s=self._stepped_unix_s,
+                alive_unix_s=time.time(),
                 streaming=self._on,
                 env_steps=self.env_steps,
                 chunks_sent=self.chunks_sent,

@@ -218,7 +218,7 @@ def train(
         share = f" / {total:,} ({100 * step / total:.0f}%)" if total else ""
         rate = f", {step / (time.perf_counter() - t0):,.0f} steps/s since the start" if step else ""
         reward = f", eval return {float(r):.1f}" if r is not None else ""
-        say(f"step {int(step):,}{share}{reward}{rate}, {rec.stats.written} captures written")
+        say(f"step {int(step):,}{share}{reward}{rate}, {_written(rec.stats)}")
         if user_progress is not None:
             user_progress(step, metrics)
 
@@ -245,7 +245,7 @@ def train(
         rec.close()
     s = rec.stats
     say(
-        f"done in {time.perf_counter() - t0:.0f} s: {s.written} captures and live chunks written, {s.dropped} dropped; "
+        f"done in {time.perf_counter() - t0:.0f} s: {_written(s)}, {s.dropped} dropped; "
         f"view with: trajscope view {rec.writer.url}"
     )
     return result
@@ -268,3 +268,10 @@ def _plain_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             fn = v.func if isinstance(v, functools.partial) else v
             out[k] = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
     return out
+
+
+def _written(stats: Any) -> str:
+    """What the writer wrote: captures and live chunks counted apart."""
+    captures = stats.written - stats.live_written
+    live = f", {stats.live_written} live chunks" if stats.live_written else ""
+    return f"{captures} capture{'s' if captures != 1 else ''}{live} written"

@@ -1,7 +1,7 @@
 """One HTML file that replays a capture in 3D in any browser: no server, no network.
 
-The scene room draws the capture as the viewer does (:class:`trajscope.scene.EnvScene`:
-the same meshes, randomised colours and sizes, poses and grid), in a viser server of its
+The scene room's stage draws the capture as the viewer's does (:class:`trajscope.scene.Stage`:
+the same meshes, randomised colours and sizes, light, poses, grid and framing), in a viser server of its
 own that is recorded step by step with viser's scene serializer and written with viser's
 bundled client inlined (``StateSerializer.as_html``): one file, no CDN. The recording keeps
 scene messages only, so what the viewer shows in its panels reaches the page through the
@@ -12,6 +12,8 @@ with a marker that moves along it as the replay plays. The viewer is not involve
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Callable
 
@@ -20,24 +22,35 @@ import numpy as np
 from .. import store
 from ._video import ExportError
 
-PLOT_W, PLOT_H = 480, 200
+PLOT_W, PLOT_H = 960, 400
+"""The plot image's pixels: drawn at twice the size it stands at, so that its labels stay sharp."""
+FONT_PX = 26
+"""The plot's labels: about 13 CSS pixels tall where the plot fills half a 1280-pixel page."""
 
 
 def _plot_image(series: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
-    """A line plot of ``series`` (PIL), and the x pixel of its first and last step."""
-    from PIL import Image, ImageDraw
+    """A line plot of ``series`` (PIL) with its step axis and value range labelled, and
+    the x pixel of its first and last step."""
+    from PIL import Image, ImageDraw, ImageFont
 
+    font = ImageFont.load_default(size=FONT_PX)
     im = Image.new("RGB", (PLOT_W, PLOT_H), (255, 255, 255))
     draw = ImageDraw.Draw(im)
-    left, right, top, bottom = 40, PLOT_W - 10, 24, PLOT_H - 20
     values = [np.asarray(v, np.float64) for v in series.values()]
     finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(1)
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
-    draw.rectangle((left, top, right, bottom), outline=(180, 180, 180))
-    draw.text((4, top - 2), f"{hi:.3g}", fill=(80, 80, 80))
-    draw.text((4, bottom - 10), f"{lo:.3g}", fill=(80, 80, 80))
+    ticks = [f"{hi:.3g}", f"{lo:.3g}"]
+    left = 16 + max(draw.textlength(x, font=font) for x in ticks)
+    right, top, bottom = PLOT_W - 20, 2 * FONT_PX, PLOT_H - 2 * FONT_PX
+    draw.rectangle((left, top, right, bottom), outline=(150, 150, 150), width=2)
+    draw.text((8, top), ticks[0], fill=(40, 40, 40), font=font)
+    draw.text((8, bottom - FONT_PX), ticks[1], fill=(40, 40, 40), font=font)
+    n_steps = max((len(v) for v in values), default=1)
+    draw.text((left, bottom + 8), "step 0", fill=(40, 40, 40), font=font)
+    end = f"step {n_steps - 1}"
+    draw.text((right - draw.textlength(end, font=font), bottom + 8), end, fill=(40, 40, 40), font=font)
     colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
     x_legend = left
     for k, (name, v) in enumerate(series.items()):
@@ -45,9 +58,9 @@ def _plot_image(series: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float
         n = len(v)
         xs = left + (right - left) * np.arange(n) / max(n - 1, 1)
         ys = bottom - (bottom - top) * (np.nan_to_num(v, nan=lo) - lo) / (hi - lo)
-        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=2)
-        draw.text((x_legend, 4), name, fill=colour)
-        x_legend += 8 * len(name) + 16
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=4)
+        draw.text((x_legend, 6), name, fill=colour, font=font)
+        x_legend += draw.textlength(name, font=font) + 2 * FONT_PX
     return np.asarray(im), float(left), float(right)
 
 
@@ -100,30 +113,28 @@ def html(
         mq = mocap_quat[t] if mocap_quat is not None else None
         return qpos[t], mp, mq
 
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # viser's banner: no server is offered to anyone here
+        server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     try:
-        server.scene.set_up_direction("+z")
-        server.scene.add_light_directional("/light", position=(2.0, -3.0, 5.0), intensity=2.0)
-        envs_scene = scene.EnvScene(server, model)
-        envs_scene.set_envs(len(envs), fields, overlay=False)
-        envs_scene.show_groups({0, 1, 2})
+        stage = scene.Stage(server, panel_px=0)  # a file has no control panel over its canvas
+        stage.set_model(model)
         dt = float(run.metadata.get("control_dt_s") or 0.02) * max(1, every)
         ts = list(range(T))[steps if steps is not None else slice(None)][:: max(1, every)]
         if not ts:
             raise ExportError(f"no steps to export: the capture has {T}")
-        spacing = envs_scene.grid_spacing(*pose(ts[0]))
-        offsets = scene.grid_offsets(layout, len(envs), spacing)
-        envs_scene.place(*pose(ts[0]), offsets)
-        box = envs_scene.box(*pose(ts[0]), offsets) or envs_scene.model_box()
-        lo, hi = box
+        stage.arrange(len(envs), fields, layout, pose(ts[0]), key=tuple(envs))
+        stage.pose(pose(ts[0]))
+        lo, hi = stage.content_box() or stage.envs.model_box()  # type: ignore[union-attr]
         size = float(max(hi[0] - lo[0], hi[2] - lo[2], 0.5))
         label = server.scene.add_label("/trajscope/export/label", "", position=(lo[0], lo[1], hi[2] + 0.1 * size))
         marker = None
+        right_edge = hi[0]
         if series:
             img, x0, x1 = _plot_image(series)
             width = 0.8 * size
             height = width * PLOT_H / PLOT_W
             centre = np.array([hi[0] + 0.15 * size + width / 2, (lo[1] + hi[1]) / 2, lo[2] + height / 2])
+            right_edge = hi[0] + 0.15 * size + width
             # Standing upright, facing the default camera (-y): rotate the image plane about x.
             wxyz = (np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0)
             server.scene.add_image("/trajscope/export/plot", img, width, height, position=centre, wxyz=wxyz)
@@ -136,15 +147,14 @@ def html(
             )
         # The recording's camera: from the front (-y), a little right and above, framing the
         # environments and the plot (a file has no server to frame each browser).
-        right_edge = hi[0] + (0.15 * size + 0.8 * size if series else 0.0)
-        centre_all = np.array([(lo[0] + right_edge) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
-        span = float(max(right_edge - lo[0], hi[2] - lo[2], 0.5))
-        server.initial_camera.look_at = tuple(centre_all)
-        server.initial_camera.position = tuple(centre_all + 0.95 * span * np.array([0.2, -1.0, 0.3]))
+        stage.frame_box(
+            (np.asarray(lo, float), np.array([right_edge, hi[1], max(hi[2], lo[2] + 0.5)])),
+            direction=np.array([0.2, -1.0, 0.3]),
+        )
         returns = np.nancumsum(np.nan_to_num(series.get("reward", np.zeros(T)), nan=0.0))
         serializer = server.get_scene_serializer()
         for i, t in enumerate(ts):
-            envs_scene.place(*pose(t), offsets)
+            stage.pose(pose(t))
             label.text = f"#{info.index} · env step {info.step} · env {env} · t={t} · return {returns[t]:.2f}"
             if marker is not None:
                 frac = t / max(T - 1, 1)
@@ -158,7 +168,8 @@ def html(
                 progress(i + 1, len(ts))
         page = serializer.as_html(dark_mode=dark_mode)
     finally:
-        server.stop()
+        with contextlib.redirect_stdout(io.StringIO()):
+            server.stop()
     data = page.encode()
     with open(os.fspath(out), "wb") as f:
         f.write(data)

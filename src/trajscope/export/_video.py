@@ -209,23 +209,33 @@ def video(
         raise ExportError(f"{path}: unknown video type {ext!r} (use .mp4, .webm or .gif)")
     import imageio.v2 as imageio
 
-    if ext == ".gif":
-        writer = imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
-    else:
+    if ext != ".gif":
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
             raise ExportError("MP4 and WebM need the imageio-ffmpeg package (pip install 'trajscope[video]')") from None
+    # Written under a temporary name beside it and renamed when whole: a killed export
+    # leaves no half-written video under the name asked for (at most a hidden .partial file).
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.partial-{os.getpid()}{ext}")
+    if ext == ".gif":
+        writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0)
+    else:
         codec = "libx264" if ext == ".mp4" else "libvpx-vp9"
         # macro_block_size=1 keeps the exact frame size (libx264 wants even sizes: they are).
-        writer = imageio.get_writer(path, fps=fps, codec=codec, quality=8, macro_block_size=1)
+        writer = imageio.get_writer(tmp, fps=fps, codec=codec, quality=8, macro_block_size=1)
     try:
-        for i, f in enumerate(gen):
-            writer.append_data(_even(f) if ext != ".gif" else f)
-            if progress:
-                progress(i + 1, total)
+        try:
+            for i, f in enumerate(gen):
+                writer.append_data(_even(f) if ext != ".gif" else f)
+                if progress:
+                    progress(i + 1, total)
+        finally:
+            writer.close()
+        os.replace(tmp, path)
     finally:
-        writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return None
 
 

@@ -638,6 +638,7 @@ class LiveStatus:
     """``live/status.json``: what training reports about the live stream."""
 
     updated_unix_s: float
+    """When training last stepped (a tick of the stream)."""
     streaming: bool
     """Whether the stream is switched on (a viewer's lease is valid, or training switched it on)."""
     env_steps: int
@@ -651,6 +652,9 @@ class LiveStatus:
     failures: int = 0
     finished: bool = False
     """Training has ended (the recorder closed); absent in runs written before: not known."""
+    alive_unix_s: float | None = None
+    """The recorder's heartbeat: when its process last wrote the status, every few seconds
+    between training steps too (evaluation, checkpoints, compiling); absent in runs written before."""
 
     def to_json(self) -> dict[str, Any]:
         return to_json(dataclasses.asdict(self))
@@ -667,6 +671,7 @@ class LiveStatus:
                 "finished": isinstance(v, bool),
                 "last_chunk_id": v is None or isinstance(v, str),
                 "last_chunk_unix_s": v is None or is_number(v),
+                "alive_unix_s": v is None or is_number(v),
                 "last_chunk_env_steps": v is None or is_count(v),
             }.get(k, is_count(v))
             if not ok:

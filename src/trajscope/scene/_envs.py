@@ -42,9 +42,20 @@ class EnvScene:
         self._fields: dict[str, np.ndarray] = {}
         self._contact_nodes: list[Any] = []
 
-    def set_envs(self, n: int, model_fields: Mapping[str, np.ndarray] | None = None, *, overlay: bool = False) -> bool:
+    def set_envs(
+        self,
+        n: int,
+        model_fields: Mapping[str, np.ndarray] | None = None,
+        *,
+        overlay: bool = False,
+        tint: np.ndarray | None = None,
+        opacity: float | None = None,
+        planes: bool = True,
+    ) -> bool:
         """Draw ``n`` environments with their randomised fields ``(n, ...)`` each (colours
         from ``geom_rgba``, sizes from ``geom_size``); ``overlay``: see-through bodies.
+        ``tint`` (RGB, 0-255): every geom in that colour, untextured (a ghost); ``opacity``:
+        every geom's but the ground's; ``planes=False`` leaves the ground out.
         Meshes are sent again only when the colours, sizes or count change; True if they were."""
         fields = dict(model_fields or {})
         self._fields = fields
@@ -54,30 +65,35 @@ class EnvScene:
         for g in self.geoms:
             c = rgba[:, g.geom_id, :3] if rgba is not None else np.broadcast_to(g.rgba[:3], (n, 3))
             colors[g.geom_id] = np.clip(np.asarray(c) * 255, 0, 255).astype(np.uint8)
+        if tint is not None:
+            colors[:] = np.asarray(tint, np.uint8)
         sizes = fields.get("geom_size")
         self.scales = (
             _geometry.size_scales(self.model, sizes)
             if sizes is not None and np.shape(sizes)[1:] == np.shape(self.model.geom_size)
             else np.ones((self.model.ngeom, n, 3))
         )
-        key = (n, overlay, colors.tobytes(), self.scales.tobytes())
+        key = (n, overlay, colors.tobytes(), self.scales.tobytes(), tint is not None, opacity, planes)
         if key == self._key and self.nodes:
             return False
         self._key = key
-        self._build(n, colors, overlay=overlay and n > 1)
+        see_through = opacity if opacity is not None else (0.35 if overlay and n > 1 else None)
+        self._build(n, colors, see_through=see_through, textures=tint is None, planes=planes)
         return True
 
-    def _build(self, n: int, colors: np.ndarray, *, overlay: bool) -> None:
+    def _build(self, n: int, colors: np.ndarray, *, see_through: float | None, textures: bool, planes: bool) -> None:
         for node in self.nodes.values():
             node.remove()
         self.nodes = {}
         ident = np.tile([1.0, 0, 0, 0], (n, 1))
         for g in self.geoms:
-            # Overlaid bodies are see-through; the ground stays opaque (N copies of a
+            # See-through bodies (overlaid, a ghost); the ground stays opaque (N copies of a
             # see-through plane would stack, and hide what lies below it).
             ground = int(self.model.geom_type[g.geom_id]) == _geometry.PLANE
-            opacity = float(g.rgba[3]) * (0.35 if overlay and not ground else 1.0)
-            if g.texture is not None and not overlay:
+            if ground and not planes:
+                continue
+            opacity = float(g.rgba[3]) * (see_through if see_through is not None and not ground else 1.0)
+            if g.texture is not None and see_through is None and textures:
                 self.nodes[g.geom_id] = self.scene.add_batched_meshes_trimesh(
                     f"{self.prefix}/g{g.geom_id}",
                     _textured(g.texture),
@@ -222,6 +238,11 @@ class EnvScene:
         self._contact_nodes.append(
             self.scene.add_line_segments("/trajscope/contacts/forces", segs, (220, 30, 30), thickness=size / 3)
         )
+
+    @property
+    def contact_nodes(self) -> list[Any]:
+        """The scene nodes of the drawn contacts: points, then force arrows (empty: none)."""
+        return list(self._contact_nodes)
 
     def node_names(self) -> list[str]:
         """The scene nodes of the drawn geoms, in the order :meth:`pose_blocks` codes them."""

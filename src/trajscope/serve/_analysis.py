@@ -61,14 +61,14 @@ class AnalysisPanel(Panel):
             # The map stands to the right of the environments as first framed for this run,
             # about as large as they are.
             self._placed_for = self.run
-            where = self.viewer.beside_envs(+1)
+            where = self.viewer.stage.beside(+1)
             if where is not None:
                 start, size, right = where
                 self.place(start + np.array([*(0.3 * size * right[:2]), 0.0]), size, right=right)
                 self.draw_map()
 
     def on_step(self, frames: Any, t: int) -> None:
-        if self.viewer is not None and self.viewer.live.shown is None:
+        if self.viewer is not None and not self.viewer.view.live:
             self.show_frame(frames.capture.info.index, frames.selected, t)
 
     def on_poll(self) -> None:
@@ -176,12 +176,12 @@ class AnalysisPanel(Panel):
 
     def frame_with_envs(self) -> None:
         """Frame the environments and the map together when the map is switched on."""
-        scene = self.viewer.scene
-        box = scene.content_box()
+        stage = self.viewer.stage
+        box = stage.content_box()
         if not self.show_map.value or box is None or self.map is None:
             return
         mlo, mhi = self.map_box()
-        scene.frame_box((np.minimum(box[0], mlo), np.maximum(box[1], mhi)))
+        stage.frame_box((np.minimum(box[0], mlo), np.maximum(box[1], mhi)))
 
     _placed_for: Any = None
 

@@ -1,10 +1,12 @@
 """The web viewer: a viser server over runs read through the store's reader.
 
-One shared state for every connected browser (what one does, all see): the open run, its
-model, the frames of the open capture (``_shown.Shown``, numpy only) and the current
-step. This module is the thin app: it chooses runs and captures, follows new ones as they
-are written, plays, and calls every panel of :data:`PANELS` at the five moments of the
-panel contract (:mod:`._panel`). Each panel is a module of its own.
+One shared state for every connected browser (what one does, all see): the view
+(:class:`._view.View`: the open run, its model, the shown arrays and step, which
+environments, comparison, overlays, source) and the stage (:class:`trajscope.scene.Stage`:
+what the 3D scene draws and from where). This module is the thin app: it chooses runs and
+captures, follows new ones as they are written, draws the shown step on the stage and sends
+each capture to the tabs' players, and calls every panel of :data:`PANELS` at the moments
+of the panel contract (:mod:`._panel`). It names no panel: each is a module of its own.
 """
 
 from __future__ import annotations
@@ -28,19 +30,9 @@ from .._escape import md, md_lines
 from ..format.summary import earliest_nonfinite
 from ..format.training import ReturnSettings
 from . import _shown
-from ._analysis import AnalysisPanel
-from ._compare import ComparePanel
-from ._curve import SceneCurve, TrainingCurvePanel
 from ._guard import Guard, guarded_viser
-from ._live import LivePanel
-from ._nan import NanPanel
 from ._panels import PANELS
-from ._pixels import PixelsPanel
-from ._play import PlayPanel
-from ._plots import PlotsPanel
-from ._replay import ReplayPanel
-from ._saliency import SaliencyPanel
-from ._scene import ScenePanel
+from ._view import View
 
 TABS = ("Scene", "Plots", "Training", "Analysis", "Play")
 """The side panel's tabs, in order, under the run choice and the timeline that stand above
@@ -131,9 +123,13 @@ class Viewer:
             msg = f"trajscope viewer: port {port} is busy; serving on port {self.port} instead"
             print(msg, file=sys.stderr)
             warnings.warn(msg, stacklevel=2)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
+        """Held by every GUI action and panel hook (:meth:`act`); a panel's own thread takes
+        it to read the view consistently."""
         self.play_env, self.play_env_spec = play_env, play_env_spec
         """The environment as trained, for the Play panel (an object, or a spec string)."""
+        self.start_live = live
+        """``serve(live=True)``: the live stream is switched on and watched from the start."""
         self._stop = threading.Event()
         remote = "://" in path and not path.startswith("file://")
         self.poll_s = poll_s if poll_s is not None else POLL_S["remote" if remote else "local"]
@@ -143,31 +139,26 @@ class Viewer:
         """Every error shown on the page, oldest first."""
         self._unreadable: dict[str, str] = {}
         """Runs that could not be opened, by name, and why (not retried by polling)."""
-        self.run: store.Run | None = None
-        self.model: Any = None
-        """The open run's ``mujoco.MjModel``."""
-        self.shown: _shown.Shown | None = None
-        self.t = 0
+        self.view = View(layout="grid" if live else "one")
+        """What is shown (:class:`._view.View`): every panel reads it."""
         self.new_captures: list[store.CaptureInfo] = []
         """Captures listed by the last poll that the one before had not seen."""
         self._runs_polled = time.monotonic()
         self.runs: dict[str, str] = {}
         """Runs under the viewed path: folder name to URL."""
-        self.stepped_in_browser = False
-        """True while panels are shown a step a browser tab settled on (its scene is posed
-        there already); False when the server moved the step (every tab then follows)."""
-        self.play_on_load = False
-        """The capture being loaded starts playing in every tab (a live chunk)."""
         self._report: tuple[int, int, int, bool, bool] | None = None
         self._report_lock = threading.Lock()
         self._reported = threading.Event()
         self._ended: int | None = None
+        self._stop_recording: threading.Event | None = None
         try:
             from ._browser import BrowserReplay
 
             self.browser = BrowserReplay(self.server, on_step=self._on_browser_step, on_key=self._on_browser_key)
             """The player in every tab (:mod:`._browser`)."""
-            self.browser.start_step = lambda: self.t
+            self.browser.start_step = lambda: self.view.t
+            self.stage = _scene.Stage(self.server, page_size=self.browser.page_size)
+            """What the 3D scene draws and from where (:class:`trajscope.scene.Stage`)."""
             self._build_gui(PANELS if panels is None else panels)
         except BaseException:
             self.server.stop()
@@ -182,11 +173,7 @@ class Viewer:
             self.act(self.open_run, self.run_menu.value)
         else:
             self.show_error(f"no runs under {path}")
-        if live:
-            self.scene.layout.value = "grid"  # every streamed environment side by side
-            self.live.on.value = True
-            self.live.watch.value = True
-        self.server.on_client_connect(lambda _: self.act(self.scene.frame_new_clients))
+        self.server.on_client_connect(lambda _: self.act(self.stage.frame_new_clients))
         threading.Thread(target=self._browser_loop, name="trajscope-steps", daemon=True).start()
         threading.Thread(target=self._poll_loop, name="trajscope-poll", daemon=True).start()
 
@@ -197,6 +184,27 @@ class Viewer:
             return True
         except store.FormatError:
             return False
+
+    # The view's main fields, read often.
+    @property
+    def run(self) -> store.Run | None:
+        """The open run."""
+        return self.view.run
+
+    @property
+    def model(self) -> Any:
+        """The open run's ``mujoco.MjModel``."""
+        return self.view.model
+
+    @property
+    def shown(self) -> _shown.Shown | None:
+        """The shown capture's arrays."""
+        return self.view.shown
+
+    @property
+    def t(self) -> int:
+        """The shown step."""
+        return self.view.t
 
     @property
     def url(self) -> str:
@@ -211,8 +219,6 @@ class Viewer:
 
     def _build_gui(self, panels: list[type]) -> None:
         gui = self.server.gui
-        self.server.scene.set_up_direction("+z")
-        self.server.scene.add_light_directional("/light", position=(2.0, -3.0, 5.0), intensity=2.0)
         self.status = gui.add_markdown("trajscope")
         """The header: the open run, what is known of it, its number of captures."""
         self.error = gui.add_markdown("", visible=False)
@@ -252,61 +258,11 @@ class Viewer:
         """The panel of class ``cls`` (None when the viewer has none)."""
         return next((p for p in self.panels if isinstance(p, cls)), None)
 
-    # The panels the app itself works with (each None when not in the panel list).
-    @property
-    def replay(self) -> ReplayPanel:
-        return self.panel(ReplayPanel)
-
-    @property
-    def scene(self) -> ScenePanel:
-        return self.panel(ScenePanel)
-
-    @property
-    def plots(self) -> PlotsPanel:
-        return self.panel(PlotsPanel)
-
-    @property
-    def pixels(self) -> PixelsPanel:
-        return self.panel(PixelsPanel)
-
-    @property
-    def saliency(self) -> SaliencyPanel:
-        return self.panel(SaliencyPanel)
-
-    @property
-    def nan(self) -> NanPanel:
-        return self.panel(NanPanel)
-
-    @property
-    def play(self) -> PlayPanel:
-        return self.panel(PlayPanel)
-
-    @property
-    def analysis(self) -> AnalysisPanel:
-        return self.panel(AnalysisPanel)
-
-    @property
-    def live(self) -> LivePanel:
-        return self.panel(LivePanel)
-
-    @property
-    def compare(self) -> ComparePanel:
-        return self.panel(ComparePanel)
-
-    @property
-    def training_curve(self) -> TrainingCurvePanel:
-        return self.panel(TrainingCurvePanel)
-
-    @property
-    def curve3d(self) -> SceneCurve:
-        """The training curve's clickable copy in the scene."""
-        return self.panel(TrainingCurvePanel).scene_curve
-
     def act(self, fn: Any, *args: Any) -> None:
         """Run ``fn(*args)`` under the viewer's lock, as every GUI action and panel hook
         runs; an exception is shown on the page and the viewer goes on serving."""
         try:
-            with self._lock:
+            with self.lock:
                 fn(*args)
         except Exception as e:  # noqa: BLE001 - the page shows it, the server lives on
             self.show_error(f"{type(e).__name__}: {e}")
@@ -334,31 +290,35 @@ class Viewer:
         as such with the reason, and the viewer goes on serving the others."""
         if name not in self.runs:
             return
+        view = self.view
         try:
             run = store.open_run(self.runs[name])
             model = run.load_model()  # vetted out of process: a damaged model cannot end this one
         except store.FormatError as e:
             self._unreadable[name] = str(e)
-            self.run = self.shown = None
+            view.run = view.shown = None
             self.capture_menu.options = ["(run unreadable)"]
             self.status.content = f"**{md(name)}**  \nunreadable: {md(e.problem)}"
             self.show_error(str(e))
             return
         self._unreadable.pop(name, None)
-        self.run, self.model = run, model
-        self.shown = None
+        view.run, view.model, view.shown, view.source = run, model, None, "captures"
+        view.comparison, view.overlays = None, {}
+        self.stage.set_model(model)
+        if not run.captures:
+            self.stage.show_rest()
         self._each("on_run", run)
         self._update_capture_list(select_last=True)
 
     def _show_header(self) -> None:
         """The run's name, what is known of it and its number of captures."""
-        assert self.run is not None
-        meta = self.run.metadata
+        run = self.view.run
+        assert run is not None
+        meta = run.metadata
         known = [md(meta[k]) for k in ("env_name", "algorithm") if meta.get(k)]
-        skipped = self.scene.skipped if self.scene is not None else 0
-        self.status.content = (
-            f"**{md(self.run.name)}**  \n{' · '.join([*known, f'{len(self.run.captures)} captures'])}"
-            + (f"  \n{skipped} geom(s) cannot be drawn" if skipped else "")
+        skipped = self.stage.skipped
+        self.status.content = f"**{md(run.name)}**  \n{' · '.join([*known, f'{len(run.captures)} captures'])}" + (
+            f"  \n{skipped} geom(s) cannot be drawn" if skipped else ""
         )
 
     def _labels(self) -> list[str]:
@@ -378,8 +338,6 @@ class Viewer:
     def _update_capture_list(self, *, select_last: bool = False) -> None:
         assert self.run is not None
         self._show_header()  # its count of captures, which just changed
-        if self.compare is not None:
-            self.compare.set_choices(self.runs, self.run, others=False)
         labels = self._labels()
         problems = [f"{p.path}: {p.problem}" for p in self.run.problems if not p.incomplete]
         if problems:
@@ -406,9 +364,9 @@ class Viewer:
         """Open a capture of the NaN guard at the last step before its first non-finite value."""
         assert self.run is not None
         first = earliest_nonfinite(self.run.captures[index].summary)
-        self.scene.layout.value = "one"
+        self.view.layout = "one"
         if first is not None:
-            self.scene.env.value = first[2]
+            self.view.env = first[2]
         self.load_capture(index)
         if first is not None:
             self.show_step(max(0, first[1] - 1))
@@ -418,141 +376,138 @@ class Viewer:
         if self.run is None or not value.startswith("#"):
             return
         index = int(value[1:].split()[0])
-        if self.shown is None or self.shown.capture.info.index != index or self.live.shown is not None:
-            if self.live.shown is not None:
-                self.live.watch.value = False
+        if self.shown is None or self.shown.capture.info.index != index or self.view.live:
             self.load_capture(index)
 
     def load_capture(self, index: int) -> None:
-        """Show capture ``index`` of the open run."""
+        """Show capture ``index`` of the open run (the live stream's watch ends)."""
         assert self.run is not None
-        self.live.shown = None
         cap = self.run.capture(index)
         label = self._labels()[index]
         if self.capture_menu.value != label:
             self.capture_menu.value = label
-        self._open(cap)
+        self.open(cap)
 
-    def _open(self, cap: store.Capture, *, play: bool = False) -> None:
-        self.scene.set_capture_size(cap.info.num_envs)
+    def open(self, cap: store.Capture, *, play: bool = False, source: str = "captures") -> None:
+        """Show ``cap`` (a capture, or a live chunk with ``source="live"``); ``play``: every
+        tab starts playing it from the start."""
+        self.view.source = source
+        if play:
+            self.view.t = 0
         self._load(cap, play=play)
 
     def reload(self) -> None:
-        """Load the shown capture again (the shown environments, layout or comparison changed)."""
+        """Load the shown capture again (the view's environments, layout or comparison changed)."""
         if self.shown is not None:
             self._load(self.shown.capture)
 
     def _load(self, cap: store.Capture, *, play: bool = False) -> None:
+        """The load phase, then drawing: the shown arrays are read; the stage arranges the
+        shown environments; every panel's ``on_load`` adds to the view what it contributes
+        (a comparison, an overlay); then every ``on_capture`` and the step are drawn."""
+        view = self.view
         E = cap.info.num_envs
-        settings = ReturnSettings.of_run(self.run.metadata if self.run is not None else None)
-        self.shown = _shown.Shown.load(
-            cap,
-            self.scene.shown(E),
-            self.scene.selected(E),
-            gamma=settings.gamma,
-            reward_scaling=settings.reward_scaling,
+        settings = ReturnSettings.of_run(view.run.metadata if view.run is not None else None)
+        view.env = view.selected(E)
+        shown = _shown.Shown.load(
+            cap, view.shown_envs(E), view.selected(E), gamma=settings.gamma, reward_scaling=settings.reward_scaling
         )
-        self.t = min(self.t, cap.info.num_steps - 1)
+        view.shown = shown
+        view.t = min(view.t, cap.info.num_steps - 1)
         # One update for the browsers: the rebuilt scene (old meshes removed, new ones
         # added at their poses), the plots and the step arrive together, so a browser never
         # draws the empty or unposed scene in between.
-        self.play_on_load = play
+        view.play_on_load = play
         try:
             with self.server.atomic():
                 self.error.visible = False  # before what may show a new one (compare)
-                self._each("on_capture", self.shown)
-                self.show_step(self.t, from_browser=play)  # a chunk that plays: the tabs start at 0
+                self.stage.arrange(
+                    len(shown.envs), shown.model_fields, view.layout, shown.state(view.t), key=tuple(shown.envs)
+                )
+                self._each("on_load", view)
+                self._each("on_capture", shown)
+                self._send_to_browsers(shown, view.t, playing=play)
+                self.show_step(view.t, from_browser=play)  # a chunk that plays: the tabs start at 0
         finally:
-            self.play_on_load = False
+            view.play_on_load = False
+
+    def _send_to_browsers(self, shown: _shown.Shown, t: int, *, playing: bool = False) -> None:
+        """Encode the shown environments' poses over the whole capture (a thread of its own,
+        the block holding step ``t`` first) and send them to every tab as they are encoded."""
+        from ._browser import Recording
+
+        envs = self.stage.envs
+        assert envs is not None
+        if self._stop_recording is not None:
+            self._stop_recording.set()
+        browser = self.browser
+        run = self.view.run
+        dt = float((run.metadata.get("control_dt_s") if run is not None else None) or 0.02)
+        rec = Recording(
+            id=browser.new_id(),
+            num_steps=shown.num_steps,
+            dt_s=dt,
+            nodes=envs.node_names(),
+            offsets=self.stage.offsets().astype(np.float32),
+            block_steps=_scene.BLOCK_STEPS,
+            label=f"capture #{shown.capture.info.index}",
+            follow=self.view.live,
+        )
+        browser.publish(rec, step=t, playing=playing)
+        stop = self._stop_recording = threading.Event()
+        qpos, mp, mq = shown.qpos, shown.mocap_pos, shown.mocap_quat
+
+        def encode() -> None:
+            try:
+                for index, data in envs.pose_blocks(qpos, mp, mq, first=t // rec.block_steps, stop=stop):
+                    browser.add_block(rec, index, data)
+            except Exception as e:  # noqa: BLE001 - shown; the server still poses on seeks
+                self.show_error(f"replay in the browser: {type(e).__name__}: {e}")
+
+        threading.Thread(target=encode, name="trajscope-encode", daemon=True).start()
 
     def show_step(self, t: int, *, from_browser: bool = False) -> None:
-        """Show step ``t`` of the open capture in every panel; every tab goes there too,
-        unless ``from_browser`` (a tab settled there: it shows it already)."""
-        frames = self.shown
-        if frames is None:
+        """Show step ``t`` of the open capture in every panel; the stage is posed there and
+        every tab goes there too, unless ``from_browser`` (a tab settled there: it shows it
+        already)."""
+        view, shown = self.view, self.view.shown
+        if shown is None:
             return
-        if self.play is not None and self.play.active and not from_browser:
-            self.play.stop()  # the replay takes the scene back
-        t = int(min(max(t, 0), frames.num_steps - 1))
-        self.t = t
-        self.stepped_in_browser = from_browser
+        t = int(min(max(t, 0), shown.num_steps - 1))
+        view.t = t
+        view.bad = [shown.envs[i] for i in np.flatnonzero(~shown.finite_at(t))]
+        if not from_browser:
+            # The tabs pose the scene themselves on their own steps; the server's copy is
+            # posed only where the server moves (posing 256 envs costs tens of ms).
+            self.stage.pose(shown.state(t))
+        view.stepped_in_browser = from_browser
         try:
-            self._each("on_step", frames, t)
+            self._each("on_step", shown, t)
         finally:
-            self.stepped_in_browser = False
+            view.stepped_in_browser = False
 
-    @property
-    def live_shown(self) -> bool:
-        """A live chunk is shown (not a capture)."""
-        return self.live is not None and self.live.shown is not None
-
-    def play_where(self) -> tuple[store.Run, store.CaptureInfo, int, int] | None:
-        """What "play from here" starts from: the shown capture, selected env and step."""
-        with self._lock:
-            if self.run is None or self.shown is None:
-                return None
-            return self.run, self.shown.capture.info, self.shown.selected, self.t
-
-    def draw_played(self, frame: Any) -> None:
-        """The played state in place of the selected environment's captured one."""
-        frames = self.shown
-        if frames is None or not self.play.active:
-            return
-        self.scene.pose(frames, self.t, override=(frames.selected_slot, frame))
-
-    def show_pixels(self) -> None:
-        """Draw the pixel observations at the shown step again."""
-        if self.shown is not None:
-            self.pixels.on_step(self.shown, self.t)
-
-    def refresh_saliency(self) -> None:
-        """Saliency settings changed: compute it for the shown capture, draw the pixels."""
-        self.saliency.update(self.shown)
-        if self.shown is not None:
-            self.pixels.on_step(self.shown, self.t)
-            self.saliency.show(self.t)
+    def redraw(self) -> None:
+        """The view changed but not the step (an overlay, a setting): every panel draws the
+        shown step again; the scene and the tabs stay as they are."""
+        self.show_step(self.view.t, from_browser=True)
 
     def show_state(self, capture: int, env: int, t: int) -> None:
         """Replay one state: capture ``capture``, environment ``env`` alone, step ``t``."""
         if self.run is None:
             return
-        self.live.watch.value = False
-        self.scene.layout.value = "one"
-        self.scene.env.value = env
+        self.view.layout, self.view.env = "one", env
         self.load_capture(capture)
         self.show_step(t)
 
-    def beside_envs(self, side: int) -> tuple[np.ndarray, float, np.ndarray] | None:
-        """Where a square about as large as the environments stands upright beside them as
-        the camera starts out (facing it): the corner of their box furthest to that side
-        (``+1`` right, ``-1`` left), the square's size, and the horizontal right vector."""
-        box = self.scene.content_box()
-        if box is None:
-            return None
-        lo, hi = box
-        d = _scene.VIEW_DIRECTION / np.linalg.norm(_scene.VIEW_DIRECTION)
-        right = np.cross(-d, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        size = max(1.0, 1.2 * float(np.max(hi - lo)))
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-        start = corners[np.argmax(side * (corners @ right))]
-        return np.array([start[0], start[1], lo[2]]), size, right
+    def play_tabs(self, playing: bool, release: bool = False) -> None:
+        """Every tab plays (or pauses); ``release``: every tab also hands the scene's poses
+        back to the server (the Play panel draws there) until the step moves again."""
+        self.browser.command("play" if playing else "pause")
+        self.view.playing = playing
+        if release:
+            self.browser.command("release")
 
-    def jump_to_nan(self) -> None:
-        """Show the first non-finite value of the shown capture: its environment alone, at
-        its step."""
-        if self.shown is None:
-            return
-        first = earliest_nonfinite(self.shown.capture.info.summary)
-        if first is None:
-            return
-        _, t, env = first
-        self.scene.layout.value = "one"
-        self.scene.env.value = env
-        self._load(self.shown.capture)
-        self.show_step(t)
-
-    # ------------------------------------------------------------------ playback and live follow
+    # ------------------------------------------------------------------ tabs: steps and keys
 
     def _on_browser_step(self, client_id: int, rec_id: int, step: int, playing: bool, ended: bool) -> None:
         """A tab reports its step (viser's thread): kept, the latest only, for the loop."""
@@ -566,14 +521,15 @@ class Viewer:
     def key(self, key: str) -> None:
         """An arrow key on the page: ``left``/``right`` the previous/next environment,
         ``up``/``down`` the newer/older capture (rscope's keys)."""
-        if key in ("left", "right") and self.scene is not None and self.shown is not None:
-            E = self.shown.capture.info.num_envs
-            self.scene.env.value = int(min(max(int(self.scene.env.value) + (1 if key == "right" else -1), 0), E - 1))
+        view = self.view
+        if key in ("left", "right") and view.shown is not None:
+            E = view.shown.capture.info.num_envs
+            view.env = int(min(max(view.env + (1 if key == "right" else -1), 0), E - 1))
             self.reload()
-        elif key in ("up", "down") and self.run is not None and self.run.captures and not self.live_shown:
-            now = self.shown.capture.info.index if self.shown is not None else len(self.run.captures) - 1
+        elif key in ("up", "down") and self.run is not None and self.run.captures and not view.live:
+            now = view.shown.capture.info.index if view.shown is not None else len(self.run.captures) - 1
             index = min(max(now + (1 if key == "up" else -1), 0), len(self.run.captures) - 1)
-            if self.shown is None or index != now:
+            if view.shown is None or index != now:
                 self.load_capture(index)
 
     REPORTS_PER_S = 4.0
@@ -581,7 +537,7 @@ class Viewer:
 
     def _browser_loop(self) -> None:
         """The panels follow the step the tabs report (at most :data:`REPORTS_PER_S`, the
-        latest one); a live chunk played to its end brings the next."""
+        latest one); a recording played to its end is the panels' ``on_end``."""
         while not self._stop.is_set():
             if not self._reported.wait(0.5):
                 continue
@@ -594,15 +550,16 @@ class Viewer:
             rec = self.browser.current
             if rec is None or rec.id != rec_id:
                 continue  # a step of a capture no longer shown
-            if self.replay is not None:
-                self.replay.reported(playing)
-            if ended and self.live_shown:
+            if ended:
                 if self._ended != rec_id:
                     self._ended = rec_id
-                    self.act(self.next_live_chunk)
-            elif step != self.t or not playing:
+                    self.act(lambda: self.shown is not None and self._each("on_end", self.shown))
+            elif step != self.view.t or playing != self.view.playing or not playing:
+                self.view.playing = playing
                 self.act(lambda t=step: self.show_step(t, from_browser=True))
             self._stop.wait(1.0 / self.REPORTS_PER_S)
+
+    # ------------------------------------------------------------------ news
 
     def _poll_loop(self) -> None:
         """Every ``poll_s``: the reads (runs under a root, the open run's new captures) made
@@ -622,24 +579,6 @@ class Viewer:
                 except Exception as e:  # noqa: BLE001 - as above
                     self.show_error(f"{type(e).__name__}: {e}")
             self.act(self.poll, runs, (run, found))
-
-    def on_live_watch(self) -> None:
-        """ "watch live" switched: play the newest chunk, or go back to the captures."""
-        if not self.live.watch.value:
-            self.live.shown = None
-            if self.run is not None and self.run.captures:
-                self.load_capture(len(self.run.captures) - 1)
-            return
-        self.next_live_chunk(newest=True)
-
-    def next_live_chunk(self, *, newest: bool = False) -> None:
-        """Play the chunk after the one shown; hold the last frame while training has not
-        sent the next one."""
-        cap = self.live.next_chunk(newest=newest)
-        if cap is not None:
-            self.t = 0
-            self._open(cap, play=True)
-        self.live.draw_status()
 
     def poll(self, runs: dict[str, str] | None = None, found: tuple[Any, Any] = (None, None)) -> None:
         """Pick up new runs under a root and new captures of the open run, then call every
@@ -668,12 +607,15 @@ class Viewer:
         self.new_captures = new if run is self.run and new is not None else self.run.refresh()
         if self.new_captures:
             self._update_capture_list(select_last=False)
+        self.stage.frame_new_clients()
         self._each("on_poll")
-        if self.new_captures and self.follow_latest.value and self.live.shown is None:
+        if self.new_captures and self.follow_latest.value and not self.view.live:
             self.load_capture(len(self.run.captures) - 1)
 
     def close(self) -> None:
         self._stop.set()
+        if self._stop_recording is not None:
+            self._stop_recording.set()
         if self.gate is not None:
             self.gate.close()
         for p in self.panels:

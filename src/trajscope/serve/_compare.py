@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import scene, sim, store
+from .. import store
 from .._escape import md
 from . import _shown
 from ._panel import Panel
 
-TINT = np.array([255, 140, 0], np.uint8)
-"""The compared capture's colour (every geom but the ground)."""
 MODES = ("side by side", "overlaid")
 
 
@@ -35,8 +33,9 @@ def same_model(a: Any, b: Any) -> str | None:
 
 
 class ComparePanel(Panel):
-    """Another capture beside or over the shown one (loaded by the viewer before the other
-    panels see a capture, so that the plots draw its series too)."""
+    """Another capture beside or over the shown one: in the load phase it puts the compared
+    capture in the view (``view.comparison``: the plots draw its series) and its ghost on
+    the stage."""
 
     tab = "Training"
 
@@ -55,23 +54,29 @@ class ComparePanel(Panel):
     def on_run(self, run: store.Run) -> None:
         self.set_choices(self.viewer.runs if self.viewer is not None else {}, run)
 
-    def on_capture(self, frames: _shown.Shown) -> None:
-        """Load the compared capture beside the shown one (the scene has placed the shown
-        environments); the plots draw again with its series."""
-        viewer = self.viewer
-        if viewer is None:
-            return
-        n = len(frames.envs)
-        cols = int(np.ceil(np.sqrt(n))) if viewer.scene.layout.value == "grid" else 1
+    def on_poll(self) -> None:
+        view = self.viewer.view
+        if self.viewer.new_captures and view.run is not None:
+            self.set_choices(self.viewer.runs, view.run, others=False)
+
+    def on_load(self, view: Any) -> None:
+        """Load the compared capture for the shown one: into the view, its ghost on the stage."""
+        stage = self.viewer.stage
+        view.comparison, view.comparison_label = None, ""
         try:
-            self.load(viewer.scene.model, frames, cols * viewer.scene.spacing())
+            self.load(view.model, view.shown)
         except ValueError as e:
-            viewer.show_error(str(e))
-        if self.shown is not None and viewer.plots is not None:
-            viewer.plots.on_capture(frames)
+            self.viewer.show_error(str(e))
+        if self.shown is None:
+            stage.clear_ghost()
+            return
+        view.comparison, view.comparison_label = self.shown, self.label or ""
+        stage.set_ghost(self.shown.model_fields, over=self.mode.value == MODES[1], offset=stage.beside_offset())
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
-        self.pose(t)
+        """The compared environment at step ``t`` (its last step past its end)."""
+        if self.shown is not None:
+            self.viewer.stage.pose_ghost(self.shown.state(min(max(int(t), 0), self.shown.num_steps - 1)))
 
     def __init__(self, server: Any, *, on_change: Callable[[], None]) -> None:
         self.server = server
@@ -80,11 +85,6 @@ class ComparePanel(Panel):
         """label to (run URL, capture index)"""
         self.shown: _shown.Shown | None = None
         self.label: str | None = None
-        self.nodes: dict[int, Any] = {}
-        self.kin: sim.Kinematics | None = None
-        self._model: Any = None
-        self._geoms: list[scene.GeomMesh] = []
-        self._key: tuple[Any, ...] | None = None
         gui = server.gui
         with gui.add_folder("Compare", expand_by_default=False):
             self.text = gui.add_markdown("another capture beside or over this one, its series in the same plots")
@@ -132,10 +132,10 @@ class ComparePanel(Panel):
             self.which.options = options
             self.which.value = keep
 
-    def load(self, model: Any, main: _shown.Shown, offset_x: float) -> None:
+    def load(self, model: Any, main: _shown.Shown | None) -> None:
         """Load the chosen capture (or clear) for the shown capture ``main``."""
         label = self.which.value
-        if label not in self.choices:
+        if label not in self.choices or main is None:
             self.clear()
             return
         url, index = self.choices[label]
@@ -149,12 +149,6 @@ class ComparePanel(Panel):
         env = min(main.selected, cap.info.num_envs - 1)
         self.shown = _shown.Shown.load(cap, [env], env)
         self.label = label
-        key = (id(model), self.mode.value, offset_x)
-        if key != self._key or not self.nodes:
-            self._build(model)
-            self._key = key
-        self._offset = np.array([offset_x if self.mode.value == MODES[0] else 0.0, 0.0, 0.0])
-        self.kin = sim.Kinematics(model, 1, self.shown.model_fields or None)
         self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
         self._parting(main, cap, env)
 
@@ -183,51 +177,10 @@ class ComparePanel(Panel):
         self.parted.content = f"same starts: env {env} {where}{diff}"
         self.part_button.disabled = self.parts_at is None
 
-    def _build(self, model: Any) -> None:
-        for n in self.nodes.values():
-            n.remove()
-        self.nodes = {}
-        self._model = model
-        self._geoms = [g for g in (scene.geom_mesh(model, i) for i in range(model.ngeom)) if g]
-        overlay = self.mode.value == MODES[1]
-        for g in self._geoms:
-            if int(model.geom_type[g.geom_id]) == scene.PLANE:
-                continue  # one ground is enough
-            self.nodes[g.geom_id] = self.server.scene.add_batched_meshes_simple(
-                f"/compare/g{g.geom_id}",
-                g.vertices,
-                g.faces,
-                batched_wxyzs=np.array([[1.0, 0, 0, 0]]),
-                batched_positions=np.zeros((1, 3)),
-                batched_colors=TINT[None],
-                opacity=0.45 if overlay else None,
-                lod="off",
-                cast_shadow=False,
-                receive_shadow=False,
-            )
-
-    def pose(self, t: int) -> None:
-        """The compared environment at step ``t`` (its last step past its end)."""
-        if self.shown is None or self.kin is None:
-            return
-        t = min(max(int(t), 0), self.shown.num_steps - 1)
-        mp = self.shown.mocap_pos[t] if self.shown.mocap_pos is not None else None
-        mq = self.shown.mocap_quat[t] if self.shown.mocap_quat is not None else None
-        pos, wxyz, _ = self.kin.poses(self.shown.qpos[t], mp, mq)
-        pos = pos + self._offset
-        with self.server.atomic():
-            for gid, node in self.nodes.items():
-                node.batched_positions = pos[:, gid].astype(np.float32)
-                node.batched_wxyzs = wxyz[:, gid].astype(np.float32)
-
     def clear(self) -> None:
         self.parts_at = None
         self.parted.content = ""
         self.part_button.disabled = True
-        for n in self.nodes.values():
-            n.remove()
-        self.nodes = {}
-        self._key = None
-        self.shown = self.kin = None
+        self.shown = None
         self.label = None
         self.text.content = "another capture beside or over this one, its series in the same plots"

@@ -126,23 +126,23 @@ class TrainingCurvePanel(Panel):
         self._placed = None
 
     def on_capture(self, frames: Any) -> None:
-        run = self.viewer.run
+        run = self.viewer.view.run
         if self._placed is not run:  # beside the environments as first framed for this run
             self._placed = run
             self._place()
         self.scene_curve.draw(run, frames.capture.info.index if frames.capture.info.kind != "live" else None)
 
     def on_poll(self) -> None:
-        if self.viewer.new_captures and self.viewer.run is not None:
-            self.draw_curve(self.viewer.run)
+        if self.viewer.new_captures and self.viewer.view.run is not None:
+            self.draw_curve(self.viewer.view.run)
             if self.scene_curve.show.value:
-                shown = self.viewer.shown.capture.info.index if self.viewer.shown is not None else None
-                self.scene_curve.draw(self.viewer.run, shown)
+                shown = self.viewer.view.shown.capture.info.index if self.viewer.view.shown is not None else None
+                self.scene_curve.draw(self.viewer.view.run, shown)
 
     def _place(self) -> None:
         """The clickable curve stands to the left of the environments, about as large as
         they are (the state map stands to their right)."""
-        where = self.viewer.beside_envs(-1)
+        where = self.viewer.stage.beside(-1)
         if where is not None:
             start, size, right = where
             self.scene_curve.place(start - np.array([*(1.3 * size * right[:2]), 0.0]), size, right=right)
@@ -150,11 +150,11 @@ class TrainingCurvePanel(Panel):
     def show_in_scene(self) -> None:
         """Draw (or remove) the clickable curve; frame it with the environments when shown."""
         self._place()
-        frames = self.viewer.shown
-        self.scene_curve.draw(self.viewer.run, frames.capture.info.index if frames is not None else None)
-        box, curve = self.viewer.scene.content_box(), self.scene_curve.box()
+        frames = self.viewer.view.shown
+        self.scene_curve.draw(self.viewer.view.run, frames.capture.info.index if frames is not None else None)
+        box, curve = self.viewer.stage.content_box(), self.scene_curve.box()
         if box is not None and curve is not None:
-            self.viewer.scene.frame_box((np.minimum(box[0], curve[0]), np.maximum(box[1], curve[1])))
+            self.viewer.stage.frame_box((np.minimum(box[0], curve[0]), np.maximum(box[1], curve[1])))
 
     def draw_curve(self, run: store.Run) -> None:
         """Mean captured return by checkpoint; and an off-policy trainer's replay-buffer fill

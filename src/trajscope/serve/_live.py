@@ -10,16 +10,48 @@ from typing import Any
 from .. import store
 from ._panel import Panel
 
+STALE_S = 20.0
+"""Seconds without a word (a step, or the recorder's heartbeat) before the page says so; the
+recorder's heartbeat comes every 5 s, a remote run is read every 5 s."""
+
 
 class LivePanel(Panel):
     tab = "Scene"
 
     @classmethod
     def create(cls, viewer: Any) -> LivePanel:
-        return cls(viewer.server, on_watch=lambda: viewer.act(viewer.on_live_watch), on_error=viewer.show_error)
+        panel = cls(viewer.server, on_watch=lambda: viewer.act(panel.on_watch), on_error=viewer.show_error)
+        if viewer.start_live:  # serve(live=True): the stream on and watched from the start
+            panel.on.value = True
+        return panel
 
     def on_run(self, run: store.Run) -> None:
         self.set_run(run)
+        if self.viewer is not None and self.viewer.start_live and not self._started:
+            self._started = True
+            self.write_control()
+            self._setting = True
+            try:
+                self.watch.value = True
+            finally:
+                self._setting = False
+
+    def on_capture(self, frames: Any) -> None:
+        """A capture is shown in place of a chunk: the watch has ended."""
+        if self.viewer is not None and not self.viewer.view.live and self.shown is not None:
+            self.shown = None
+            if self.watch.value:
+                self._setting = True
+                try:
+                    self.watch.value = False
+                finally:
+                    self._setting = False
+                self.draw_status()
+
+    def on_end(self, frames: Any) -> None:
+        """The tabs played the chunk to its end: the next one."""
+        if self.viewer is not None and self.viewer.view.live:
+            self.next_live_chunk()
 
     def on_poll(self) -> None:
         self.renew()
@@ -31,7 +63,27 @@ class LivePanel(Panel):
                 return
             self.running = self.running or status is not None
         if self.watch.value and self.shown is None and self.viewer is not None:
-            self.viewer.next_live_chunk(newest=True)
+            self.next_live_chunk(newest=True)
+
+    def on_watch(self) -> None:
+        """ "watch live" switched: play the newest chunk, or go back to the captures."""
+        if self._setting or self.viewer is None:
+            return
+        if not self.watch.value:
+            self.shown = None
+            run = self.viewer.view.run
+            if run is not None and run.captures:
+                self.viewer.load_capture(len(run.captures) - 1)
+            return
+        self.next_live_chunk(newest=True)
+
+    def next_live_chunk(self, *, newest: bool = False) -> None:
+        """Play the chunk after the one shown; hold the last frame while training has not
+        sent the next one."""
+        cap = self.next_chunk(newest=newest)
+        if cap is not None and self.viewer is not None:
+            self.viewer.open(cap, play=True, source="live")
+        self.draw_status()
 
     def end(self, status: store.LiveStatus) -> None:
         """Training has finished: switch the stream off, stop playing its last chunk, show
@@ -39,7 +91,11 @@ class LivePanel(Panel):
         self.ended = True
         watching = bool(self.watch.value) or self.running
         self.on.value = False
-        self.watch.value = False
+        self._setting = True
+        try:
+            self.watch.value = False
+        finally:
+            self._setting = False
         self.shown = None
         self.end_note = "showing the newest capture" if watching else "its stream is over"
         self.status.content = f"training **finished** at {int(status.env_steps):,} env steps; {self.end_note}"
@@ -49,6 +105,8 @@ class LivePanel(Panel):
     def __init__(self, server: Any, *, on_watch: Callable[[], None], on_error: Callable[[str], None]) -> None:
         gui = server.gui
         self._on_error = on_error
+        self._setting = False
+        self._started = False
         self.renewed = 0.0
         self.shown: store.CaptureInfo | None = None
         """The live chunk on screen; None while a capture is shown."""
@@ -127,11 +185,19 @@ class LivePanel(Panel):
             note = f"; {self.end_note}" if self.end_note else ""
             self.status.content = f"training **finished** at {int(status.env_steps):,} env steps{note}"
             return
-        age = time.time() - status.updated_unix_s
+        now = time.time()
+        age = now - status.updated_unix_s
+        alive = now - status.alive_unix_s if status.alive_unix_s is not None else None
         state = "**on**" if status.streaming else "off"
         lines = [f"live stream: {state} · training at {int(status.env_steps):,} env steps"]
-        if age > 10:
-            lines.append(f"no word from training for {age:.0f} s (finished or stopped?)")
+        if alive is not None and alive <= STALE_S:
+            if age > STALE_S:  # the recorder lives: training evaluates, checkpoints or compiles
+                lines.append(
+                    f"training has not stepped for {age:.0f} s (evaluating or checkpointing); its recorder is alive"
+                )
+        elif min(age, alive if alive is not None else age) > STALE_S:
+            quiet = min(age, alive) if alive is not None else age
+            lines.append(f"no word from training for {quiet:.0f} s: stopped, or its machine cannot reach this run")
         shown = self.shown
         if shown is not None:
             behind = max(0, status.env_steps - shown.step)

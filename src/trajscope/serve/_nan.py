@@ -16,13 +16,29 @@ class NanPanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> NanPanel:
-        return cls(viewer.server, on_jump=lambda: viewer.act(viewer.jump_to_nan))
+        panel = cls(viewer.server, on_jump=lambda: viewer.act(panel.jump_to_nan))
+        return panel
 
     def on_capture(self, frames: _shown.Shown) -> None:
         self.show(frames)
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
-        self.show_step(t, self.viewer.scene.bad if self.viewer is not None else [])
+        self.show_step(t, self.viewer.view.bad if self.viewer is not None else [])
+
+    def jump_to_nan(self) -> None:
+        """Show the first non-finite value of the shown capture: its environment alone, at
+        its step."""
+        viewer = self.viewer
+        if viewer is None or viewer.view.shown is None:
+            return
+        shown = viewer.view.shown
+        first = earliest_nonfinite(shown.capture.info.summary)
+        if first is None:
+            return
+        _, t, env = first
+        viewer.view.layout, viewer.view.env = "one", env
+        viewer.reload()
+        viewer.show_step(t)
 
     def __init__(self, server: Any, *, on_jump: Callable[[], None]) -> None:
         with server.gui.add_folder("NaN finder", expand_by_default=False):

@@ -16,12 +16,17 @@ class PixelsPanel(Panel):
     @classmethod
     def create(cls, viewer: Any) -> PixelsPanel:
         panel = cls(viewer.server)
-        panel.on.on_update(lambda _: viewer.act(viewer.show_pixels))
+        panel.on.on_update(lambda _: viewer.act(panel.redraw))
         return panel
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
-        strips = self.viewer.saliency.overlay_strips if self.viewer is not None else None
-        self.show(frames, t, strips)
+        self.show(frames, t, self.viewer.view.overlay_strips() if self.viewer is not None else None)
+
+    def redraw(self) -> None:
+        """The images at the shown step, again (switched on or off)."""
+        view = self.viewer.view
+        if view.shown is not None:
+            self.on_step(view.shown, view.t)
 
     def __init__(self, server: Any) -> None:
         self.server = server

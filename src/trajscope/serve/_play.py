@@ -37,18 +37,49 @@ class PlayPanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> PlayPanel:
-        return cls(
+        def where() -> tuple[store.Run, store.CaptureInfo, int, int] | None:
+            with viewer.lock:
+                view = viewer.view
+                if view.run is None or view.shown is None:
+                    return None
+                return view.run, view.shown.capture.info, view.shown.selected, view.t
+
+        panel = cls(
             viewer.server,
             env=viewer.play_env,
             env_spec=viewer.play_env_spec,
-            where=viewer.play_where,
-            draw=lambda frame: viewer.act(viewer.draw_played, frame),
-            on_start=lambda: viewer.replay.release(),
-            on_stop=lambda: viewer.act(viewer.show_step, viewer.t),
+            where=where,
+            draw=lambda frame: viewer.act(panel.draw_played, frame),
+            on_start=lambda: viewer.act(viewer.play_tabs, False, True),
+            on_stop=lambda: viewer.act(viewer.show_step, viewer.view.t),
         )
+        return panel
 
     def on_run(self, run: store.Run) -> None:
         self.set_run(run)
+
+    def on_step(self, frames: Any, t: int) -> None:
+        """The server moved the step: the replay takes the scene back."""
+        if self.active and self.viewer is not None and not self.viewer.view.stepped_in_browser:
+            self.stop(back=False)
+
+    def draw_played(self, frame: Any) -> None:
+        """The played state in place of the selected environment's captured one."""
+        viewer = self.viewer
+        if viewer is None or viewer.view.shown is None or not self.active:
+            return
+        view = viewer.view
+        slot = view.shown.selected_slot
+        qpos, mp, mq = view.shown.state(view.t)
+        qpos = qpos.copy()
+        qpos[slot] = frame.qpos
+        if mp is not None and frame.mocap_pos is not None:
+            mp = mp.copy()
+            mp[slot] = frame.mocap_pos
+        if mq is not None and frame.mocap_quat is not None:
+            mq = mq.copy()
+            mq[slot] = frame.mocap_quat
+        viewer.stage.pose((qpos, mp, mq))
 
     def __init__(
         self,
@@ -85,7 +116,7 @@ class PlayPanel(Panel):
         self._kin_data: Any = None
         self._caps: list[store.CaptureInfo] = []
         gui = server.gui
-        with gui.add_folder("Play", expand_by_default=False):
+        with gui.add_folder("Play"):
             self.text = gui.add_markdown(self._unavailable_text() or "play the shown state forward with a policy")
             self.start_button = gui.add_button(
                 "play from here",
@@ -258,8 +289,8 @@ class PlayPanel(Panel):
         self._draw(frame)  # outside the lock: drawing takes the viewer's
         self._status(frame)
 
-    def stop(self) -> None:
-        """Back to the replay."""
+    def stop(self, *, back: bool = True) -> None:
+        """Back to the replay (``back``: the replay draws its step again)."""
         with self._lock:
             was = self.active
             self.active = self.playing = False
@@ -269,7 +300,8 @@ class PlayPanel(Panel):
                 self.handle.visible = False
         if was:
             self.text.content = "play from here: run a checkpoint's policy from the shown step"
-            self._on_stop()
+            if back:
+                self._on_stop()
 
     def _fill_info_keys(self) -> None:
         keys = sorted(k for k, v in self.player.state.info.items() if np.ndim(np.asarray(v)) <= 1 and "/" not in k)

@@ -27,9 +27,7 @@ class PlotsPanel(Panel):
         return panel
 
     def on_capture(self, frames: _shown.Shown) -> None:
-        compare = self.viewer.compare if self.viewer is not None else None
-        t = self.viewer.t if self.viewer is not None else 0
-        self.draw(frames, t, compare=compare.shown if compare else None, label=(compare.label if compare else "") or "")
+        self.redraw()
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.show_values(frames, t)
@@ -37,14 +35,14 @@ class PlotsPanel(Panel):
 
     def on_poll(self) -> None:
         if self.viewer is not None:
-            self.catch_up(self.viewer.t)
+            self.catch_up(self.viewer.view.t)
 
     def redraw(self) -> None:
-        """Draw again after the user chose which kinds of series to plot."""
-        viewer = self.viewer
-        if viewer is not None and viewer.shown is not None:
-            self.draw(viewer.shown, viewer.t)
-            self.show_values(viewer.shown, viewer.t)
+        """Draw the shown capture's series (and the compared one's, when the view has one)."""
+        view = self.viewer.view if self.viewer is not None else None
+        if view is not None and view.shown is not None:
+            self.draw(view.shown, view.t, compare=view.comparison, label=view.comparison_label)
+            self.show_values(view.shown, view.t)
 
     def __init__(self, server: Any) -> None:
         self.server = server

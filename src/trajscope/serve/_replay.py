@@ -20,9 +20,7 @@ class ReplayPanel(Panel):
 
     def __init__(self, viewer: Any) -> None:
         self.server = viewer.server
-        self.browser = viewer.browser
-        self.playing = False
-        """Whether the tab that reported last was playing."""
+        self.viewer = viewer
         self._t = 0
         self._T = 0
         gui = self.server.gui
@@ -37,21 +35,28 @@ class ReplayPanel(Panel):
 
     def on_capture(self, frames: Any) -> None:
         self._T = frames.num_steps
-        if self.viewer.play_on_load:
-            self.reported(True)  # the tabs start it themselves
+        if self.viewer.view.play_on_load:
+            self.viewer.view.playing = True  # the tabs start it themselves
 
     def on_step(self, frames: Any, t: int) -> None:
+        view = self.viewer.view
         self._t = t
-        if not self.viewer.stepped_in_browser:
-            self.browser.command("seek", step=t)  # the server moved: every tab follows
-            self.set_playing(False)
+        if not view.stepped_in_browser:
+            self.viewer.browser.command("seek", step=t)  # the server moved: every tab follows
+            self.viewer.play_tabs(False)
         self._say()
 
     def _say(self) -> None:
+        self.play_button.label = "pause every tab" if self.playing else "play in every tab"
         self.status.content = (
             f"step {self._t} of {max(self._T - 1, 0)} (as the tabs last settled) · each tab plays by itself: the bar "
             "at the bottom of the page; keys: space plays, ← → switch env, ↑ ↓ newer/older capture"
         )
+
+    @property
+    def playing(self) -> bool:
+        """Whether the tab that reported last was playing."""
+        return bool(self.viewer.view.playing)
 
     @property
     def step(self) -> int:
@@ -60,19 +65,8 @@ class ReplayPanel(Panel):
 
     def set_playing(self, playing: bool) -> None:
         """Play (or pause) in every tab."""
-        self.browser.command("play" if playing else "pause")
-        self.reported(playing)
-
-    def release(self) -> None:
-        """Every tab stops and hands the scene's poses back to the server (the Play panel
-        draws there) until the step is moved again."""
-        self.set_playing(False)
-        self.browser.command("release")
-
-    def reported(self, playing: bool) -> None:
-        """A tab said whether it plays."""
-        self.playing = playing
-        self.play_button.label = "pause every tab" if playing else "play in every tab"
+        self.viewer.play_tabs(playing)
+        self._say()
 
     def toggle(self) -> None:
         self.set_playing(not self.playing)

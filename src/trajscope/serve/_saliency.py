@@ -30,13 +30,23 @@ class SaliencyPanel(Panel):
 
     @classmethod
     def create(cls, viewer: Any) -> SaliencyPanel:
-        return cls(viewer.server, on_change=lambda: viewer.act(viewer.refresh_saliency))
+        panel = cls(viewer.server, on_change=lambda: viewer.act(panel.refresh))
+        return panel
 
     def on_run(self, run: store.Run) -> None:
         self.set_run(run)
 
-    def on_capture(self, frames: _shown.Shown) -> None:
-        self.update(frames)
+    def on_load(self, view: Any) -> None:
+        """The heat maps of the shown capture, laid over its pixels (``view.overlays``)."""
+        self.update(view.shown)
+        view.overlays["saliency"] = self.overlay_strips
+
+    def refresh(self) -> None:
+        """The settings changed: compute again for the shown capture, and draw the step again."""
+        if self.viewer is None:
+            return
+        self.on_load(self.viewer.view)
+        self.viewer.redraw()
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
         self.show(t)
@@ -46,11 +56,11 @@ class SaliencyPanel(Panel):
         self._on_change = on_change
         self.run: store.Run | None = None
         self._policies: dict[int, analyse.Policy | str] = {}
-        self._cache: dict[tuple[int, int, str, str], dict[str, np.ndarray]] = {}
+        self.cache: dict[tuple[int, int, str, str], dict[str, np.ndarray]] = {}
         self._current: dict[str, np.ndarray] | None = None
         self.overlay_strips: dict[str, np.ndarray] = {}
         """The pixels panel's images with the heat map in, by key (empty when off)."""
-        self._bars: Any = None
+        self.bars: Any = None
         gui = server.gui
         with gui.add_folder("Saliency", expand_by_default=False) as self.folder:
             self.on = gui.add_checkbox(
@@ -73,7 +83,7 @@ class SaliencyPanel(Panel):
     def set_run(self, run: store.Run | None) -> None:
         self.run = run
         self._policies = {}
-        self._cache = {}
+        self.cache = {}
         self._current = None
 
     # ------------------------------------------------------------------ computing
@@ -110,11 +120,11 @@ class SaliencyPanel(Panel):
             self.note.content = "_no value parameters stored (BraxRecorder(store_params='all') keeps them)_"
             return
         key = (cap.info.index, frames.selected, target, method)
-        if key not in self._cache:
+        if key not in self.cache:
             t0 = time.perf_counter()
-            self._cache[key] = analyse.capture_saliency(cap, frames.selected, policy, target=target, method=method)
+            self.cache[key] = analyse.capture_saliency(cap, frames.selected, policy, target=target, method=method)
             self.note.content = f"computed in {time.perf_counter() - t0:.1f} s"
-        self._current = self._cache[key]
+        self._current = self.cache[key]
         self.overlay_strips = self._overlays(frames)
 
     # ------------------------------------------------------------------ showing
@@ -134,21 +144,21 @@ class SaliencyPanel(Panel):
         """The bar chart of the state features' saliency at step ``t``."""
         vectors = {k: v for k, v in (self._current or {}).items() if v.ndim == 2}
         if not vectors:
-            if self._bars is not None:
-                self._bars.remove()
-                self._bars = None
+            if self.bars is not None:
+                self.bars.remove()
+                self.bars = None
             return
         values = np.concatenate([v[min(t, len(v) - 1)] for v in vectors.values()])
         img = bar_image(values)
         names = [f"{k}[{i}]" for k, v in vectors.items() for i in range(v.shape[1])]
         top = np.argsort(-values)[:3]
         label = "top: " + ", ".join(f"{names[i]} {values[i]:.2f}" for i in top if values[i] > 0)
-        if self._bars is None:
+        if self.bars is None:
             with self.folder:
-                self._bars = self.server.gui.add_image(img, label=label, format="png")
+                self.bars = self.server.gui.add_image(img, label=label, format="png")
         else:
-            self._bars.image = img
-            self._bars.label = label
+            self.bars.image = img
+            self.bars.label = label
 
 
 def heat_strip(sal: np.ndarray) -> np.ndarray:

@@ -93,6 +93,12 @@ class Shown:
     def num_steps(self) -> int:
         return int(self.qpos.shape[0])
 
+    def state(self, t: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``qpos``, mocap positions and orientations of the shown environments at step ``t``."""
+        mp = self.mocap_pos[t] if self.mocap_pos is not None else None
+        mq = self.mocap_quat[t] if self.mocap_quat is not None else None
+        return self.qpos[t], mp, mq
+
     def finite_at(self, t: int) -> np.ndarray:
         """Which shown environments have a finite state at step ``t``, ``(N,)``."""
         return np.isfinite(self.qpos[t]).reshape(len(self.envs), -1).all(axis=1)

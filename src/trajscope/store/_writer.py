@@ -35,6 +35,9 @@ class WriterStats:
 
     queued: int = 0
     written: int = 0
+    """Captures and live chunks written."""
+    live_written: int = 0
+    """Of :attr:`written`, the live stream's chunks."""
     dropped_queue_full: int = 0
     dropped_invalid: int = 0
     dropped_write_error: int = 0
@@ -469,6 +472,7 @@ class RunWriter:
                 _live.prune(self._fs, self.path, self.keep_live, process_index=self.process_index)
             with self._lock:
                 self.stats.written += 1
+                self.stats.live_written += job.header["kind"] == "live"
                 self.stats.bytes_written += nbytes
         except Exception as e:  # noqa: BLE001 - nothing may escape into training
             if job.capture_id:

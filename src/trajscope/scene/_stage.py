@@ -1,0 +1,279 @@
+"""The stage: everything about where things stand and how they are seen, for one viser
+server: the model's environments (an :class:`~._envs.EnvScene`) in a layout, the light and
+the up direction, the grid's spacing and offsets, the camera's framing for each browser and
+its follow of one environment, places "beside" the environments for other figures, and a
+ghost (a second, tinted, see-through set of environments for comparisons).
+
+It takes states and poses as arrays and knows nothing of viewers, panels or captures: the
+viewer, its Compare panel and the single-file HTML export all draw through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _framing
+from ._envs import EnvScene
+
+LIGHT_POSITION = (2.0, -3.0, 5.0)
+"""Where the directional light shines from (+z up)."""
+GHOST_TINT = np.array([255, 140, 0], np.uint8)
+"""The ghost's colour (every geom but the ground)."""
+GHOST_OPACITY = 0.45
+"""The ghost's opacity when it stands over the environments."""
+
+Box = tuple[np.ndarray, np.ndarray]
+State = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""``qpos (n, nq)``, ``mocap_pos (n, nmocap, 3)`` or None, ``mocap_quat`` or None."""
+
+
+class Stage:
+    """The scene of one viser ``server``: environments of one model, their ghost, light and camera.
+
+    ``page_size(client_id)``: the page's CSS size as the browser reports it (None when
+    unknown), so that a canvas that renders at a lower resolution is framed for the page.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        page_size: Callable[[int], tuple[int, int] | None] | None = None,
+        panel_px: int = _framing.PANEL_PX,
+    ) -> None:
+        self.server = server
+        self.page_size = page_size
+        self.panel_px = panel_px
+        server.scene.set_up_direction("+z")
+        server.scene.add_light_directional("/light", position=LIGHT_POSITION, intensity=2.0)
+        self.envs: EnvScene | None = None
+        """The model's environments, as drawn (None before a model)."""
+        self.ghost: EnvScene | None = None
+        """The ghost's environments (None while there is none)."""
+        self.layout = "one"
+        """How the environments stand: ``one`` (alone), ``grid`` (side by side), ``overlay``."""
+        self.spacing = 1.0
+        """The grid's spacing: a quarter more than the widest environment's footprint."""
+        self.at_rest = False
+        """The model is drawn at rest (no states given yet)."""
+        self.groups: set[int] = {0, 1, 2}
+        """MuJoCo's geom groups drawn (0 to 2, as MuJoCo's viewer starts; past 5 always)."""
+        self.ghost_offset = np.zeros(3)
+        self._n = 0
+        self._arranged: tuple[Any, ...] | None = None
+        self._box: Box | None = None
+        self._content: Box | None = None
+        self._framed_clients: set[int] = set()
+
+    # ------------------------------------------------------------ model and environments
+
+    @property
+    def model(self) -> Any:
+        return self.envs.model if self.envs is not None else None
+
+    @property
+    def skipped(self) -> int:
+        """Geoms of the model that cannot be drawn."""
+        return self.envs.skipped if self.envs is not None else 0
+
+    @property
+    def nodes(self) -> dict[int, Any]:
+        """The environments' scene nodes, by geom id."""
+        return self.envs.nodes if self.envs is not None else {}
+
+    def set_model(self, model: Any) -> int:
+        """Draw environments of ``model`` from now on; returns how many geoms cannot be drawn."""
+        if self.envs is not None:
+            self.envs.remove()
+        self.clear_ghost()
+        self.envs = EnvScene(self.server, model)
+        self._arranged = None
+        return self.envs.skipped
+
+    def show_rest(self) -> None:
+        """The model alone at rest (``qpos0``), framed: what is being trained, before any state."""
+        assert self.envs is not None
+        model = self.envs.model
+        self.layout, self._n = "one", 1
+        self.envs.set_envs(1, None)
+        self.envs.show_groups(self.groups)
+        qpos = np.asarray(model.qpos0, float)[None]
+        ok = self.envs.place(qpos, None, None, np.zeros((1, 3)))
+        box = self.envs.box(qpos, None, None, np.zeros((1, 3))) if ok.all() else None
+        self._arranged = None  # the first states frame the camera again
+        self.frame_box(box if box is not None else self.envs.model_box())
+        self.at_rest = True
+
+    def arrange(
+        self,
+        n: int,
+        fields: dict[str, np.ndarray] | None,
+        layout: str,
+        state: State,
+        *,
+        key: tuple[Any, ...] = (),
+    ) -> bool:
+        """Stand ``n`` environments (randomised ``fields``, ``(n, ...)`` each) in ``layout``.
+        Meshes are sent again only when the count, layout or colours change; the spacing and
+        the camera are worked out again from ``state`` when ``key`` (which environments) or
+        the layout changes. Returns True when the camera was framed again."""
+        assert self.envs is not None
+        self.at_rest = False
+        self.layout, self._n = layout, n
+        if self.envs.set_envs(n, fields, overlay=layout == "overlay"):
+            self.envs.show_groups(self.groups)
+        if self._arranged == (key, layout, n):
+            return False
+        self._arranged = (key, layout, n)
+        self.spacing = self.envs.grid_spacing(*state)
+        box = self.envs.box(*state, self.offsets())
+        self._content = box if box is not None else self.envs.model_box()
+        self.frame_box(self._content)
+        return True
+
+    def offsets(self, n: int | None = None) -> np.ndarray:
+        """World offsets ``(n, 3)`` of the environments (a grid ``spacing`` apart in ``grid``)."""
+        return _framing.grid_offsets(self.layout, self._n if n is None else n, self.spacing)
+
+    def show_groups(self, groups: set[int]) -> None:
+        """Show the geoms of MuJoCo's geom groups ``groups`` (groups past 5 always)."""
+        self.groups = set(groups)
+        for envs in (self.envs, self.ghost):
+            if envs is not None:
+                envs.show_groups(groups)
+
+    def pose(
+        self,
+        state: State,
+        *,
+        contacts: bool = False,
+        captured: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> np.ndarray:
+        """Pose the environments at ``state``; with ``contacts`` their contact points and
+        forces too (``captured``: as the simulator stored them). Returns which environments
+        are finite (the others keep their last finite pose)."""
+        assert self.envs is not None
+        return self.envs.place(*state, self.offsets(), contacts=contacts, captured=captured)
+
+    def body_position(self, body: int, slot: int) -> np.ndarray:
+        """Where body ``body`` of environment ``slot`` stands in the world, as last posed."""
+        assert self.envs is not None
+        return self.envs.body_position(body, slot) + self.offsets()[slot]
+
+    # ------------------------------------------------------------ the ghost
+
+    def set_ghost(self, fields: dict[str, np.ndarray] | None, *, over: bool, offset: np.ndarray) -> None:
+        """A ghost of one environment of the model (randomised ``fields`` ``(1, ...)``):
+        tinted, see-through ``over`` the environments, else solid at ``offset``."""
+        assert self.envs is not None
+        if self.ghost is None:
+            self.ghost = EnvScene(self.server, self.envs.model, prefix="/ghost")
+        if self.ghost.set_envs(1, fields, tint=GHOST_TINT, opacity=GHOST_OPACITY if over else None, planes=False):
+            self.ghost.show_groups(self.groups)
+        self.ghost_offset = np.zeros(3) if over else np.asarray(offset, float)
+
+    def pose_ghost(self, state: State) -> None:
+        if self.ghost is not None:
+            self.ghost.place(*state, self.ghost_offset[None])
+
+    def clear_ghost(self) -> None:
+        if self.ghost is not None:
+            self.ghost.remove()
+        self.ghost = None
+
+    def beside_offset(self) -> np.ndarray:
+        """Where a ghost "beside" stands: one grid spacing right of the last column."""
+        cols = int(np.ceil(np.sqrt(self._n))) if self.layout == "grid" else 1
+        return np.array([cols * self.spacing, 0.0, 0.0])
+
+    # ------------------------------------------------------------ framing and camera
+
+    def frame_box(
+        self, box: Box, *, direction: np.ndarray = _framing.VIEW_DIRECTION, panel_px: int | None = None
+    ) -> None:
+        """Frame the camera of new browsers and of every connected one on ``box``."""
+        self._box = box
+        self._framed_clients = set()
+        fov = float(self.server.initial_camera.fov)
+        panel = self.panel_px if panel_px is None else panel_px
+        position, look_at = _framing.framing(
+            *box, fov_y=fov, width_px=1280, height_px=800, panel_px=panel, direction=direction
+        )
+        self.server.initial_camera.position = position
+        self.server.initial_camera.look_at = look_at
+        self.frame_new_clients()
+
+    def reset_camera(self) -> None:
+        """Every connected browser's camera back on the last framing."""
+        if self._box is not None:
+            self.frame_box(self._box)
+
+    def content_box(self) -> Box | None:
+        """The world box of the environments' geoms (planes left out) when last arranged."""
+        return self._content
+
+    def framed_box(self) -> Box | None:
+        """The world box the camera was last framed on."""
+        return self._box
+
+    def framed_clients(self) -> set[int]:
+        """Ids of the browsers framed since the last framing."""
+        return set(self._framed_clients)
+
+    def frame_new_clients(self) -> None:
+        """Frame each browser once it has reported its canvas (new ones, and every one after
+        a new framing), for its own canvas size."""
+        if self._box is None:
+            return
+        for cid, client in self.server.get_clients().items():
+            cam = client.camera
+            if cid in self._framed_clients or cam._state.update_timestamp == 0.0:
+                continue  # framed already, or its camera has not reported yet
+            w, h = int(cam.image_width), int(cam.image_height)
+            if w <= 0 or h <= 0:
+                continue
+            # The panel is panel_px CSS pixels wide; the canvas is reported in render pixels.
+            page = self.page_size(cid) if self.page_size is not None else None
+            panel = self.panel_px * w / page[0] if page else self.panel_px
+            position, look_at = _framing.framing(
+                *self._box, fov_y=float(cam.fov), width_px=w, height_px=h, panel_px=round(panel)
+            )
+            with client.atomic():
+                cam.position = position  # viser moves look_at with position: set it after
+                cam.look_at = look_at
+            self._framed_clients.add(cid)
+
+    def follow(self, slot: int) -> None:
+        """Every browser's camera keeps its offset, centred on environment ``slot``'s first
+        body as last posed."""
+        centre = self.follow_target(slot)
+        for client in self.server.get_clients().values():
+            cam = client.camera
+            offset = np.asarray(cam.position) - np.asarray(cam.look_at)
+            with client.atomic():
+                cam.position = centre + offset  # viser moves look_at with position: set it after
+                cam.look_at = centre
+
+    def follow_target(self, slot: int) -> np.ndarray:
+        """Where following environment ``slot`` looks: its first body, as last posed."""
+        assert self.envs is not None
+        return self.body_position(1 if self.envs.model.nbody > 1 else 0, slot)
+
+    def beside(self, side: int) -> tuple[np.ndarray, float, np.ndarray] | None:
+        """Where a square about as large as the environments stands upright beside them as
+        the camera starts out (facing it): the corner of their box furthest to that side
+        (``+1`` right, ``-1`` left), the square's size, and the horizontal right vector."""
+        box = self._content
+        if box is None:
+            return None
+        lo, hi = box
+        d = _framing.VIEW_DIRECTION / np.linalg.norm(_framing.VIEW_DIRECTION)
+        right = np.cross(-d, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        size = max(1.0, 1.2 * float(np.max(hi - lo)))
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        start = corners[np.argmax(side * (corners @ right))]
+        return np.array([start[0], start[1], lo[2]]), size, right
