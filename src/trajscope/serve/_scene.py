@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from . import _shown
 from ._panel import Panel
 
@@ -128,8 +126,3 @@ class ScenePanel(Panel):
             stage.envs.poses(*frames.state(view.t))
         captured = frames.contacts.at(view.t) if frames.contacts is not None else None
         stage.envs.draw_contacts(stage.offsets(), captured)
-
-    def follow_target(self) -> np.ndarray | None:
-        """Where "camera follows env" looks: the selected environment's first body, as drawn."""
-        frames = self.viewer.view.shown
-        return self.viewer.stage.follow_target(frames.selected_slot) if frames is not None else None
