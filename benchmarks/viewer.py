@@ -50,6 +50,14 @@ class Args:
     """Websocket clients of the load test."""
     clients_only: bool = False
     """Run only the load test."""
+    browser: bool = True
+    """Also measure in a headless Chromium: the server pushing frames against the tab playing."""
+    browser_envs: tuple[int, ...] = (16, 64, 256, 1024)
+    browser_steps: int = 300
+    """Steps of the browser side's captures (its first-frame and wire figures use 1,000)."""
+    seconds: float = 10.0
+    """Seconds of playback measured each way."""
+    browser_only: bool = False
 
 
 def _port() -> int:
@@ -287,6 +295,15 @@ def run_load(model, root: Path, clients: int, frames: int) -> list[dict[str, flo
 def main(args: Args) -> None:
     model = humanoid()
     frames = 40 if args.quick else args.frames
+    if args.browser_only:
+        import _browser_bench
+
+        with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
+            _browser_bench.run(
+                model, Path(tmp), simulate, envs=args.browser_envs, steps=args.browser_steps,
+                seconds=args.seconds, tabs=args.clients,
+            )  # fmt: skip
+        return
     with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
         load = run_load(model, Path(tmp), args.clients, 90 if args.quick else 300)
         if args.clients_only:
@@ -311,6 +328,14 @@ def main(args: Args) -> None:
     by_e = {r["E"]: r for r in rows}
     if 64 in by_e:
         print(f"viewer: ms_per_frame_64={by_e[64]['ms']:.2f} kB_per_frame_64={by_e[64]['bytes'] / 1e3:.1f}")
+    if args.browser:
+        import _browser_bench
+
+        with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
+            _browser_bench.run(
+                model, Path(tmp), simulate, envs=args.browser_envs, steps=args.browser_steps,
+                seconds=args.seconds, tabs=args.clients,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -84,12 +84,65 @@ def test_each_tab_plays_by_itself_and_the_server_hears_where_it_settles(tmp_path
                 page.wait_for_function(f"({state}).step === 11 && ({state}).shown === 11")
             # rscope's keys: right arrow, the next environment; up, the newer capture.
             assert int(v.panel(ScenePanel).env.value) == 0
+            sent = v.browser.sent_bytes
             b.keyboard.press("ArrowRight")
             _wait(lambda: int(v.panel(ScenePanel).env.value) == 1)
+            b.wait_for_function(f"({state}).shown === ({state}).step")
+            assert v.browser.sent_bytes == sent  # the same capture's poses are not sent again
             b.keyboard.press("ArrowDown")
             _wait(lambda: v.shown is not None and v.shown.capture.info.index == 0)
             b.wait_for_function(f"({state}).received === ({state}).blocks")
             assert not v.errors
+            browser.close()
+    finally:
+        v.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+def test_past_64_envs_the_selected_one_and_its_neighbours_are_drawn_in_full_the_rest_coarse(tmp_path):
+    """70 environments on a grid: the selected one and its 63 nearest get every triangle,
+    the other 6 coarse meshes; the page says so; the tab poses both sets from the same
+    blocks, each instance where MuJoCo puts its environment; selecting another env moves
+    the full set without sending any pose again."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    run = write_demo_run(str(tmp_path), name="many", checkpoints=1, num_envs=70)
+    v = Viewer(run, port=free_port(), poll_s=3600)
+    state = "window.__trajscopePlayer && window.__trajscopePlayer.state()"
+    try:
+        sp = v.panel(ScenePanel)
+        sp.layout.value = "grid"
+        sp.count.value = 70
+        _wait(lambda: v.shown is not None and len(v.shown.envs) == 70)
+        stage = v.stage
+        assert stage.drawn_in_full() == (64, 6)
+        envs = stage.envs
+        assert envs is not None and 0 in envs.full and len(envs.coarse) == 6
+        assert "and its 63 nearest" in sp.detail.content and "other 6 coarse" in sp.detail.content
+        g = max(envs.coarse_nodes, key=lambda i: len(envs.nodes[i].faces))  # a rounded geom
+        full_faces, coarse_faces = len(envs.nodes[g].faces), len(envs.coarse_nodes[g].faces)
+        assert coarse_faces < full_faces
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 960, "height": 600})
+            page.goto(v.url)
+            page.wait_for_function(f"({state}) && ({state}).received === ({state}).blocks")
+            v.act(v.show_step, 20)
+            page.wait_for_function(f"({state}).shown === 20")
+            # Where MuJoCo puts each environment's geom g at step 20, grid offsets added.
+            kin = sim.Kinematics(v.model, 70, None)
+            pos, _, _ = kin.poses(v.shown.qpos[20])
+            world = pos[:, g] + stage.offsets()
+            span = float(np.ptp(pos[:, g], axis=0).max()) + 1e-3
+            for node, slots in ((envs.nodes[g], envs.full), (envs.coarse_nodes[g], envs.coarse)):
+                got = np.array(page.evaluate(f"window.__trajscopePlayer.positions({node.name!r})")).reshape(-1, 3)
+                np.testing.assert_allclose(got, world[slots], atol=span / 65535 * 8 + 1e-5)
+            sent = v.browser.sent_bytes
+            sp.env.value = 69  # the far corner: now it and its neighbours are drawn in full
+            _wait(lambda: 69 in stage.envs.full and 0 not in stage.envs.full)
+            assert "env 69 and its 63 nearest" in sp.detail.content
+            page.wait_for_function(f"({state}).shown === 20")
+            assert v.browser.sent_bytes == sent
+            assert not v.errors, v.errors
             browser.close()
     finally:
         v.close()

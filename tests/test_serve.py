@@ -149,6 +149,29 @@ def test_grid_and_overlay_show_many_environments(viewer):
     assert all(n.opacity is not None and n.opacity < 1 for g, n in viewer.stage.nodes.items() if g not in ground)
 
 
+def test_wireframe_and_transparency_toggle_and_hold_across_reloads(viewer):
+    """MuJoCo viewer's W and T: every geom's edges, see-through bodies (the ground stays
+    opaque); the flags hold when the meshes are built again (another layout) and go off."""
+    sp = viewer.panel(ScenePanel)
+    nodes = viewer.stage.nodes
+    ground = {g for g in nodes if viewer.stage.model.geom_type[g] == _geometry.PLANE}
+    assert not any(n.wireframe for n in nodes.values())
+    sp.wireframe.value = True
+    sp.transparent.value = True
+    assert all(n.wireframe for n in viewer.stage.nodes.values())
+    assert all(viewer.stage.nodes[g].opacity is None for g in ground)
+    assert all(0 < n.opacity < 1 for g, n in viewer.stage.nodes.items() if g not in ground)
+    sp.count.value = 3
+    sp.layout.value = "grid"  # new meshes
+    assert all(n.wireframe for n in viewer.stage.nodes.values())
+    assert all(0 < n.opacity < 1 for g, n in viewer.stage.nodes.items() if g not in ground)
+    sp.wireframe.value = False
+    sp.transparent.value = False
+    assert not any(n.wireframe for n in viewer.stage.nodes.values())
+    assert all(n.opacity is None for n in viewer.stage.nodes.values())  # the demo's geoms are opaque
+    assert not viewer.errors, viewer.errors
+
+
 def test_switching_capture_and_environment(viewer, demo_run):
     viewer.load_capture(0)
     assert viewer.shown.capture.info.index == 0

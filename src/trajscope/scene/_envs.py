@@ -6,13 +6,18 @@ scene panel and the single-file HTML export both draw through it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import sim
 from . import _framing, _geometry, _recording
+
+FULL = 64
+"""Environments drawn with every triangle, at most: past this many, those named ``full``
+(the selected one and its neighbours) are, and the others coarse (:func:`._geometry.geom_mesh`
+with ``coarse``: a tenth to a quarter of the triangles, untextured)."""
 
 
 class EnvScene:
@@ -28,6 +33,16 @@ class EnvScene:
         self.skipped = model.ngeom - len(self.geoms)
         """Geoms that cannot be drawn (their type has no mesh here)."""
         self.nodes: dict[int, Any] = {}
+        """The scene node of each drawn geom, by geom id: one instance per environment drawn in full."""
+        self.coarse_nodes: dict[int, Any] = {}
+        """The same geoms, coarse: one instance per environment of :attr:`coarse` (empty when none)."""
+        self.full = np.zeros(0, int)
+        """The environments (slots) drawn in full, ascending."""
+        self.coarse = np.zeros(0, int)
+        """The environments drawn coarse, ascending (none up to :data:`FULL` environments)."""
+        self._coarse_geoms = {
+            g.geom_id: c for g in self.geoms if (c := _geometry.geom_mesh(model, g.geom_id, coarse=True))
+        }
         self.kin: sim.Kinematics | None = None
         self.scales = np.ones((model.ngeom, 0, 3))
         # Each drawn geom's box in its own frame; planes are ground, not content, and never framed.
@@ -41,6 +56,7 @@ class EnvScene:
         self._key: tuple[Any, ...] | None = None
         self._fields: dict[str, np.ndarray] = {}
         self._contact_nodes: list[Any] = []
+        self._opacity: dict[int, float | None] = {}
 
     def set_envs(
         self,
@@ -51,12 +67,21 @@ class EnvScene:
         tint: np.ndarray | None = None,
         opacity: float | None = None,
         planes: bool = True,
+        full: Sequence[int] | np.ndarray | None = None,
     ) -> bool:
         """Draw ``n`` environments with their randomised fields ``(n, ...)`` each (colours
         from ``geom_rgba``, sizes from ``geom_size``); ``overlay``: see-through bodies.
         ``tint`` (RGB, 0-255): every geom in that colour, untextured (a ghost); ``opacity``:
-        every geom's but the ground's; ``planes=False`` leaves the ground out.
-        Meshes are sent again only when the colours, sizes or count change; True if they were."""
+        every geom's but the ground's; ``planes=False`` leaves the ground out. Past
+        :data:`FULL` environments only ``full`` (slots; default the first ``FULL``) are
+        drawn with every triangle, the others coarse.
+        Meshes are sent again only when the colours, sizes, count or full ones change; True if they were."""
+        if n <= FULL:
+            self.full, self.coarse = np.arange(n), np.zeros(0, int)
+        else:
+            chosen = np.arange(FULL) if full is None else np.asarray(full, int)
+            chosen = np.unique(chosen[(chosen >= 0) & (chosen < n)])[:FULL]
+            self.full, self.coarse = chosen, np.setdiff1d(np.arange(n), chosen)
         fields = dict(model_fields or {})
         self._fields = fields
         self.kin = sim.Kinematics(self.model, n, fields or None)
@@ -73,7 +98,16 @@ class EnvScene:
             if sizes is not None and np.shape(sizes)[1:] == np.shape(self.model.geom_size)
             else np.ones((self.model.ngeom, n, 3))
         )
-        key = (n, overlay, colors.tobytes(), self.scales.tobytes(), tint is not None, opacity, planes)
+        key = (
+            n,
+            overlay,
+            colors.tobytes(),
+            self.scales.tobytes(),
+            tint is not None,
+            opacity,
+            planes,
+            self.full.tobytes(),
+        )
         if key == self._key and self.nodes:
             return False
         self._key = key
@@ -82,10 +116,12 @@ class EnvScene:
         return True
 
     def _build(self, n: int, colors: np.ndarray, *, see_through: float | None, textures: bool, planes: bool) -> None:
-        for node in self.nodes.values():
+        for node in [*self.nodes.values(), *self.coarse_nodes.values()]:
             node.remove()
-        self.nodes = {}
-        ident = np.tile([1.0, 0, 0, 0], (n, 1))
+        self.nodes, self.coarse_nodes = {}, {}
+        self._opacity = {}
+        full, coarse = self.full, self.coarse
+        ident = np.tile([1.0, 0, 0, 0], (len(full), 1))
         for g in self.geoms:
             # See-through bodies (overlaid, a ghost); the ground stays opaque (N copies of a
             # see-through plane would stack, and hide what lies below it).
@@ -93,38 +129,71 @@ class EnvScene:
             if ground and not planes:
                 continue
             opacity = float(g.rgba[3]) * (see_through if see_through is not None and not ground else 1.0)
+            self._opacity[g.geom_id] = opacity if opacity < 1 else None
             if g.texture is not None and see_through is None and textures:
                 self.nodes[g.geom_id] = self.scene.add_batched_meshes_trimesh(
                     f"{self.prefix}/g{g.geom_id}",
                     _textured(g.texture),
                     batched_wxyzs=ident,
-                    batched_positions=np.zeros((n, 3)),
-                    batched_scales=self.scales[g.geom_id],
+                    batched_positions=np.zeros((len(full), 3)),
+                    batched_scales=self.scales[g.geom_id][full],
                     lod="off",
                     cast_shadow=False,
                     receive_shadow=False,
                 )
-                continue
-            self.nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
-                f"{self.prefix}/g{g.geom_id}",
-                g.vertices,
-                g.faces,
-                batched_wxyzs=ident,
-                batched_positions=np.zeros((n, 3)),
-                batched_scales=self.scales[g.geom_id],
-                batched_colors=colors[g.geom_id],
-                opacity=opacity if opacity < 1 else None,
-                lod="off",
-                cast_shadow=False,
-                receive_shadow=False,
-            )
+            else:
+                self.nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
+                    f"{self.prefix}/g{g.geom_id}",
+                    g.vertices,
+                    g.faces,
+                    batched_wxyzs=ident,
+                    batched_positions=np.zeros((len(full), 3)),
+                    batched_scales=self.scales[g.geom_id][full],
+                    batched_colors=colors[g.geom_id][full],
+                    opacity=opacity if opacity < 1 else None,
+                    lod="off",
+                    cast_shadow=False,
+                    receive_shadow=False,
+                )
+            c = self._coarse_geoms.get(g.geom_id)
+            if len(coarse) and c is not None:
+                self.coarse_nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
+                    f"{self.prefix}/coarse/g{g.geom_id}",
+                    c.vertices,
+                    c.faces,
+                    batched_wxyzs=np.tile([1.0, 0, 0, 0], (len(coarse), 1)),
+                    batched_positions=np.zeros((len(coarse), 3)),
+                    batched_scales=self.scales[g.geom_id][coarse],
+                    batched_colors=colors[g.geom_id][coarse],
+                    opacity=opacity if opacity < 1 else None,
+                    lod="off",
+                    cast_shadow=False,
+                    receive_shadow=False,
+                )
+
+    def style(self, *, wireframe: bool = False, transparent: bool = False) -> None:
+        """MuJoCo viewer's rendering flags on the drawn geoms: every triangle's edges only
+        (``wireframe``), and see-through bodies (``transparent``: 0.3 of each geom's alpha;
+        the ground stays as it is). Textured geoms keep their faces in wireframe."""
+        for nodes in (self.nodes, self.coarse_nodes):
+            for g in self.geoms:
+                node = nodes.get(g.geom_id)
+                if node is None or not hasattr(node, "wireframe"):
+                    continue
+                ground = int(self.model.geom_type[g.geom_id]) == _geometry.PLANE
+                node.wireframe = bool(wireframe)
+                if not ground:
+                    base = self._opacity.get(g.geom_id)
+                    alpha = float(g.rgba[3]) * 0.3 if transparent else base
+                    node.opacity = alpha if alpha is not None and alpha < 1 else base
 
     def show_groups(self, shown: set[int]) -> None:
         """Show the geoms of MuJoCo's geom groups ``shown`` (groups past 5 always)."""
         for g in self.geoms:
-            node = self.nodes.get(g.geom_id)
-            if node is not None:
-                node.visible = g.group in shown or g.group >= 6
+            for nodes in (self.nodes, self.coarse_nodes):
+                node = nodes.get(g.geom_id)
+                if node is not None:
+                    node.visible = g.group in shown or g.group >= 6
 
     def poses(
         self, qpos: np.ndarray, mocap_pos: np.ndarray | None = None, mocap_quat: np.ndarray | None = None
@@ -152,11 +221,12 @@ class EnvScene:
         pos, wxyz, ok = self.poses(qpos, mocap_pos, mocap_quat)
         pos = pos + offsets[:, None, :]
         with self.server.atomic():
-            for g in self.geoms:
-                node = self.nodes.get(g.geom_id)
-                if node is not None:
-                    node.batched_positions = pos[:, g.geom_id].astype(np.float32)
-                    node.batched_wxyzs = wxyz[:, g.geom_id].astype(np.float32)
+            for nodes, slots in ((self.nodes, self.full), (self.coarse_nodes, self.coarse)):
+                for g in self.geoms:
+                    node = nodes.get(g.geom_id)
+                    if node is not None:
+                        node.batched_positions = pos[slots, g.geom_id].astype(np.float32)
+                        node.batched_wxyzs = wxyz[slots, g.geom_id].astype(np.float32)
             self.draw_contacts(offsets if contacts else None, captured)
         return ok
 
@@ -245,8 +315,18 @@ class EnvScene:
         return list(self._contact_nodes)
 
     def node_names(self) -> list[str]:
-        """The scene nodes of the drawn geoms, in the order :meth:`pose_blocks` codes them."""
+        """The scene nodes of the drawn geoms (in full), in the order :meth:`pose_blocks` codes them."""
         return [self.nodes[g.geom_id].name for g in self.geoms if g.geom_id in self.nodes]
+
+    def drawn(self) -> list[tuple[str, int, np.ndarray]]:
+        """Every node posed from :meth:`pose_blocks`' blocks: its name, the index of its geom
+        in a block, and the environments (slots) it has an instance of, in instance order."""
+        coded = [g.geom_id for g in self.geoms if g.geom_id in self.nodes]
+        out = [(self.nodes[gid].name, i, self.full) for i, gid in enumerate(coded)]
+        out += [
+            (self.coarse_nodes[gid].name, i, self.coarse) for i, gid in enumerate(coded) if gid in self.coarse_nodes
+        ]
+        return out
 
     def pose_blocks(
         self,
@@ -289,9 +369,9 @@ class EnvScene:
         return self.kin.body_pos(body)[slot]
 
     def remove(self) -> None:
-        for node in [*self.nodes.values(), *self._contact_nodes]:
+        for node in [*self.nodes.values(), *self.coarse_nodes.values(), *self._contact_nodes]:
             node.remove()
-        self.nodes, self._contact_nodes, self._key = {}, [], None
+        self.nodes, self.coarse_nodes, self._contact_nodes, self._key = {}, {}, [], None
 
 
 def _at(a: np.ndarray | None, t: int) -> np.ndarray | None:

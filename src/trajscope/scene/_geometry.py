@@ -130,9 +130,9 @@ def cylinder(radius: float, half_length: float, segments: int = 24) -> tuple[np.
     return verts.astype(np.float32), np.array(faces, np.uint32)
 
 
-def capsule(radius: float, half_length: float) -> tuple[np.ndarray, np.ndarray]:
+def capsule(radius: float, half_length: float, subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """A cylinder along z with hemispherical caps."""
-    v, f = icosphere(2)
+    v, f = icosphere(subdivisions)
     v = v * radius
     v[:, 2] += np.where(v[:, 2] >= 0, half_length, -half_length)
     return v.astype(np.float32), f
@@ -176,20 +176,27 @@ def mesh(model: Any, mid: int) -> tuple[np.ndarray, np.ndarray]:
     return verts, faces
 
 
-def geom_mesh(model: Any, g: int) -> GeomMesh | None:
-    """Triangles of geom ``g``, or None for types that cannot be drawn (sdf)."""
+COARSE_MESH_FACES = 48
+"""A mesh geom drawn coarse with more faces than this is drawn as its bounding box."""
+
+
+def geom_mesh(model: Any, g: int, *, coarse: bool = False) -> GeomMesh | None:
+    """Triangles of geom ``g``, or None for types that cannot be drawn (sdf). ``coarse``:
+    far fewer triangles, untextured (environments drawn cheaply among many): spheres and
+    capsules of 80 faces instead of 320, cylinders of 8 sides, meshes as their bounding box."""
     t = int(model.geom_type[g])
     s = np.asarray(model.geom_size[g], float)
+    detail = 1 if coarse else 2
     if t == SPHERE:
-        v, f = icosphere(2)
+        v, f = icosphere(detail)
         v = v * s[0]
     elif t == ELLIPSOID:
-        v, f = icosphere(2)
+        v, f = icosphere(detail)
         v = v * s[:3]
     elif t == CAPSULE:
-        v, f = capsule(s[0], s[1])
+        v, f = capsule(s[0], s[1], detail)
     elif t == CYLINDER:
-        v, f = cylinder(s[0], s[1])
+        v, f = cylinder(s[0], s[1], 8 if coarse else 24)
     elif t == BOX:
         v, f = box(s[:3])
     elif t == PLANE:
@@ -205,6 +212,12 @@ def geom_mesh(model: Any, g: int) -> GeomMesh | None:
     if matid >= 0 and np.allclose(rgba, [0.5, 0.5, 0.5, 1.0]):
         rgba = np.asarray(model.mat_rgba[matid], np.float32)
     v, f = v.astype(np.float32), f.astype(np.uint32)
+    if coarse and t == MESH and len(f) > COARSE_MESH_FACES and len(v):
+        lo, hi = v.min(0), v.max(0)
+        v, f = box((hi - lo) / 2)
+        v = v + (lo + hi) / 2
+    if coarse:
+        return GeomMesh(g, v.astype(np.float32), f, rgba, int(model.geom_group[g]), None)
     try:
         tex = texture(model, g, v, f)
     except (IndexError, ValueError):  # a texture this code cannot map: draw the colour

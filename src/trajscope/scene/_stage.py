@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _framing
-from ._envs import EnvScene
+from ._envs import FULL, EnvScene
 
 LIGHT_POSITION = (2.0, -3.0, 5.0)
 """Where the directional light shines from (+z up)."""
@@ -61,6 +61,10 @@ class Stage:
         """The model is drawn at rest (no states given yet)."""
         self.groups: set[int] = {0, 1, 2}
         """MuJoCo's geom groups drawn (0 to 2, as MuJoCo's viewer starts; past 5 always)."""
+        self.wireframe = False
+        """Geoms drawn as their triangles' edges (MuJoCo's viewer: W)."""
+        self.transparent = False
+        """Bodies drawn see-through (MuJoCo's viewer: T)."""
         self.ghost_offset = np.zeros(3)
         self._n = 0
         self._arranged: tuple[Any, ...] | None = None
@@ -115,16 +119,22 @@ class Stage:
         state: State,
         *,
         key: tuple[Any, ...] = (),
+        selected: int = 0,
     ) -> bool:
-        """Stand ``n`` environments (randomised ``fields``, ``(n, ...)`` each) in ``layout``.
-        Meshes are sent again only when the count, layout or colours change; the spacing and
-        the camera are worked out again from ``state`` when ``key`` (which environments) or
-        the layout changes. Returns True when the camera was framed again."""
+        """Stand ``n`` environments (randomised ``fields``, ``(n, ...)`` each) in ``layout``;
+        past :data:`~._envs.FULL` of them, environment ``selected`` (a slot) and its nearest
+        neighbours are drawn in full, the others coarse. Meshes are sent again only when the
+        count, layout, colours or those drawn in full change; the spacing and the camera are
+        worked out again from ``state`` when ``key`` (which environments) or the layout
+        changes. Returns True when the camera was framed again."""
         assert self.envs is not None
         self.at_rest = False
         self.layout, self._n = layout, n
-        if self.envs.set_envs(n, fields, overlay=layout == "overlay"):
+        full = self.nearest(selected, n)
+        if self.envs.set_envs(n, fields, overlay=layout == "overlay", full=full):
             self.envs.show_groups(self.groups)
+            if self.wireframe or self.transparent:  # new meshes start without the flags
+                self.envs.style(wireframe=self.wireframe, transparent=self.transparent)
         if self._arranged == (key, layout, n):
             return False
         self._arranged = (key, layout, n)
@@ -134,9 +144,37 @@ class Stage:
         self.frame_box(self._content)
         return True
 
+    def nearest(self, slot: int, n: int, k: int = FULL) -> np.ndarray:
+        """The ``k`` environments (slots, ascending) nearest environment ``slot`` on the
+        grid (itself included; in index order in other layouts)."""
+        slot = min(max(int(slot), 0), n - 1)
+        if n <= k:
+            return np.arange(n)
+        if self.layout != "grid":
+            start = min(max(slot - k // 2, 0), n - k)
+            return np.arange(start, start + k)
+        cells = _framing.grid_offsets("grid", n, 1.0)[:, :2]
+        d = np.linalg.norm(cells - cells[slot], axis=1) + 1e-6 * np.arange(n)  # ties: lower index first
+        return np.sort(np.argsort(d, kind="stable")[:k])
+
+    def drawn_in_full(self) -> tuple[int, int]:
+        """How many environments are drawn in full, and how many coarse."""
+        if self.envs is None:
+            return 0, 0
+        return len(self.envs.full), len(self.envs.coarse)
+
     def offsets(self, n: int | None = None) -> np.ndarray:
         """World offsets ``(n, 3)`` of the environments (a grid ``spacing`` apart in ``grid``)."""
         return _framing.grid_offsets(self.layout, self._n if n is None else n, self.spacing)
+
+    def set_style(self, *, wireframe: bool | None = None, transparent: bool | None = None) -> None:
+        """MuJoCo viewer's rendering flags, kept across rebuilds (see :meth:`EnvScene.style`)."""
+        if wireframe is not None:
+            self.wireframe = bool(wireframe)
+        if transparent is not None:
+            self.transparent = bool(transparent)
+        if self.envs is not None:
+            self.envs.style(wireframe=self.wireframe, transparent=self.transparent)
 
     def show_groups(self, groups: set[int]) -> None:
         """Show the geoms of MuJoCo's geom groups ``groups`` (groups past 5 always)."""

@@ -151,6 +151,7 @@ class Viewer:
         self._reported = threading.Event()
         self._ended: int | None = None
         self._stop_recording: threading.Event | None = None
+        self._recording_failed = False
         try:
             from ._browser import BrowserReplay
 
@@ -422,7 +423,12 @@ class Viewer:
             with self.server.atomic():
                 self.error.visible = False  # before what may show a new one (compare)
                 self.stage.arrange(
-                    len(shown.envs), shown.model_fields, view.layout, shown.state(view.t), key=tuple(shown.envs)
+                    len(shown.envs),
+                    shown.model_fields,
+                    view.layout,
+                    shown.state(view.t),
+                    key=tuple(shown.envs),
+                    selected=shown.selected_slot,
                 )
                 self._each("on_load", view)
                 self._each("on_capture", shown)
@@ -433,26 +439,41 @@ class Viewer:
 
     def _send_to_browsers(self, shown: _shown.Shown, t: int, *, playing: bool = False) -> None:
         """Encode the shown environments' poses over the whole capture (a thread of its own,
-        the block holding step ``t`` first) and send them to every tab as they are encoded."""
+        the block holding step ``t`` first) and send them to every tab as they are encoded.
+        The same capture and environments shown again (another one selected, drawn in full)
+        reuse the poses encoded and sent already: only the nodes they pose change."""
         from ._browser import Recording
 
         envs = self.stage.envs
         assert envs is not None
-        if self._stop_recording is not None:
-            self._stop_recording.set()
         browser = self.browser
         run = self.view.run
         dt = float((run.metadata.get("control_dt_s") if run is not None else None) or 0.02)
+        drawn = envs.drawn()
+        poses_key = (id(shown.capture), shown.capture.info.index, tuple(shown.envs), tuple(envs.node_names()))
+        now = browser.current
+        same = now is not None and now.poses_key == poses_key and not self._recording_failed
         rec = Recording(
             id=browser.new_id(),
             num_steps=shown.num_steps,
             dt_s=dt,
-            nodes=envs.node_names(),
+            nodes=[name for name, _, _ in drawn],
             offsets=self.stage.offsets().astype(np.float32),
             block_steps=_scene.BLOCK_STEPS,
             label=f"capture #{shown.capture.info.index}",
             follow=self.view.live,
+            node_geoms=[g for _, g, _ in drawn],
+            node_slots=[slots for _, _, slots in drawn],
+            poses_key=poses_key,
         )
+        if same:
+            assert now is not None
+            rec.poses, rec.blocks = now.poses, now.blocks  # the encoder fills the list they share
+            browser.publish(rec, step=t, playing=playing)
+            return
+        if self._stop_recording is not None:
+            self._stop_recording.set()
+        self._recording_failed = False
         browser.publish(rec, step=t, playing=playing)
         stop = self._stop_recording = threading.Event()
         qpos, mp, mq = shown.qpos, shown.mocap_pos, shown.mocap_quat
@@ -462,6 +483,7 @@ class Viewer:
                 for index, data in envs.pose_blocks(qpos, mp, mq, first=t // rec.block_steps, stop=stop):
                     browser.add_block(rec, index, data)
             except Exception as e:  # noqa: BLE001 - shown; the server still poses on seeks
+                self._recording_failed = True
                 self.show_error(f"replay in the browser: {type(e).__name__}: {e}")
 
         threading.Thread(target=encode, name="trajscope-encode", daemon=True).start()

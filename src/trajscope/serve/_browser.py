@@ -45,11 +45,17 @@ class TrajscopeRecordingMessage(_Out):
     playing: bool
     label: str
     follow: bool
+    poses: int
+    """The encoding its blocks belong to: a tab that has that one's blocks keeps them."""
+    node_geoms: list[int]
+    """Per node, the index of its geom in a block."""
+    node_slots: list[bytes]
+    """Per node, ``int32`` environments (slots) it has an instance of, in instance order."""
 
 
 @dataclasses.dataclass
 class TrajscopeBlockMessage(_Out):
-    """server -> tab: one block of a recording's poses."""
+    """server -> tab: one block of a recording's poses (``id``: of its encoding, ``poses``)."""
 
     id: int
     index: int
@@ -109,10 +115,21 @@ class Recording:
     follow: bool = False
     """At its end the tab stops and says so (a live chunk: the next one follows)."""
     blocks: list[bytes | None] = dataclasses.field(default_factory=list)
+    node_geoms: list[int] | None = None
+    """Per node, the index of its geom in a block (default: node ``i`` poses geom ``i``)."""
+    node_slots: list[np.ndarray] | None = None
+    """Per node, the environments (slots) it has an instance of (default: all)."""
+    poses_key: tuple[Any, ...] = ()
+    """What its poses are of (capture, environments, geoms): equal keys share blocks."""
+    poses: int = 0
+    """The encoding its blocks belong to (default its id); shared with the recording whose
+    blocks it reuses."""
 
     def __post_init__(self) -> None:
         if not self.blocks:
             self.blocks = [None] * -(-self.num_steps // self.block_steps)
+        if not self.poses:
+            self.poses = self.id
 
     @property
     def num_bytes(self) -> int:
@@ -140,6 +157,8 @@ class BrowserReplay:
         self._lock = threading.Lock()
         self._ready: set[int] = set()
         self._pages: dict[int, tuple[int, int]] = {}
+        self._sent: dict[int, tuple[int, set[int]]] = {}
+        """Per tab: the encoding whose blocks it was sent, and which of them."""
         self.current: Recording | None = None
         self._next_id = 1
         self.sent_bytes = 0
@@ -173,6 +192,9 @@ class BrowserReplay:
             client._websock_connection.queue_message(message)
 
     def _header(self, rec: Recording, *, step: int, playing: bool) -> TrajscopeRecordingMessage:
+        n = len(rec.offsets)
+        geoms = rec.node_geoms if rec.node_geoms is not None else list(range(len(rec.nodes)))
+        slots = rec.node_slots if rec.node_slots is not None else [np.arange(n)] * len(rec.nodes)
         return TrajscopeRecordingMessage(
             id=rec.id,
             num_steps=rec.num_steps,
@@ -185,6 +207,9 @@ class BrowserReplay:
             playing=bool(playing),
             label=rec.label,
             follow=rec.follow,
+            poses=rec.poses,
+            node_geoms=[int(g) for g in geoms],
+            node_slots=[np.ascontiguousarray(s, np.int32).tobytes() for s in slots],
         )
 
     def publish(self, rec: Recording, *, step: int = 0, playing: bool = False) -> None:
@@ -200,19 +225,32 @@ class BrowserReplay:
         first = min(max(step, 0) // rec.block_steps, len(rec.blocks) - 1)
         order = [first, *(i for i in range(len(rec.blocks)) if i != first)]  # the shown step's block first
         for i in order:
-            data = rec.blocks[i]
-            if data is not None:
-                self._send(cid, TrajscopeBlockMessage(id=rec.id, index=i, data=data))
-                self.sent_bytes += len(data)
+            self._send_block(cid, rec, i)
+
+    def _send_block(self, cid: int, rec: Recording, index: int) -> None:
+        """Block ``index`` of ``rec``'s encoding to tab ``cid``, unless it has it already."""
+        data = rec.blocks[index]
+        if data is None:
+            return
+        with self._lock:
+            poses, sent = self._sent.get(cid, (0, set()))
+            if poses != rec.poses:
+                poses, sent = rec.poses, set()
+            if index in sent:
+                return
+            sent.add(index)
+            self._sent[cid] = (poses, sent)
+            self.sent_bytes += len(data)
+        self._send(cid, TrajscopeBlockMessage(id=rec.poses, index=index, data=data))
 
     def add_block(self, rec: Recording, index: int, data: bytes) -> None:
-        """Block ``index`` of ``rec`` is encoded: to every tab, if ``rec`` is still shown."""
+        """Block ``index`` of ``rec`` is encoded: to every tab, if its encoding is still shown."""
         rec.blocks[index] = data
         with self._lock:
-            tabs = list(self._ready) if rec is self.current else []
+            current = self.current
+            tabs = list(self._ready) if current is not None and current.poses == rec.poses else []
         for cid in tabs:
-            self._send(cid, TrajscopeBlockMessage(id=rec.id, index=index, data=data))
-            self.sent_bytes += len(data)
+            self._send_block(cid, rec, index)
 
     def command(self, action: str, *, step: int = 0, value: float = 0.0) -> None:
         """To every tab: ``seek`` to ``step``, ``play``, ``pause``, ``speed``, ``loop``."""
@@ -267,3 +305,4 @@ class BrowserReplay:
             self._ready.discard(client_id)
             self._waiting.discard(client_id)
             self._pages.pop(client_id, None)
+            self._sent.pop(client_id, None)

@@ -43,6 +43,8 @@ class ScenePanel(Panel):
                 disabled=True,
                 hint=f"How many envs grid and overlay draw (default: all, up to {_shown.MAX_SHOWN})",
             )
+            self.detail = gui.add_markdown("", visible=False)
+            """What is drawn in full, when not every shown environment is."""
             self.follow = gui.add_checkbox("camera follows env", False, hint="Keep the selected env in view")
             self.reset_view = gui.add_button(
                 "reset view", hint="Point every browser's camera back at the shown environments"
@@ -53,8 +55,17 @@ class ScenePanel(Panel):
                 hint="Contact points of the shown envs: as simulated, with their normals, where the capture "
                 "stored them (contacts=k), else recomputed by MuJoCo from stored positions, with force arrows",
             )
+        with gui.add_folder("Rendering", expand_by_default=False):
+            self.wireframe = gui.add_checkbox("wireframe", False, hint="Geoms as their triangles' edges")
+            self.transparent = gui.add_checkbox("transparent", False, hint="Bodies see-through (the ground stays)")
         with gui.add_folder("Geom groups", expand_by_default=False):
             self.groups = [gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
+        for cb in (self.wireframe, self.transparent):
+            cb.on_update(
+                lambda _: viewer.act(
+                    lambda: viewer.stage.set_style(wireframe=self.wireframe.value, transparent=self.transparent.value)
+                )
+            )
         for cb in self.groups:
             cb.on_update(lambda _: viewer.act(self.apply_groups))
         self.reset_view.on_click(lambda _: viewer.act(viewer.stage.reset_camera))
@@ -96,6 +107,13 @@ class ScenePanel(Panel):
             self.count.value = min(view.count if view.count is not None else _shown.MAX_SHOWN, E, _shown.MAX_DRAWN)
         finally:
             self._setting = False
+        full, coarse = self.viewer.stage.drawn_in_full()
+        self.detail.visible = coarse > 0
+        if coarse:
+            self.detail.content = (
+                f"Drawn in full: env {frames.selected} and its {full - 1} nearest; "
+                f"the other {coarse} coarse (fewer triangles, untextured). Select an env to see it in full."
+            )
 
     def on_step(self, frames: _shown.Shown, t: int) -> None:
         view, stage = self.viewer.view, self.viewer.stage

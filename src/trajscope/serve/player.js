@@ -10,6 +10,9 @@
   const MAGIC = 0x54535242;
   const MANAGED_PROPS = new Set(["batched_positions", "batched_wxyzs"]);
   const SPEEDS = [0.1, 0.25, 0.5, 1, 2, 4];
+  // Decoded blocks kept at most (bytes of their quantised poses): the compressed blocks are
+  // all kept; the decoded ones around the shown step only, decoded again when needed.
+  const DECODED_BYTES = 96 * 1024 * 1024;
 
   function bytesOf(x) {
     if (x instanceof Uint8Array) return x;
@@ -72,6 +75,13 @@
       this.original = null;
       this.rec = null;
       this.blocks = [];
+      this.poses = null;
+      this.decoded = new Map();
+      this.decoding = new Set();
+      this.posed = {};
+      this.openedAt = null;
+      this.firstPoseAt = null;
+      this.firstDrawnAt = null;
       this.t = 0;
       this.playing = false;
       this.speed = 1;
@@ -145,8 +155,12 @@
           this.control(m);
           return true;
         case "SceneNodeUpdateMessage":
-          // Poses of the nodes this tab plays are this tab's own.
-          if (this.rec && !this.released && this.rec.names.has(m.name) && Object.keys(m.updates).every((k) => MANAGED_PROPS.has(k))) return true;
+          // Poses of the nodes this tab plays are this tab's own, once it has drawn a step
+          // itself (until then the server's pose of the shown step is the first frame).
+          if (this.rec && !this.released && this.rec.names.has(m.name) && Object.keys(m.updates).every((k) => MANAGED_PROPS.has(k))) {
+            if (this.shownT >= 0) return true;
+            if (this.firstPoseAt === null) this.firstPoseAt = performance.now();
+          }
           return false;
         default:
           return false;
@@ -156,20 +170,31 @@
     open(m) {
       if (this.rec && this.rec.id === m.id) return; // sent again (a tab that joined as it was published)
       const offsets = new Float32Array(bytesOf(m.offsets).slice().buffer);
+      const slots = (m.node_slots || []).map((b) => new Int32Array(bytesOf(b).slice().buffer));
       this.rec = {
         id: m.id,
         steps: m.num_steps,
         dt: m.dt_s,
         nodes: m.nodes,
         names: new Set(m.nodes),
+        geoms: m.node_geoms || m.nodes.map((_, i) => i),
+        slots,
         N: m.num_envs,
         offsets,
         blockSteps: m.block_steps,
         label: m.label,
         follow: m.follow,
-        received: 0,
       };
-      this.blocks = new Array(Math.ceil(m.num_steps / m.block_steps)).fill(null);
+      if (m.poses !== this.poses || this.blocks.length !== Math.ceil(m.num_steps / m.block_steps)) {
+        // Another capture's poses: what this tab holds of the last one goes.
+        this.poses = m.poses;
+        this.blocks = new Array(Math.ceil(m.num_steps / m.block_steps)).fill(null);
+        this.decoded = new Map();
+        this.decoding = new Set();
+      }
+      this.openedAt = performance.now();
+      this.firstPoseAt = null;
+      this.firstDrawnAt = null;
       this.released = false;
       this.t = Math.min(Math.max(m.step, 0), m.num_steps - 1);
       this.playing = !!m.playing;
@@ -180,16 +205,55 @@
       this.updateBar();
     }
 
+    get received() {
+      let n = 0;
+      for (const b of this.blocks) if (b) n += 1;
+      return n;
+    }
+
     addBlock(m) {
-      const rec = this.rec;
-      if (!rec || m.id !== rec.id) return;
-      decodeBlock(bytesOf(m.data)).then((b) => {
-        if (!this.rec || this.rec.id !== rec.id || this.blocks[m.index]) return;
-        this.blocks[m.index] = b;
-        rec.received += 1;
-        if (Math.floor(this.t / rec.blockSteps) === m.index) this.shownT = -1;
-        this.updateBar();
-      }, (err) => console.error("trajscope: a pose block could not be decoded", err));
+      if (m.id !== this.poses || this.blocks[m.index]) return;
+      this.blocks[m.index] = bytesOf(m.data).slice();
+      if (this.rec && Math.floor(this.t / this.rec.blockSteps) === m.index) this.shownT = -1;
+      this.updateBar();
+    }
+
+    // The decoded block `index`, or null while it is being decoded (started here).
+    block(index) {
+      const b = this.decoded.get(index);
+      if (b) {
+        this.decoded.delete(index); // most recently used last
+        this.decoded.set(index, b);
+        return b;
+      }
+      const raw = this.blocks[index];
+      if (!raw || this.decoding.has(index)) return null;
+      const poses = this.poses;
+      this.decoding.add(index);
+      decodeBlock(raw).then((d) => {
+        this.decoding.delete(index);
+        if (this.poses !== poses) return;
+        d.bytes = 2 * (d.qp.length + d.qq.length);
+        this.decoded.set(index, d);
+        let total = 0;
+        for (const x of this.decoded.values()) total += x.bytes;
+        for (const [k, x] of this.decoded) {
+          if (total <= DECODED_BYTES || this.decoded.size <= 2) break;
+          this.decoded.delete(k);
+          total -= x.bytes;
+        }
+        if (this.rec && Math.floor(this.t / this.rec.blockSteps) === index) this.shownT = -1;
+      }, (err) => {
+        this.decoding.delete(index);
+        console.error("trajscope: a pose block could not be decoded", err);
+      });
+      return null;
+    }
+
+    decodedBytes() {
+      let total = 0;
+      for (const x of this.decoded.values()) total += x.bytes;
+      return total;
     }
 
     control(m) {
@@ -277,30 +341,43 @@
       }
     }
 
-    // Pose every node at step t; false while its block has not come yet.
+    // Pose every node at step t; false while its block has not come (or is being decoded).
     apply(t) {
       const rec = this.rec;
-      const b = this.blocks[Math.floor(t / rec.blockSteps)];
-      if (!b || !this.original) return false;
+      const index = Math.floor(t / rec.blockSteps);
+      const b = this.original ? this.block(index) : null;
+      if (this.playing && index + 1 < this.blocks.length) this.block(index + 1); // decoded ahead
+      if (!b) return false;
       const k = t % rec.blockSteps;
       const { N, G, lo, quantum, qp, qq } = b;
       const off = rec.offsets;
       const messages = [];
-      for (let g = 0; g < G; g++) {
-        const pos = new Float32Array(N * 3), wxyz = new Float32Array(N * 4);
+      for (let j = 0; j < rec.nodes.length; j++) {
+        const g = rec.geoms[j];
+        if (g >= G) continue;
+        const slots = rec.slots[j];
+        const n = slots ? slots.length : N;
+        const pos = new Float32Array(n * 3), wxyz = new Float32Array(n * 4);
         const bp = (k * G + g) * N * 3, bq = (k * G + g) * N * 4;
         const l0 = lo[3 * g], l1 = lo[3 * g + 1], l2 = lo[3 * g + 2];
         const s0 = quantum[3 * g], s1 = quantum[3 * g + 1], s2 = quantum[3 * g + 2];
-        for (let n = 0; n < N; n++) {
-          const i = 3 * n;
-          pos[i] = l0 + qp[bp + i] * s0 + off[i];
-          pos[i + 1] = l1 + qp[bp + i + 1] * s1 + off[i + 1];
-          pos[i + 2] = l2 + qp[bp + i + 2] * s2 + off[i + 2];
+        for (let i = 0; i < n; i++) {
+          const e = slots ? slots[i] : i;
+          const src = 3 * e, dst = 3 * i;
+          pos[dst] = l0 + qp[bp + src] * s0 + off[src];
+          pos[dst + 1] = l1 + qp[bp + src + 1] * s1 + off[src + 1];
+          pos[dst + 2] = l2 + qp[bp + src + 2] * s2 + off[src + 2];
+          const qs = 4 * e, qd = 4 * i;
+          wxyz[qd] = qq[bq + qs] / 32767;
+          wxyz[qd + 1] = qq[bq + qs + 1] / 32767;
+          wxyz[qd + 2] = qq[bq + qs + 2] / 32767;
+          wxyz[qd + 3] = qq[bq + qs + 3] / 32767;
         }
-        for (let i = 0; i < N * 4; i++) wxyz[i] = qq[bq + i] / 32767;
-        messages.push({ type: "SceneNodeUpdateMessage", name: rec.nodes[g], owner: "", updates: { batched_positions: pos, batched_wxyzs: wxyz } });
+        messages.push({ type: "SceneNodeUpdateMessage", name: rec.nodes[j], owner: "", updates: { batched_positions: pos, batched_wxyzs: wxyz } });
+        this.posed[rec.nodes[j]] = pos;
       }
       this.original(...messages);
+      if (this.firstDrawnAt === null) this.firstDrawnAt = performance.now();
       const m = this.viewer.mutable.current;
       if (typeof m.requestRender === "function") m.requestRender();
       return true;
@@ -407,8 +484,15 @@
         return;
       }
       if (String(this.t) !== this.slider.value) this.slider.value = String(this.t);
-      const loading = rec.received < this.blocks.length ? ` · loading ${rec.received}/${this.blocks.length}` : "";
+      const received = this.received;
+      const loading = received < this.blocks.length ? ` · loading ${received}/${this.blocks.length}` : "";
       this.label.textContent = `step ${this.t} / ${rec.steps - 1}${loading}`;
+    }
+
+    // For tests: the positions this tab last gave node `name` (world, offsets added).
+    positions(name) {
+      const p = this.posed[name];
+      return p ? Array.from(p) : null;
     }
 
     // For tests and benchmarks: what this tab shows, and its frame intervals (ms).
@@ -423,7 +507,13 @@
         shown: this.shownT,
         steps: this.rec ? this.rec.steps : 0,
         blocks: this.blocks.length,
-        received: this.rec ? this.rec.received : 0,
+        received: this.rec ? this.received : 0,
+        poses: this.poses,
+        openedAt: this.openedAt,
+        firstPoseAt: this.firstPoseAt,
+        firstDrawnAt: this.firstDrawnAt,
+        decodedBytes: this.decodedBytes(),
+        storedBytes: this.blocks.reduce((a, b) => a + (b ? b.length : 0), 0),
         frameIntervals: dts,
       };
     }
