@@ -146,3 +146,93 @@ def test_past_64_envs_the_selected_one_and_its_neighbours_are_drawn_in_full_the_
             browser.close()
     finally:
         v.close()
+
+
+DECOR_XML = """
+<mujoco model="decor">
+  <option timestep="0.01"/>
+  <worldbody>
+    <light name="sun" pos="0 0 3" dir="0 0.6 -0.8"/>
+    <geom type="plane" size="2 2 0.1"/>
+    <camera name="side" pos="0 -2 0.6" xyaxes="1 0 0 0 0.3 1" fovy="50"/>
+    <body name="torso" pos="0 0 0.5">
+      <freejoint/>
+      <geom type="box" size="0.1 0.1 0.1" mass="2"/>
+      <site name="tip" pos="0.1 0 0.1" size="0.03" rgba="0 1 0 1"/>
+      <camera name="ego" pos="0.1 0 0" xyaxes="0 -1 0 0 0 1"/>
+      <body name="arm" pos="0.1 0 0">
+        <joint name="elbow" type="hinge" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+        <site name="hand" pos="0.3 0 0" type="box" size="0.02 0.02 0.02"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="elbow"/></actuator>
+</mujoco>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+def test_sites_frames_centres_of_mass_and_cameras_are_drawn_where_mujoco_puts_them(tmp_path):
+    """MuJoCo viewer's decorations, each a toggle: the tab poses them from the capture's
+    blocks where MuJoCo's kinematics puts them at that step; "look through" a model camera
+    puts the browser's camera there."""
+    import mujoco
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    model = mujoco.MjModel.from_xml_string(DECOR_XML)
+    rng = np.random.default_rng(0)
+    d = mujoco.MjData(model)
+    T, E = 40, 2
+    qpos = np.zeros((T, E, model.nq))
+    for e in range(E):
+        mujoco.mj_resetData(model, d)
+        for t in range(T):
+            d.ctrl[:] = rng.uniform(-1, 1)
+            mujoco.mj_step(model, d)
+            qpos[t, e] = d.qpos
+    with trajscope.RunWriter(tmp_path, name="decor", model=model) as w:
+        w.add_capture(step=0, qpos=qpos, reward=np.zeros((T, E)))
+    v = Viewer(str(tmp_path / "decor"), port=free_port(), poll_s=3600)
+    state = "window.__trajscopePlayer && window.__trajscopePlayer.state()"
+    try:
+        sp = v.panel(ScenePanel)
+        sp.layout.value = "grid"
+        for k in ("sites", "frames", "com", "cameras", "lights"):
+            sp.decorations[k].value = True
+        envs = v.stage.envs
+        assert set(envs.deco_nodes) == {"site0", "site1", "framex", "framey", "framez", "com", "camera0", "camera1",
+                                        "lights"}  # fmt: skip
+        assert list(sp.look.options) == ["(free camera)", "0: side", "1: ego"]
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 960, "height": 600})
+            page.goto(v.url)
+            page.wait_for_function(f"({state}) && ({state}).received === ({state}).blocks")
+            v.act(v.show_step, 25)
+            page.wait_for_function(f"({state}).shown === 25")
+            off = v.stage.offsets()
+            want = {"site0": [], "site1": [], "com": [], "framex": [], "camera1": []}
+            for e in range(E):
+                d.qpos[:] = qpos[25, e]
+                mujoco.mj_kinematics(model, d)
+                mujoco.mj_comPos(model, d)
+                mujoco.mj_camlight(model, d)
+                want["site0"].append([d.site_xpos[0] + off[e]])
+                want["site1"].append([d.site_xpos[1] + off[e]])
+                want["com"].append([d.xipos[b] + off[e] for b in (1, 2)])
+                want["framex"].append([d.xpos[b] + off[e] for b in (1, 2)])
+                want["camera1"].append([d.cam_xpos[1] + off[e]])
+            for name, per_env in want.items():
+                # Instances run item by item, environment by environment within each.
+                expect = np.array(per_env).transpose(1, 0, 2).reshape(-1, 3)
+                got = page.evaluate(f"window.__trajscopePlayer.positions({envs.deco_nodes[name].name!r})")
+                np.testing.assert_allclose(np.array(got).reshape(-1, 3), expect, atol=2e-3)
+            # Look through the body's camera: the browser's camera goes there, at the step shown.
+            sp.look.value = "1: ego"
+            cam = next(iter(v.server.get_clients().values())).camera
+            _wait(lambda: np.allclose(cam.position, want["camera1"][v.shown.selected_slot][0], atol=1e-3))
+            assert not v.errors, v.errors
+            browser.close()
+    finally:
+        v.close()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import sim
-from . import _framing, _geometry, _recording
+from . import _decor, _framing, _geometry, _recording
 
 FULL = 64
 """Environments drawn with every triangle, at most: past this many, those named ``full``
@@ -57,6 +57,13 @@ class EnvScene:
         self._fields: dict[str, np.ndarray] = {}
         self._contact_nodes: list[Any] = []
         self._opacity: dict[int, float | None] = {}
+        self.kinds: set[str] = set()
+        """The decorations drawn (:data:`._decor.KINDS`: sites, body frames, ...)."""
+        self.decorations: list[_decor.Decoration] = []
+        self.items: list[_decor.Item] = []
+        """The frames the decorations are posed at, each once, in block order after the geoms."""
+        self.deco_nodes: dict[str, Any] = {}
+        """The decorations' scene nodes, by name: an instance per item and environment drawn in full."""
 
     def set_envs(
         self,
@@ -113,6 +120,7 @@ class EnvScene:
         self._key = key
         see_through = opacity if opacity is not None else (0.35 if overlay and n > 1 else None)
         self._build(n, colors, see_through=see_through, textures=tint is None, planes=planes)
+        self._build_decorations()
         return True
 
     def _build(self, n: int, colors: np.ndarray, *, see_through: float | None, textures: bool, planes: bool) -> None:
@@ -171,6 +179,49 @@ class EnvScene:
                     receive_shadow=False,
                 )
 
+    def set_decorations(self, kinds: set[str]) -> bool:
+        """Draw what MuJoCo's viewer draws besides geoms (``kinds`` of
+        :data:`._decor.KINDS`) for the environments drawn in full; True if that changed."""
+        kinds = set(kinds) & set(_decor.KINDS)
+        if kinds == self.kinds:
+            return False
+        self.kinds = kinds
+        self.decorations = _decor.decorations(self.model, kinds)
+        self.items = list(dict.fromkeys(item for d in self.decorations for item in d.items))
+        self._build_decorations()
+        return True
+
+    def _build_decorations(self) -> None:
+        for node in self.deco_nodes.values():
+            node.remove()
+        self.deco_nodes = {}
+        n = len(self.full)
+        if not n or self.kin is None:
+            return
+        for d in self.decorations:
+            k = len(d.items) * n
+            self.deco_nodes[d.name] = self.scene.add_batched_meshes_simple(
+                f"{self.prefix}/decor/{d.name}",
+                d.vertices,
+                d.faces,
+                batched_wxyzs=np.tile([1.0, 0, 0, 0], (k, 1)),
+                batched_positions=np.zeros((k, 3)),
+                batched_colors=np.asarray(d.rgb, np.uint8),
+                opacity=d.opacity if d.opacity < 1 else None,
+                wireframe=d.wireframe,
+                lod="off",
+                cast_shadow=False,
+                receive_shadow=False,
+            )
+
+    def _deco_instances(self, d: _decor.Decoration) -> tuple[np.ndarray, np.ndarray]:
+        """Instance by instance of decoration ``d``: the index of its item (in
+        :attr:`items`) and its environment (slot), items outermost."""
+        index = {item: i for i, item in enumerate(self.items)}
+        items = np.repeat([index[it] for it in d.items], len(self.full))
+        slots = np.tile(self.full, len(d.items))
+        return items, slots
+
     def style(self, *, wireframe: bool = False, transparent: bool = False) -> None:
         """MuJoCo viewer's rendering flags on the drawn geoms: every triangle's edges only
         (``wireframe``), and see-through bodies (``transparent``: 0.3 of each geom's alpha;
@@ -186,6 +237,18 @@ class EnvScene:
                     base = self._opacity.get(g.geom_id)
                     alpha = float(g.rgba[3]) * 0.3 if transparent else base
                     node.opacity = alpha if alpha is not None and alpha < 1 else base
+
+    def _pose_decorations(self, offsets: np.ndarray) -> None:
+        if not self.deco_nodes or self.kin is None:
+            return
+        pos, wxyz = _decor.item_poses(self.kin, self.items)
+        for d in self.decorations:
+            node = self.deco_nodes.get(d.name)
+            if node is None:
+                continue
+            items, slots = self._deco_instances(d)
+            node.batched_positions = (pos[slots, items] + offsets[slots]).astype(np.float32)
+            node.batched_wxyzs = wxyz[slots, items].astype(np.float32)
 
     def show_groups(self, shown: set[int]) -> None:
         """Show the geoms of MuJoCo's geom groups ``shown`` (groups past 5 always)."""
@@ -227,6 +290,7 @@ class EnvScene:
                     if node is not None:
                         node.batched_positions = pos[slots, g.geom_id].astype(np.float32)
                         node.batched_wxyzs = wxyz[slots, g.geom_id].astype(np.float32)
+            self._pose_decorations(offsets)
             self.draw_contacts(offsets if contacts else None, captured)
         return ok
 
@@ -318,14 +382,20 @@ class EnvScene:
         """The scene nodes of the drawn geoms (in full), in the order :meth:`pose_blocks` codes them."""
         return [self.nodes[g.geom_id].name for g in self.geoms if g.geom_id in self.nodes]
 
-    def drawn(self) -> list[tuple[str, int, np.ndarray]]:
-        """Every node posed from :meth:`pose_blocks`' blocks: its name, the index of its geom
-        in a block, and the environments (slots) it has an instance of, in instance order."""
+    def drawn(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Every node posed from :meth:`pose_blocks`' blocks: its name, then instance by
+        instance the index of its geom or decoration item in a block and its environment (slot)."""
         coded = [g.geom_id for g in self.geoms if g.geom_id in self.nodes]
-        out = [(self.nodes[gid].name, i, self.full) for i, gid in enumerate(coded)]
+        out = [(self.nodes[gid].name, np.full(len(self.full), i), self.full) for i, gid in enumerate(coded)]
         out += [
-            (self.coarse_nodes[gid].name, i, self.coarse) for i, gid in enumerate(coded) if gid in self.coarse_nodes
+            (self.coarse_nodes[gid].name, np.full(len(self.coarse), i), self.coarse)
+            for i, gid in enumerate(coded)
+            if gid in self.coarse_nodes
         ]
+        for d in self.decorations:
+            if d.name in self.deco_nodes:
+                items, slots = self._deco_instances(d)
+                out.append((self.deco_nodes[d.name].name, items + len(coded), slots))
         return out
 
     def pose_blocks(
@@ -349,10 +419,12 @@ class EnvScene:
         ids = np.array([g.geom_id for g in self.geoms if g.geom_id in self.nodes], int)
         count = -(-T // block_steps)
         first = min(max(first, 0), max(count - 1, 0))
+        items = list(self.items)
+        K = len(ids) + len(items)
         for b in [first, *(i for i in range(count) if i != first)]:
             steps = range(b * block_steps, min(T, (b + 1) * block_steps))
-            P = np.empty((len(steps), n, len(ids), 3), np.float32)
-            Q = np.empty((len(steps), n, len(ids), 4), np.float32)
+            P = np.empty((len(steps), n, K, 3), np.float32)
+            Q = np.empty((len(steps), n, K, 4), np.float32)
             if b > 0:  # the pose before the block: where non-finite states are held
                 t0 = steps[0] - 1
                 kin.poses(qpos[t0], _at(mocap_pos, t0), _at(mocap_quat, t0))
@@ -360,7 +432,9 @@ class EnvScene:
                 if stop is not None and stop.is_set():
                     return
                 pos, wxyz, _ = kin.poses(qpos[t], _at(mocap_pos, t), _at(mocap_quat, t))
-                P[k], Q[k] = pos[:, ids], wxyz[:, ids]
+                P[k, :, : len(ids)], Q[k, :, : len(ids)] = pos[:, ids], wxyz[:, ids]
+                if items:
+                    P[k, :, len(ids) :], Q[k, :, len(ids) :] = _decor.item_poses(kin, items)
             yield b, _recording.encode_block(P, Q)
 
     def body_position(self, body: int, slot: int) -> np.ndarray:
@@ -369,9 +443,14 @@ class EnvScene:
         return self.kin.body_pos(body)[slot]
 
     def remove(self) -> None:
-        for node in [*self.nodes.values(), *self.coarse_nodes.values(), *self._contact_nodes]:
+        for node in [
+            *self.nodes.values(),
+            *self.coarse_nodes.values(),
+            *self.deco_nodes.values(),
+            *self._contact_nodes,
+        ]:
             node.remove()
-        self.nodes, self.coarse_nodes, self._contact_nodes, self._key = {}, {}, [], None
+        self.nodes, self.coarse_nodes, self.deco_nodes, self._contact_nodes, self._key = {}, {}, {}, [], None
 
 
 def _at(a: np.ndarray | None, t: int) -> np.ndarray | None:

@@ -65,6 +65,8 @@ class Stage:
         """Geoms drawn as their triangles' edges (MuJoCo's viewer: W)."""
         self.transparent = False
         """Bodies drawn see-through (MuJoCo's viewer: T)."""
+        self.decorations: set[str] = set()
+        """What is drawn besides geoms (:data:`._decor.KINDS`), for the environments drawn in full."""
         self.ghost_offset = np.zeros(3)
         self._n = 0
         self._arranged: tuple[Any, ...] | None = None
@@ -94,6 +96,7 @@ class Stage:
             self.envs.remove()
         self.clear_ghost()
         self.envs = EnvScene(self.server, model)
+        self.envs.set_decorations(self.decorations)
         self._arranged = None
         return self.envs.skipped
 
@@ -175,6 +178,29 @@ class Stage:
             self.transparent = bool(transparent)
         if self.envs is not None:
             self.envs.style(wireframe=self.wireframe, transparent=self.transparent)
+
+    def set_decorations(self, kinds: set[str]) -> bool:
+        """Draw sites, body frames, centres of mass, cameras, lights (``kinds``) from now on;
+        True if that changed what is drawn (the tabs then need the capture's poses again)."""
+        self.decorations = set(kinds)
+        return self.envs.set_decorations(self.decorations) if self.envs is not None else False
+
+    def look_through(self, camera: int, slot: int) -> None:
+        """Every browser's camera at MuJoCo camera ``camera`` of environment ``slot`` as
+        last posed: its position, its view along the frame's -z with +y up, its field of view."""
+        assert self.envs is not None and self.envs.kin is not None
+        kin = self.envs.kin
+        pos = kin.frames("cam_xpos")[slot, camera] + self.offsets()[slot]
+        mat = kin.frames("cam_xmat")[slot, camera].reshape(3, 3)
+        forward, up = -mat[:, 2], mat[:, 1]
+        fovy = float(np.radians(self.envs.model.cam_fovy[camera]))
+        for client in self.server.get_clients().values():
+            cam = client.camera
+            with client.atomic():
+                cam.position = pos  # viser moves look_at with position: set it after
+                cam.look_at = pos + forward
+                cam.up_direction = up
+                cam.fov = fovy
 
     def show_groups(self, groups: set[int]) -> None:
         """Show the geoms of MuJoCo's geom groups ``groups`` (groups past 5 always)."""

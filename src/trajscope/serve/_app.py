@@ -450,7 +450,13 @@ class Viewer:
         run = self.view.run
         dt = float((run.metadata.get("control_dt_s") if run is not None else None) or 0.02)
         drawn = envs.drawn()
-        poses_key = (id(shown.capture), shown.capture.info.index, tuple(shown.envs), tuple(envs.node_names()))
+        poses_key = (
+            id(shown.capture),
+            shown.capture.info.index,
+            tuple(shown.envs),
+            tuple(envs.node_names()),
+            tuple(envs.items),
+        )
         now = browser.current
         same = now is not None and now.poses_key == poses_key and not self._recording_failed
         rec = Recording(
@@ -462,7 +468,7 @@ class Viewer:
             block_steps=_scene.BLOCK_STEPS,
             label=f"capture #{shown.capture.info.index}",
             follow=self.view.live,
-            node_geoms=[g for _, g, _ in drawn],
+            node_items=[items for _, items, _ in drawn],
             node_slots=[slots for _, _, slots in drawn],
             poses_key=poses_key,
         )

@@ -47,10 +47,10 @@ class TrajscopeRecordingMessage(_Out):
     follow: bool
     poses: int
     """The encoding its blocks belong to: a tab that has that one's blocks keeps them."""
-    node_geoms: list[int]
-    """Per node, the index of its geom in a block."""
+    node_items: list[bytes]
+    """Per node, instance by instance, ``int32``: the index of the geom (or decoration item) in a block."""
     node_slots: list[bytes]
-    """Per node, ``int32`` environments (slots) it has an instance of, in instance order."""
+    """Per node, instance by instance, ``int32``: the environment (slot)."""
 
 
 @dataclasses.dataclass
@@ -115,10 +115,11 @@ class Recording:
     follow: bool = False
     """At its end the tab stops and says so (a live chunk: the next one follows)."""
     blocks: list[bytes | None] = dataclasses.field(default_factory=list)
-    node_geoms: list[int] | None = None
-    """Per node, the index of its geom in a block (default: node ``i`` poses geom ``i``)."""
+    node_items: list[np.ndarray] | None = None
+    """Per node, instance by instance, the index of its geom or item in a block (default:
+    node ``i`` poses geom ``i`` of every environment)."""
     node_slots: list[np.ndarray] | None = None
-    """Per node, the environments (slots) it has an instance of (default: all)."""
+    """Per node, instance by instance, the environment (slot) (default: all, in order)."""
     poses_key: tuple[Any, ...] = ()
     """What its poses are of (capture, environments, geoms): equal keys share blocks."""
     poses: int = 0
@@ -193,7 +194,7 @@ class BrowserReplay:
 
     def _header(self, rec: Recording, *, step: int, playing: bool) -> TrajscopeRecordingMessage:
         n = len(rec.offsets)
-        geoms = rec.node_geoms if rec.node_geoms is not None else list(range(len(rec.nodes)))
+        items = rec.node_items if rec.node_items is not None else [np.full(n, i) for i in range(len(rec.nodes))]
         slots = rec.node_slots if rec.node_slots is not None else [np.arange(n)] * len(rec.nodes)
         return TrajscopeRecordingMessage(
             id=rec.id,
@@ -208,7 +209,7 @@ class BrowserReplay:
             label=rec.label,
             follow=rec.follow,
             poses=rec.poses,
-            node_geoms=[int(g) for g in geoms],
+            node_items=[np.ascontiguousarray(i, np.int32).tobytes() for i in items],
             node_slots=[np.ascontiguousarray(s, np.int32).tobytes() for s in slots],
         )
 

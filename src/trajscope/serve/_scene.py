@@ -58,8 +58,25 @@ class ScenePanel(Panel):
         with gui.add_folder("Rendering", expand_by_default=False):
             self.wireframe = gui.add_checkbox("wireframe", False, hint="Geoms as their triangles' edges")
             self.transparent = gui.add_checkbox("transparent", False, hint="Bodies see-through (the ground stays)")
+            hints = {
+                "sites": "The model's sites, in their own colours",
+                "frames": "Each body's frame: x red, y green, z blue",
+                "com": "Each body's centre of mass",
+                "cameras": "The model's cameras and their view pyramids",
+                "lights": "The model's lights, pointing where they shine",
+            }
+            labels = {"sites": "sites", "frames": "body frames", "com": "centres of mass", "cameras": "cameras",
+                      "lights": "lights"}  # fmt: skip
+            self.decorations = {k: gui.add_checkbox(labels[k], False, hint=hints[k]) for k in hints}
+            """MuJoCo viewer's decorations, each a toggle (for the environments drawn in full)."""
+            self.look = gui.add_dropdown(
+                "look through", ["(free camera)"], hint="See the selected env through one of the model's cameras"
+            )
         with gui.add_folder("Geom groups", expand_by_default=False):
             self.groups = [gui.add_checkbox(f"group {i}", i < 3) for i in range(6)]
+        for cb in self.decorations.values():
+            cb.on_update(lambda _: viewer.act(self.apply_decorations))
+        self.look.on_update(lambda _: viewer.act(self.look_through))
         for cb in (self.wireframe, self.transparent):
             cb.on_update(
                 lambda _: viewer.act(
@@ -121,11 +138,44 @@ class ScenePanel(Panel):
         if self.contacts.value:
             self.draw_contacts(posed=posed)
             posed = True
-        if self.follow.value:
+        if self.look.value[:1].isdigit():
+            self.look_through()
+        elif self.follow.value:
             if not posed:  # a step a tab settled on: pose the environments here to find where
                 assert stage.envs is not None
                 stage.envs.poses(*frames.state(t))
             stage.follow(frames.selected_slot)
+
+    def on_run(self, run: Any) -> None:
+        model = self.viewer.view.model
+        names = []
+        for i in range(model.ncam if model is not None else 0):
+            import mujoco
+
+            names.append(f"{i}: {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) or 'camera'}")
+        self._setting = True
+        try:
+            self.look.options = ["(free camera)", *names]
+            self.look.value = "(free camera)"
+        finally:
+            self._setting = False
+
+    def apply_decorations(self) -> None:
+        """The decorations switched on, drawn; the tabs are sent the capture's poses again."""
+        viewer = self.viewer
+        if viewer.stage.set_decorations({k for k, cb in self.decorations.items() if cb.value}):
+            viewer.reload()
+
+    def look_through(self) -> None:
+        """The browsers' cameras at the chosen camera of the selected env (at the shown step)."""
+        viewer, value = self.viewer, self.look.value
+        frames = viewer.view.shown
+        if self._setting or frames is None or not value[:1].isdigit():
+            return
+        stage = viewer.stage
+        assert stage.envs is not None
+        stage.envs.poses(*frames.state(viewer.view.t))
+        stage.look_through(int(value.split(":")[0]), frames.selected_slot)
 
     def apply_groups(self) -> None:
         self.viewer.stage.show_groups({i for i, cb in enumerate(self.groups) if cb.value})

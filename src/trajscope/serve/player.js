@@ -170,14 +170,15 @@
     open(m) {
       if (this.rec && this.rec.id === m.id) return; // sent again (a tab that joined as it was published)
       const offsets = new Float32Array(bytesOf(m.offsets).slice().buffer);
-      const slots = (m.node_slots || []).map((b) => new Int32Array(bytesOf(b).slice().buffer));
+      const ints = (b) => new Int32Array(bytesOf(b).slice().buffer);
+      const slots = (m.node_slots || []).map(ints), items = (m.node_items || []).map(ints);
       this.rec = {
         id: m.id,
         steps: m.num_steps,
         dt: m.dt_s,
         nodes: m.nodes,
         names: new Set(m.nodes),
-        geoms: m.node_geoms || m.nodes.map((_, i) => i),
+        items,
         slots,
         N: m.num_envs,
         offsets,
@@ -353,20 +354,17 @@
       const off = rec.offsets;
       const messages = [];
       for (let j = 0; j < rec.nodes.length; j++) {
-        const g = rec.geoms[j];
-        if (g >= G) continue;
-        const slots = rec.slots[j];
-        const n = slots ? slots.length : N;
+        const slots = rec.slots[j], items = rec.items[j];
+        const n = slots.length;
         const pos = new Float32Array(n * 3), wxyz = new Float32Array(n * 4);
-        const bp = (k * G + g) * N * 3, bq = (k * G + g) * N * 4;
-        const l0 = lo[3 * g], l1 = lo[3 * g + 1], l2 = lo[3 * g + 2];
-        const s0 = quantum[3 * g], s1 = quantum[3 * g + 1], s2 = quantum[3 * g + 2];
         for (let i = 0; i < n; i++) {
-          const e = slots ? slots[i] : i;
+          const e = slots[i], g = items[i];
+          if (g >= G || e >= N) continue;
+          const bp = (k * G + g) * N * 3, bq = (k * G + g) * N * 4;
           const src = 3 * e, dst = 3 * i;
-          pos[dst] = l0 + qp[bp + src] * s0 + off[src];
-          pos[dst + 1] = l1 + qp[bp + src + 1] * s1 + off[src + 1];
-          pos[dst + 2] = l2 + qp[bp + src + 2] * s2 + off[src + 2];
+          pos[dst] = lo[3 * g] + qp[bp + src] * quantum[3 * g] + off[src];
+          pos[dst + 1] = lo[3 * g + 1] + qp[bp + src + 1] * quantum[3 * g + 1] + off[src + 1];
+          pos[dst + 2] = lo[3 * g + 2] + qp[bp + src + 2] * quantum[3 * g + 2] + off[src + 2];
           const qs = 4 * e, qd = 4 * i;
           wxyz[qd] = qq[bq + qs] / 32767;
           wxyz[qd + 1] = qq[bq + qs + 1] / 32767;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,6 +64,8 @@ class Kinematics:
         self._geom_pos = np.zeros((E, self.model.ngeom, 3))
         self._geom_mat = np.zeros((E, self.model.ngeom, 9))
         self._xpos = np.zeros((E, self.model.nbody, 3))
+        self._frames: dict[str, np.ndarray] = {}
+        """Per environment, the last poses of what :meth:`frames` names (kept once asked for)."""
         for e in range(E):
             self._pose(e)
 
@@ -80,6 +82,11 @@ class Kinematics:
             d.mocap_pos[:], d.mocap_quat[:] = self._mocap[0][e], self._mocap[1][e]
         self._mujoco.mj_kinematics(m, d)
         self._geom_pos[e], self._geom_mat[e], self._xpos[e] = d.geom_xpos, d.geom_xmat, d.xpos
+        if self._frames:
+            self._mujoco.mj_comPos(m, d)
+            self._mujoco.mj_camlight(m, d)
+            for name, store in self._frames.items():
+                store[e] = getattr(d, name).reshape(store.shape[1:])
 
     def poses(
         self,
@@ -100,6 +107,23 @@ class Kinematics:
                 self._mocap[1][e] = mocap_quat[e]
             self._pose(int(e))
         return self._geom_pos.copy(), mat_to_wxyz(self._geom_mat), ok
+
+    FRAMES: ClassVar[dict[str, int]] = {
+        "site_xpos": 3, "site_xmat": 9, "xpos": 3, "xmat": 9, "xipos": 3,
+        "cam_xpos": 3, "cam_xmat": 9, "light_xpos": 3, "light_xdir": 3,
+    }  # fmt: skip
+    """What :meth:`frames` gives, and its size per element (``MjData`` names)."""
+
+    def frames(self, name: str) -> np.ndarray:
+        """``MjData.<name>`` (one of :data:`FRAMES`: sites, bodies, centres of mass,
+        cameras, lights) of each environment's last posed state, ``(E, n, 3|9)``; kept from
+        the first ask on (every later pose computes it too)."""
+        if name not in self._frames:
+            n = getattr(self.data, name).reshape(-1, self.FRAMES[name]).shape[0]
+            self._frames[name] = np.zeros((self.num_envs, n, self.FRAMES[name]))
+            for e in range(self.num_envs):
+                self._pose(e)
+        return self._frames[name].copy()
 
     def body_pos(self, body: int) -> np.ndarray:
         """World positions of one body in each environment (after :meth:`poses`)."""
