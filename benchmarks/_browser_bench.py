@@ -106,11 +106,11 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         sp = v.panel(ScenePanel)
         sp.layout.value = "grid"
         sp.count.value = E
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_page(viewport={"width": 960, "height": 600})
         counter = Counter(page)
         page.goto(v.url)
         _say(E, "envs: page opened")
-        page.wait_for_function(f"({STATE}) && ({STATE}).steps > 0", timeout=600_000)
+        page.wait_for_function(f"({STATE}) && ({STATE}).steps > 0", timeout=600_000, polling=200)
         _say(E, "envs: the tab has the capture")
         # Choosing a capture (the older one, as the down arrow does) to its first frame.
         t_choose = page.evaluate("performance.now()")
@@ -118,6 +118,7 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         page.wait_for_function(
             f"({STATE}).openedAt > {t_choose} && (({STATE}).firstPoseAt !== null || ({STATE}).firstDrawnAt !== null)",
             timeout=600_000,
+            polling=200,
         )
         s = page.evaluate(STATE)
         firsts = [x for x in (s["firstPoseAt"], s["firstDrawnAt"]) if x is not None]
@@ -128,7 +129,7 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         t0 = time.monotonic()
         _wait(lambda: rec.complete, 3600)
         out["encode_s"] = time.monotonic() - t0
-        page.wait_for_function(f"({STATE}).received === ({STATE}).blocks", timeout=600_000)
+        page.wait_for_function(f"({STATE}).received === ({STATE}).blocks", timeout=600_000, polling=200)
         out["capture_bytes"] = rec.num_bytes
         envs = v.stage.envs
         geoms = len(envs.node_names())
@@ -136,7 +137,48 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         out["full"], out["coarse"] = v.stage.drawn_in_full()
         _say(E, "envs: all blocks in the tab; playing from the server")
 
+        # After: the tab plays by itself (space), the server hears its step 4 times a second.
+        v.act(v.show_step, 0)
+        page.wait_for_function(f"({STATE}).shown === 0", timeout=600_000, polling=200)
+        page.keyboard.press("Space")
+        page.wait_for_function(f"({STATE}).playing", timeout=60_000, polling=200)
+        _say(E, "envs: the tab plays")
+        time.sleep(0.5)
+        page.evaluate("window.__trajscopePlayer.frames = []")
+        b0, c0, w0 = counter.bytes, time.process_time(), time.monotonic()
+        time.sleep(seconds)
+        page.wait_for_function("window.__trajscopePlayer.frames.length > 5", timeout=600_000, polling=200)
+        wall = time.monotonic() - w0
+        s = page.evaluate(STATE)
+        iv = s["frameIntervals"]
+        out["after"] = {
+            "server_ms": 0.0,
+            "cpu": (time.process_time() - c0) / wall,
+            "bytes_s": (counter.bytes - b0) / wall,
+            "raf_med": statistics.median(iv) if iv else float("nan"),
+            "raf_p90": float(np.percentile(iv, 90)) if iv else float("nan"),
+            "decoded_mb": s["decodedBytes"] / 1e6,
+            "stored_mb": s["storedBytes"] / 1e6,
+        }
+        page.keyboard.press("Space")
+        _say(E, "envs: scrubbing")
+        # Scrub: a step anywhere (its block decoded or not), to the tab drawing it.
+        out["scrub_ms"] = page.evaluate(
+            """async (steps) => {
+              const p = window.__trajscopePlayer, out = [];
+              for (const t of steps) {
+                p.playing = false;
+                const t0 = performance.now();
+                p.seek(t, false);
+                while (p.shownT !== t) await new Promise((r) => requestAnimationFrame(r));
+                out.push(performance.now() - t0);
+              }
+              return out;
+            }""",
+            [int(x) for x in np.random.default_rng(1).integers(0, out["T"], 12)],
+        )
         # Before: the server poses every frame at 30 per second and pushes it; the tab draws it.
+        _say(E, "envs: the server pushes every frame")
         v.act(v.play_tabs, False, True)  # the tabs hand the poses back to the server
         time.sleep(0.5)
         page.evaluate("window.__trajscopePlayer.frames = []")
@@ -162,46 +204,6 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         }
 
         _say(E, "envs: playing in the tab")
-        # After: the tab plays by itself (space), the server hears its step 4 times a second.
-        _say(E, "envs: the tab drains what the server pushed")
-        v.act(v.show_step, 0)
-        page.wait_for_function(f"({STATE}).shown === 0", timeout=600_000)
-        page.keyboard.press("Space")
-        page.wait_for_function(f"({STATE}).playing", timeout=60_000)
-        _say(E, "envs: the tab plays")
-        time.sleep(0.5)
-        page.evaluate("window.__trajscopePlayer.frames = []")
-        b0, c0, w0 = counter.bytes, time.process_time(), time.monotonic()
-        time.sleep(seconds)
-        wall = time.monotonic() - w0
-        s = page.evaluate(STATE)
-        iv = s["frameIntervals"]
-        out["after"] = {
-            "server_ms": 0.0,
-            "cpu": (time.process_time() - c0) / wall,
-            "bytes_s": (counter.bytes - b0) / wall,
-            "raf_med": statistics.median(iv),
-            "raf_p90": float(np.percentile(iv, 90)),
-            "decoded_mb": s["decodedBytes"] / 1e6,
-            "stored_mb": s["storedBytes"] / 1e6,
-        }
-        page.keyboard.press("Space")
-        _say(E, "envs: scrubbing")
-        # Scrub: a step anywhere (its block decoded or not), to the tab drawing it.
-        out["scrub_ms"] = page.evaluate(
-            """async (steps) => {
-              const p = window.__trajscopePlayer, out = [];
-              for (const t of steps) {
-                p.playing = false;
-                const t0 = performance.now();
-                p.seek(t, false);
-                while (p.shownT !== t) await new Promise((r) => requestAnimationFrame(r));
-                out.push(performance.now() - t0);
-              }
-              return out;
-            }""",
-            [int(x) for x in np.random.default_rng(1).integers(0, out["T"], 12)],
-        )
         page.close()
     finally:
         browser.close()
@@ -223,9 +225,9 @@ def bench_first_frame(pw: Any, model: Any, root: Path, base: dict[str, np.ndarra
     v = Viewer(str(path), port=_port(), poll_s=3600)
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_page(viewport={"width": 960, "height": 600})
         page.goto(v.url)
-        page.wait_for_function(f"({STATE}) && ({STATE}).steps > 0", timeout=600_000)
+        page.wait_for_function(f"({STATE}) && ({STATE}).steps > 0", timeout=600_000, polling=200)
         t_choose = page.evaluate("performance.now()")
         w0 = time.monotonic()
 
@@ -238,10 +240,11 @@ def bench_first_frame(pw: Any, model: Any, root: Path, base: dict[str, np.ndarra
         page.wait_for_function(
             f"({STATE}).openedAt > {t_choose} && (({STATE}).firstPoseAt !== null || ({STATE}).firstDrawnAt !== null)",
             timeout=600_000,
+            polling=200,
         )
         s = page.evaluate(STATE)
         firsts = [x for x in (s["firstPoseAt"], s["firstDrawnAt"]) if x is not None]
-        page.wait_for_function(f"({STATE}).firstDrawnAt !== null", timeout=600_000)
+        page.wait_for_function(f"({STATE}).firstDrawnAt !== null", timeout=600_000, polling=200)
         s2 = page.evaluate(STATE)
         return {
             "E": E,
@@ -344,7 +347,7 @@ def run(model: Any, root: Path, simulate: Any, *, envs: tuple[int, ...], steps: 
     print()
     print(
         f"browser side: headless Chromium, SwiftShader software WebGL (a lower bound for a laptop GPU), "
-        f"1280x800; humanoids, grid, every env shown, {steps} steps, {seconds:.0f} s of playback each way"
+        f"960x600; humanoids, grid, every env shown, {steps} steps, {seconds:.0f} s of playback each way"
     )
     head = (
         f"{'envs':>5} {'full/coarse':>11} | {'before: srv ms/f':>16} {'cpu %':>6} {'kB/s':>8} {'rAF med/p90 ms':>15}"
