@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import sim
 from . import _geometry
 
 KINDS = ("sites", "frames", "com", "cameras", "lights")
@@ -130,8 +131,6 @@ def _z_to(d: np.ndarray) -> np.ndarray:
 def item_poses(kin: Any, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(E, len(items), 3)`` and orientations ``(E, len(items), 4)`` of
     ``items`` in the kinematics' last posed states."""
-    from ..sim._kinematics import mat_to_wxyz
-
     E = kin.num_envs
     pos = np.zeros((E, len(items), 3))
     wxyz = np.tile([1.0, 0.0, 0.0, 0.0], (E, len(items), 1))
@@ -148,7 +147,7 @@ def item_poses(kin: Any, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
     got: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for k in need:
         p, m = src[k]
-        got[k] = (kin.frames(p), mat_to_wxyz(kin.frames(m)) if m else None)
+        got[k] = (kin.frames(p), sim.mat_to_wxyz(kin.frames(m)) if m else None)
     light_q = _z_to(kin.frames("light_xdir")) if "light" in need else None
     for j, (k, i) in enumerate(items):
         p, q = got[k]
