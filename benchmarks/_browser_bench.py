@@ -340,7 +340,10 @@ def run(model: Any, root: Path, simulate: Any, *, envs: tuple[int, ...], steps: 
     base = simulate(model, E=64, T=steps)
     base_long = simulate(model, E=64, T=1000) if steps != 1000 else base
     with sync_playwright() as pw:
-        rows = [bench_envs(pw, model, root, base, E, seconds) for E in envs]
+        rows = []
+        for E in envs:
+            rows.append(bench_envs(pw, model, root, base, E, seconds))
+            _say(E, "envs:", {k: v for k, v in rows[-1].items() if k != "scrub_ms"}, "scrub ms", rows[-1]["scrub_ms"])
         first = [bench_first_frame(pw, model, root, base_long, E) for E in (256, 1024)]
     wire = bench_wire(model, root, base_long, 256)
     load = [bench_tabs(model, root, base_long, tabs=tabs, stalled=s) for s in (0, 1, 1, 0)]
