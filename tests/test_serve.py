@@ -251,10 +251,12 @@ def test_live_switch_and_playback_of_streamed_chunks(tmp_path, model):
         assert v.shown.capture.info.kind == "live" and v.shown.qpos.shape == (8, 3, model.nq)  # all, side by side
         assert v.panel(ReplayPanel).playing
         assert "**on**" in v.panel(LivePanel).status.content and "400 steps" in v.panel(LivePanel).status.content
+        poses = v.browser.current.poses
         w.add_capture(step=600, kind="live", **simulate(model, T=8, E=3, seed=9))
         w.flush()
         v.act(v.panel(LivePanel).next_live_chunk)
         assert v.panel(LivePanel).shown.step == 600  # the next chunk follows on
+        assert v.browser.current.poses != poses  # with its own poses, not the last chunk's
         v.panel(LivePanel).on.value = False
         v.act(v.panel(LivePanel).write_control)
         assert not trajscope.store.read_live_control(url).on

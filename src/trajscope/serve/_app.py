@@ -450,8 +450,9 @@ class Viewer:
         run = self.view.run
         dt = float((run.metadata.get("control_dt_s") if run is not None else None) or 0.02)
         drawn = envs.drawn()
-        poses_key = (
-            id(shown.capture),
+        poses_key = (  # never id(): a freed capture's id is reused by the next live chunk
+            self.view.run.url if self.view.run is not None else "",
+            shown.capture.info.id,
             shown.capture.info.index,
             tuple(shown.envs),
             tuple(envs.node_names()),
