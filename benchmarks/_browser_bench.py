@@ -67,6 +67,25 @@ def write_run(model: Any, root: Path, base: dict[str, np.ndarray], E: int, name:
     return root / name
 
 
+def _port() -> int:
+    from viewer import _port as port
+
+    return port()
+
+
+def first_frame_s(page: Any, t_choose: float) -> float:
+    """Seconds from ``t_choose`` (the page's clock) to the first frame of the recording
+    opened after it: the server's pose of the shown step, or the tab's own, which came first."""
+    page.wait_for_function(
+        f"({STATE}).openedAt > {t_choose} && (({STATE}).firstPoseAt !== null || ({STATE}).firstDrawnAt !== null)",
+        timeout=600_000,
+        polling=200,
+    )
+    s = page.evaluate(STATE)
+    firsts = [x for x in (s["firstPoseAt"], s["firstDrawnAt"]) if x is not None]
+    return (min(firsts) - t_choose) / 1000
+
+
 def _say(*what: Any) -> None:
     """Progress, on stderr (the results go to stdout)."""
     import sys
@@ -115,14 +134,7 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         # Choosing a capture (the older one, as the down arrow does) to its first frame.
         t_choose = page.evaluate("performance.now()")
         v.act(v.load_capture, 0)
-        page.wait_for_function(
-            f"({STATE}).openedAt > {t_choose} && (({STATE}).firstPoseAt !== null || ({STATE}).firstDrawnAt !== null)",
-            timeout=600_000,
-            polling=200,
-        )
-        s = page.evaluate(STATE)
-        firsts = [x for x in (s["firstPoseAt"], s["firstDrawnAt"]) if x is not None]
-        out["first_frame_s"] = (min(firsts) - t_choose) / 1000
+        out["first_frame_s"] = first_frame_s(page, t_choose)
         _say(E, "envs: first frame", out["first_frame_s"])
         v.act(v.load_capture, 1)
         rec = v.browser.current
@@ -211,14 +223,6 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
     return out
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_first_frame(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: int) -> dict[str, float]:
     """Opening a capture of ``E`` x ``T`` steps: from choosing it to its first frame in the tab."""
     path = write_run(model, root, base, E, f"humanoid-{E}-{base['qpos'].shape[0]}")
@@ -237,20 +241,14 @@ def bench_first_frame(pw: Any, model: Any, root: Path, base: dict[str, np.ndarra
 
         v.act(grid)
         server_s = time.monotonic() - w0
-        page.wait_for_function(
-            f"({STATE}).openedAt > {t_choose} && (({STATE}).firstPoseAt !== null || ({STATE}).firstDrawnAt !== null)",
-            timeout=600_000,
-            polling=200,
-        )
-        s = page.evaluate(STATE)
-        firsts = [x for x in (s["firstPoseAt"], s["firstDrawnAt"]) if x is not None]
+        first = first_frame_s(page, t_choose)
         page.wait_for_function(f"({STATE}).firstDrawnAt !== null", timeout=600_000, polling=200)
         s2 = page.evaluate(STATE)
         return {
             "E": E,
             "T": int(base["qpos"].shape[0]),
             "server_s": server_s,
-            "first_frame_s": (min(firsts) - t_choose) / 1000,
+            "first_frame_s": first,
             "tab_plays_s": (s2["firstDrawnAt"] - t_choose) / 1000,
         }
     finally:

@@ -292,17 +292,22 @@ def run_load(model, root: Path, clients: int, frames: int) -> list[dict[str, flo
     return [best[0], best[1]]
 
 
+def browser_side(args: Args, model) -> None:
+    """The browser side (``_browser_bench.py``): the tab playing against the server pushing."""
+    import _browser_bench
+
+    with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
+        _browser_bench.run(
+            model, Path(tmp), simulate, envs=args.browser_envs, steps=args.browser_steps,
+            seconds=args.seconds, tabs=args.clients,
+        )  # fmt: skip
+
+
 def main(args: Args) -> None:
     model = humanoid()
     frames = 40 if args.quick else args.frames
     if args.browser_only:
-        import _browser_bench
-
-        with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
-            _browser_bench.run(
-                model, Path(tmp), simulate, envs=args.browser_envs, steps=args.browser_steps,
-                seconds=args.seconds, tabs=args.clients,
-            )  # fmt: skip
+        browser_side(args, model)
         return
     with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
         load = run_load(model, Path(tmp), args.clients, 90 if args.quick else 300)
@@ -329,13 +334,7 @@ def main(args: Args) -> None:
     if 64 in by_e:
         print(f"viewer: ms_per_frame_64={by_e[64]['ms']:.2f} kB_per_frame_64={by_e[64]['bytes'] / 1e3:.1f}")
     if args.browser:
-        import _browser_bench
-
-        with tempfile.TemporaryDirectory(prefix="trajscope-viewer-bench-") as tmp:
-            _browser_bench.run(
-                model, Path(tmp), simulate, envs=args.browser_envs, steps=args.browser_steps,
-                seconds=args.seconds, tabs=args.clients,
-            )  # fmt: skip
+        browser_side(args, model)
 
 
 if __name__ == "__main__":

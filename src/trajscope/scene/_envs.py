@@ -150,34 +150,30 @@ class EnvScene:
                     receive_shadow=False,
                 )
             else:
-                self.nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
-                    f"{self.prefix}/g{g.geom_id}",
-                    g.vertices,
-                    g.faces,
-                    batched_wxyzs=ident,
-                    batched_positions=np.zeros((len(full), 3)),
-                    batched_scales=self.scales[g.geom_id][full],
-                    batched_colors=colors[g.geom_id][full],
-                    opacity=opacity if opacity < 1 else None,
-                    lod="off",
-                    cast_shadow=False,
-                    receive_shadow=False,
-                )
+                self.nodes[g.geom_id] = self._batched(f"g{g.geom_id}", g, full, colors[g.geom_id], opacity)
             c = self._coarse_geoms.get(g.geom_id)
             if len(coarse) and c is not None:
-                self.coarse_nodes[g.geom_id] = self.scene.add_batched_meshes_simple(
-                    f"{self.prefix}/coarse/g{g.geom_id}",
-                    c.vertices,
-                    c.faces,
-                    batched_wxyzs=np.tile([1.0, 0, 0, 0], (len(coarse), 1)),
-                    batched_positions=np.zeros((len(coarse), 3)),
-                    batched_scales=self.scales[g.geom_id][coarse],
-                    batched_colors=colors[g.geom_id][coarse],
-                    opacity=opacity if opacity < 1 else None,
-                    lod="off",
-                    cast_shadow=False,
-                    receive_shadow=False,
+                self.coarse_nodes[g.geom_id] = self._batched(
+                    f"coarse/g{g.geom_id}", c, coarse, colors[g.geom_id], opacity
                 )
+
+    def _batched(
+        self, name: str, mesh: _geometry.GeomMesh, slots: np.ndarray, colors: np.ndarray, opacity: float
+    ) -> Any:
+        """One batched mesh of ``mesh`` under the prefix, an instance per environment of ``slots``."""
+        return self.scene.add_batched_meshes_simple(
+            f"{self.prefix}/{name}",
+            mesh.vertices,
+            mesh.faces,
+            batched_wxyzs=np.tile([1.0, 0, 0, 0], (len(slots), 1)),
+            batched_positions=np.zeros((len(slots), 3)),
+            batched_scales=self.scales[mesh.geom_id][slots],
+            batched_colors=colors[slots],
+            opacity=opacity if opacity < 1 else None,
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+        )
 
     def set_decorations(self, kinds: set[str]) -> bool:
         """Draw what MuJoCo's viewer draws besides geoms (``kinds`` of
