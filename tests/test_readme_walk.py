@@ -40,8 +40,11 @@ def _drawn(img: np.ndarray) -> int:
 
 
 def _scene(img: np.ndarray) -> np.ndarray:
-    """The 3D canvas left of the side panel."""
-    return img[:, : img.shape[1] - 420]
+    """The 3D canvas: right of the plots' column (a 1600-pixel page has one), left of the
+    side panel."""
+    from trajscope.serve import _plots
+
+    return img[:, _plots.COLUMN_PX + 10 : img.shape[1] - 420]
 
 
 def test_the_demo_shows_the_model_then_live_training_then_the_newest_capture(tmp_path):

@@ -654,6 +654,7 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
         assert v.panel(ComparePanel).active and v.shown.capture.info.index == 1  # the latest shown, #0 compared
         mj = run.load_model()
         d = mujoco.MjData(mj)
+        compared = v.panel(ComparePanel).shown
         for mode, dx in (("side by side", v.stage.spacing), ("overlaid", 0.0)):
             v.panel(ComparePanel).mode.value = mode
             v.show_step(40)
@@ -661,6 +662,7 @@ def test_compare_draws_another_capture_beside_or_over_and_in_the_same_plots(tmp_
             mujoco.mj_kinematics(mj, d)
             for g, node in v.stage.ghost.nodes.items():
                 np.testing.assert_allclose(node.batched_positions[0], d.geom_xpos[g] + [dx, 0, 0], atol=1e-5)
+        assert v.panel(ComparePanel).shown is compared  # reloads (mode changes) did not read it again
         reward = v.panel(PlotsPanel).plots["reward"]
         assert any("(#0 step 0)" in s["label"] for s in reward.series)
         other = next(x for x in labels if x.startswith("b #0"))

@@ -110,6 +110,87 @@ def test_scene_renders_and_scrubbing_moves_it(page):
         assert "follow latest capture" in pg.inner_text("body")
 
 
+def _boxes(pg, selector):
+    """The page's elements matching ``selector``: [left, top, right, bottom] in CSS pixels."""
+    return pg.evaluate(
+        f"""() => [...document.querySelectorAll({selector!r})].map(e => {{
+            const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }})"""
+    )
+
+
+def test_plots_stand_beside_the_scene_on_a_wide_page(tmp_path):
+    """On a 1600x1000 page the plots get a column of their own left of the 3D scene: every
+    plot whole on the page (no scrolling), none over the canvas, the environment framed in
+    the canvas right of them, the player's bar too; "in this tab" puts them back in the side
+    panel and the canvas takes the page again. A page under 1400 px keeps them in the tab."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from trajscope.serve import _plots
+
+    run = write_demo_run(str(tmp_path), name="demo", checkpoints=1, num_envs=2)
+    viewer = Viewer(run, port=_free_port())
+    plots = viewer.panel(PlotsPanel)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1600, "height": 1000})
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            pg.wait_for_selector("canvas", timeout=30_000)
+            deadline = time.monotonic() + 60
+            while plots.where.value != _plots.WHERE[1] or not viewer.stage.framed_clients():
+                assert time.monotonic() < deadline, (plots.where.value, viewer.stage.framed_clients())
+                time.sleep(0.1)
+            assert viewer.stage.left_px == _plots.COLUMN_PX
+            pg.wait_for_function(
+                "[...document.querySelectorAll('canvas')].some(c => c.getBoundingClientRect().left > 400)",
+                timeout=30_000,
+            )
+            canvas = max(_boxes(pg, "canvas"), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+            assert canvas[0] >= _plots.COLUMN_PX - 5 and canvas[2] == pytest.approx(1600, abs=2)
+            pg.wait_for_function("document.querySelectorAll('.uplot').length >= 2", timeout=30_000)
+            for left, top, right, bottom in _boxes(pg, ".uplot"):
+                assert 0 <= left and right <= canvas[0] + 1 and 0 <= top and bottom <= 1000, (left, top, right, bottom)
+                assert right - left > 400 and bottom - top >= _plots.COLUMN_PLOT_PX  # wide, and as tall as asked
+            pg.wait_for_function(
+                f"document.getElementById('trajscope-player').getBoundingClientRect().left >= {canvas[0]}",
+                timeout=30_000,
+            )
+            # The environment is framed in the canvas: its bodies project inside it.
+            (client,) = viewer.server.get_clients().values()
+            cam = client.camera
+            from trajscope import scene
+
+            t = viewer.t
+            pos, _, _ = viewer.stage.envs.kin.poses(viewer.shown.qpos[t], None, None)
+            cw = canvas[2] - canvas[0]
+            px = scene.project(
+                pos[0], position=cam.position, look_at=cam.look_at, fov_y=cam.fov, width_px=cw, height_px=1000
+            )
+            px = px[np.isfinite(px).all(axis=1)]
+            assert len(px) and (px[:, 0] > 0).all() and (px[:, 0] < cw - scene.PANEL_PX).all(), px
+            # Back in the tab: the column goes, the canvas takes the page again.
+            viewer.act(setattr, plots.where, "value", _plots.WHERE[0])
+            pg.wait_for_function(
+                "[...document.querySelectorAll('canvas')].every(c => c.getBoundingClientRect().left < 20)",
+                timeout=30_000,
+            )
+            assert viewer.stage.left_px == 0 and not plots.column.visible
+            narrow = Viewer(run, port=_free_port())
+            try:
+                pg2 = browser.new_page(viewport={"width": 1280, "height": 800})
+                pg2.goto(narrow.url, wait_until="domcontentloaded")
+                deadline = time.monotonic() + 60
+                while not narrow.stage.framed_clients():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+                narrow.act(narrow.panel(PlotsPanel).on_poll)
+                assert narrow.panel(PlotsPanel).where.value == _plots.WHERE[0] and narrow.stage.left_px == 0
+            finally:
+                narrow.close()
+            browser.close()
+    finally:
+        viewer.close()
+
+
 def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
     one = _canvas_pixels(pg, "viewer_one")

@@ -47,6 +47,8 @@ class Stage:
         self.server = server
         self.page_size = page_size
         self.panel_px = panel_px
+        self.left_px = 0
+        """CSS pixels of the page docked at its left (a column of plots): not the canvas."""
         server.scene.set_up_direction("+z")
         server.scene.add_light_directional("/light", position=LIGHT_POSITION, intensity=2.0)
         self.envs: EnvScene | None = None
@@ -287,6 +289,14 @@ class Stage:
         """Ids of the browsers framed since the last framing."""
         return set(self._framed_clients)
 
+    def set_left_px(self, px: int) -> None:
+        """A column ``px`` CSS pixels wide now stands at the page's left (0: none): every
+        browser is framed again, for its narrower canvas, once that canvas has reported."""
+        if int(px) != self.left_px:
+            self.left_px = int(px)
+            self._framed_clients.clear()
+            self.frame_new_clients()
+
     def frame_new_clients(self) -> None:
         """Frame each browser once it has reported its canvas (new ones, and every one after
         a new framing), for its own canvas size."""
@@ -299,9 +309,13 @@ class Stage:
             w, h = int(cam.image_width), int(cam.image_height)
             if w <= 0 or h <= 0:
                 continue
-            # The panel is panel_px CSS pixels wide; the canvas is reported in render pixels.
+            # The panel is panel_px CSS pixels wide; the canvas is reported in render pixels,
+            # and is the page less the column docked at its left.
             page = self.page_size(cid) if self.page_size is not None else None
-            panel = self.panel_px * w / page[0] if page else self.panel_px
+            canvas = (page[0] - self.left_px, page[1]) if page else None
+            if self.left_px and canvas is not None and abs(w / h - canvas[0] / max(canvas[1], 1)) > 0.03 * w / h:
+                continue  # its canvas has not reported its new size yet
+            panel = self.panel_px * w / canvas[0] if canvas else self.panel_px
             position, look_at = _framing.framing(
                 *self._box, fov_y=float(cam.fov), width_px=w, height_px=h, panel_px=round(panel)
             )

@@ -85,6 +85,8 @@ class ComparePanel(Panel):
         """label to (run URL, capture index)"""
         self.shown: _shown.Shown | None = None
         self.label: str | None = None
+        self._key: tuple[str, int, int, str] | None = None
+        """What ``shown`` holds: (run URL, capture index, env asked for, open run's URL)."""
         gui = server.gui
         with gui.add_folder("Compare", expand_by_default=False):
             self.text = gui.add_markdown("another capture beside or over this one, its series in the same plots")
@@ -139,15 +141,20 @@ class ComparePanel(Panel):
             self.clear()
             return
         url, index = self.choices[label]
-        run = store.open_run(url)
-        if url != main.capture.run.url:
-            why = same_model(model, run.load_model())
-            if why:
-                self.clear()
-                raise ValueError(f"cannot compare with {label}: {why}")
-        cap = run.capture(index)
-        env = min(main.selected, cap.info.num_envs - 1)
-        self.shown = _shown.Shown.load(cap, [env], env)
+        env = main.selected
+        if self.shown is not None and self._key == (url, index, env, main.capture.run.url):
+            cap = self.shown.capture  # the same capture, env and open run: not read again on a reload
+        else:
+            run = store.open_run(url)
+            if url != main.capture.run.url:
+                why = same_model(model, run.load_model())
+                if why:
+                    self.clear()
+                    raise ValueError(f"cannot compare with {label}: {why}")
+            cap = run.capture(index)
+            self.shown = _shown.Shown.load(cap, [min(env, cap.info.num_envs - 1)], min(env, cap.info.num_envs - 1))
+            self._key = (url, index, env, main.capture.run.url)
+        env = min(env, cap.info.num_envs - 1)
         self.label = label
         self.text.content = f"**{md(label)}**, env {env}: orange, {md(self.mode.value)}"
         self._parting(main, cap, env)
@@ -183,4 +190,5 @@ class ComparePanel(Panel):
         self.part_button.disabled = True
         self.shown = None
         self.label = None
+        self._key = None
         self.text.content = "another capture beside or over this one, its series in the same plots"

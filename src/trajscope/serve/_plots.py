@@ -14,6 +14,15 @@ from ._panel import Panel
 
 MARKER_INTERVAL_S = 0.25
 """Plot markers move at most this often while playing (each move resends the plot data)."""
+WHERE = ("in this tab", "beside the scene")
+"""Where the plots stand: in the side panel's Plots tab, or in a column of their own docked
+at the left of the page (viser's standalone panel; one choice for every tab)."""
+WIDE_PAGE = (1400, 850)
+"""A first browser page at least this large (CSS pixels) puts the plots beside the scene."""
+COLUMN_PX = 520
+"""The width of the plots' column beside the scene."""
+COLUMN_PLOT_PX = 170
+"""The height of one plot in that column (five fit in a 1,000-pixel page)."""
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
@@ -24,6 +33,7 @@ class PlotsPanel(Panel):
     def create(cls, viewer: Any) -> PlotsPanel:
         panel = cls(viewer.server)
         panel.on_kinds(lambda: viewer.act(panel.redraw))
+        panel.where.on_update(lambda _: viewer.act(panel.place))
         return panel
 
     def on_capture(self, frames: _shown.Shown) -> None:
@@ -35,7 +45,37 @@ class PlotsPanel(Panel):
 
     def on_poll(self) -> None:
         if self.viewer is not None:
+            if self._auto and self.where.value == WHERE[0]:
+                self._place_for_first_page()
             self.catch_up(self.viewer.view.t)
+
+    def _place_for_first_page(self) -> None:
+        """Until the user chooses: beside the scene when the first page that reported its
+        size is wide and tall enough for the column."""
+        stage = self.viewer.stage
+        pages = [stage.page_size(c) for c in self.server.get_clients()] if stage.page_size is not None else []
+        first = next((pg for pg in pages if pg is not None), None)
+        if first is None:
+            return
+        self._auto = False
+        if first[0] >= WIDE_PAGE[0] and first[1] >= WIDE_PAGE[1]:
+            self.where.value = WHERE[1]
+            self.place()
+
+    def place(self) -> None:
+        """Draw the plots where :attr:`where` says, and leave the scene's framing the room."""
+        beside = self.where.value == WHERE[1]
+        self._auto = False
+        if beside == self._beside:
+            return  # placed already (the dropdown's own update, after a placement from here)
+        self._beside = beside
+        self.column.visible = beside
+        if beside:
+            self.column.dock_left()
+            self.column.set_width(COLUMN_PX)
+        if self.viewer is not None:
+            self.viewer.stage.set_left_px(COLUMN_PX if beside else 0)
+            self.redraw()
 
     def redraw(self) -> None:
         """Draw the shown capture's series (and the compared one's, when the view has one)."""
@@ -54,7 +94,18 @@ class PlotsPanel(Panel):
         self._marker_sent = 0.0
         self.folder = server.gui.add_folder("Plots")
         self._redraw: Any = None
+        self._auto = True
+        self._beside = False
+        self.column = server.gui.add_panel(visible=False)
+        """The plots' column beside the scene (shown when :attr:`where` says so)."""
+        self.column_tab = self.column.add_tab("Plots")
         with self.folder:
+            self.where = server.gui.add_dropdown(
+                "plots",
+                WHERE,
+                initial_value=WHERE[0],
+                hint="In this tab, or in a column of their own beside the scene (for every tab of the viewer)",
+            )
             self.kinds = {
                 kind: server.gui.add_checkbox(kind, kind != "observations", hint=f"Plot the {kind} of the selected env")
                 for kind in _shown.KINDS
@@ -76,7 +127,8 @@ class PlotsPanel(Panel):
         self._data = {}
         T = frames.num_steps
         x = np.arange(T, dtype=np.float64)
-        with self.folder:
+        beside = self.where.value == WHERE[1]
+        with self.column_tab if beside else self.folder:
             kinds = tuple(k for k, cb in self.kinds.items() if cb.value)
             for group, keys in _shown.plot_groups(frames.series, kinds).items():
                 ys = [np.where(np.isfinite(frames.series[k]), frames.series[k], np.nan) for k in keys]
@@ -112,6 +164,7 @@ class PlotsPanel(Panel):
                     self._labelled(group, t),
                     title=group,
                     aspect=2.0,
+                    height=COLUMN_PLOT_PX if beside else None,
                     scales={"x": uplot.Scale(time=False), "y": uplot.Scale(range=(lo, hi))},
                     # The legend states each series' value at the shown step (in its label),
                     # not uPlot's "--" of a plot the pointer is not over.

@@ -122,6 +122,7 @@
       requestAnimationFrame(this.tick);
       this.onResize = () => this.sendReady();
       window.addEventListener("resize", this.onResize);
+      this.placing = setInterval(() => this.placeBar(), 500);
       this.sendReady();
     }
 
@@ -133,6 +134,7 @@
     dispose() {
       this.disposed = true;
       if (this.onResize) window.removeEventListener("resize", this.onResize);
+      if (this.placing) clearInterval(this.placing);
       if (this.queue && this.original) this.queue.push = this.original;
       document.removeEventListener("keydown", this.onKey, true);
       if (this.bar) this.bar.remove();
@@ -413,10 +415,23 @@
       this.updateBar();
     }
 
+    // The bar stands at the canvas' bottom left: right of a column docked at the page's left.
+    placeBar() {
+      if (!this.bar) return;
+      let left = 0;
+      let area = 0;
+      for (const c of document.querySelectorAll("canvas")) {
+        const r = c.getBoundingClientRect();
+        if (r.width * r.height > area) { area = r.width * r.height; left = r.left; }
+      }
+      const px = `${Math.round(Math.max(0, left)) + 12}px`;
+      if (this.bar.style.left !== px) this.bar.style.left = px;
+    }
+
     buildBar() {
       const bar = document.createElement("div");
       bar.id = "trajscope-player";
-      bar.style.cssText = "position:fixed;left:12px;bottom:12px;z-index:1000;display:flex;gap:8px;align-items:center;padding:6px 10px;border-radius:8px;background:rgba(20,20,28,0.82);color:#eee;font:13px system-ui,sans-serif;width:min(760px,calc(100vw - 420px));min-width:300px";
+      bar.style.cssText = "position:fixed;left:12px;bottom:12px;z-index:1000;display:flex;gap:8px;align-items:center;padding:6px 10px;border-radius:8px;background:rgba(20,20,28,0.82);color:#eee;font:13px system-ui,sans-serif;width:min(760px,calc(100vw - 420px));min-width:300px;max-width:calc(100vw - 400px)";
       const button = (text, title) => {
         const b = document.createElement("button");
         b.textContent = text;
