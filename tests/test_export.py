@@ -206,6 +206,8 @@ def test_single_file_html_replays_offline_in_chromium(tmp_path):
         while (np.abs(later - first).sum(axis=-1) > 60).sum() < 200 and time.monotonic() < deadline:
             later = shot("html_later")  # the replay plays: the pole, the label, the marker move
         assert (np.abs(later - first).sum(axis=-1) > 60).sum() >= 200
+        # MuJoCo's colours as in the viewer: the scene room's script turned the tone curve off.
+        pg.wait_for_function("window.__trajscopeColours && window.__trajscopeColours.untoned >= 3", timeout=30_000)
         browser.close()
     assert not outside, outside
 

@@ -191,6 +191,122 @@ def test_plots_stand_beside_the_scene_on_a_wide_page(tmp_path):
         viewer.close()
 
 
+GO1_STYLE = """
+<mujoco model="go1-style">
+  <visual>
+    <global offwidth="1280" offheight="960"/>
+    <headlight diffuse="0.6 0.6 0.6" ambient="0.3 0.3 0.3" specular="0 0 0"/>
+  </visual>
+  <default>
+    <default class="visual"><geom type="mesh" contype="0" conaffinity="0" group="2" material="dark"/></default>
+  </default>
+  <asset>
+    <texture type="2d" name="groundplane" builtin="checker" mark="edge" rgb1="0.2 0.3 0.4" rgb2="0.1 0.2 0.3"
+             markrgb="0.8 0.8 0.8" width="300" height="300"/>
+    <material name="groundplane" texture="groundplane" texuniform="true" texrepeat="5 5" reflectance="0.2"/>
+    <material name="dark" rgba="0.2 0.2 0.2 1"/>
+    <material name="metal" rgba="0.9 0.95 0.95 1" specular="1" shininess="0.9"/>
+    <material name="red" rgba="0.8 0.1 0.1 1"/>
+    <mesh name="hull" vertex="0.15 0 0  -0.15 0 0  0 0.15 0  0 -0.15 0  0 0 0.15  0 0 -0.15"/>
+  </asset>
+  <worldbody>
+    <light name="spotlight" mode="targetbodycom" target="trunk" pos="3 0 4"/>
+    <geom name="floor" size="0 0 0.05" type="plane" material="groundplane"/>
+    <body name="trunk" pos="0 0 0.3">
+      <freejoint/>
+      <geom class="visual" mesh="hull" pos="0 -0.45 0"/>
+      <geom class="visual" mesh="hull" pos="0 -0.15 0" material="metal"/>
+      <geom class="visual" mesh="hull" pos="0 0.15 0" material="red"/>
+      <geom class="visual" mesh="hull" pos="0 0.45 0" rgba="0.1 0.6 0.2 1"/>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+"""Menagerie's way of colouring a robot (the Unitree Go1's ``visual`` class: mesh geoms with
+``material="dark"``, rgba 0.2), a material with a highlight, a geom rgba over its default,
+Menagerie's checker ground and a spot light on the trunk; the meshes are stand-ins, as the
+Go1's own meshes are not in this environment."""
+
+
+def test_colours_are_drawn_as_mujocos_renderer_draws_them(tmp_path):
+    """The viewer's picture of a Menagerie-style model beside MuJoCo's own renderer from the
+    same camera: every geom's median colour within 60 of 255 per channel (the dark material
+    dark, as MuJoCo draws it; before, it was light grey: 173 against 70)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    import mujoco
+    from PIL import Image
+
+    import trajscope
+
+    m = mujoco.MjModel.from_xml_string(GO1_STYLE)
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    with trajscope.RunWriter(tmp_path, name="go1", model=m, strict=True) as w:
+        w.add_capture(step=0, qpos=np.tile(d.qpos, (3, 1, 1)))
+    viewer = Viewer(str(tmp_path / "go1"), port=_free_port())
+    W, H = 960, 720
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": W, "height": H})
+            pg.goto(viewer.url, wait_until="domcontentloaded")
+            pg.wait_for_selector("canvas", timeout=30_000)
+            pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+            deadline = time.monotonic() + 60
+            while not viewer.stage.framed_clients():
+                assert time.monotonic() < deadline, "the browser was never framed"
+                time.sleep(0.1)
+            # Every material of the scene has had its tone curve turned off, and the page has
+            # drawn since (two screenshots in a row agree).
+            pg.wait_for_function(
+                """() => { let all = true; let n = 0;
+                   const p = window.__trajscopePlayer; const s = p && p.viewer && p.viewer.mutable.current.scene;
+                   if (!s) return false;
+                   s.traverse(o => { for (const m of [].concat(o.material || [])) {
+                     n++; all = all && m.toneMapped === false; } });
+                   return n > 4 && all; }""",
+                timeout=60_000,
+            )
+            shot = _canvas_pixels(pg, "colours_viewer")
+            deadline = time.monotonic() + 60
+            while True:
+                again = _canvas_pixels(pg, "colours_viewer")
+                if _changed(again, shot) < 20 or time.monotonic() > deadline:
+                    break
+                shot = again
+            (client,) = viewer.server.get_clients().values()
+            cam = client.camera
+            position, look_at, fov = np.asarray(cam.position), np.asarray(cam.look_at), float(cam.fov)
+            browser.close()
+    finally:
+        viewer.close()
+    # MuJoCo's renderer, from the browser's camera.
+    m.vis.global_.fovy = np.degrees(fov)
+    cam = mujoco.MjvCamera()
+    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    back = position - look_at
+    cam.lookat[:] = look_at
+    cam.distance = float(np.linalg.norm(back))
+    cam.azimuth = float(np.degrees(np.arctan2(-back[1], -back[0])))
+    cam.elevation = float(np.degrees(np.arcsin(-back[2] / np.linalg.norm(back))))
+    with mujoco.Renderer(m, H, W) as r:
+        r.update_scene(d, camera=cam)
+        mj = r.render().astype(int)
+        r.enable_segmentation_rendering()
+        r.update_scene(d, camera=cam)
+        seg = r.render()[..., 0]
+    Image.fromarray(np.concatenate([shot, mj], axis=1).astype(np.uint8)).save(ARTIFACTS / "colours_beside_mujoco.png")
+    for g in range(m.ngeom):
+        inner = seg == g
+        for _ in range(3 if g else 0):  # away from the edges, where the two antialias apart
+            inner = inner & np.roll(inner, 1, 0) & np.roll(inner, -1, 0) & np.roll(inner, 1, 1) & np.roll(inner, -1, 1)
+        inner[:, W - 360 :] = False  # the side panel covers the page's right
+        assert inner.sum() > 500, (g, inner.sum())
+        ours, theirs = np.median(shot[inner], axis=0), np.median(mj[inner], axis=0)
+        assert np.abs(ours - theirs).max() <= 60, (g, ours, theirs)
+        assert np.argmax(ours) == np.argmax(theirs) or np.ptp(theirs) < 10, (g, ours, theirs)
+
+
 def test_gui_switches_environment_and_capture(page):
     viewer, pg = page
     one = _canvas_pixels(pg, "viewer_one")

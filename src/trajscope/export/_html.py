@@ -167,6 +167,7 @@ def html(
             if progress:
                 progress(i + 1, len(ts))
         page = serializer.as_html(dark_mode=dark_mode)
+        page = _with_colours(page)
     finally:
         with contextlib.redirect_stdout(io.StringIO()):
             server.stop()
@@ -174,3 +175,14 @@ def html(
     with open(os.fspath(out), "wb") as f:
         f.write(data)
     return len(data)
+
+
+def _with_colours(page: str) -> str:
+    """The page with the scene room's colour script (MuJoCo's colours, no tone curve) run
+    once viser's client has started."""
+    from importlib import resources
+
+    script = resources.files("trajscope.scene").joinpath("colours.js").read_text()
+    tag = f"<script>{script}</script>"
+    i = page.rfind("</body>")
+    return page[:i] + tag + page[i:] if i >= 0 else page + tag

@@ -36,7 +36,7 @@ class Decoration:
 
 
 def _rgb(rgba: Any) -> tuple[int, int, int]:
-    c = np.clip(np.asarray(rgba, float)[:3] * 255, 0, 255).astype(int)
+    c = _geometry.linear_bytes(np.asarray(rgba, float)[:3]).astype(int)
     return int(c[0]), int(c[1]), int(c[2])
 
 

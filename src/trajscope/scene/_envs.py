@@ -96,9 +96,9 @@ class EnvScene:
         colors = np.zeros((self.model.ngeom, n, 3), np.uint8)
         for g in self.geoms:
             c = rgba[:, g.geom_id, :3] if rgba is not None else np.broadcast_to(g.rgba[:3], (n, 3))
-            colors[g.geom_id] = np.clip(np.asarray(c) * 255, 0, 255).astype(np.uint8)
+            colors[g.geom_id] = _geometry.linear_bytes(c)
         if tint is not None:
-            colors[:] = np.asarray(tint, np.uint8)
+            colors[:] = _geometry.linear_bytes(np.asarray(tint, float) / 255)
         sizes = fields.get("geom_size")
         self.scales = (
             _geometry.size_scales(self.model, sizes)
@@ -458,5 +458,10 @@ def _textured(tex: _geometry.Texture) -> Any:
     import trimesh
     from PIL import Image
 
-    visual = trimesh.visual.TextureVisuals(uv=tex.uv, image=Image.fromarray(tex.image))
+    # Not metallic (glTF's default is a metal, which reflects only the environment map and
+    # looks black under plain lights): MuJoCo's materials are diffuse with a highlight.
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(tex.image), metallicFactor=0.0, roughnessFactor=0.7
+    )
+    visual = trimesh.visual.TextureVisuals(uv=tex.uv, material=material)
     return trimesh.Trimesh(tex.vertices, tex.faces, visual=visual, process=False)

@@ -257,3 +257,13 @@ def size_scales(model: Any, sizes: np.ndarray) -> np.ndarray:
         elif t == PLANE:
             out[g] = np.stack([ratio(s[:, 0], s0[0]), ratio(s[:, 1], s0[1]), np.ones(len(s))], axis=1)
     return out
+
+
+def linear_bytes(rgb: Any) -> np.ndarray:
+    """Colours as MuJoCo draws them (display values, 0..1) as the bytes viser's batched meshes
+    take: viser (three.js) reads instance colours as linear light and encodes what it draws
+    as sRGB, so display values are decoded from sRGB first, or every colour comes out pale
+    (MuJoCo's ``rgba 0.2`` grey of a Unitree Go1 drew as a light grey)."""
+    c = np.clip(np.asarray(rgb, float), 0.0, 1.0)
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return np.round(lin * 255).astype(np.uint8)

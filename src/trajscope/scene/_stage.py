@@ -19,7 +19,41 @@ from . import _framing
 from ._envs import FULL, EnvScene
 
 LIGHT_POSITION = (2.0, -3.0, 5.0)
-"""Where the directional light shines from (+z up)."""
+"""Where the directional light shines from (+z up) before a model is drawn."""
+LIGHT_SCALE = 4.0
+"""three.js light intensity per unit of MuJoCo light (ambient and diffuse), found by
+rendering one model in both (tests/test_serve_browser.py's comparison with MuJoCo's renderer)."""
+MAX_LIGHTS = 8
+
+
+def model_lights(model: Any) -> tuple[float, list[tuple[np.ndarray, float]]]:
+    """MuJoCo's lighting of ``model`` as viser can draw it: the ambient intensity and
+    directional lights ``(direction it shines along, intensity)``: the headlight (it shines
+    along the view; here along the starting camera's view) and the model's own lights at
+    their rest pose (a spot light as a directional one along its axis or to its target),
+    their colours averaged to a grey intensity, in MuJoCo's units (times :data:`LIGHT_SCALE`)."""
+    head = model.vis.headlight
+    ambient = float(np.mean(head.ambient)) if head.active else 0.0
+    lights: list[tuple[np.ndarray, float]] = []
+    if head.active and float(np.mean(head.diffuse)) > 0:
+        view = -_framing.VIEW_DIRECTION / np.linalg.norm(_framing.VIEW_DIRECTION)
+        lights.append((view, float(np.mean(head.diffuse))))
+    for i in range(min(int(model.nlight), MAX_LIGHTS)):
+        if not bool(model.light_active[i]):
+            continue
+        ambient += float(np.mean(model.light_ambient[i]))
+        direction = np.asarray(model.light_dir0[i], float)
+        target = int(model.light_targetbodyid[i])
+        if target >= 0 and int(model.light_mode[i]) in (3, 4):  # targetbody, targetbodycom
+            direction = np.asarray(model.body_pos[target], float) - np.asarray(model.light_pos0[i], float)
+            if int(model.body_parentid[target]) != 0 or not np.isfinite(direction).all():
+                direction = np.asarray(model.light_dir0[i], float)
+        n = float(np.linalg.norm(direction))
+        if n > 0 and float(np.mean(model.light_diffuse[i])) > 0:
+            lights.append((direction / n, float(np.mean(model.light_diffuse[i]))))
+    return LIGHT_SCALE * ambient, [(d, LIGHT_SCALE * v) for d, v in lights]
+
+
 GHOST_TINT = np.array([255, 140, 0], np.uint8)
 """The ghost's colour (every geom but the ground)."""
 GHOST_OPACITY = 0.45
@@ -50,7 +84,7 @@ class Stage:
         self.left_px = 0
         """CSS pixels of the page docked at its left (a column of plots): not the canvas."""
         server.scene.set_up_direction("+z")
-        server.scene.add_light_directional("/light", position=LIGHT_POSITION, intensity=2.0)
+        self._lights: list[Any] = [server.scene.add_light_directional("/light", position=LIGHT_POSITION, intensity=2.0)]
         self.envs: EnvScene | None = None
         """The model's environments, as drawn (None before a model)."""
         self.ghost: EnvScene | None = None
@@ -97,10 +131,26 @@ class Stage:
         if self.envs is not None:
             self.envs.remove()
         self.clear_ghost()
+        self._light(model)
         self.envs = EnvScene(self.server, model)
         self.envs.set_decorations(self.decorations)
         self._arranged = None
         return self.envs.skipped
+
+    def _light(self, model: Any) -> None:
+        """Light the scene as MuJoCo lights ``model`` (:func:`model_lights`): no environment
+        map or viser's default lights, which wash MuJoCo's colours out."""
+        for h in self._lights:
+            h.remove()
+        scene = self.server.scene
+        scene.configure_environment_map(None)
+        scene.configure_default_lights(False)
+        ambient, lights = model_lights(model)
+        self._lights = [scene.add_light_ambient("/lights/ambient", intensity=ambient)]
+        for i, (direction, intensity) in enumerate(lights):
+            # viser's directional light shines from its position towards the origin.
+            position = tuple(-10.0 * direction)
+            self._lights.append(scene.add_light_directional(f"/lights/{i}", position=position, intensity=intensity))
 
     def show_rest(self) -> None:
         """The model alone at rest (``qpos0``), framed: what is being trained, before any state."""

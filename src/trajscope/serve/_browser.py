@@ -166,6 +166,8 @@ class BrowserReplay:
         """Bytes of pose blocks queued for tabs, all of them together."""
         source = resources.files("trajscope.serve").joinpath("player.js").read_text()
         server._websock_server.queue_message(_messages.RunJavascriptMessage(source=source))
+        colours = resources.files("trajscope.scene").joinpath("colours.js").read_text()
+        server._websock_server.queue_message(_messages.RunJavascriptMessage(source=colours))
         ws = server._websock_server
         ws.register_handler(TrajscopeReadyMessage, self._ready_handler)
         ws.register_handler(TrajscopeStepMessage, self._step_handler)
