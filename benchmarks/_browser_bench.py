@@ -271,17 +271,33 @@ def bench_tabs(
     sp.layout.value = "grid"
     sp.count.value = E
     ready = msgspec.msgpack.encode({"type": "TrajscopeReadyMessage", "page_width": 1280, "page_height": 800})
+    # viser lists a client (and trajscope sends it recordings) once its first camera report
+    # arrives, as a page's does on load.
+    camera = msgspec.msgpack.encode(
+        {
+            "type": "ViewerCameraMessage",
+            "wxyz": (1.0, 0.0, 0.0, 0.0),
+            "position": (3.0, -3.0, 2.0),
+            "fov": 1.0,
+            "near": 0.01,
+            "far": 1000.0,
+            "image_height": 800,
+            "image_width": 1280,
+            "look_at": (0.0, 0.0, 0.0),
+            "up_direction": (0.0, 0.0, 1.0),
+        }
+    )
     try:
         stuck = []
         for _ in range(stalled):
             c = StalledClient(v.port)
-            frame = _ws_frame(ready)
-            c.sock.sendall(frame)
+            c.sock.sendall(_ws_frame(camera) + _ws_frame(ready))
             stuck.append(c)
         readers = [Client(v.port) for _ in range(tabs - stalled)]
         for c in readers:
+            c.ws.send(camera)
             c.ws.send(ready)
-        _wait(lambda: v.browser.tabs >= tabs, 60)
+        _wait(lambda: v.browser.tabs >= tabs and len(v.server.get_clients()) >= tabs, 60)
         for c in readers:
             c.quiet(0.5)
         b0 = [c.bytes for c in readers]
