@@ -156,14 +156,17 @@ def bench_envs(pw: Any, model: Any, root: Path, base: dict[str, np.ndarray], E: 
         page.wait_for_function(f"({STATE}).playing", timeout=60_000, polling=200)
         _say(E, "envs: the tab plays")
         time.sleep(0.5)
-        page.evaluate("window.__trajscopePlayer.frames = []")
+        page.evaluate("window.__trajscopePlayer.frames = []; window.__trajscopePlayer.applyMs = []")
         b0, c0, w0 = counter.bytes, time.process_time(), time.monotonic()
         time.sleep(seconds)
         page.wait_for_function("window.__trajscopePlayer.frames.length > 5", timeout=600_000, polling=200)
         wall = time.monotonic() - w0
         s = page.evaluate(STATE)
         iv = s["frameIntervals"]
+        work = s.get("applyMs") or []
         out["after"] = {
+            "apply_med": statistics.median(work) if work else float("nan"),
+            "apply_p90": float(np.percentile(work, 90)) if work else float("nan"),
             "server_ms": 0.0,
             "cpu": (time.process_time() - c0) / wall,
             "bytes_s": (counter.bytes - b0) / wall,
@@ -369,7 +372,7 @@ def run(model: Any, root: Path, simulate: Any, *, envs: tuple[int, ...], steps: 
     head = (
         f"{'envs':>5} {'full/coarse':>11} | {'before: srv ms/f':>16} {'cpu %':>6} {'kB/s':>8} {'rAF med/p90 ms':>15}"
         f" | {'after: cpu %':>12} {'kB/s':>6} {'rAF med/p90 ms':>15} | {'MB/capture':>10} {'x f32':>6}"
-        f" {'first s':>7} {'scrub med/max ms':>17}"
+        f" {'first s':>7} {'scrub med/max ms':>17} {'tab JS med/p90 ms':>18}"
     )
     print(head)
     print("-" * len(head))
@@ -381,6 +384,7 @@ def run(model: Any, root: Path, simulate: Any, *, envs: tuple[int, ...], steps: 
             f" | {100 * a['cpu']:>12.1f} {a['bytes_s'] / 1e3:>6.1f} {a['raf_med']:>7.1f}/{a['raf_p90']:<7.1f}"
             f" | {r['capture_bytes'] / 1e6:>10.2f} {r['capture_bytes'] / r['float32_bytes']:>6.3f}"
             f" {r['first_frame_s']:>7.2f} {statistics.median(r['scrub_ms']):>8.1f}/{max(r['scrub_ms']):<8.1f}"
+            f" {a.get('apply_med', float('nan')):>9.2f}/{a.get('apply_p90', float('nan')):<8.2f}"
         )
     for r in rows:
         print(

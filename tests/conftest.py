@@ -17,6 +17,58 @@ import mujoco
 import numpy as np
 import pytest
 
+# The suite runs on two workers (scripts/test.sh: ``pytest -n 2 --dist loadgroup``): every
+# file goes to one of two groups, about equally long, each run whole by one worker, and each
+# worker is pinned to cores of its own, so that a brax compilation on one never starves the
+# other's headless browser (which then timed out). The groups, by their measured times on a
+# 2-core machine: brax's capture trainings (which share compiled programs through JAX's
+# cache) with the analyses, and the rest (the viewer, browsers, the store, the README walk).
+TRAINING_GROUP = frozenset(
+    {
+        "test_capture_brax.py",
+        "test_capture_live.py",
+        "test_remote.py",
+        "test_capture_nan.py",
+        "test_analyse_brax.py",
+        "test_capture_playground.py",
+        "test_multihost.py",
+        "test_analyse_run.py",
+    }
+)
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""This process's xdist worker (``gw0``, ``gw1``), or None when the suite runs in one process."""
+if WORKER is not None and hasattr(os, "sched_setaffinity"):
+    _cpus = sorted(os.sched_getaffinity(0))
+    _n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if 1 < _n <= len(_cpus):
+        os.sched_setaffinity(0, _cpus[int(WORKER[2:]) % _n :: _n])  # before any thread or child starts
+
+
+def group_of(nodeid: str) -> str:
+    """The worker group of a test (its file's)."""
+    return "training" if nodeid.split("::")[0].rsplit("/", 1)[-1] in TRAINING_GROUP else "rest"
+
+
+def worker_group(nodeids: list[str]) -> str | None:
+    """The group this worker runs: xdist's loadgroup hands the group with the most tests to
+    ``gw0`` and the next to ``gw1`` (ties in collection order); None in one process."""
+    if WORKER is None:
+        return None
+    counts: dict[str, int] = {}
+    for nodeid in nodeids:
+        counts[group_of(nodeid)] = counts.get(group_of(nodeid), 0) + 1
+    order = sorted(counts, key=lambda g: -counts[g])
+    i = int(WORKER[2:])
+    return order[i] if i < len(order) else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if WORKER is not None:
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(group_of(item.nodeid)))
+
+
 # A free-floating body, a hinge, a filtered actuator (na=1) and a mocap target.
 XML = """
 <mujoco model="fixture">
@@ -193,10 +245,9 @@ def brax_restep(env):
 def pytest_collection_finish(session):
     """Start the Warp cases' child process as soon as the suite knows it will run them
     (tests/test_warp.py): it runs beside the other tests instead of after them."""
-    if (
-        any(item.nodeid.startswith("tests/test_warp.py") for item in session.items)
-        and not session.config.option.collectonly
-    ):
+    warp = [item.nodeid for item in session.items if item.nodeid.startswith("tests/test_warp.py")]
+    mine = worker_group([item.nodeid for item in session.items])
+    if warp and not session.config.option.collectonly and (mine is None or group_of(warp[0]) == mine):
         try:
             from test_warp import start_cases
         except pytest.skip.Exception:  # Playground or Warp missing: the test skips itself

@@ -403,7 +403,11 @@ def test_one_call_train_wires_every_hook_and_records_the_training(pendulum, tmp_
     seen = []
     kwargs = {**PPO_KW, "progress_fn": lambda step, m: seen.append(step)}  # the user's own hook still runs
     make_policy, params, metrics = train(
-        ppo.train, pendulum, capture=dict(root=tmp_path, name="one", num_envs=2, live=2), **kwargs
+        # num_envs as ppo_captured records: its rollout is compiled already (the live wrap is new)
+        ppo.train,
+        pendulum,
+        capture=dict(root=tmp_path, name="one", num_envs=5, live=2),
+        **kwargs,
     )
     _tree_equal(params, ppo_baseline)  # the marked eval env and every wrapper leave training as it was
     assert callable(make_policy) and "eval/episode_reward" in metrics and len(seen) == PPO_KW["num_evals"]

@@ -14,12 +14,12 @@ from trajscope.store import FormatError, RunWriter, open_run
 
 def test_quick_fuzz_of_mutated_runs():
     lines = []
-    report = run_fuzz(600, seed=1, workers=2, log=lines.append)
+    report = run_fuzz(300, seed=1, workers=2, log=lines.append)
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=1))
-    assert report["cases"] == 600
+    assert report["cases"] == 300
     assert report["failures"] == [], "\n".join(lines)
     # The mutations reach the reader: many runs fail to read, each with a FormatError.
-    assert report["outcomes"]["format_error"] >= 30 and report["outcomes"]["ok"] >= 300
+    assert report["outcomes"]["format_error"] >= 15 and report["outcomes"]["ok"] >= 150
 
 
 @pytest.fixture

@@ -181,7 +181,7 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         _until(lambda: panel.player.t >= 15, "15 played steps")
         panel.toggle()  # pause
         _until(panel.idle.is_set, "the play loop to stop stepping")
-        viewer.act(panel.draw_played, panel.player._frame(panel.player.state, np.zeros(1)))
+        viewer.act(panel.draw_played, panel.player.frame())
         # The scene draws the played state, not the captured frame 12.
         model = run.load_model()
         d = mujoco.MjData(model)
@@ -203,12 +203,12 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
         panel.drag.value = True
         assert panel.handle is not None and panel.handle.visible
         body_pos = panel.body_position(2)
-        panel._on_handle("start")
+        panel.on_handle("start")
         panel.handle.position = tuple(body_pos + np.array([0.1, 0.0, 0.0]))
-        panel._on_handle("update")
+        panel.on_handle("update")
         mass = float(model.body_mass[2])
         np.testing.assert_allclose(panel.player.xfrc[2, :3], [5.0 * mass, 0.0, 0.0], rtol=1e-5)
-        panel._on_handle("end")
+        panel.on_handle("end")
         assert panel.player.xfrc[2, 0] == 25.0
         panel.reset()
         assert panel.player.t == 0
@@ -225,7 +225,7 @@ def test_the_viewer_plays_from_the_shown_step_swaps_pushes_and_gives_the_scene_b
     # Without an environment the panel says what it needs; the viewer lives on.
     bare = Viewer(run.url, port=_free_port())
     try:
-        bare.panel(PlayPanel)._safe(bare.panel(PlayPanel).start)
+        bare.panel(PlayPanel).safely(bare.panel(PlayPanel).start)
         assert "needs the environment" in bare.panel(PlayPanel).text.content and not bare.panel(PlayPanel).active
     finally:
         bare.close()

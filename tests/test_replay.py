@@ -83,7 +83,7 @@ def test_a_prioritised_buffer_is_mapped_coloured_by_priority_and_picked(tmp_path
         assert lum[order[-1]] > lum[order[0]]
         # Each buffer state is a state of the last capture: clicked, that state is replayed.
         i = 7
-        panel._picked_buffer(types.SimpleNamespace(instance_index=i))
+        panel.on_buffer_pick(types.SimpleNamespace(instance_index=i))
         assert panel.picked is not None and not viewer.errors
         capture, env, t = panel.picked
         j = np.flatnonzero((panel.meta == [capture, env, t]).all(axis=1))[0]

@@ -693,7 +693,7 @@ def test_clicking_a_point_of_the_training_curve_opens_its_capture(viewer, demo_r
     shown = curve.indices.index(viewer.shown.capture.info.index)
     assert tuple(colours[shown]) == (220, 30, 30) and sum(tuple(c) == (220, 30, 30) for c in colours) == 1
     target = curve.indices[0]
-    curve._picked(types.SimpleNamespace(instance_index=0))  # what viser calls on a click
+    curve.on_pick(types.SimpleNamespace(instance_index=0))  # what viser calls on a click
     assert viewer.shown.capture.info.index == target
     assert tuple(np.asarray(viewer.panel(TrainingCurvePanel).scene_curve.points.batched_colors)[0]) == (220, 30, 30)
     viewer.panel(TrainingCurvePanel).scene_curve.show.value = False

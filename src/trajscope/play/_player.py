@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -76,13 +77,12 @@ class Player:
         self.state: Any = None
         self.t = 0
         self.xfrc: np.ndarray | None = None
-        self._step = jax.jit(self._step_fn)
-        self._reset = jax.jit(self._reset_fn)
         try:
             self._model_attr, self._base_model = sim.base_model(env)
         except TypeError as e:
             raise PlayUnavailable(str(e)) from None
         self._model = self._base_model
+        self._step, self._reset = _compiled(env, self._model_attr)
 
     # ------------------------------------------------------------------ policy
 
@@ -159,10 +159,6 @@ class Player:
             self.xfrc = None
             return self._frame(state, np.zeros(int(self.env.action_size), np.float32))
 
-    def _reset_fn(self, model: Any, key: Any) -> Any:
-        with sim.swap_model(self.env, self._model_attr, model):
-            return self.env.reset(key)
-
     def reset(self) -> Frame:
         """Back to the captured state play started from."""
         with self._lock:
@@ -227,14 +223,12 @@ class Player:
             self.t += 1
             return self._frame(self.state, action)
 
-    def _step_fn(self, model: Any, state: Any, action: Any, xfrc: Any) -> Any:
-        if xfrc is not None:
-            try:
-                state = sim.set_xfrc(state, xfrc)
-            except sim.StateError as e:
-                raise PlayUnavailable(str(e)) from None
-        with sim.swap_model(self.env, self._model_attr, model):
-            return self.env.step(state, action)
+    def frame(self) -> Frame:
+        """The current state as a frame, without stepping (the action: zeros)."""
+        with self._lock:
+            if self.state is None:
+                raise PlayUnavailable("nothing started")
+            return self._frame(self.state, np.zeros(int(self.env.action_size), np.float32))
 
     def _frame(self, state: Any, action: np.ndarray) -> Frame:
         from ..sim import physics, physics_qpos, physics_qvel
@@ -332,3 +326,45 @@ def load_env(spec: str, *, impl: str | None = None) -> Any:
 
             return envs.get_environment(name)
     raise ValueError(f"play environment {spec!r}: unknown kind {kind!r} (playground or brax)")
+
+
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[str, Any, Any]] = weakref.WeakKeyDictionary()
+"""Per environment object: its jitted step and reset, shared by every player of it (a new
+player, or a viewer's Play panel opened again, compiles nothing again)."""
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(env: Any, attr: str) -> tuple[Any, Any]:
+    """The jitted ``step(model, state, action, xfrc)`` and ``reset(model, key)`` of ``env``."""
+    import jax
+
+    try:
+        ref: Any = weakref.ref(env)  # the cache's values must not keep its keys alive
+    except TypeError:  # an environment that cannot be weakly referenced: its own, per player
+        ref = lambda: env  # noqa: E731
+
+    def step(model: Any, state: Any, action: Any, xfrc: Any) -> Any:
+        if xfrc is not None:
+            try:
+                state = sim.set_xfrc(state, xfrc)
+            except sim.StateError as e:
+                raise PlayUnavailable(str(e)) from None
+        e = ref()
+        with sim.swap_model(e, attr, model):
+            return e.step(state, action)
+
+    def reset(model: Any, key: Any) -> Any:
+        e = ref()
+        with sim.swap_model(e, attr, model):
+            return e.reset(key)
+
+    with _COMPILED_LOCK:
+        try:
+            found = _COMPILED.get(env)
+        except TypeError:
+            return jax.jit(step), jax.jit(reset)
+        if found is not None and found[0] == attr:
+            return found[1], found[2]
+        pair = (attr, jax.jit(step), jax.jit(reset))
+        _COMPILED[env] = pair
+        return pair[1], pair[2]

@@ -540,10 +540,11 @@ class AnalysisPanel(Panel):
             cast_shadow=False,
             receive_shadow=False,
         )
-        self.buffer_map.on_click(lambda event: self._picked_buffer(event))
+        self.buffer_map.on_click(lambda event: self.on_buffer_pick(event))
 
-    def _picked_buffer(self, event: Any) -> None:
-        """A buffer state clicked: replay the captured state nearest to it on the map."""
+    def on_buffer_pick(self, event: Any) -> None:
+        """What viser calls on a click of a replay-buffer point: replay the captured state
+        nearest to it on the map."""
         i = getattr(event, "instance_index", None)
         if i is None or self.buffer_points is None or self.points is None or self.meta is None:
             return
@@ -577,7 +578,7 @@ class AnalysisPanel(Panel):
             cast_shadow=False,
             receive_shadow=False,
         )
-        self.map.on_click(lambda event: self._picked(event))
+        self.map.on_click(lambda event: self.on_pick(event))
         mv, mf = _disc(3 * r, height=2 * r)
         self.marker = self.server.scene.add_batched_meshes_simple(
             "/analysis/now",
@@ -591,7 +592,8 @@ class AnalysisPanel(Panel):
             receive_shadow=False,
         )
 
-    def _picked(self, event: Any) -> None:
+    def on_pick(self, event: Any) -> None:
+        """What viser calls on a click of a map point (its instance): that state is replayed."""
         i = getattr(event, "instance_index", None)
         if i is None or self.meta is None:
             return

@@ -82,14 +82,15 @@ class SceneCurve:
             cast_shadow=False,
             receive_shadow=False,
         )
-        self.points.on_click(lambda event: self._picked(event))
+        self.points.on_click(lambda event: self.on_pick(event))
         if len(pos) > 1:
             segs = np.stack([pos[:-1], pos[1:]], axis=1).astype(np.float32)
             self.line = self.server.scene.add_line_segments(
                 "/trajscope/curve/line", segs, DOT, thickness=self.size / 200
             )
 
-    def _picked(self, event: Any) -> None:
+    def on_pick(self, event: Any) -> None:
+        """What viser calls on a click of a point (its instance): that capture opens."""
         i = getattr(event, "instance_index", None)
         if i is not None and 0 <= int(i) < len(self.indices):
             self._on_pick(self.indices[int(i)])

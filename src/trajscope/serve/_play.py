@@ -135,17 +135,17 @@ class PlayPanel(Panel):
             self.hold = gui.add_checkbox("apply force", False)
             self.info_key = gui.add_dropdown("command (state.info)", ["(none)"])
             self.info_value = gui.add_text("value", "")
-        self.start_button.on_click(lambda _: self._safe(self.start))
-        self.pause_button.on_click(lambda _: self._safe(self.toggle))
-        self.step_button.on_click(lambda _: self._safe(self.step_once))
-        self.reset_button.on_click(lambda _: self._safe(self.reset))
-        self.stop_button.on_click(lambda _: self._safe(self.stop))
-        self.policy.on_update(lambda _: self._safe(self._swap))
-        self.hold.on_update(lambda _: self._safe(self._apply_force))
-        self.force.on_update(lambda _: self._safe(self._apply_force))
-        self.drag.on_update(lambda _: self._safe(self._show_handle))
-        self.body.on_update(lambda _: self._safe(self._show_handle))
-        self.info_value.on_update(lambda _: self._safe(self._set_info))
+        self.start_button.on_click(lambda _: self.safely(self.start))
+        self.pause_button.on_click(lambda _: self.safely(self.toggle))
+        self.step_button.on_click(lambda _: self.safely(self.step_once))
+        self.reset_button.on_click(lambda _: self.safely(self.reset))
+        self.stop_button.on_click(lambda _: self.safely(self.stop))
+        self.policy.on_update(lambda _: self.safely(self._swap))
+        self.hold.on_update(lambda _: self.safely(self._apply_force))
+        self.force.on_update(lambda _: self.safely(self._apply_force))
+        self.drag.on_update(lambda _: self.safely(self._show_handle))
+        self.body.on_update(lambda _: self.safely(self._show_handle))
+        self.info_value.on_update(lambda _: self.safely(self._set_info))
         self.handle: Any = None
         threading.Thread(target=self._loop, name="trajscope-play-policy", daemon=True).start()
 
@@ -157,7 +157,8 @@ class PlayPanel(Panel):
             )
         return None
 
-    def _safe(self, fn: Callable[[], None]) -> None:
+    def safely(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` as the panel's buttons do: an error is shown in the panel, not raised."""
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - shown in the panel, never kills the viewer
@@ -338,11 +339,11 @@ class PlayPanel(Panel):
             self.handle = self.server.scene.add_transform_controls(
                 "/trajscope/play/drag", scale=0.3, disable_rotations=True, depth_test=False
             )
-            self.handle.on_update(lambda event: self._safe(lambda: self._on_handle(getattr(event, "phase", "update"))))
+            self.handle.on_update(lambda event: self.safely(lambda: self.on_handle(getattr(event, "phase", "update"))))
         if self.handle is not None:
             self.handle.visible = on
 
-    def _on_handle(self, phase: str) -> None:
+    def on_handle(self, phase: str) -> None:
         """viser's drag lifecycle: ``start`` when grabbed, ``update`` as it moves, ``end``."""
         if phase == "start":
             self._drag(True)

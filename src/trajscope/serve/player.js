@@ -97,6 +97,7 @@
       this.deadline = performance.now() + 15000;
       this.onKey = (e) => this.key(e);
       this.tick = (now) => this.frame(now);
+      this.applyMs = [];
       this.install();
     }
 
@@ -351,6 +352,7 @@
       const b = this.original ? this.block(index) : null;
       if (this.playing && index + 1 < this.blocks.length) this.block(index + 1); // decoded ahead
       if (!b) return false;
+      const started = performance.now();
       const k = t % rec.blockSteps;
       const { N, G, lo, quantum, qp, qq } = b;
       const off = rec.offsets;
@@ -377,6 +379,10 @@
         this.posed[rec.nodes[j]] = pos;
       }
       this.original(...messages);
+      // The tab's own work per posed step (decoded poses to viser's scene updates), apart
+      // from drawing: what a GPU does not take off the page.
+      this.applyMs.push(performance.now() - started);
+      if (this.applyMs.length > 600) this.applyMs.splice(0, 300);
       if (this.firstDrawnAt === null) this.firstDrawnAt = performance.now();
       const m = this.viewer.mutable.current;
       if (typeof m.requestRender === "function") m.requestRender();
@@ -528,6 +534,7 @@
         decodedBytes: this.decodedBytes(),
         storedBytes: this.blocks.reduce((a, b) => a + (b ? b.length : 0), 0),
         frameIntervals: dts,
+        applyMs: this.applyMs.slice(),
       };
     }
   }
