@@ -138,10 +138,21 @@ def test_grid_and_overlay_show_many_environments(viewer):
     viewer.panel(ScenePanel).count.value = 4
     viewer.panel(ScenePanel).layout.value = "grid"
     viewer.act(viewer.reload)
-    node = next(iter(viewer.stage.nodes.values()))
+    stage = viewer.stage
+    ground = {g for g in stage.nodes if stage.model.geom_type[g] == _geometry.PLANE}
+    node = next(n for g, n in stage.nodes.items() if g not in ground)
     assert len(viewer.shown.envs) == 4 and node.batched_positions.shape == (4, 3)
     xs = {round(float(p[0]), 3) for p in node.batched_positions}
     assert len(xs) >= 2  # laid out side by side
+    # One ground under them all (not a floor per environment, overlapping), reaching past
+    # every environment on every side.
+    lo, hi = stage.content_box()
+    for g in ground:
+        floor = stage.nodes[g]
+        assert floor.batched_positions.shape == (1, 3)
+        half = np.asarray(floor.batched_scales)[0, :2] * stage.envs.local_hi[g, :2]
+        centre = np.asarray(floor.batched_positions)[0, :2]
+        assert np.all(centre - half < lo[:2]) and np.all(centre + half > hi[:2]), (centre, half, lo, hi)
     viewer.panel(ScenePanel).layout.value = "overlay"
     viewer.act(viewer.reload)
     ground = {g for g in viewer.stage.nodes if viewer.stage.model.geom_type[g] == _geometry.PLANE}
@@ -473,6 +484,9 @@ def test_randomised_sizes_scale_each_environments_geoms(tmp_path):
         for g in v.stage.envs.geoms:
             t = int(m.geom_type[g.geom_id])
             scales = np.asarray(v.stage.nodes[g.geom_id].batched_scales)
+            if g.geom_id in v.stage.envs.ground:
+                assert len(scales) == 1  # one ground under the grid, sized to reach past it
+                continue
             for e in range(E):
                 extent = (g.vertices * scales[e]).max(axis=0)
                 s = sizes[e, g.geom_id]
@@ -488,6 +502,14 @@ def test_randomised_sizes_scale_each_environments_geoms(tmp_path):
                     np.testing.assert_allclose(scales[e], 1.0)
                 else:
                     np.testing.assert_allclose(extent, want, rtol=1e-3, atol=1e-6)
+        # Alone, an environment stands on its own ground, at its own size.
+        v.panel(ScenePanel).layout.value = "one"
+        v.act(v.reload)
+        for g in v.stage.envs.ground:
+            e = v.shown.selected
+            extent = (v.stage.envs.geoms[[x.geom_id for x in v.stage.envs.geoms].index(g)].vertices).max(axis=0)
+            got = extent * np.asarray(v.stage.nodes[g].batched_scales)[0]
+            np.testing.assert_allclose(got[:2], sizes[e, g, :2], rtol=1e-3)
         assert not v.errors
     finally:
         v.close()

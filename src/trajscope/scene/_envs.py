@@ -5,6 +5,7 @@ scene panel and the single-file HTML export both draw through it."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -53,6 +54,14 @@ class EnvScene:
             if len(g.vertices):
                 self.local_lo[g.geom_id], self.local_hi[g.geom_id] = g.vertices.min(0), g.vertices.max(0)
             self.framed_geoms[g.geom_id] = int(model.geom_type[g.geom_id]) != _geometry.PLANE
+        self.ground = {
+            g.geom_id
+            for g in self.geoms
+            if int(model.geom_type[g.geom_id]) == _geometry.PLANE and int(model.geom_bodyid[g.geom_id]) == 0
+        }
+        """The world's planes: with several environments, one ground under them all."""
+        self.ground_slots = np.zeros(1, int)
+        """The environment (slot) the ground is drawn at: one, near the grid's centre."""
         self._key: tuple[Any, ...] | None = None
         self._fields: dict[str, np.ndarray] = {}
         self._contact_nodes: list[Any] = []
@@ -89,6 +98,8 @@ class EnvScene:
             chosen = np.arange(FULL) if full is None else np.asarray(full, int)
             chosen = np.unique(chosen[(chosen >= 0) & (chosen < n)])[:FULL]
             self.full, self.coarse = chosen, np.setdiff1d(np.arange(n), chosen)
+        cols = math.ceil(math.sqrt(n))
+        self.ground_slots = np.array([min(n - 1, (cols // 2) * cols + cols // 2 if n > 1 else 0)])
         fields = dict(model_fields or {})
         self._fields = fields
         self.kin = sim.Kinematics(self.model, n, fields or None)
@@ -138,24 +149,50 @@ class EnvScene:
                 continue
             opacity = float(g.rgba[3]) * (see_through if see_through is not None and not ground else 1.0)
             self._opacity[g.geom_id] = opacity if opacity < 1 else None
+            slots = self.slots_of(g.geom_id)
             if g.texture is not None and see_through is None and textures:
                 self.nodes[g.geom_id] = self.scene.add_batched_meshes_trimesh(
                     f"{self.prefix}/g{g.geom_id}",
                     _textured(g.texture),
-                    batched_wxyzs=ident,
-                    batched_positions=np.zeros((len(full), 3)),
-                    batched_scales=self.scales[g.geom_id][full],
+                    batched_wxyzs=ident[: len(slots)],
+                    batched_positions=np.zeros((len(slots), 3)),
+                    batched_scales=self.scales[g.geom_id][slots],
                     lod="off",
                     cast_shadow=False,
                     receive_shadow=False,
                 )
             else:
-                self.nodes[g.geom_id] = self._batched(f"g{g.geom_id}", g, full, colors[g.geom_id], opacity)
+                self.nodes[g.geom_id] = self._batched(f"g{g.geom_id}", g, slots, colors[g.geom_id], opacity)
             c = self._coarse_geoms.get(g.geom_id)
-            if len(coarse) and c is not None:
+            if len(coarse) and c is not None and g.geom_id not in self.ground:
                 self.coarse_nodes[g.geom_id] = self._batched(
                     f"coarse/g{g.geom_id}", c, coarse, colors[g.geom_id], opacity
                 )
+
+    def slots_of(self, geom: int) -> np.ndarray:
+        """The environments (slots) geom ``geom``'s full node has an instance for: those drawn
+        in full, or for the ground under several environments, the one it is drawn at."""
+        if geom in self.ground and len(self.full) + len(self.coarse) > 1:
+            return self.ground_slots
+        return self.full
+
+    def cover(self, lo: np.ndarray, hi: np.ndarray, offsets: np.ndarray) -> None:
+        """Size the ground (drawn once) to reach past the world box ``lo..hi`` of the
+        environments as they stand (``offsets (n, 3)`` included) on every side: its plane,
+        scaled (a texture on it scales with it)."""
+        if len(self.full) + len(self.coarse) <= 1:
+            return
+        slot = int(self.ground_slots[0])
+        for gid in self.ground:
+            node = self.nodes.get(gid)
+            if node is None:
+                continue
+            half = np.maximum(np.abs(self.local_hi[gid, :2]), 1e-6)  # the plane's own half sizes
+            centre = np.asarray(self.model.geom_pos[gid], float)[:2] + np.asarray(offsets, float)[slot, :2]
+            reach = np.maximum(np.abs(np.asarray(hi[:2]) - centre), np.abs(centre - np.asarray(lo[:2])))
+            base = self.scales[gid][slot]
+            k = np.maximum(1.0, (reach + 0.25 * float(np.max(reach))) / (half * base[:2]))
+            node.batched_scales = (base * np.array([k[0], k[1], 1.0]))[None].astype(np.float32)
 
     def _batched(
         self, name: str, mesh: _geometry.GeomMesh, slots: np.ndarray, colors: np.ndarray, opacity: float
@@ -280,10 +317,11 @@ class EnvScene:
         pos, wxyz, ok = self.poses(qpos, mocap_pos, mocap_quat)
         pos = pos + offsets[:, None, :]
         with self.server.atomic():
-            for nodes, slots in ((self.nodes, self.full), (self.coarse_nodes, self.coarse)):
+            for nodes, coarse in ((self.nodes, False), (self.coarse_nodes, True)):
                 for g in self.geoms:
                     node = nodes.get(g.geom_id)
                     if node is not None:
+                        slots = self.coarse if coarse else self.slots_of(g.geom_id)
                         node.batched_positions = pos[slots, g.geom_id].astype(np.float32)
                         node.batched_wxyzs = wxyz[slots, g.geom_id].astype(np.float32)
             self._pose_decorations(offsets)
@@ -382,7 +420,10 @@ class EnvScene:
         """Every node posed from :meth:`pose_blocks`' blocks: its name, then instance by
         instance the index of its geom or decoration item in a block and its environment (slot)."""
         coded = [g.geom_id for g in self.geoms if g.geom_id in self.nodes]
-        out = [(self.nodes[gid].name, np.full(len(self.full), i), self.full) for i, gid in enumerate(coded)]
+        out = [
+            (self.nodes[gid].name, np.full(len(self.slots_of(gid)), i), self.slots_of(gid))
+            for i, gid in enumerate(coded)
+        ]
         out += [
             (self.coarse_nodes[gid].name, np.full(len(self.coarse), i), self.coarse)
             for i, gid in enumerate(coded)

@@ -186,16 +186,20 @@ class Stage:
         self.at_rest = False
         self.layout, self._n = layout, n
         full = self.nearest(selected, n)
-        if self.envs.set_envs(n, fields, overlay=layout == "overlay", full=full):
+        rebuilt = self.envs.set_envs(n, fields, overlay=layout == "overlay", full=full)
+        if rebuilt:
             self.envs.show_groups(self.groups)
             if self.wireframe or self.transparent:  # new meshes start without the flags
                 self.envs.style(wireframe=self.wireframe, transparent=self.transparent)
         if self._arranged == (key, layout, n):
+            if rebuilt and self._content is not None:
+                self.envs.cover(*self._content, self.offsets())
             return False
         self._arranged = (key, layout, n)
         self.spacing = self.envs.grid_spacing(*state)
         box = self.envs.box(*state, self.offsets())
         self._content = box if box is not None else self.envs.model_box()
+        self.envs.cover(*self._content, self.offsets())
         self.frame_box(self._content)
         return True
 
