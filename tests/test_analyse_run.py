@@ -285,6 +285,7 @@ def test_every_reward_term_is_triaged_with_its_worst_env_and_step():
         m = rng.uniform(0.5, 1.0, (T, E))
         m[:, j % E] -= 0.3  # env j % 8 is the worst for term j ...
         m[7 + j % 40, j % E] = -5.0  # ... and its worst step is 7 + j
+        m[0] = -9.0  # the reset frame (no action taken there), lower still: never the worst
         arrays[f"metrics/reward/term{j:02d}"] = m
     doc, _ = analyse.analyse([_source(0, arrays)], analyse.AnalysisConfig(features=("qpos",)))
     terms = doc["captures"][0]["terms"]
@@ -293,6 +294,9 @@ def test_every_reward_term_is_triaged_with_its_worst_env_and_step():
         t = terms[f"reward/term{j:02d}"]
         assert (t["worst_env"], t["worst_step"], t["worst_value"]) == (j % E, 7 + j, -5.0)
         assert t["p10"] <= t["median"] <= t["p90"]
+    # Without a reset frame, frame 0 is a step like any other.
+    doc, _ = analyse.analyse([_source(0, arrays, reset_frame=False)], analyse.AnalysisConfig(features=("qpos",)))
+    assert doc["captures"][0]["terms"]["reward/term00"]["worst_step"] == 0
 
 
 def test_new_captures_are_placed_into_the_existing_map_without_refitting(tmp_path):

@@ -765,3 +765,28 @@ def test_the_live_status_tells_a_training_that_evaluates_from_one_that_stopped(t
     finally:
         v.close()
         w.close()
+
+
+def test_a_busy_port_is_said_in_the_terminal_and_on_the_page(demo_run, capsys):
+    """Asked for a port that is taken, the viewer serves on another and says so twice: on
+    stderr (where the user started it) and at the top of the page."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with pytest.warns(UserWarning, match=f"port {busy} is busy"):
+            v = Viewer(demo_run, port=busy)
+        try:
+            assert v.port != busy and v.moved_from == busy
+            assert f"port {busy} is busy; serving on port {v.port}" in capsys.readouterr().err
+            assert v.port_notice.visible and f"port {busy} was busy" in v.port_notice.content
+            assert f"ssh -L {v.port}:localhost:{v.port}" in v.port_notice.content
+        finally:
+            v.close()
+    quiet = Viewer(demo_run, port=_free_port())
+    try:
+        assert quiet.moved_from is None and not quiet.port_notice.visible
+    finally:
+        quiet.close()

@@ -676,7 +676,7 @@ def _td(src: CaptureSource, cfg: AnalysisConfig, returns: tuple[np.ndarray, np.n
 def _term_triage(src: CaptureSource) -> dict[str, dict[str, Any]]:
     """Every reward term and metric (no cap), and the reward: its per-environment means'
     distribution over the capture's environments, and the worst environment (lowest mean)
-    with its worst step (lowest value), to replay."""
+    with its worst step (lowest value), to replay; a reset frame (no action) left out."""
     out: dict[str, dict[str, Any]] = {}
     for name in [n for n in src.names if n == "reward" or n.startswith("metrics/")]:
         try:
@@ -685,15 +685,15 @@ def _term_triage(src: CaptureSource) -> dict[str, dict[str, Any]]:
             continue
         if x.ndim != 2 or not np.isfinite(x).any():
             continue
-        if src.reset_frame and name == "reward":
-            x = x[1:]  # frame 0 is the reset state: no step, reward 0
+        skip = 1 if src.reset_frame else 0
+        x = x[skip:]  # frame 0 is the reset state: no action was taken, its reward and terms are 0
         with np.errstate(all="ignore"):
             per_env = np.nanmean(x, axis=0)
         if not np.isfinite(per_env).any():
             continue
         env = int(np.nanargmin(per_env))
         col = x[:, env]
-        step = int(np.nanargmin(col)) + (1 if src.reset_frame and name == "reward" else 0)
+        step = int(np.nanargmin(col)) + skip
         lo, mid, hi = np.nanpercentile(per_env, [10, 50, 90])
         out[name.removeprefix("metrics/")] = {
             "mean": float(np.nanmean(per_env)),

@@ -57,6 +57,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def first_free_port(host: str, port: int, tries: int = 100) -> int:
+    """``port`` if it is free on ``host``, else the next free one after it (viser's own
+    search for one starts a server trajscope's guard does not cover)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for p in range(port, min(port + tries, 65536)):
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: a closed one's port is free
+            try:
+                s.bind((host, p))
+            except OSError:
+                continue
+            return p
+    raise OSError(f"no free port among {port}..{port + tries - 1} on {host}")
+
+
 def find_runs(path: str) -> dict[str, str]:
     """A run folder gives itself; a root gives the runs under it, by folder name (unique;
     the name a run gives itself in run.json could claim another run's)."""
@@ -108,9 +123,14 @@ class Viewer:
         gated = host not in UNGATED or token is not None
         self.guard = Guard.make(bind_host=host, allow_origins=allow_origins, inner=gated)
         """What this viewer's servers refuse (foreign hosts and origins), and how often."""
+        asked = port
+        if not gated and port:
+            port = first_free_port(host, port)
         self.server = guarded_viser(self.guard, host="127.0.0.1" if gated else host, port=0 if gated else port)
         self.host, self.port = ("127.0.0.1" if gated else host), self.server.get_port()
         self.gate: Any = None
+        self.moved_from: int | None = None
+        """The port asked for, when it was busy and the viewer serves on another (None: it did not move)."""
         if gated:
             from ._auth import TokenGate
 
@@ -119,8 +139,9 @@ class Viewer:
             except BaseException:
                 self.server.stop()
                 raise
-        elif port and self.port != port:
-            msg = f"trajscope viewer: port {port} is busy; serving on port {self.port} instead"
+        elif asked and self.port != asked:
+            self.moved_from = asked
+            msg = f"trajscope viewer: port {asked} is busy; serving on port {self.port} instead"
             print(msg, file=sys.stderr)
             warnings.warn(msg, stacklevel=2)
         self.lock = threading.RLock()
@@ -220,6 +241,12 @@ class Viewer:
 
     def _build_gui(self, panels: list[type]) -> None:
         gui = self.server.gui
+        self.port_notice = gui.add_markdown(  # said on the page too: a forwarded port may point elsewhere
+            f"**Serving on port {self.port}**: port {self.moved_from} was busy (forward this one: "
+            f"`ssh -L {self.port}:localhost:{self.port} HOST`)",
+            visible=self.moved_from is not None,
+        )
+        """Shown when the port asked for was busy: which one the viewer serves on instead."""
         self.status = gui.add_markdown("trajscope")
         """The header: the open run, what is known of it, its number of captures."""
         self.error = gui.add_markdown("", visible=False)
