@@ -72,6 +72,14 @@ def _wait_pixels(pg, name, ok, timeout_s=60.0):
             return px
 
 
+def _wait_framed(viewer, timeout_s=60.0):
+    """Until the viewer has framed the connected browser."""
+    deadline = time.monotonic() + timeout_s
+    while not viewer.stage.framed_clients():
+        assert time.monotonic() < deadline, "the browser was never framed"
+        time.sleep(0.1)
+
+
 def _changed(a, b):
     """Pixels that differ clearly between two screenshots."""
     return int((np.abs(a - b).sum(axis=-1) > 60).sum())
@@ -178,10 +186,7 @@ def test_plots_stand_beside_the_scene_on_a_wide_page(tmp_path):
             try:
                 pg2 = browser.new_page(viewport={"width": 1280, "height": 800})
                 pg2.goto(narrow.url, wait_until="domcontentloaded")
-                deadline = time.monotonic() + 60
-                while not narrow.stage.framed_clients():
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+                _wait_framed(narrow)
                 narrow.act(narrow.panel(PlotsPanel).on_poll)
                 assert narrow.panel(PlotsPanel).where.value == _plots.WHERE[0] and narrow.stage.left_px == 0
             finally:
@@ -252,10 +257,7 @@ def test_colours_are_drawn_as_mujocos_renderer_draws_them(tmp_path):
             pg.goto(viewer.url, wait_until="domcontentloaded")
             pg.wait_for_selector("canvas", timeout=30_000)
             pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
-            deadline = time.monotonic() + 60
-            while not viewer.stage.framed_clients():
-                assert time.monotonic() < deadline, "the browser was never framed"
-                time.sleep(0.1)
+            _wait_framed(viewer)
             # Every material of the scene has had its tone curve turned off, and the page has
             # drawn since (two screenshots in a row agree).
             pg.wait_for_function(
@@ -490,10 +492,7 @@ def test_analysis_panel_map_click_replays_that_state(page):
     pg.wait_for_function("document.body.innerText.includes('states on a pca map')", timeout=60_000)
     pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
     viewer.panel(AnalysisPanel).show_map.value = True
-    deadline = time.monotonic() + 60
-    while not viewer.stage.framed_clients():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    _wait_framed(viewer)
     _wait_pixels(pg, "analysis_map", lambda px: px.std() > 10)
     # Until the camera has settled: two screenshots in a row the same.
     last = _canvas_pixels(pg, "analysis_map")

@@ -20,7 +20,7 @@ import pytest
 
 import trajscope
 from test_serve import ALL_GEOMS, _free_port
-from test_serve_browser import ARGS, CHROMIUM
+from test_serve_browser import ARGS, CHROMIUM, _wait_framed
 from trajscope import scene
 from trajscope.scene import _geometry
 from trajscope.serve import ScenePanel, Viewer, _shown
@@ -104,14 +104,6 @@ def _open_page(p, viewer):
     pg.wait_for_selector("canvas", timeout=30_000)
     pg.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
     return browser, pg
-
-
-def _wait_framed(viewer, timeout_s=60.0):
-    """Until the viewer has framed the connected browser."""
-    deadline = time.monotonic() + timeout_s
-    while not viewer.stage.framed_clients():
-        assert time.monotonic() < deadline, "the browser was never framed"
-        time.sleep(0.1)
 
 
 def _shot(pg):

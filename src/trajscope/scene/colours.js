@@ -6,12 +6,7 @@
 (() => {
   "use strict";
   const win = window;
-  if (win.__trajscopeColours) return;
-  const state = { untoned: 0 }; // materials whose tone curve this turned off (tests read it)
-  win.__trajscopeColours = state;
-  const done = new WeakSet();
-  let viewer = null;
-
+  // viser's viewer state, found in React's tree: the player (serve/player.js) finds it here too.
   function findViewer() {
     const root = document.getElementById("root");
     if (!root) return null;
@@ -23,12 +18,19 @@
       if (!fiber || seen.has(fiber)) continue;
       seen.add(fiber);
       const v = fiber.memoizedProps && fiber.memoizedProps.value;
-      if (v && v.mutable && v.mutable.current && v.useSceneTree) return v;
+      if (v && v.mutable && v.mutable.current && Array.isArray(v.mutable.current.messageQueue) && v.useSceneTree) return v;
       if (fiber.child) stack.push(fiber.child);
       if (fiber.sibling) stack.push(fiber.sibling);
     }
     return null;
   }
+  win.__trajscopeFindViewer = findViewer;
+
+  if (win.__trajscopeColours) return;
+  const state = { untoned: 0 }; // materials whose tone curve this turned off (tests read it)
+  win.__trajscopeColours = state;
+  const done = new WeakSet();
+  let viewer = null;
 
   function untone() {
     if (!viewer) viewer = findViewer();

@@ -164,10 +164,10 @@ class BrowserReplay:
         self._next_id = 1
         self.sent_bytes = 0
         """Bytes of pose blocks queued for tabs, all of them together."""
+        colours = resources.files("trajscope.scene").joinpath("colours.js").read_text()
+        server._websock_server.queue_message(_messages.RunJavascriptMessage(source=colours))  # the player uses it
         source = resources.files("trajscope.serve").joinpath("player.js").read_text()
         server._websock_server.queue_message(_messages.RunJavascriptMessage(source=source))
-        colours = resources.files("trajscope.scene").joinpath("colours.js").read_text()
-        server._websock_server.queue_message(_messages.RunJavascriptMessage(source=colours))
         ws = server._websock_server
         ws.register_handler(TrajscopeReadyMessage, self._ready_handler)
         ws.register_handler(TrajscopeStepMessage, self._step_handler)

@@ -21,24 +21,9 @@
     return new Uint8Array(0);
   }
 
-  // The viewer object viser hands its React tree: found by its shape, once the page is up.
-  function findViewer() {
-    const root = document.getElementById("root");
-    if (!root) return null;
-    const key = Object.keys(root).find((k) => k.startsWith("__reactContainer$"));
-    const stack = key ? [root[key]] : [];
-    const seen = new Set();
-    while (stack.length) {
-      const fiber = stack.pop();
-      if (!fiber || seen.has(fiber)) continue;
-      seen.add(fiber);
-      const v = fiber.memoizedProps && fiber.memoizedProps.value;
-      if (v && v.mutable && v.mutable.current && Array.isArray(v.mutable.current.messageQueue) && v.useSceneTree) return v;
-      if (fiber.child) stack.push(fiber.child);
-      if (fiber.sibling) stack.push(fiber.sibling);
-    }
-    return null;
-  }
+  // The viewer object viser hands its React tree, found by its shape once the page is up
+  // (by scene/colours.js, which is sent to the page first).
+  const findViewer = () => (win.__trajscopeFindViewer ? win.__trajscopeFindViewer() : null);
 
   async function inflate(u8) {
     const stream = new Blob([u8]).stream().pipeThrough(new DecompressionStream("deflate"));
